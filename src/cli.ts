@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/**
+ * `nimbus COMMAND [ARGS…]`: each command lives in src/commands/<name>.ts and exports
+ * `run(args): Promise<number>` (the exit code). Commands are loaded lazily so that a quick
+ * `nimbus statement` does not pay for sharp or the SMTP stack.
+ */
+import { ConfigError } from './config.js';
+
+/** Exit code for a bad configuration (sysexits EX_CONFIG), so systemd logs show it as such. */
+export const EXIT_CONFIG = 78;
+export const EXIT_USAGE = 64;
+
+interface CommandModule {
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  gateway: { summary: 'run the SMTP relay', load: () => import('./commands/gateway.js') },
+  reputation: { summary: 'run the reputation service (HTTP API)', load: () => import('./commands/reputation.js') },
+  check: { summary: 'fingerprints, lookups and verdict of messages: check [--json] [FILE.eml…]', load: () => import('./commands/check.js') },
+  report: { summary: 'feedback: report --spam|--ham FILE.eml…', load: () => import('./commands/report.js') },
+  stats: { summary: 'local statistics, backlog and participation state: stats [--json]', load: () => import('./commands/stats.js') },
+  statement: { summary: 'exactly what each participation mode sends', load: () => import('./commands/statement.js') },
+  keys: { summary: 'keys add --role sensor|reporter|admin | keys list | keys revoke ID', load: () => import('./commands/keys.js') },
+  quarantine: { summary: 'quarantine list|show|release|delete', load: () => import('./commands/quarantine.js') },
+  config: { summary: 'print the effective configuration (secrets masked)', load: () => import('./commands/config.js') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, { summary }]) => `  ${name.padEnd(width)}  ${summary}`);
+  return `usage: nimbus COMMAND [ARGS…]\n\ncommands:\n${lines.join('\n')}\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? EXIT_USAGE : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`nimbus: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    return EXIT_USAGE;
+  }
+  try {
+    const module = await command.load();
+    return await module.run(args);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`nimbus ${name}: ${error.message}\n`);
+      return EXIT_CONFIG;
+    }
+    throw error;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`nimbus: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

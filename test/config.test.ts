@@ -1,0 +1,55 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, inBlockList, loadConfig, parseSize } from '../src/config.js';
+
+test('defaults from DESIGN.md apply when no variable is set', (t) => {
+  const config = loadConfig({});
+  t.deepEqual(config.listen, { host: '127.0.0.1', port: 2525 });
+  t.is(config.nextHop, null);
+  t.is(config.maxMessageSize, 25 * 1024 * 1024);
+  t.is(config.participation, 'off');
+  t.is(config.spamAction, 'tag');
+  t.is(config.tagScore, 5);
+  t.is(config.rejectScore, 15);
+  t.is(config.lookupTimeoutMs, 300);
+  t.true(inBlockList(config.trustedBlockList, '127.0.0.1'));
+  t.true(inBlockList(config.trustedBlockList, '::1'));
+  t.true(inBlockList(config.trustedBlockList, '::ffff:127.0.0.5'));
+  t.false(inBlockList(config.trustedBlockList, '192.0.2.1'));
+});
+
+test('every wrong variable is named with its value and what is allowed, all at once', (t) => {
+  const error = t.throws(
+    () => loadConfig({ NIMBUS_TAG_SCORE: 'abc', NIMBUS_SPAM_ACTION: 'bounce', NIMBUS_TRUSTED_NETWORKS: '10.0.0.0/33', NIMBUS_LISTEN: 'nowhere' }),
+    { instanceOf: ConfigError },
+  );
+  t.regex(error.message, /NIMBUS_TAG_SCORE="abc": expected a number/);
+  t.regex(error.message, /NIMBUS_SPAM_ACTION="bounce": expected one of tag, reject, quarantine, discard/);
+  t.regex(error.message, /NIMBUS_TRUSTED_NETWORKS=.*bad entry "10.0.0.0\/33"/);
+  t.regex(error.message, /NIMBUS_LISTEN="nowhere": expected host:port/);
+});
+
+test('participation without the accepted statement refuses to start, naming the variable and the command', (t) => {
+  const error = t.throws(() => loadConfig({ NIMBUS_PARTICIPATION: 'standard', NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787' }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(error.message, /NIMBUS_ACCEPT_STATEMENT=yes/);
+  t.regex(error.message, /nimbus statement/);
+  t.notThrows(() =>
+    loadConfig({ NIMBUS_PARTICIPATION: 'standard', NIMBUS_ACCEPT_STATEMENT: 'yes', NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787' }),
+  );
+});
+
+test('sizes accept units and the env file overrides the process environment', (t) => {
+  t.is(parseSize('512KB'), 512 * 1024);
+  t.is(parseSize('30MB'), 30 * 1024 * 1024);
+  t.is(parseSize('12 parsecs'), null);
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
+  const file = join(dir, 'nimbus.env');
+  writeFileSync(file, '# comment\nNIMBUS_MAX_MESSAGE_SIZE="10MB"\nNIMBUS_RELAY_DOMAINS=Example.org, example.net\n');
+  const config = loadConfig({ NIMBUS_ENV_FILE: file, NIMBUS_MAX_MESSAGE_SIZE: '1MB' });
+  t.is(config.maxMessageSize, 10 * 1024 * 1024);
+  t.deepEqual(config.relayDomains, ['example.org', 'example.net']);
+});
