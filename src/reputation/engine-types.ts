@@ -1,0 +1,75 @@
+/**
+ * The reputation engine's contract: one interface, two stores (SQLite embedded, Redis / Redis
+ * Cluster). The HTTP service, the gateway's embedded engine, the CLI and the proxy mode all
+ * talk to this and nothing below it.
+ */
+import type { KeyRole, LookupResult, ReportRecord, Verdict } from './api.js';
+
+/** Who is speaking: a sensor (statistics), a reporter (feedback) or the local admin. */
+export interface Reporter {
+  /** Stable id: the key id at a service, `local` for the gateway's own admin. */
+  readonly id: string;
+  /** Relative weight of this voice (1 for an ordinary key). */
+  readonly weight: number;
+  /**
+   * The gateway's own admin talking to its embedded engine: one report is enough to mark a
+   * fingerprint (DESIGN: "the gateway's own admin is trusted by its embedded engine"). Never
+   * set for keys at a shared service.
+   */
+  readonly trusted?: boolean;
+}
+
+export interface IngestResult {
+  /** Records counted by this call (0 when the batch id was seen before). */
+  readonly accepted: number;
+  /** True when this batch id had already been ingested: nothing was counted again. */
+  readonly duplicate: boolean;
+}
+
+export type FeedbackLabel = 'spam' | 'ham';
+export type OverrideVerdict = Exclude<Verdict, 'unknown'>;
+
+export interface ReputationEngine {
+  /** One result per item, in the order asked; fuzzy kinds answer from their nearest stored neighbour. */
+  lookup(items: readonly string[], now?: number): Promise<LookupResult[]>;
+  /** Statistics from a sensor, idempotent by batch id. */
+  ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now?: number): Promise<IngestResult>;
+  /** User/admin feedback and spam traps. */
+  feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now?: number): Promise<void>;
+  /** An admin override that beats every counter. */
+  setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now?: number): Promise<void>;
+  /** Removes an override; false when there was none. */
+  clearVerdict(item: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface StoredKey {
+  readonly id: string;
+  readonly role: KeyRole;
+  readonly label: string;
+  /** Hex SHA-256 of the secret part; the secret itself is never stored. */
+  readonly secretHash: string;
+  readonly createdAt: string;
+  readonly revokedAt: string | null;
+  /** Requests per second allowed for this key (token bucket refill rate). */
+  readonly rateLimit: number;
+}
+
+export interface KeyStore {
+  /** Creates a key; the returned token (`nmb_<id>_<secret>`) is shown once and never stored. */
+  addKey(role: KeyRole, label: string, rateLimit?: number): Promise<{ key: StoredKey; token: string }>;
+  findKey(id: string): Promise<StoredKey | null>;
+  listKeys(): Promise<StoredKey[]>;
+  /** False when no such key. */
+  revokeKey(id: string): Promise<boolean>;
+}
+
+export interface OpenedReputation {
+  readonly engine: ReputationEngine;
+  readonly keys: KeyStore;
+  close(): Promise<void>;
+}
+
+export type ReputationStoreOptions =
+  | { readonly store: 'sqlite'; readonly path: string }
+  | { readonly store: 'redis'; readonly urls: readonly string[]; readonly prefix?: string };
