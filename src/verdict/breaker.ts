@@ -1,0 +1,54 @@
+/**
+ * A circuit breaker for the reputation service: after a run of failures the gateway stops
+ * asking for a while instead of spending its whole time budget on every message, then lets
+ * one trial request through to see whether the service is back.
+ */
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export interface BreakerPolicy {
+  /** Consecutive failures that open the circuit. */
+  readonly failureThreshold: number;
+  /** How long the circuit stays open before one trial is let through. */
+  readonly openMs: number;
+}
+
+export const DEFAULT_BREAKER_POLICY: BreakerPolicy = { failureThreshold: 5, openMs: 30_000 };
+
+export class CircuitBreaker {
+  readonly #policy: BreakerPolicy;
+  readonly #now: () => number;
+  #failures = 0;
+  #openedAt: number | null = null;
+  #trialInFlight = false;
+
+  constructor(policy: BreakerPolicy = DEFAULT_BREAKER_POLICY, now: () => number = Date.now) {
+    this.#policy = policy;
+    this.#now = now;
+  }
+
+  get state(): BreakerState {
+    if (this.#openedAt === null) return 'closed';
+    return this.#now() - this.#openedAt >= this.#policy.openMs ? 'half-open' : 'open';
+  }
+
+  /** Whether a request may go out now; in half-open state only one at a time. */
+  tryAcquire(): boolean {
+    const state = this.state;
+    if (state === 'closed') return true;
+    if (state === 'open' || this.#trialInFlight) return false;
+    this.#trialInFlight = true;
+    return true;
+  }
+
+  succeeded(): void {
+    this.#failures = 0;
+    this.#openedAt = null;
+    this.#trialInFlight = false;
+  }
+
+  failed(): void {
+    this.#failures++;
+    this.#trialInFlight = false;
+    if (this.#openedAt !== null || this.#failures >= this.#policy.failureThreshold) this.#openedAt = this.#now();
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * One batched lookup per message: the embedded engine always, the reputation service when
+ * participation allows it, with a TTL cache in front of the service, a strict time budget and
+ * a circuit breaker. A failure of the service lets mail through on local data (STYLE: every
+ * check says whether its failure holds mail; this one never does) and marks what could not be
+ * learnt, so headers and logs say the verdict is partial.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { Fingerprint } from '../fingerprint/types.js';
+import type { LookupResult } from '../reputation/api.js';
+import type { ReputationEngine } from '../reputation/engine-types.js';
+import { CircuitBreaker, type BreakerState } from './breaker.js';
+
+/** What the gateway needs of the service client (src/reputation/client.ts satisfies it). */
+export interface RemoteReputation {
+  lookup(items: readonly string[], signal?: AbortSignal): Promise<LookupResult[]>;
+}
+
+export type RemoteOutcome = 'disabled' | 'ok' | 'cached' | 'timeout' | 'error' | 'breaker-open' | 'auth-rejected';
+
+export interface LookupOutcome {
+  readonly results: ReadonlyMap<string, LookupResult>;
+  readonly remote: RemoteOutcome;
+  /** Items the service should have answered but did not (timeout, error, open breaker). */
+  readonly incomplete: ReadonlySet<string>;
+  readonly cacheHits: number;
+  readonly remoteMs: number | null;
+}
+
+export interface LookupObserver {
+  remoteLookup?(outcome: RemoteOutcome, ms: number): void;
+  cacheHits?(hits: number, misses: number): void;
+  breakerState?(state: BreakerState): void;
+}
+
+export interface ReputationLookupsOptions {
+  readonly local: ReputationEngine;
+  /** Null when participation is off (or no service is configured): local data only. */
+  readonly remote: RemoteReputation | null;
+  /** Which fingerprints may be sent to the service in the current participation mode. */
+  readonly sendable: (fingerprint: Fingerprint) => boolean;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+  readonly cacheSize?: number;
+  readonly cacheTtlMs?: number;
+  readonly breaker?: CircuitBreaker;
+  readonly observer?: LookupObserver;
+}
+
+/** A service answer is cached this long: long enough to spare the service a campaign's repeats, short enough to learn. */
+export const DEFAULT_CACHE_TTL_MS = 60_000;
+export const DEFAULT_CACHE_SIZE = 100_000;
+
+export class ReputationLookups {
+  readonly #options: ReputationLookupsOptions;
+  readonly #cache: LRUCache<string, LookupResult>;
+  readonly #breaker: CircuitBreaker;
+  #authRejectedLogged = false;
+
+  constructor(options: ReputationLookupsOptions) {
+    this.#options = options;
+    this.#cache = new LRUCache({ max: options.cacheSize ?? DEFAULT_CACHE_SIZE, ttl: options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS });
+    this.#breaker = options.breaker ?? new CircuitBreaker();
+  }
+
+  get breakerState(): BreakerState {
+    return this.#breaker.state;
+  }
+
+  async lookup(fingerprints: readonly Fingerprint[]): Promise<LookupOutcome> {
+    const texts = [...new Set(fingerprints.map((fingerprint) => fingerprint.text))];
+    const sendable = [...new Set(fingerprints.filter(this.#options.sendable).map((fingerprint) => fingerprint.text))];
+    const [local, remote] = await Promise.all([
+      texts.length > 0 ? this.#options.local.lookup(texts) : Promise.resolve([]),
+      this.#remote(sendable),
+    ]);
+    const results = new Map<string, LookupResult>();
+    for (const result of local) results.set(result.item, result);
+    for (const [item, answer] of remote.answers) results.set(item, preferred(results.get(item), answer));
+    return { results, remote: remote.outcome, incomplete: remote.incomplete, cacheHits: remote.cacheHits, remoteMs: remote.ms };
+  }
+
+  async #remote(items: readonly string[]): Promise<{
+    answers: Map<string, LookupResult>;
+    outcome: RemoteOutcome;
+    incomplete: Set<string>;
+    cacheHits: number;
+    ms: number | null;
+  }> {
+    const answers = new Map<string, LookupResult>();
+    const remote = this.#options.remote;
+    if (remote === null || items.length === 0) return { answers, outcome: 'disabled', incomplete: new Set(), cacheHits: 0, ms: null };
+    const misses: string[] = [];
+    for (const item of items) {
+      const cached = this.#cache.get(item);
+      if (cached) answers.set(item, cached);
+      else misses.push(item);
+    }
+    const cacheHits = items.length - misses.length;
+    this.#options.observer?.cacheHits?.(cacheHits, misses.length);
+    if (misses.length === 0) return { answers, outcome: 'cached', incomplete: new Set(), cacheHits, ms: null };
+    if (!this.#breaker.tryAcquire()) {
+      return { answers, outcome: 'breaker-open', incomplete: new Set(misses), cacheHits, ms: null };
+    }
+    const started = performance.now();
+    let outcome: RemoteOutcome;
+    try {
+      const results = await remote.lookup(misses, AbortSignal.timeout(this.#options.timeoutMs));
+      for (const result of results) {
+        answers.set(result.item, result);
+        this.#cache.set(result.item, result);
+      }
+      this.#breaker.succeeded();
+      this.#authRejectedLogged = false;
+      outcome = 'ok';
+    } catch (error) {
+      this.#breaker.failed();
+      outcome = classify(error);
+      this.#logFailure(outcome, error);
+    }
+    const ms = performance.now() - started;
+    this.#options.observer?.remoteLookup?.(outcome, ms);
+    this.#options.observer?.breakerState?.(this.#breaker.state);
+    const incomplete = new Set(outcome === 'ok' ? [] : misses);
+    return { answers, outcome, incomplete, cacheHits, ms };
+  }
+
+  #logFailure(outcome: RemoteOutcome, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    if (outcome === 'auth-rejected') {
+      // Said loudly once, not per message: the admin has to fix the key; mail keeps flowing.
+      if (!this.#authRejectedLogged) {
+        this.#options.log.error({ event: 'lookup.auth_rejected', err: message }, 'reputation service rejected NIMBUS_REPUTATION_KEY (401): lookups continue on local data until the key is fixed');
+        this.#authRejectedLogged = true;
+      }
+      return;
+    }
+    this.#options.log.warn({ event: `lookup.${outcome}`, err: message, breaker: this.#breaker.state }, 'reputation service lookup failed; verdict from local data');
+  }
+}
+
+function classify(error: unknown): RemoteOutcome {
+  const status = (error as { status?: unknown } | null)?.status;
+  if (status === 401) return 'auth-rejected';
+  const name = (error as { name?: unknown } | null)?.name;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (name === 'TimeoutError' || name === 'AbortError' || code === 'TIMEOUT') return 'timeout';
+  return 'error';
+}
+
+/**
+ * Local knowledge that is decisive (the admin's own verdicts and reports, which give spam or
+ * ham) beats the network; otherwise the network's answer, which has seen far more, is used.
+ */
+function preferred(local: LookupResult | undefined, remote: LookupResult): LookupResult {
+  if (local && (local.verdict === 'spam' || local.verdict === 'ham' || local.counters.adminVerdict !== null)) return local;
+  if (remote.verdict === 'unknown' && local) return local;
+  return remote;
+}

@@ -1,0 +1,98 @@
+/**
+ * From per-fingerprint reputation to one message score, the way a mail admin reads it: each
+ * kind of evidence (sender IP, network, images, attachments, links, text) adds its configured
+ * weight times the reputation's score, once per kind, so that ten links to one spam domain do
+ * not count ten times and a message cannot be pushed over the line by repetition alone.
+ */
+import type { FingerprintKind } from '../config.js';
+import type { Fingerprint } from '../fingerprint/types.js';
+import type { LookupResult, Verdict } from '../reputation/api.js';
+
+/** SpamAssassin-style test names, one per kind, listed in `tests=` of X-Spam-Status. */
+export const KIND_TESTS: Readonly<Record<FingerprintKind, string>> = {
+  ip: 'NIMBUS_IP',
+  net: 'NIMBUS_NET',
+  attachment: 'NIMBUS_ATTACHMENT',
+  image: 'NIMBUS_IMAGE',
+  url: 'NIMBUS_URL',
+  body: 'NIMBUS_BODY',
+};
+export const GTUBE_TEST = 'NIMBUS_GTUBE';
+/** GTUBE must always be spam, whatever the thresholds: it is how admins test the path. */
+export const GTUBE_POINTS = 1000;
+
+/** One looked-up fingerprint as it appears in X-Nimbus-Report. */
+export interface ReportEntry {
+  readonly fingerprint: Fingerprint;
+  readonly verdict: Verdict;
+  readonly reputation: number;
+  /** False when the answer could not be had (service down, budget spent): local data only. */
+  readonly complete: boolean;
+}
+
+/** One contribution to the score: a test name, its points and the fingerprint behind it. */
+export interface ScorePart {
+  readonly test: string;
+  readonly points: number;
+  readonly fingerprint: Fingerprint | null;
+}
+
+export interface MessageScore {
+  readonly score: number;
+  readonly verdict: Verdict;
+  readonly parts: readonly ScorePart[];
+  readonly entries: readonly ReportEntry[];
+}
+
+export interface ScoringPolicy {
+  readonly weights: Readonly<Record<FingerprintKind, number>>;
+  readonly tagScore: number;
+}
+
+/**
+ * Per kind: the strongest spam evidence counts (weight × reputation score); with no spam
+ * evidence of that kind, the strongest ham evidence counts negatively (a sender with a good
+ * name earns it back). `bulk` adds nothing: newsletters are not spam, but the message verdict
+ * says bulk so that filters can file them.
+ */
+export function scoreMessage(
+  fingerprints: readonly Fingerprint[],
+  results: ReadonlyMap<string, LookupResult>,
+  policy: ScoringPolicy,
+  options: { readonly gtube: boolean; readonly incomplete?: ReadonlySet<string> },
+): MessageScore {
+  const entries: ReportEntry[] = [];
+  const spamByKind = new Map<FingerprintKind, ScorePart>();
+  const hamByKind = new Map<FingerprintKind, ScorePart>();
+  let bulk = false;
+  for (const fingerprint of fingerprints) {
+    const result = results.get(fingerprint.text);
+    const verdict = result?.verdict ?? 'unknown';
+    const reputation = result?.score ?? 0;
+    entries.push({ fingerprint, verdict, reputation, complete: !(options.incomplete?.has(fingerprint.text) ?? false) });
+    const weight = policy.weights[fingerprint.kind];
+    const test = KIND_TESTS[fingerprint.kind];
+    if (verdict === 'spam') {
+      const points = weight * reputation;
+      if (points > (spamByKind.get(fingerprint.kind)?.points ?? 0)) spamByKind.set(fingerprint.kind, { test, points, fingerprint });
+    } else if (verdict === 'ham') {
+      const points = -weight * reputation;
+      if (points < (hamByKind.get(fingerprint.kind)?.points ?? 0)) hamByKind.set(fingerprint.kind, { test: `${test}_HAM`, points, fingerprint });
+    } else if (verdict === 'bulk') {
+      bulk = true;
+    }
+  }
+  const parts: ScorePart[] = [];
+  if (options.gtube) parts.push({ test: GTUBE_TEST, points: GTUBE_POINTS, fingerprint: null });
+  for (const kind of Object.keys(KIND_TESTS) as FingerprintKind[]) {
+    const part = spamByKind.get(kind) ?? hamByKind.get(kind);
+    if (part && part.points !== 0) parts.push(part);
+  }
+  const score = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
+  const verdict: Verdict = score >= policy.tagScore ? 'spam' : bulk ? 'bulk' : score < 0 ? 'ham' : 'unknown';
+  return { score, verdict, parts, entries };
+}
+
+function roundScore(score: number): number {
+  return Math.round(score * 100) / 100;
+}

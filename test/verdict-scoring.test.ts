@@ -1,0 +1,56 @@
+import test from 'ava';
+import { makeFingerprint, type Fingerprint } from '../src/fingerprint/types.js';
+import type { LookupResult, Verdict } from '../src/reputation/api.js';
+import { scoreMessage } from '../src/verdict/scoring.js';
+
+const policy = { weights: { ip: 4, net: 2, attachment: 8, image: 8, url: 4, body: 6 }, tagScore: 5 };
+
+function answer(fingerprint: Fingerprint, verdict: Verdict, score: number): [string, LookupResult] {
+  return [
+    fingerprint.text,
+    {
+      item: fingerprint.text,
+      verdict,
+      score,
+      confidence: 1,
+      counters: { seen: 1, spam: 0, ham: 0, reporters: 1, firstSeen: null, lastSeen: null, adminVerdict: null },
+      match: null,
+    },
+  ];
+}
+
+const image = makeFingerprint('image', 'phash', 'aa');
+const ip = makeFingerprint('ip', 'sha256', 'bb');
+const linkA = makeFingerprint('url', 'domain', 'spam.example');
+const linkB = makeFingerprint('url', 'domain', 'spam2.example');
+const body = makeFingerprint('body', 'minhash', 'cc');
+
+test('a spam image alone crosses the tag score with its weight times its reputation', (t) => {
+  const scored = scoreMessage([image, ip], new Map([answer(image, 'spam', 0.9)]), policy, { gtube: false });
+  t.is(scored.score, 7.2);
+  t.is(scored.verdict, 'spam');
+  t.deepEqual(scored.parts.map((part) => part.test), ['NIMBUS_IMAGE']);
+});
+
+test('many spam links count once, at the strongest one', (t) => {
+  const scored = scoreMessage([linkA, linkB], new Map([answer(linkA, 'spam', 0.5), answer(linkB, 'spam', 1)]), policy, { gtube: false });
+  t.is(scored.score, 4);
+  t.is(scored.verdict, 'unknown');
+  t.is(scored.parts[0]?.fingerprint, linkB);
+});
+
+test('a sender with a good name earns points back, bulk adds nothing but says bulk', (t) => {
+  const withHam = scoreMessage([ip, body], new Map([answer(ip, 'ham', 1), answer(body, 'spam', 1)]), policy, { gtube: false });
+  t.is(withHam.score, 2);
+  t.deepEqual(withHam.parts.map((part) => part.test), ['NIMBUS_IP_HAM', 'NIMBUS_BODY']);
+  const newsletter = scoreMessage([body], new Map([answer(body, 'bulk', 0.8)]), policy, { gtube: false });
+  t.is(newsletter.score, 0);
+  t.is(newsletter.verdict, 'bulk');
+});
+
+test('GTUBE is spam even with no reputation at all', (t) => {
+  const scored = scoreMessage([ip], new Map(), policy, { gtube: true });
+  t.is(scored.verdict, 'spam');
+  t.deepEqual(scored.parts.map((part) => part.test), ['NIMBUS_GTUBE']);
+  t.true(scored.score >= 1000);
+});
