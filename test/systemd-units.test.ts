@@ -1,0 +1,99 @@
+/**
+ * The shipped systemd units and env example are what an admin copies into /etc: they must pass
+ * `systemd-analyze verify` as they are (no edited copies), carry the hardening the issue asks for,
+ * and the env example must load through the same loadConfig the processes use.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { loadConfig } from '../src/config.js';
+
+const run = promisify(execFile);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const gatewayUnit = join(root, 'systemd', 'nimbus-gateway.service');
+const reputationUnit = join(root, 'systemd', 'nimbus-reputation.service');
+const envExample = join(root, 'systemd', 'nimbus.env');
+
+/** `Key=value` lines of a unit's [Service] section, several values per key kept in order. */
+function serviceSection(path: string): Map<string, string[]> {
+  const settings = new Map<string, string[]>();
+  let inService = false;
+  for (const raw of readFileSync(path, 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('[')) inService = line === '[Service]';
+    if (!inService || line === '' || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq);
+    settings.set(key, [...(settings.get(key) ?? []), line.slice(eq + 1)]);
+  }
+  return settings;
+}
+
+test('systemd-analyze verify accepts both shipped units unchanged', async (t) => {
+  // verify checks that ExecStart's binary exists. The units run /usr/bin/node (where Debian's and
+  // NodeSource's packages put it); a host with node elsewhere must adjust ExecStart, and this
+  // test says so instead of verifying a doctored copy.
+  t.true(existsSync('/usr/bin/node'), 'the units run /usr/bin/node, which does not exist on this host');
+  const result = await run('systemd-analyze', ['verify', gatewayUnit, reputationUnit]).then(
+    ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
+    (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
+  );
+  t.is(result.code, 0, result.output);
+  t.is(result.output.trim(), '', 'verify printed warnings');
+});
+
+test('both units run as a dedicated user with the state directory, HUP reload, restart on failure and strict protection', (t) => {
+  for (const unit of [gatewayUnit, reputationUnit]) {
+    const s = serviceSection(unit);
+    t.deepEqual(s.get('User'), ['nimbus'], unit);
+    t.deepEqual(s.get('StateDirectory'), ['nimbus'], unit);
+    t.deepEqual(s.get('ProtectSystem'), ['strict'], unit);
+    t.deepEqual(s.get('Restart'), ['on-failure'], unit);
+    t.regex(s.get('ExecReload')?.[0] ?? '', /kill -HUP \$MAINPID/, unit);
+    t.deepEqual(s.get('EnvironmentFile'), ['/etc/nimbus/nimbus.env'], unit);
+    for (const option of ['NoNewPrivileges', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'RestrictSUIDSGID', 'LockPersonality']) {
+      t.deepEqual(s.get(option), ['yes'], `${unit}: ${option}`);
+    }
+  }
+});
+
+test('only the gateway may bind port 25, through an ambient capability and not root', (t) => {
+  const gateway = serviceSection(gatewayUnit);
+  t.deepEqual(gateway.get('AmbientCapabilities'), ['CAP_NET_BIND_SERVICE']);
+  t.deepEqual(gateway.get('CapabilityBoundingSet'), ['CAP_NET_BIND_SERVICE']);
+  t.true((gateway.get('Environment') ?? []).includes('NIMBUS_LISTEN=0.0.0.0:25'));
+  const reputation = serviceSection(reputationUnit);
+  t.is(reputation.get('AmbientCapabilities'), undefined);
+  t.deepEqual(reputation.get('CapabilityBoundingSet'), ['']);
+});
+
+test('the env example loads through loadConfig as shipped', (t) => {
+  const config = loadConfig({ NIMBUS_ENV_FILE: envExample });
+  t.deepEqual(config.listen, { host: '0.0.0.0', port: 25 });
+  t.is(config.dataDir, '/var/lib/nimbus');
+  t.is(config.envFile, envExample);
+});
+
+test('every commented example value in the env example is itself valid when uncommented', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-env-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // The TLS example names /etc/nimbus/tls/*.pem, which loadConfig rightly requires to exist:
+  // point those two at files that do, every other value stays exactly as documented.
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  writeFileSync(cert, '');
+  writeFileSync(key, '');
+  const lines = readFileSync(envExample, 'utf8').split('\n');
+  const uncommented = lines.map((line) => line.replace(/^#(NIMBUS_[A-Z0-9_]+=)/, '$1'))
+    .map((line) => line.replace(/^NIMBUS_TLS_CERT=.*/, `NIMBUS_TLS_CERT=${cert}`).replace(/^NIMBUS_TLS_KEY=.*/, `NIMBUS_TLS_KEY=${key}`));
+  const names = uncommented.filter((line) => /^NIMBUS_[A-Z0-9_]+=/.test(line)).map((line) => line.slice(0, line.indexOf('=')));
+  t.true(names.length >= 30, `only ${names.length} variables in the example`);
+  const file = join(dir, 'nimbus.env');
+  writeFileSync(file, uncommented.join('\n'));
+  t.notThrows(() => loadConfig({ NIMBUS_ENV_FILE: file }));
+});
