@@ -8,8 +8,11 @@
  * with the probe (multi-index hashing for Hamming codes, LSH bands for minhash), so no lookup
  * ever scans every row.
  *
- * (Provisional scheme set up with the skeleton; the fingerprint work owns the algorithms and
- * constants, the exported API stays.)
+ * Registered algorithms (thresholds measured by `npm run bench -- fingerprints`, BENCHMARKS.md):
+ * - `image:phash256`: 128 DCT bits + 128 gradient bits, near within IMAGE_MAX_DISTANCE bits.
+ * - `body:minhash64`: 64 × 16-bit minhash of word 3-shingles, near when at least
+ *   BODY_MIN_SIMILARITY of the positions agree; LSH in 32 bands of 2 positions.
+ * - `image:dhash64`: kept from the skeleton so stored data of that form still matches.
  */
 export interface FuzzyScheme {
   /** `kind:algorithm`, e.g. `image:dhash64`. */
@@ -76,8 +79,40 @@ export function hammingScheme(id: string, bits: number, maxDistance: number, chu
   };
 }
 
+/**
+ * Minhash scheme over a hex string of `count` 16-bit positions. Banding (LSH): a store key per band
+ * of `rows` consecutive positions, so two texts of similarity s share a key with probability
+ * 1 - (1 - s^rows)^(count/rows) (0.996 at s = 0.4 with 64 positions in bands of 2).
+ */
+export function minhashScheme(id: string, count: number, rows: number, minSimilarity: number): FuzzyScheme {
+  const positions = (value: string): string[] => value.match(/[0-9a-f]{4}/gi) ?? [];
+  const keys = (value: string): string[] => {
+    const p = positions(value);
+    const out: string[] = [];
+    for (let band = 0; band * rows < count && band * rows < p.length; band++) out.push(`${band}:${p.slice(band * rows, band * rows + rows).join('')}`);
+    return out;
+  };
+  const similarity = (a: string, b: string): number => {
+    const pa = positions(a);
+    const pb = positions(b);
+    if (pa.length !== count || pb.length !== count) return a === b ? 1 : 0;
+    let equal = 0;
+    for (let i = 0; i < count; i++) if (pa[i]!.toLowerCase() === pb[i]!.toLowerCase()) equal++;
+    return equal / count;
+  };
+  return { id, storeKeys: keys, probeKeys: keys, similarity, isNear: (a, b) => similarity(a, b) >= minSimilarity };
+}
+
+/** Hamming distance (of 256) at or under which two `image:phash256` values are the same picture. */
+export const IMAGE_MAX_DISTANCE = 40;
+/** Share of equal minhash positions at or above which two `body:minhash64` texts are near-duplicates. */
+export const BODY_MIN_SIMILARITY = 0.4;
+
 const SCHEMES = new Map<string, FuzzyScheme>([
   ['image:dhash64', hammingScheme('image:dhash64', 64, 8, 4)],
+  // 41 chunks of 7 bits, radius 0: every pair within 40 bits shares one chunk exactly.
+  ['image:phash256', hammingScheme('image:phash256', 256, IMAGE_MAX_DISTANCE, 41)],
+  ['body:minhash64', minhashScheme('body:minhash64', 64, 2, BODY_MIN_SIMILARITY)],
 ]);
 
 /** The fuzzy scheme for `kind:algorithm`, or undefined when that algorithm matches exactly only. */

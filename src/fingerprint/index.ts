@@ -1,0 +1,169 @@
+/**
+ * From one raw message to its fingerprints (DESIGN.md, fingerprint table). Pure with respect to
+ * the outside world: no lookups, no state kept between messages. Hostile input never throws:
+ * whatever cannot be analysed is skipped and the skip recorded with its reason.
+ */
+import { createHash } from 'node:crypto';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { hashImage, PHASH_ALGORITHM } from './image.js';
+import { clientIpFromReceived, ipFingerprints } from './ip.js';
+import { DEFAULT_LIMITS, MIN_ATTACHMENT_BYTES, type FingerprintLimits } from './limits.js';
+import { htmlToText, minhash, normalisedWords } from './text.js';
+import { makeFingerprint, type Fingerprint } from './types.js';
+import { extractUrls, urlFingerprints } from './url.js';
+
+export { DEFAULT_LIMITS, type FingerprintLimits } from './limits.js';
+export { makeFingerprint, parseFingerprint, type Fingerprint } from './types.js';
+
+export interface FingerprintContext {
+  /** The connecting client (or XCLIENT/XFORWARD address); else taken from the topmost Received header with a public IP. */
+  readonly clientIp?: string;
+}
+
+export interface Skip {
+  /** Stable reason, e.g. `image-corrupt`, `attachment-too-small`, `mime-unparseable`. */
+  readonly reason: string;
+  readonly detail?: string;
+}
+
+export interface AttachmentInfo {
+  readonly sha256: string;
+  readonly type: string;
+  readonly size: number;
+}
+
+export interface MessageFingerprints {
+  readonly fingerprints: Fingerprint[];
+  readonly skips: Skip[];
+  readonly urls: string[];
+  readonly attachments: AttachmentInfo[];
+}
+
+const IMAGE_MAGIC: readonly (readonly number[])[] = [[0xff, 0xd8, 0xff], [0x89, 0x50, 0x4e, 0x47], [0x47, 0x49, 0x46, 0x38], [0x42, 0x4d], [0x52, 0x49, 0x46, 0x46]];
+
+function looksLikeImage(type: string, bytes: Buffer): boolean {
+  if (type.toLowerCase().startsWith('image/')) return true;
+  return IMAGE_MAGIC.some((magic) => magic.every((byte, i) => bytes[i] === byte));
+}
+
+async function parse(raw: Buffer, limits: FingerprintLimits, skips: Skip[]): Promise<ParsedMail | null> {
+  try {
+    return await simpleParser(raw, {
+      // Our own HTML-to-text and link extraction; mailparser's are slower and not needed.
+      skipHtmlToText: true,
+      skipTextToHtml: true,
+      skipImageLinks: true,
+      skipTextLinks: true,
+      keepCidLinks: true,
+      checksumAlgo: false,
+      maxChildNodes: limits.maxParts,
+    });
+  } catch (error) {
+    skips.push({ reason: 'mime-unparseable', detail: error instanceof Error ? error.message : String(error) });
+    return null;
+  }
+}
+
+function headerList(parsed: ParsedMail | null, raw: Buffer, name: string): string[] {
+  if (parsed) {
+    const value = parsed.headers.get(name);
+    if (Array.isArray(value)) return value.map(String);
+    return value === undefined ? [] : [String(value)];
+  }
+  // Unparseable MIME: read the header block by hand (unfolded), which is all the IP needs.
+  const end = raw.indexOf('\n\n');
+  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 1 << 20) : end).toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
+  const prefix = `${name.toLowerCase()}:`;
+  return head.split(/\r?\n/).filter((line) => line.toLowerCase().startsWith(prefix)).map((line) => line.slice(prefix.length).trim());
+}
+
+/**
+ * Fingerprints of one message. `raw` may start with an mbox `From ` line; `limits` caps the work
+ * spent on one message (see FingerprintLimits).
+ */
+export async function fingerprintMessage(raw: Buffer, context: FingerprintContext = {}, limits: Partial<FingerprintLimits> = {}): Promise<MessageFingerprints> {
+  const caps: FingerprintLimits = { ...DEFAULT_LIMITS, ...limits };
+  const skips: Skip[] = [];
+  const fingerprints: Fingerprint[] = [];
+  const message = stripEnvelope(raw);
+  const parsed = await parse(message, caps, skips);
+
+  const clientIp = context.clientIp ?? clientIpFromReceived(headerList(parsed, message, 'received'));
+  const ipPrints = clientIp === undefined ? [] : ipFingerprints(clientIp);
+  if (ipPrints.length === 0) skips.push({ reason: 'ip-unknown', detail: clientIp ?? 'no public address in Received headers' });
+  fingerprints.push(...ipPrints);
+
+  const html = parsed && typeof parsed.html === 'string' ? parsed.html : '';
+  const plain = parsed ? (parsed.text ?? '') : bodyOf(message);
+  // What the reader sees: the HTML rendering when there is one, else the plain text.
+  let visible = html ? htmlToText(html) : plain;
+  if (visible.length > caps.maxTextChars) {
+    skips.push({ reason: 'text-truncated', detail: `${visible.length} characters` });
+    visible = visible.slice(0, caps.maxTextChars);
+  }
+  const body = minhash(normalisedWords(visible));
+  if (body === null) skips.push({ reason: 'body-too-short' });
+  else fingerprints.push(makeFingerprint('body', 'minhash64', body));
+
+  let urls = extractUrls(plain.slice(0, caps.maxTextChars), html.slice(0, caps.maxTextChars * 4));
+  if (urls.length > caps.maxUrls) {
+    skips.push({ reason: 'url-over-limit', detail: `${urls.length - caps.maxUrls} of ${urls.length}` });
+    urls = urls.slice(0, caps.maxUrls);
+  }
+  fingerprints.push(...urlFingerprints(urls));
+
+  const attachments: AttachmentInfo[] = [];
+  const seenImages = new Set<string>();
+  let decoded = 0;
+  let hashed = 0;
+  for (const part of parsed?.attachments ?? []) {
+    const bytes = part.content;
+    const type = part.contentType || 'application/octet-stream';
+    if (!Buffer.isBuffer(bytes)) continue;
+    if (looksLikeImage(type, bytes)) {
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      attachments.push({ sha256, type, size: bytes.length });
+      if (seenImages.has(sha256)) continue; // the same picture twice is decoded once
+      seenImages.add(sha256);
+      fingerprints.push(makeFingerprint('image', 'sha256', sha256, part.filename));
+      if (decoded >= caps.maxImages) {
+        skips.push({ reason: 'image-over-limit', detail: part.filename ?? type });
+        continue;
+      }
+      decoded++;
+      const result = await hashImage(bytes, caps);
+      if (result.ok) fingerprints.push(makeFingerprint('image', PHASH_ALGORITHM, result.phash, part.filename));
+      else skips.push({ reason: result.reason, detail: result.detail });
+      continue;
+    }
+    if (bytes.length < MIN_ATTACHMENT_BYTES) {
+      skips.push({ reason: 'attachment-too-small', detail: `${bytes.length} bytes` });
+      continue;
+    }
+    if (hashed >= caps.maxAttachments) {
+      skips.push({ reason: 'attachment-over-limit', detail: part.filename ?? type });
+      continue;
+    }
+    hashed++;
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    attachments.push({ sha256, type, size: bytes.length });
+    fingerprints.push(makeFingerprint('attachment', 'sha256', sha256, part.filename));
+  }
+
+  const unique = [...new Map(fingerprints.map((fingerprint) => [fingerprint.text, fingerprint])).values()];
+  return { fingerprints: unique, skips, urls, attachments };
+}
+
+/** Drops an mbox envelope line (`From addr date`), which is not part of the message. */
+export function stripEnvelope(raw: Buffer): Buffer {
+  if (raw.subarray(0, 5).toString('latin1') !== 'From ') return raw;
+  const end = raw.indexOf(0x0a);
+  return end < 0 ? Buffer.alloc(0) : raw.subarray(end + 1);
+}
+
+function bodyOf(message: Buffer): string {
+  const crlf = message.indexOf('\r\n\r\n');
+  const lf = message.indexOf('\n\n');
+  const start = [crlf < 0 ? -1 : crlf + 4, lf < 0 ? -1 : lf + 2].filter((i) => i >= 0);
+  return start.length === 0 ? '' : message.subarray(Math.min(...start)).toString('latin1');
+}

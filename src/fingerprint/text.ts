@@ -1,0 +1,73 @@
+/**
+ * `body:minhash64`: a near-duplicate hash of the visible text. The text (HTML rendered to plain
+ * text) is normalised to lower-case letter words, cut into overlapping word 3-shingles, and
+ * summarised by 64 minimums of independent 32-bit hashes, each kept as its low 16 bits
+ * (b-bit minhash). The share of equal positions estimates the Jaccard similarity of the shingle
+ * sets, so a personalised greeting, a few replaced words or an appended random token change
+ * only a few positions.
+ */
+export const MINHASH_COUNT = 64;
+export const SHINGLE_WORDS = 3;
+/** Texts with fewer normalised words than this are too short to identify anything. */
+export const MIN_WORDS = 10;
+
+const ENTITIES: Record<string, string> = { nbsp: ' ', amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/** Visible text of an HTML document: no scripts, styles, comments or tags; entities decoded. */
+export function htmlToText(html: string): string {
+  return html
+    .replace(/<!--[\s\S]*?-->/g, ' ')
+    .replace(/<(script|style|head|title)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&(#x[0-9a-f]{1,6}|#\d{1,7}|[a-z]{2,8});/gi, (whole, name: string) => {
+      if (name[0] === '#') {
+        const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
+        return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : ' ';
+      }
+      return ENTITIES[name.toLowerCase()] ?? whole;
+    });
+}
+
+/** Lower-case words of letters only: digits, links, addresses and punctuation carry no identity here. */
+export function normalisedWords(text: string): string[] {
+  const cleaned = text
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/\b(?:https?:\/\/|www\.)\S+/g, ' ')
+    .replace(/\S+@\S+/g, ' ');
+  const words: string[] = [];
+  for (const match of cleaned.matchAll(/\p{L}+/gu)) if (match[0].length >= 2) words.push(match[0]);
+  return words;
+}
+
+/** FNV-1a over UTF-16 code units: fast, deterministic and plenty for shingle identity. */
+function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** A 32-bit finaliser (murmur3 fmix) keyed per position: the independent permutations of minhash. */
+function mix(value: number, seed: number): number {
+  let x = (value ^ seed) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+const SEEDS = Object.freeze(Array.from({ length: MINHASH_COUNT }, (_, i) => mix(i + 1, 0x9e3779b9)));
+
+/** Hex minhash (4 hex digits per position) of a word list, or null when it is too short. */
+export function minhash(words: readonly string[]): string | null {
+  if (words.length < MIN_WORDS) return null;
+  const shingles = new Set<number>();
+  for (let i = 0; i + SHINGLE_WORDS <= words.length; i++) shingles.add(hashString(words.slice(i, i + SHINGLE_WORDS).join(' ')));
+  const minimums = new Array<number>(MINHASH_COUNT).fill(0xffffffff);
+  for (const shingle of shingles) {
+    for (let i = 0; i < MINHASH_COUNT; i++) {
+      const h = mix(shingle, SEEDS[i]!);
+      if (h < minimums[i]!) minimums[i] = h;
+    }
+  }
+  return minimums.map((m) => (m & 0xffff).toString(16).padStart(4, '0')).join('');
+}
