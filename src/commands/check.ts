@@ -1,4 +1,90 @@
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('nimbus check: not built yet\n');
-  return 70;
+/**
+ * `nimbus check [--json] [FILE.eml…]`: the fingerprints (and, once lookups are wired in, the
+ * verdict) of each message. Reads stdin when no file is named. A file whose first line starts
+ * with `From ` is an mbox: every message in it is checked.
+ *
+ * Computing (`checkMessages`) is kept apart from printing (`formatTable`, `formatJson`) so the
+ * verdict work can add lookups to the results without touching the output code.
+ */
+import { readFile } from 'node:fs/promises';
+import { fingerprintMessage, type MessageFingerprints } from '../fingerprint/index.js';
+
+export const EXIT_USAGE = 64;
+export const EXIT_NOINPUT = 66;
+
+export interface CheckResult extends MessageFingerprints {
+  /** File name, `-` for stdin; `name#N` for the N-th message of an mbox. */
+  readonly file: string;
+  readonly verdict: 'spam' | 'bulk' | 'ham' | 'unknown';
+  readonly score: number;
+  readonly report: string[];
+}
+
+/** Splits an mbox (messages separated by lines starting with `From `); a single message stays whole. */
+export function splitMessages(raw: Buffer): Buffer[] {
+  if (raw.subarray(0, 5).toString('latin1') !== 'From ') return [raw];
+  const text = raw.toString('latin1');
+  const starts = [0];
+  for (const match of text.matchAll(/\nFrom [^\n]*/g)) starts.push(match.index + 1);
+  return starts.map((start, i) => Buffer.from(text.slice(start, starts[i + 1] ?? text.length), 'latin1'));
+}
+
+/** Fingerprints of every message of one input; verdict `unknown` and score 0 until lookups are added. */
+export async function checkMessages(file: string, raw: Buffer): Promise<CheckResult[]> {
+  const messages = splitMessages(raw);
+  const results: CheckResult[] = [];
+  for (const [index, message] of messages.entries()) {
+    const fingerprints = await fingerprintMessage(message, {});
+    results.push({ file: messages.length > 1 ? `${file}#${index + 1}` : file, ...fingerprints, verdict: 'unknown', score: 0, report: [] });
+  }
+  return results;
+}
+
+export function formatJson(result: CheckResult): string {
+  return JSON.stringify({
+    file: result.file,
+    fingerprints: result.fingerprints.map((f) => f.text),
+    verdict: result.verdict,
+    score: result.score,
+    report: result.report,
+    skips: result.skips,
+  });
+}
+
+export function formatTable(result: CheckResult): string {
+  const rows = result.fingerprints.map((f) => [f.kind, f.algorithm, f.value.length > 64 ? `${f.value.slice(0, 63)}…` : f.value, f.label ?? '']);
+  const widths = [4, 9, 5].map((min, col) => Math.max(min, ...rows.map((r) => r[col]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd();
+  const out = [`${result.file}: verdict ${result.verdict}, score ${result.score}`, line(['kind', 'algorithm', 'value', 'label']), ...rows.map(line)];
+  for (const skip of result.skips) out.push(`skipped: ${skip.reason}${skip.detail ? ` (${skip.detail})` : ''}`);
+  return `${out.join('\n')}\n`;
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function run(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const unknown = args.find((a) => a.startsWith('-') && a !== '--json' && a !== '-');
+  if (unknown) {
+    process.stderr.write(`nimbus check: unknown option ${unknown}\nusage: nimbus check [--json] [FILE.eml…]\n`);
+    return EXIT_USAGE;
+  }
+  const files = args.filter((a) => !a.startsWith('-') || a === '-');
+  let status = 0;
+  for (const file of files.length === 0 ? ['-'] : files) {
+    let raw: Buffer;
+    try {
+      raw = file === '-' ? await readStdin() : await readFile(file);
+    } catch (error) {
+      process.stderr.write(`nimbus check: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}\n`);
+      status = EXIT_NOINPUT;
+      continue;
+    }
+    for (const result of await checkMessages(file, raw)) process.stdout.write(json ? `${formatJson(result)}\n` : `${formatTable(result)}\n`);
+  }
+  return status;
 }

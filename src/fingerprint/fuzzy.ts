@@ -26,13 +26,15 @@ export interface FuzzyScheme {
 
 /** Hamming-space scheme over a hex-encoded code of `bits` bits, matching within `maxDistance`. */
 export function hammingScheme(id: string, bits: number, maxDistance: number, chunks: number): FuzzyScheme {
-  const chunkBits = Math.ceil(bits / chunks);
+  // Chunks partition the bits exactly (widths differ by at most one), so no chunk is constant
+  // and no key is shared by every stored value.
+  const starts = Array.from({ length: chunks + 1 }, (_, i) => Math.floor((i * bits) / chunks));
   // Multi-index hashing: if distance <= maxDistance, some chunk differs in at most
   // floor(maxDistance / chunks) bits, so probing every chunk within that radius finds it.
   const radius = Math.floor(maxDistance / chunks);
-  const toBits = (hex: string): bigint => BigInt(`0x${hex || '0'}`);
+  const toBits = (hex: string): bigint => BigInt(`0x${/^[0-9a-f]+$/i.test(hex) ? hex : '0'}`);
   const chunkValue = (code: bigint, index: number): number =>
-    Number((code >> BigInt(index * chunkBits)) & ((1n << BigInt(chunkBits)) - 1n));
+    Number((code >> BigInt(starts[index]!)) & ((1n << BigInt(starts[index + 1]! - starts[index]!)) - 1n));
   const distance = (a: string, b: string): number => {
     let x = toBits(a) ^ toBits(b);
     let count = 0;
@@ -42,19 +44,17 @@ export function hammingScheme(id: string, bits: number, maxDistance: number, chu
     }
     return count;
   };
-  const neighbours = (value: number, r: number): number[] => {
-    const out = [value];
+  // Every value within Hamming distance r of `value` in a `width`-bit space.
+  const neighbours = (value: number, width: number, r: number): number[] => {
+    const out = new Set([value]);
     let frontier = [value];
     for (let step = 0; step < r; step++) {
-      const next: number[] = [];
-      for (const v of frontier) for (let bit = 0; bit < chunkBits; bit++) {
-        const flipped = v ^ (1 << bit);
-        if (flipped > v || step === 0) next.push(flipped);
-      }
-      frontier = [...new Set(next)];
-      out.push(...frontier);
+      const next = new Set<number>();
+      for (const v of frontier) for (let bit = 0; bit < width; bit++) next.add(v ^ (1 << bit));
+      frontier = [...next].filter((v) => !out.has(v));
+      for (const v of frontier) out.add(v);
     }
-    return [...new Set(out)];
+    return [...out];
   };
   return {
     id,
@@ -66,7 +66,7 @@ export function hammingScheme(id: string, bits: number, maxDistance: number, chu
       const code = toBits(value);
       const keys: string[] = [];
       for (let i = 0; i < chunks; i++) {
-        for (const v of neighbours(chunkValue(code, i), radius)) keys.push(`${i}:${v.toString(16)}`);
+        for (const v of neighbours(chunkValue(code, i), starts[i + 1]! - starts[i]!, radius)) keys.push(`${i}:${v.toString(16)}`);
       }
       return keys;
     },
