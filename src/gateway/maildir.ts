@@ -1,0 +1,62 @@
+/**
+ * Delivery into a Maildir when there is no next hop (a first run with nothing else installed).
+ * The Maildir protocol makes a message appear whole or not at all: write into tmp/, fsync the
+ * file, rename into new/, fsync the directory; only then is `250` given.
+ */
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export class Maildir {
+  #root: string;
+  #sequence = 0;
+  #host: string;
+
+  constructor(root: string) {
+    this.#root = root;
+    // `/` and `:` cannot appear in a Maildir name (`:` starts the info part).
+    this.#host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072') || 'localhost';
+    for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(root, sub), { recursive: true, mode: 0o700 });
+  }
+
+  get root(): string {
+    return this.#root;
+  }
+
+  /** Writes the parts in order; resolves with the file name in new/ once it is durable. */
+  async deliver(parts: readonly (Buffer | (() => Readable))[]): Promise<string> {
+    const now = Date.now();
+    const name = `${Math.floor(now / 1000)}.M${(now % 1000) * 1000}P${process.pid}Q${++this.#sequence}.${this.#host}`;
+    const tmpPath = join(this.#root, 'tmp', name);
+    const newPath = join(this.#root, 'new', name);
+    try {
+      const file = createWriteStream(tmpPath, { flags: 'wx', mode: 0o600 });
+      await pipeline(async function* () {
+        for (const part of parts) {
+          if (Buffer.isBuffer(part)) yield part;
+          else yield* part();
+        }
+      }, file);
+      const handle = await open(tmpPath, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmpPath, newPath);
+      const dir = await open(join(this.#root, 'new'), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (error) {
+      await rm(tmpPath, { force: true });
+      throw error;
+    }
+    return name;
+  }
+}
