@@ -1,0 +1,502 @@
+/**
+ * `npm run bench -- relay [--json] [--quick] [--write] [--only=limit,haraka,nimbus]`: relay
+ * throughput, added latency and memory, all on loopback.
+ *
+ * - Load: Postfix's smtp-source, one message per connection (no -d, as inbound MX traffic is),
+ *   4 smtp-source processes each sending one of 4 distinct message files (so the gateway does
+ *   not see one message over and over), sessions split evenly between them.
+ * - Next hop: Postfix's smtp-sink (`-u nobody` when run as root), a fresh one per run.
+ * - Three servers per mix and concurrency, in the same run: none (smtp-source straight to the
+ *   sink: the limit of the harness), Haraka (generated config dir: only `rcpt_to.in_host_list`
+ *   and `queue/smtp_forward` to the sink; `nodes` unset, i.e. Haraka's default single process)
+ *   and Nimbus (`node --import tsx src/cli.ts gateway`, full analysis, embedded store, fresh data
+ *   dir, NIMBUS_WORKERS left at its default; pino logs to a file, as journald would take them).
+ * - messages/s: messages / wall time from the start of the first smtp-source to the exit of the
+ *   last. smtp-source aborts on any unexpected reply (no -A), so a run that exits 0 relayed
+ *   every message with a 250, which both relays give only after the sink accepted the message.
+ * - Added latency: a probe client in this process sends the same mix sequentially, one message
+ *   per connection, for as long as the load runs, and times each transaction from the end of
+ *   DATA (the "." sent) to the final reply: what a before-queue relay makes the sender wait.
+ *   Added latency at p50/p99 = that percentile through the relay minus the same percentile
+ *   straight to the sink under the same load (the limit run).
+ * - Peak RSS: /proc/PID/status VmHWM of every process of the server's tree, polled every
+ *   100 ms and summed (for one process: exactly its peak resident set).
+ * - Memory: one 50 MB message (NIMBUS_MAX_MESSAGE_SIZE raised to 60MB for it), and 200 × 1 MB
+ *   messages over 200 concurrent sessions; peak RSS of Nimbus for each.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(here, '..');
+const CORPUS = join(ROOT, '..', 'shared', 'corpus');
+const DOMAIN = 'bench.test';
+const SENDER = 'load@source.test';
+const RECIPIENT = `user@${DOMAIN}`;
+const IS_ROOT = process.getuid?.() === 0;
+
+type Server = 'limit' | 'haraka' | 'nimbus';
+type MixName = 'text5k' | 'image40k';
+
+interface RunFigures {
+  messages: number;
+  seconds: number;
+  mps: number;
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  probes: number;
+  rss_mb: number | null;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what}: nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+// ---------- message mixes ----------
+
+/** ~5 KB of plain text with links, deterministic, distinct per variant. */
+function textMessage(variant: number): string {
+  const words = ['invoice', 'meeting', 'quarterly', 'report', 'shipment', 'account', 'update', 'schedule', 'review',
+    'customer', 'delivery', 'project', 'budget', 'summary', 'approval', 'contract', 'renewal', 'payment', 'team', 'office'];
+  let seed = 1000 + variant * 7919;
+  const next = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed; };
+  const lines: string[] = [];
+  let size = 0;
+  let paragraph = 0;
+  while (size < 5000) {
+    const sentence = Array.from({ length: 12 }, () => words[next() % words.length]).join(' ');
+    const line = paragraph % 4 === 3
+      ? `See https://www.example-${variant}-${paragraph % 7}.com/path/${next() % 100000}?ref=news for details.`
+      : `${sentence[0]!.toUpperCase()}${sentence.slice(1)}.`;
+    lines.push(line);
+    size += line.length + 1;
+    paragraph += 1;
+  }
+  return [
+    `From: Newsletter ${variant} <news${variant}@source.test>`,
+    `To: <${RECIPIENT}>`,
+    `Subject: Weekly update number ${variant}`,
+    `Date: Mon, 23 Nov 2026 08:00:0${variant} +0000`,
+    `Message-ID: <bench-text-${variant}@source.test>`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=us-ascii',
+    '',
+    ...lines,
+    '',
+  ].join('\n');
+}
+
+/** Corpus spam with an image part, closest to 40 KB: the `variants` nearest files. */
+function imageMessages(variants: number): { name: string; text: string }[] {
+  const manifest = readFileSync(join(CORPUS, 'MANIFEST.tsv'), 'utf8').split('\n').slice(1);
+  const rows = manifest.map((line) => line.split('\t')).filter((f) => f[0] === 'spam' && f[7] === '1');
+  rows.sort((a, b) => Math.abs(Number(a[5]) - 40_000) - Math.abs(Number(b[5]) - 40_000) || a[1]!.localeCompare(b[1]!));
+  return rows.slice(0, variants).map((f) => {
+    // Drop the mbox envelope line: it is not part of the message (corpus README).
+    const raw = readFileSync(join(CORPUS, f[1]!), 'latin1').replace(/^From [^\n]*\n/, '');
+    return { name: f[1]!, text: raw };
+  });
+}
+
+/** A message with one base64 attachment of about `bytes` bytes (memory runs). */
+function bigMessage(bytes: number, label: string): string {
+  const header = [
+    `From: <big@source.test>`, `To: <${RECIPIENT}>`, `Subject: ${label}`, `Message-ID: <bench-${label}@source.test>`,
+    'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain', '',
+    'Large attachment follows.', '', '--b1', 'Content-Type: application/octet-stream; name="data.bin"',
+    'Content-Transfer-Encoding: base64', 'Content-Disposition: attachment; filename="data.bin"', '',
+  ].join('\n');
+  const raw = Buffer.alloc(Math.floor((bytes * 3) / 4));
+  let x = 12345;
+  for (let i = 0; i < raw.length; i += 1) { x = (x * 1664525 + 1013904223) >>> 0; raw[i] = x >>> 24; }
+  const b64 = raw.toString('base64').replace(/.{76}/g, '$&\n');
+  return `${header}\n${b64}\n--b1--\n`;
+}
+
+// ---------- processes ----------
+
+interface Started { child: ChildProcess; port: number; stop(): Promise<void> }
+
+function track(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+}
+
+async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = track(child);
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function startSink(workDir: string): Promise<Started> {
+  const port = await freePort();
+  const args = [...(IS_ROOT ? ['-u', 'nobody'] : []), '-m', '2000', `127.0.0.1:${port}`, '2048'];
+  const child = spawn('/usr/sbin/smtp-sink', args, { stdio: ['ignore', 'ignore', openSync(join(workDir, 'sink.err'), 'a')] });
+  await waitForPort(port, 10_000, 'smtp-sink');
+  return { child, port, stop: () => stopChild(child) };
+}
+
+async function startHaraka(workDir: string, sinkPort: number): Promise<Started> {
+  const port = await freePort();
+  const dir = join(workDir, 'haraka');
+  rmSync(dir, { recursive: true, force: true });
+  // Haraka reads connection.ini etc. from the config dir only: start from its shipped defaults,
+  // then keep exactly the two plugins the comparison allows.
+  cpSync(join(ROOT, 'node_modules', 'Haraka', 'config'), join(dir, 'config'), { recursive: true });
+  rmSync(join(dir, 'config', 'tls.ini'), { force: true });
+  writeFileSync(join(dir, 'config', 'smtp.ini'), `listen=127.0.0.1:${port}\n`);
+  writeFileSync(join(dir, 'config', 'plugins'), 'rcpt_to.in_host_list\nqueue/smtp_forward\n');
+  writeFileSync(join(dir, 'config', 'host_list'), `${DOMAIN}\n`);
+  writeFileSync(join(dir, 'config', 'smtp_forward.ini'), `host=127.0.0.1\nport=${sinkPort}\n`);
+  writeFileSync(join(dir, 'config', 'log.ini'), '[main]\nlevel=warn\n');
+  writeFileSync(join(dir, 'config', 'me'), 'haraka.bench\n');
+  const log = openSync(join(workDir, 'haraka.log'), 'a');
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules', 'Haraka', 'bin', 'haraka'), '-c', dir], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  await waitForPort(port, 60_000, 'haraka');
+  return { child, port, stop: () => stopChild(child) };
+}
+
+async function startNimbus(workDir: string, sinkPort: number, extraEnv: Record<string, string> = {}): Promise<Started> {
+  const port = await freePort();
+  const dataDir = join(workDir, `nimbus-data-${port}`);
+  mkdirSync(dataDir, { recursive: true });
+  const log = openSync(join(workDir, 'nimbus.log'), 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'gateway'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/root',
+      NIMBUS_LISTEN: `127.0.0.1:${port}`,
+      NIMBUS_NEXT_HOP: `127.0.0.1:${sinkPort}`,
+      NIMBUS_DATA_DIR: dataDir,
+      NIMBUS_RELAY_DOMAINS: DOMAIN,
+      NIMBUS_LOG_LEVEL: 'info',
+      ...extraEnv,
+    },
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const exited = track(child);
+  await Promise.race([
+    waitForPort(port, 60_000, 'nimbus gateway'),
+    exited.then(() => { throw new Error(`nimbus gateway exited at start: see ${join(workDir, 'nimbus.log')}\n${tail(join(workDir, 'nimbus.log'))}`); }),
+  ]);
+  return { child, port, stop: () => stopChild(child, 30_000) };
+}
+
+function tail(file: string): string {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') : '';
+}
+
+/** Peak RSS of a process tree: max VmHWM seen per pid, summed, polled until stopped. */
+class PeakRss {
+  #root: number;
+  #peaks = new Map<number, number>();
+  #timer: NodeJS.Timeout;
+  constructor(pid: number) {
+    this.#root = pid;
+    this.#poll();
+    this.#timer = setInterval(() => this.#poll(), 100);
+  }
+  #poll(): void {
+    const children = new Map<number, number[]>();
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+      } catch { /* exited meanwhile */ }
+    }
+    const pids = [this.#root];
+    for (let i = 0; i < pids.length; i += 1) pids.push(...(children.get(pids[i]!) ?? []));
+    for (const pid of pids) {
+      try {
+        const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+        if (match) this.#peaks.set(pid, Math.max(this.#peaks.get(pid) ?? 0, Number(match[1])));
+      } catch { /* exited meanwhile */ }
+    }
+  }
+  stop(): number {
+    this.#poll();
+    clearInterval(this.#timer);
+    let kb = 0;
+    for (const value of this.#peaks.values()) kb += value;
+    return Math.round(kb / 1024);
+  }
+}
+
+/** Runs smtp-source processes (one per file), resolves with the wall time in seconds. */
+async function load(port: number, files: readonly string[], sessions: number, messages: number): Promise<number> {
+  const perFile = Math.max(1, Math.floor(sessions / files.length));
+  const perFileMessages = Math.ceil(messages / files.length);
+  const started = process.hrtime.bigint();
+  const runs = files.map((file) => new Promise<void>((resolve, reject) => {
+    const child = spawn('/usr/sbin/smtp-source', ['-4', '-s', String(perFile), '-m', String(perFileMessages), '-f', SENDER,
+      '-t', RECIPIENT, '-M', 'source.test', '-F', file, `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; });
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`smtp-source to port ${port} failed (${code}): ${err.trim()}`))));
+  }));
+  await Promise.all(runs);
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+// ---------- latency probe ----------
+
+/** One SMTP transaction; returns ms from the end of DATA to the final reply, or throws. */
+async function probeOnce(port: number, data: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    // No Nagle: the final "." must not wait for the ACK of the data (a 40 ms delayed-ACK stall).
+    socket.setNoDelay(true);
+    socket.setTimeout(120_000, () => socket.destroy(new Error('probe timeout')));
+    const steps = [`EHLO probe.source.test\r\n`, `MAIL FROM:<${SENDER}>\r\n`, `RCPT TO:<${RECIPIENT}>\r\n`, 'DATA\r\n'];
+    const expect = [220, 250, 250, 250, 354, 250];
+    let step = 0;
+    let buffer = '';
+    let sentAt = 0n;
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      for (;;) {
+        const nl = buffer.indexOf('\r\n');
+        if (nl < 0) return;
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 2);
+        if (line[3] === '-') continue; // multi-line reply continues
+        const code = Number(line.slice(0, 3));
+        if (code !== expect[step]) { socket.destroy(); reject(new Error(`probe: expected ${expect[step]}, got ${line}`)); return; }
+        if (step < 4) socket.write(steps[step]!);
+        else if (step === 4) { sentAt = process.hrtime.bigint(); socket.write(Buffer.concat([data, Buffer.from('.\r\n')])); }
+        else { const ms = Number(process.hrtime.bigint() - sentAt) / 1e6; socket.end('QUIT\r\n'); resolve(ms); return; }
+        step += 1;
+      }
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Sequential probes until `until` settles; failures are counted, not fatal. */
+async function probeWhile(port: number, data: Buffer, until: Promise<unknown>): Promise<number[]> {
+  let done = false;
+  void until.then(() => { done = true; }, () => { done = true; });
+  const samples: number[] = [];
+  while (!done) {
+    try { samples.push(await probeOnce(port, data)); } catch { await sleep(10); }
+  }
+  return samples;
+}
+
+function toWire(text: string): Buffer {
+  // CRLF line ends and dot-stuffing, as an SMTP client sends the DATA.
+  const lines = text.replace(/\r?\n$/, '').split(/\r?\n/).map((line) => (line.startsWith('.') ? `.${line}` : line));
+  return Buffer.from(`${lines.join('\r\n')}\r\n`, 'latin1');
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
+
+// ---------- the benchmark ----------
+
+async function measure(server: Server, workDir: string, files: readonly string[], probe: Buffer, sessions: number, messages: number): Promise<RunFigures> {
+  const sink = await startSink(workDir);
+  let target: Started | null = null;
+  try {
+    if (server === 'haraka') target = await startHaraka(workDir, sink.port);
+    if (server === 'nimbus') target = await startNimbus(workDir, sink.port);
+    const port = target?.port ?? sink.port;
+    const rss = target ? new PeakRss(target.child.pid!) : null;
+    // Warm-up: JIT, pools and the first store writes should not count against the throughput.
+    await load(port, files, Math.min(sessions, files.length * 2), files.length * 10);
+    const loadDone = load(port, files, sessions, messages);
+    const samples = await probeWhile(port, probe, loadDone);
+    const seconds = await loadDone;
+    return {
+      messages, seconds: round(seconds, 2), mps: round(messages / seconds),
+      latency_p50_ms: round(percentile(samples, 50), 2), latency_p99_ms: round(percentile(samples, 99), 2),
+      probes: samples.length, rss_mb: rss ? rss.stop() : null,
+    };
+  } finally {
+    await target?.stop();
+    await sink.stop();
+  }
+}
+
+async function memoryRun(workDir: string, file: string, sessions: number, messages: number): Promise<number> {
+  const sink = await startSink(workDir);
+  const nimbus = await startNimbus(workDir, sink.port, { NIMBUS_MAX_MESSAGE_SIZE: '60MB', NIMBUS_MAX_CONNECTIONS: '1000' });
+  try {
+    const rss = new PeakRss(nimbus.child.pid!);
+    await load(nimbus.port, [file], sessions, messages);
+    return rss.stop();
+  } finally {
+    await nimbus.stop();
+    await sink.stop();
+  }
+}
+
+export async function run(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const quick = args.includes('--quick');
+  const write = args.includes('--write');
+  const onlyArg = args.find((arg) => arg.startsWith('--only='));
+  const servers = (onlyArg ? onlyArg.slice('--only='.length).split(',') : ['limit', 'haraka', 'nimbus']) as Server[];
+  const say = (line: string): void => { if (!json) process.stderr.write(`${line}\n`); };
+  for (const tool of ['/usr/sbin/smtp-source', '/usr/sbin/smtp-sink']) {
+    if (!existsSync(tool)) { process.stderr.write(`bench relay: ${tool} is missing (apt-get install postfix)\n`); return 69; }
+  }
+
+  const workDir = mkdtempSync(join(tmpdir(), 'nimbus-bench-relay-'));
+  try {
+    const variants = 4;
+    const mixes: Record<MixName, { files: string[]; probe: Buffer; bytes: number }> = {} as never;
+    const text = Array.from({ length: variants }, (_, i) => textMessage(i));
+    const images = imageMessages(variants);
+    for (const [name, contents] of [['text5k', text], ['image40k', images.map((m) => m.text)]] as const) {
+      const files = contents.map((content, i) => {
+        const file = join(workDir, `${name}-${i}.eml`);
+        writeFileSync(file, content, 'latin1');
+        return file;
+      });
+      mixes[name] = { files, probe: toWire(contents[0]!), bytes: Math.round(contents.reduce((s, c) => s + c.length, 0) / contents.length) };
+    }
+    say(`image mix: ${images.map((m) => m.name).join(', ')}`);
+
+    const concurrency = [20, 100];
+    const counts: Record<MixName, number> = quick ? { text5k: 400, image40k: 300 } : { text5k: 3000, image40k: 2000 };
+    const results: Record<string, Record<string, Partial<Record<Server, RunFigures>>>> = {};
+    for (const mix of Object.keys(mixes) as MixName[]) {
+      results[mix] = {};
+      for (const sessions of concurrency) {
+        const row: Partial<Record<Server, RunFigures>> = {};
+        for (const server of servers) {
+          say(`${mix} ${sessions} sessions: ${server}…`);
+          row[server] = await measure(server, workDir, mixes[mix].files, mixes[mix].probe, sessions, counts[mix]);
+          say(`  ${JSON.stringify(row[server])}`);
+        }
+        results[mix]![String(sessions)] = row;
+      }
+    }
+
+    let memory: { one_50mb_rss_mb: number; concurrent_200x1mb_rss_mb: number } | null = null;
+    if (servers.includes('nimbus')) {
+      const big = join(workDir, 'big-50mb.eml');
+      writeFileSync(big, bigMessage(50 * 1024 * 1024, 'fifty-megabytes'));
+      const one = join(workDir, 'one-1mb.eml');
+      writeFileSync(one, bigMessage(1024 * 1024, 'one-megabyte'));
+      say('memory: one 50 MB message…');
+      const fifty = await memoryRun(workDir, big, 1, 1);
+      say('memory: 200 concurrent 1 MB messages…');
+      const twoHundred = await memoryRun(workDir, one, 200, 200);
+      memory = { one_50mb_rss_mb: fifty, concurrent_200x1mb_rss_mb: twoHundred };
+    }
+
+    const figures = summarise(results, memory, mixes, quick);
+    if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
+    else process.stdout.write(`${markdown(figures)}\n`);
+    if (write && !quick) {
+      const file = join(ROOT, 'BENCHMARKS.md');
+      const current = readFileSync(file, 'utf8');
+      const start = current.indexOf('## Relay\n');
+      const end = current.indexOf('\n## ', start + 1);
+      if (start >= 0) writeFileSync(file, `${current.slice(0, start)}${markdown(figures)}${end >= 0 ? current.slice(end) : ''}`);
+    }
+    return 0;
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+interface Figures {
+  machine: { cpus: number; model: string; loadavg_before: number[]; node: string };
+  quick: boolean;
+  memory: { one_50mb_rss_mb: number; concurrent_200x1mb_rss_mb: number } | null;
+  mixes: Record<string, { bytes: number; runs: Record<string, {
+    limit_mps?: number; haraka_mps?: number; nimbus_mps?: number;
+    nimbus_to_limit?: number; nimbus_to_haraka?: number;
+    p50_added_ms?: number; p99_added_ms?: number; haraka_p99_added_ms?: number;
+    rss_mb?: number | null; haraka_rss_mb?: number | null;
+    raw: Partial<Record<Server, RunFigures>>;
+  }> }>;
+}
+
+function summarise(results: Record<string, Record<string, Partial<Record<Server, RunFigures>>>>, memory: Figures['memory'],
+  mixes: Record<MixName, { bytes: number }>, quick: boolean): Figures {
+  const out: Figures = {
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg_before: loadavg().map((x) => round(x, 2)), node: process.version },
+    quick, memory, mixes: {},
+  };
+  for (const [mix, bySessions] of Object.entries(results)) {
+    out.mixes[mix] = { bytes: mixes[mix as MixName].bytes, runs: {} };
+    for (const [sessions, row] of Object.entries(bySessions)) {
+      const { limit, haraka, nimbus } = row;
+      out.mixes[mix]!.runs[sessions] = {
+        limit_mps: limit?.mps, haraka_mps: haraka?.mps, nimbus_mps: nimbus?.mps,
+        nimbus_to_limit: limit && nimbus ? round(nimbus.mps / limit.mps, 3) : undefined,
+        nimbus_to_haraka: haraka && nimbus ? round(nimbus.mps / haraka.mps, 3) : undefined,
+        p50_added_ms: limit && nimbus ? round(nimbus.latency_p50_ms - limit.latency_p50_ms, 2) : undefined,
+        p99_added_ms: limit && nimbus ? round(nimbus.latency_p99_ms - limit.latency_p99_ms, 2) : undefined,
+        haraka_p99_added_ms: limit && haraka ? round(haraka.latency_p99_ms - limit.latency_p99_ms, 2) : undefined,
+        rss_mb: nimbus?.rss_mb, haraka_rss_mb: haraka?.rss_mb,
+        raw: row,
+      };
+    }
+  }
+  return out;
+}
+
+function markdown(f: Figures): string {
+  const lines = ['## Relay', '', 'Command: `npm run bench -- relay --write` (the method is described at the top of bench/relay.ts).', '',
+    `Machine: ${f.machine.cpus} × ${f.machine.model}, Node ${f.machine.node}, load average before the run ${f.machine.loadavg_before.join(' / ')}.`, '',
+    '| mix | sessions | limit msg/s | Haraka msg/s | Nimbus msg/s | Nimbus/limit | Nimbus/Haraka | added p50 / p99 ms (Nimbus) | added p99 ms (Haraka) | peak RSS MB Nimbus / Haraka |',
+    '|---|---|---|---|---|---|---|---|---|---|'];
+  const show = (value: number | null | undefined): string => (value === undefined || value === null || Number.isNaN(value) ? '–' : String(value));
+  for (const [mix, { bytes, runs }] of Object.entries(f.mixes)) {
+    for (const [sessions, r] of Object.entries(runs)) {
+      lines.push(`| ${mix} (~${Math.round(bytes / 1024)} KB) | ${sessions} | ${show(r.limit_mps)} | ${show(r.haraka_mps)} | ${show(r.nimbus_mps)} | ${show(r.nimbus_to_limit)} | ${show(r.nimbus_to_haraka)} | ${show(r.p50_added_ms)} / ${show(r.p99_added_ms)} | ${show(r.haraka_p99_added_ms)} | ${show(r.rss_mb)} / ${show(r.haraka_rss_mb)} |`);
+    }
+  }
+  lines.push('');
+  if (f.memory) lines.push(`Memory (Nimbus peak RSS): one 50 MB message ${f.memory.one_50mb_rss_mb} MB; 200 concurrent 1 MB messages ${f.memory.concurrent_200x1mb_rss_mb} MB.`, '');
+  lines.push('```json', JSON.stringify(f), '```', '');
+  return lines.join('\n');
+}
