@@ -1,0 +1,76 @@
+import test from 'ava';
+import { fuzzySchemeFor, hammingScheme } from '../src/fingerprint/fuzzy.js';
+import { htmlToText, minhash, normalisedWords } from '../src/fingerprint/text.js';
+import { fingerprintMessage } from '../src/fingerprint/index.js';
+import { message, prose } from '../fixtures/fingerprint/factory.js';
+
+const body = fuzzySchemeFor('body', 'minhash64')!;
+const hash = (text: string): string => minhash(normalisedWords(text))!;
+
+test('a personalised copy with 10% of words replaced and a token appended is near its original and shares an LSH key', (t) => {
+  const original = prose(150, 1);
+  const words = original.split(' ');
+  for (let i = 0; i < words.length; i += 10) words[i] = 'zebra';
+  const copy = `Dear Maria Garcia, ${words.join(' ')} qx7k2p9`;
+  const [a, b] = [hash(original), hash(copy)];
+  t.true(body.isNear(a, b));
+  const keys = new Set(body.storeKeys(a));
+  t.true(body.probeKeys(b).some((k) => keys.has(k)));
+});
+
+test('unrelated texts are not near', (t) => {
+  t.false(body.isNear(hash(prose(150, 1)), hash('The quarterly meeting of the committee will take place in the main hall on Thursday, please bring the minutes of the previous meeting and your questions about the budget for next year.')));
+});
+
+test('texts under ten words give no body fingerprint', async (t) => {
+  t.is(minhash(normalisedWords('buy now, cheap!')), null);
+  const result = await fingerprintMessage(message({ parts: [{ type: 'text/plain', content: 'hi there', encoding: '7bit' }] }), {});
+  t.false(result.fingerprints.some((f) => f.kind === 'body'));
+  t.true(result.skips.some((s) => s.reason === 'body-too-short'));
+});
+
+test('the visible text of HTML excludes scripts, styles and comments and decodes entities', (t) => {
+  const text = htmlToText('<html><head><style>p{color:red}</style></head><body><!-- hidden --><p>Caf&eacute; &amp; b&#97;r&#x21;</p><script>var secret=1</script></body></html>');
+  t.false(text.includes('secret'));
+  t.false(text.includes('color'));
+  t.false(text.includes('hidden'));
+  t.true(text.includes('& bar!'));
+});
+
+test('the same text as plain and as HTML gives the same body fingerprint', async (t) => {
+  const text = prose(80, 3);
+  const plain = await fingerprintMessage(message({ parts: [{ type: 'text/plain; charset=utf-8', content: text, encoding: '7bit' }] }), {});
+  const html = await fingerprintMessage(message({ parts: [{ type: 'text/html; charset=utf-8', content: `<div><b>${text.split(' ').join('</b> <b>')}</b></div>`, encoding: '7bit' }] }), {});
+  const pick = (r: typeof plain) => r.fingerprints.find((f) => f.kind === 'body')!.text;
+  t.is(pick(plain), pick(html));
+});
+
+test('multi-index hashing finds every stored code within the Hamming threshold', (t) => {
+  const scheme = hammingScheme('image:test', 256, 40, 21);
+  let seed = 5;
+  const random = (): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 4294967296;
+  };
+  for (let trial = 0; trial < 50; trial++) {
+    const bits = Array.from({ length: 256 }, () => random() < 0.5);
+    const flipped = [...bits];
+    for (let k = 0; k < 40; k++) {
+      const i = Math.floor(random() * 256);
+      flipped[i] = !bits[i];
+    }
+    const hex = (b: boolean[]) => b.map(Number).join('').match(/.{4}/g)!.map((n) => parseInt(n, 2).toString(16)).join('');
+    const [a, b] = [hex(bits), hex(flipped)];
+    t.true(scheme.isNear(a, b));
+    const stored = new Set(scheme.storeKeys(a));
+    t.true(scheme.probeKeys(b).some((k) => stored.has(k)));
+  }
+});
+
+test('every registered image scheme has store keys that differ between unrelated codes', (t) => {
+  const image = fuzzySchemeFor('image', 'phash256')!;
+  const zero = '0'.repeat(64);
+  const ones = 'f'.repeat(64);
+  const shared = image.storeKeys(zero).filter((k) => image.storeKeys(ones).includes(k));
+  t.deepEqual(shared, []);
+});
