@@ -282,9 +282,12 @@ export interface NimbusProcess {
   stop(): Promise<void>;
 }
 
-/** `node --import tsx src/cli.ts gateway` as a child process, on a free loopback port. */
-export async function startNimbusGateway(env: Record<string, string>): Promise<NimbusProcess> {
-  const port = await freePort();
+/**
+ * `node --import tsx src/cli.ts gateway` as a child process, on `port` (a free loopback port when
+ * not given: Postfix's main.cf may need the port before the gateway runs).
+ */
+export async function startNimbusGateway(env: Record<string, string>, port?: number): Promise<NimbusProcess> {
+  port ??= await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-gw-data-'));
   const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli.ts'), 'gateway'], {
     cwd: PROJECT_ROOT,
@@ -304,7 +307,7 @@ export async function startNimbusGateway(env: Record<string, string>): Promise<N
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     await Promise.race([
-      waitForPort(port, 60_000, () => output),
+      waitForPort(port!, 60_000, () => output),
       exited.then(() => { throw new Error(`nimbus gateway exited at start (code ${child.exitCode}):\n${output}`); }),
     ]);
   } catch (error) {
