@@ -108,7 +108,7 @@ const firstFrame = (bytes: Buffer) => sharp(bytes, { pages: 1, failOn: 'error' }
 const reencode = (pipeline: Sharp, format: string): Promise<Buffer> =>
   format === 'gif' ? pipeline.gif().toBuffer() : format === 'png' ? pipeline.png().toBuffer() : pipeline.jpeg({ quality: 85 }).toBuffer();
 
-const TRANSFORMS: Record<string, Transform> = {
+export const TRANSFORMS: Record<string, Transform> = {
   scale_50: (i) => reencode(firstFrame(i.bytes).resize(Math.max(1, Math.round(i.width / 2))), i.format),
   scale_150: (i) => reencode(firstFrame(i.bytes).resize(Math.round(i.width * 1.5)), i.format),
   jpeg_q40: (i) => firstFrame(i.bytes).flatten({ background: '#ffffff' }).jpeg({ quality: 40 }).toBuffer(),
@@ -147,7 +147,9 @@ async function imageRobustness(images: CorpusImage[]) {
   const scheme = fuzzySchemeFor('image', 'phash256')!;
   const random = prng(42);
   const perTransform: Record<string, { tried: number; matched: number; sha256: number; failed: number }> = {};
-  const distances: number[] = [];
+  // [DCT-half distance, gradient-half distance] per transformed copy and per pair of images.
+  const distances: [number, number][] = [];
+  const halves = (a: string, b: string): [number, number] => [popcountHex(a.slice(0, 32), b.slice(0, 32)), popcountHex(a.slice(32), b.slice(32))];
   for (const image of images) {
     for (const [name, transform] of Object.entries(TRANSFORMS)) {
       const stat = (perTransform[name] ??= { tried: 0, matched: 0, sha256: 0, failed: 0 });
@@ -162,7 +164,7 @@ async function imageRobustness(images: CorpusImage[]) {
       stat.tried++;
       if (result.sha256 === image.sha256) stat.sha256++;
       if (!result.ok) continue;
-      distances.push(popcountHex(image.phash, result.phash));
+      distances.push(halves(image.phash, result.phash));
       if (scheme.isNear(image.phash, result.phash)) stat.matched++;
     }
   }
@@ -172,11 +174,10 @@ async function imageRobustness(images: CorpusImage[]) {
   let hamPairs = 0;
   let hamNear = 0;
   let sameSize = 0;
-  const pairDistances: number[] = [];
+  const pairDistances: [number, number][] = [];
   for (let a = 0; a < images.length; a++) {
     for (let b = a + 1; b < images.length; b++) {
-      const d = popcountHex(images[a]!.phash, images[b]!.phash);
-      pairDistances.push(d);
+      pairDistances.push(halves(images[a]!.phash, images[b]!.phash));
       const isNear = scheme.isNear(images[a]!.phash, images[b]!.phash);
       pairs++;
       if (isNear) near++;
@@ -191,10 +192,12 @@ async function imageRobustness(images: CorpusImage[]) {
   const tried = Object.values(perTransform).reduce((s, t) => s + t.tried, 0);
   const matched = Object.values(perTransform).reduce((s, t) => s + t.matched, 0);
   const shaMatched = Object.values(perTransform).reduce((s, t) => s + t.sha256, 0);
-  const threshold = (limit: number) => ({
-    match_rate: pct(distances.filter((d) => d <= limit).length, tried),
-    false_match_rate: pct(pairDistances.filter((d) => d <= limit).length, pairs),
+  // Other thresholds (DCT half, gradient half) for comparison; 128 means "not checked".
+  const threshold = (dct: number, gradient: number) => ({
+    match_rate: pct(distances.filter(([d, g]) => d <= dct && g <= gradient).length, tried),
+    false_match_rate: pct(pairDistances.filter(([d, g]) => d <= dct && g <= gradient).length, pairs),
   });
+  const THRESHOLDS: [number, number][] = [[8, 128], [16, 128], [20, 128], [12, 24], [16, 32], [20, 32], [24, 32], [24, 40]];
   return {
     images: images.length,
     image_ham: images.filter((i) => !i.spam).length,
@@ -209,7 +212,7 @@ async function imageRobustness(images: CorpusImage[]) {
     sha256_match_rate: pct(shaMatched, tried),
     sha256_false_match_rate: 0,
     per_transform: Object.fromEntries(Object.entries(perTransform).map(([k, v]) => [k, { match_rate: pct(v.matched, v.tried), tried: v.tried, failed: v.failed }])),
-    thresholds: Object.fromEntries([16, 24, 32, 40, 48].map((t) => [t, threshold(t)])),
+    thresholds: Object.fromEntries(THRESHOLDS.map(([d, g]) => [`dct<=${d},gradient<=${g}`, threshold(d, g)])),
   };
 }
 
@@ -293,10 +296,15 @@ export async function run(args: string[]): Promise<number> {
   sharp.concurrency(1); // one libvips thread: the figures are for one core
   const load = loadavg()[0]!;
   const skips = new Map<string, number>();
+  const progress = (step: string): void => void process.stderr.write(`bench fingerprints: ${step}\n`);
+  progress(`speed over ${files.length} messages`);
   const groups = await speed(files, skips);
+  progress('collecting distinct images');
   const imageFiles = files.filter((f) => f.name.startsWith('trec07p_') || f.spam);
   const images = await collectImages(imageFiles);
+  progress(`transforming ${images.length} images`);
   const image = await imageRobustness(images);
+  progress('text variants and pairs');
   const text = await textRobustness(files);
   const rate = (g: SpeedGroup | undefined) => (g ? { per_second: g.messages / g.seconds, mb_per_second: g.bytes / 1e6 / g.seconds, messages: g.messages } : null);
   const figures = {

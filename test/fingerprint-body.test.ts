@@ -74,3 +74,28 @@ test('every registered image scheme has store keys that differ between unrelated
   const shared = image.storeKeys(zero).filter((k) => image.storeKeys(ones).includes(k));
   t.deepEqual(shared, []);
 });
+
+test('the image:phash256 index finds every stored hash whose DCT and gradient halves are within their thresholds', (t) => {
+  const image = fuzzySchemeFor('image', 'phash256')!;
+  let seed = 11;
+  const random = (): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 4294967296;
+  };
+  const hex = (b: boolean[]) => b.map(Number).join('').match(/.{4}/g)!.map((n) => parseInt(n, 2).toString(16)).join('');
+  for (let trial = 0; trial < 50; trial++) {
+    const bits = Array.from({ length: 256 }, () => random() < 0.5);
+    const near = [...bits];
+    const flips = new Set<number>();
+    while (flips.size < 20) flips.add(Math.floor(random() * 128));
+    while (flips.size < 52) flips.add(128 + Math.floor(random() * 128));
+    for (const i of flips) near[i] = !bits[i];
+    const [a, b] = [hex(bits), hex(near)];
+    t.true(image.isNear(a, b));
+    const stored = new Set(image.storeKeys(a));
+    t.true(image.probeKeys(b).some((k) => stored.has(k)));
+    const far = [...near];
+    far[0] = !far[0]; // one more DCT bit changed (or restored): near exactly when the rule says so
+    t.is(image.isNear(a, hex(far)), [...Array(128).keys()].filter((i) => far[i] !== bits[i]).length <= 20);
+  }
+});

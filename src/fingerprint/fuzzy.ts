@@ -9,7 +9,8 @@
  * ever scans every row.
  *
  * Registered algorithms (thresholds measured by `npm run bench -- fingerprints`, BENCHMARKS.md):
- * - `image:phash256`: 128 DCT bits + 128 gradient bits, near within IMAGE_MAX_DISTANCE bits.
+ * - `image:phash256`: 128 DCT bits + 128 gradient bits, near when each half is within its own
+ *   distance (IMAGE_MAX_DCT_DISTANCE, IMAGE_MAX_GRADIENT_DISTANCE).
  * - `body:minhash64`: 64 × 16-bit minhash of word 3-shingles, near when at least
  *   BODY_MIN_SIMILARITY of the positions agree; LSH in 32 bands of 2 positions.
  * - `image:dhash64`: kept from the skeleton so stored data of that form still matches.
@@ -103,15 +104,42 @@ export function minhashScheme(id: string, count: number, rows: number, minSimila
   return { id, storeKeys: keys, probeKeys: keys, similarity, isNear: (a, b) => similarity(a, b) >= minSimilarity };
 }
 
-/** Hamming distance (of 256) at or under which two `image:phash256` values are the same picture. */
-export const IMAGE_MAX_DISTANCE = 40;
+/** Bits (of the 128 DCT bits) within which two `image:phash256` values may differ and still be near. */
+export const IMAGE_MAX_DCT_DISTANCE = 20;
+/** Bits (of the 128 gradient bits) within which two `image:phash256` values may differ and still be near. */
+export const IMAGE_MAX_GRADIENT_DISTANCE = 32;
 /** Share of equal minhash positions at or above which two `body:minhash64` texts are near-duplicates. */
 export const BODY_MIN_SIMILARITY = 0.4;
 
+/**
+ * `image:phash256` = 32 hex digits of DCT bits, then 32 of gradient bits. Near needs both halves
+ * near (each is robust to different transforms, together they reject more look-alikes). The
+ * index covers the DCT half: 11 chunks of 11-12 bits probed within 1 bit (11 store keys, about
+ * 140 probe keys), which finds every value within IMAGE_MAX_DCT_DISTANCE of the DCT half.
+ */
+function dctGradientScheme(id: string): FuzzyScheme {
+  const dct = hammingScheme(`${id}#dct`, 128, IMAGE_MAX_DCT_DISTANCE, 11);
+  const gradient = hammingScheme(`${id}#gradient`, 128, IMAGE_MAX_GRADIENT_DISTANCE, 4);
+  const halves = (value: string): [string, string] => [value.slice(0, 32), value.slice(32, 64)];
+  return {
+    id,
+    storeKeys: (value) => dct.storeKeys(halves(value)[0]),
+    probeKeys: (value) => dct.probeKeys(halves(value)[0]),
+    similarity(a, b) {
+      const [[a1, a2], [b1, b2]] = [halves(a), halves(b)];
+      return (dct.similarity(a1, b1) + gradient.similarity(a2, b2)) / 2;
+    },
+    isNear(a, b) {
+      if (a.length !== 64 || b.length !== 64) return a === b;
+      const [[a1, a2], [b1, b2]] = [halves(a), halves(b)];
+      return dct.isNear(a1, b1) && gradient.isNear(a2, b2);
+    },
+  };
+}
+
 const SCHEMES = new Map<string, FuzzyScheme>([
   ['image:dhash64', hammingScheme('image:dhash64', 64, 8, 4)],
-  // 41 chunks of 7 bits, radius 0: every pair within 40 bits shares one chunk exactly.
-  ['image:phash256', hammingScheme('image:phash256', 256, IMAGE_MAX_DISTANCE, 41)],
+  ['image:phash256', dctGradientScheme('image:phash256')],
   ['body:minhash64', minhashScheme('body:minhash64', 64, 2, BODY_MIN_SIMILARITY)],
 ]);
 
