@@ -10,7 +10,7 @@
  *   common) and the scheme calls it near. False matches: ham×spam and ham×ham pairs.
  * - Speed: fingerprintMessage over every file, sequentially in this one process, with libvips
  *   limited to one thread (sharp.concurrency(1)): the "one core" figure.
- * With --write the Fingerprints section of BENCHMARKS.md is replaced by the results.
+ * With --write the marked figures block of BENCHMARKS.md's Fingerprints section is replaced.
  */
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
@@ -108,7 +108,7 @@ const firstFrame = (bytes: Buffer) => sharp(bytes, { pages: 1, failOn: 'error' }
 const reencode = (pipeline: Sharp, format: string): Promise<Buffer> =>
   format === 'gif' ? pipeline.gif().toBuffer() : format === 'png' ? pipeline.png().toBuffer() : pipeline.jpeg({ quality: 85 }).toBuffer();
 
-export const TRANSFORMS: Record<string, Transform> = {
+const TRANSFORMS: Record<string, Transform> = {
   scale_50: (i) => reencode(firstFrame(i.bytes).resize(Math.max(1, Math.round(i.width / 2))), i.format),
   scale_150: (i) => reencode(firstFrame(i.bytes).resize(Math.round(i.width * 1.5)), i.format),
   jpeg_q40: (i) => firstFrame(i.bytes).flatten({ background: '#ffffff' }).jpeg({ quality: 40 }).toBuffer(),
@@ -327,15 +327,23 @@ export async function run(args: string[]): Promise<number> {
   if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
   else process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
   if (write) {
+    // Only the marked block of the Fingerprints section: the text around it is written by hand.
     const file = join(here, '..', 'BENCHMARKS.md');
     const current = readFileSync(file, 'utf8');
-    const start = current.indexOf('## Fingerprints\n');
-    const end = current.indexOf('\n## ', start + 1);
-    if (start >= 0) writeFileSync(file, `${current.slice(0, start)}${markdown(figures)}${end >= 0 ? current.slice(end) : ''}`);
+    const start = current.indexOf(BEGIN);
+    const end = current.indexOf(END, start);
+    if (start < 0 || end < 0) {
+      process.stderr.write(`bench fingerprints: no ${BEGIN} … ${END} block in BENCHMARKS.md, nothing written\n`);
+      return 1;
+    }
+    writeFileSync(file, `${current.slice(0, start + BEGIN.length)}\n${markdown(figures, args)}${current.slice(end)}`);
   }
   return 0;
 }
 
-function markdown(f: Record<string, unknown>): string {
-  return `## Fingerprints\n\n\`\`\`json\n${JSON.stringify(f, null, 1)}\n\`\`\`\n`;
+const BEGIN = '<!-- bench fingerprints: figures -->';
+const END = '<!-- /bench fingerprints -->';
+
+function markdown(f: Record<string, unknown>, args: string[]): string {
+  return `\`npm run bench -- fingerprints ${args.join(' ')}\` (${String(f.date)}):\n\n\`\`\`json\n${JSON.stringify(f)}\n\`\`\`\n`;
 }
