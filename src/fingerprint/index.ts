@@ -39,10 +39,12 @@ export interface MessageFingerprints {
   readonly attachments: AttachmentInfo[];
 }
 
-const IMAGE_MAGIC: readonly (readonly number[])[] = [[0xff, 0xd8, 0xff], [0x89, 0x50, 0x4e, 0x47], [0x47, 0x49, 0x46, 0x38], [0x42, 0x4d], [0x52, 0x49, 0x46, 0x46]];
+// JPEG, PNG, GIF, WebP: images sent as application/octet-stream are still images.
+const IMAGE_MAGIC: readonly (readonly number[])[] = [[0xff, 0xd8, 0xff], [0x89, 0x50, 0x4e, 0x47], [0x47, 0x49, 0x46, 0x38]];
 
 function looksLikeImage(type: string, bytes: Buffer): boolean {
   if (type.toLowerCase().startsWith('image/')) return true;
+  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP') return true;
   return IMAGE_MAGIC.some((magic) => magic.every((byte, i) => bytes[i] === byte));
 }
 
