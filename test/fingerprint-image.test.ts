@@ -114,3 +114,11 @@ test('a message with images gives image fingerprints and counts every skipped im
   t.deepEqual(result.skips.map((s) => s.reason).filter((r) => r.startsWith('image-')).sort(), ['image-corrupt', 'image-too-many-pixels', 'image-too-small']);
   t.is(result.attachments.length, 5);
 });
+
+test('an image sent as application/octet-stream is recognised by its magic bytes', async (t) => {
+  const png = await picture(80, 80, 14);
+  const raw = message({ parts: [{ type: 'text/plain', content: 'scan attached', encoding: '7bit' }, { type: 'application/octet-stream', content: png, filename: 'scan.bin' }] });
+  const result = await fingerprintMessage(raw, {});
+  t.true(result.fingerprints.some((f) => f.kind === 'image' && f.algorithm === 'phash256'));
+  t.false(result.fingerprints.some((f) => f.kind === 'attachment'));
+});
