@@ -87,26 +87,38 @@ function classify(error: unknown): { reason: string; detail: string } {
 export async function hashImage(bytes: Buffer, limits: FingerprintLimits): Promise<ImageHashResult> {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (bytes.length > limits.maxImageBytes) return { ok: false, sha256, reason: 'image-too-large', detail: `${bytes.length} bytes` };
+  try {
+    return await decodeAndHash(bytes, sha256, limits, 'error');
+  } catch (error) {
+    const failure = classify(error);
+    if (failure.reason !== 'image-corrupt') return { ok: false, sha256, ...failure };
+    // Truncated or slightly damaged images (common in image spam) often still decode when
+    // libvips is told to carry on: the same bytes then always give the same hash.
+    try {
+      return await decodeAndHash(bytes, sha256, limits, 'none');
+    } catch {
+      return { ok: false, sha256, ...failure };
+    }
+  }
+}
+
+async function decodeAndHash(bytes: Buffer, sha256: string, limits: FingerprintLimits, failOn: 'error' | 'none'): Promise<ImageHashResult> {
   // First page only (animated GIF/WebP: the first frame); a pixel cap against decompression
   // bombs; sequential reading since the thumbnail is built in one pass; a time cap per image.
-  const input = { limitInputPixels: limits.maxImagePixels, sequentialRead: true, pages: 1, page: 0, failOn: 'error' } as const;
-  try {
-    const meta = await sharp(bytes, input).metadata();
-    const width = meta.width ?? 0;
-    const height = meta.pageHeight ?? meta.height ?? 0;
-    if (width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE) return { ok: false, sha256, reason: 'image-too-small', detail: `${width}x${height}` };
-    if (width * height > limits.maxImagePixels) return { ok: false, sha256, reason: 'image-too-many-pixels', detail: `${width}x${height}` };
-    const pixels = await sharp(bytes, input)
-      .timeout({ seconds: limits.imageTimeoutSeconds })
-      .resize(SIDE, SIDE, { fit: 'fill', fastShrinkOnLoad: true })
-      // Transparent pixels count as a white background, as a mail client shows them.
-      .flatten({ background: '#ffffff' })
-      .greyscale()
-      .raw()
-      .toBuffer();
-    if (pixels.length !== SIDE * SIDE) return { ok: false, sha256, reason: 'image-corrupt', detail: `decoded ${pixels.length} bytes` };
-    return { ok: true, sha256, phash: perceptualHash(pixels), width, height };
-  } catch (error) {
-    return { ok: false, sha256, ...classify(error) };
-  }
+  const input = { limitInputPixels: limits.maxImagePixels, sequentialRead: true, pages: 1, page: 0, failOn } as const;
+  const meta = await sharp(bytes, input).metadata();
+  const width = meta.width ?? 0;
+  const height = meta.pageHeight ?? meta.height ?? 0;
+  if (width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE) return { ok: false, sha256, reason: 'image-too-small', detail: `${width}x${height}` };
+  if (width * height > limits.maxImagePixels) return { ok: false, sha256, reason: 'image-too-many-pixels', detail: `${width}x${height}` };
+  const pixels = await sharp(bytes, input)
+    .timeout({ seconds: limits.imageTimeoutSeconds })
+    .resize(SIDE, SIDE, { fit: 'fill', fastShrinkOnLoad: true })
+    // Transparent pixels count as a white background, as a mail client shows them.
+    .flatten({ background: '#ffffff' })
+    .greyscale()
+    .raw()
+    .toBuffer();
+  if (pixels.length !== SIDE * SIDE) return { ok: false, sha256, reason: 'image-corrupt', detail: `decoded ${pixels.length} bytes` };
+  return { ok: true, sha256, phash: perceptualHash(pixels), width, height };
 }
