@@ -63,3 +63,8 @@ test('an unreadable file is reported with its name and a non-zero exit, the othe
   t.is(code, 66);
   t.regex(stderr, /cannot read \/nonexistent\/nimbus\.eml/);
 });
+
+test('a body line starting with "From " without a preceding empty line does not split an mbox message', (t) => {
+  const mbox = Buffer.from('From a@example.net  Mon Nov 23 07:00:00 2026\nSubject: x\n\nhello\nFrom me to you, 2 lines\nbye\n');
+  t.is(splitMessages(mbox).length, 1);
+});
