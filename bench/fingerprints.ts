@@ -96,7 +96,7 @@ async function collectImages(files: CorpusFile[]): Promise<CorpusImage[]> {
         if (!file.spam && known.spam) bySha.set(result.sha256, { ...known, spam: false }); // in ham at least once
         continue;
       }
-      const format = (await sharp(part.content).metadata()).format ?? 'unknown';
+      const format = await sharp(part.content, { failOn: 'none' }).metadata().then((m) => m.format ?? 'unknown', () => 'unknown');
       bySha.set(result.sha256, { bytes: part.content, sha256: result.sha256, phash: result.phash, width: result.width, height: result.height, spam: file.spam, format });
     }
   }
@@ -104,7 +104,7 @@ async function collectImages(files: CorpusFile[]): Promise<CorpusImage[]> {
 }
 
 type Transform = (image: CorpusImage, random: () => number) => Promise<Buffer>;
-const firstFrame = (bytes: Buffer) => sharp(bytes, { pages: 1, failOn: 'error' });
+const firstFrame = (bytes: Buffer) => sharp(bytes, { pages: 1, failOn: 'none' });
 const reencode = (pipeline: Sharp, format: string): Promise<Buffer> =>
   format === 'gif' ? pipeline.gif().toBuffer() : format === 'png' ? pipeline.png().toBuffer() : pipeline.jpeg({ quality: 85 }).toBuffer();
 
