@@ -29,7 +29,8 @@ export class Maildir {
   /** Writes the parts in order; resolves with the file name in new/ once it is durable. */
   async deliver(parts: readonly (Buffer | (() => Readable))[]): Promise<string> {
     const now = Date.now();
-    const name = `${Math.floor(now / 1000)}.M${(now % 1000) * 1000}P${process.pid}Q${++this.#sequence}.${this.#host}`;
+    // time.pid_seq.host: unique per process by the sequence, across processes by the pid.
+    const name = `${Math.floor(now / 1000)}.${process.pid}_${++this.#sequence}.${this.#host}`;
     const tmpPath = join(this.#root, 'tmp', name);
     const newPath = join(this.#root, 'new', name);
     try {

@@ -1,0 +1,495 @@
+/**
+ * `startGateway`: the SMTP listener (smtp-server) and, per message, the before-queue path:
+ * relay policy at RCPT, next hop in lockstep (next-hop.ts), spool, inspection, header edits,
+ * relay or Maildir, observer, then the sender's final reply. No process-wide state: several
+ * gateways may run in one process (tests) or one per worker process.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { inBlockList, type Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { DefaultInspector, unknownInspection } from './default-inspector.js';
+import { stripVerdictFields, tagSubject } from './header-block.js';
+import type { GatewayHooks, Inspection, InspectionRequest, MessageInspector } from './inspection.js';
+import { Maildir } from './maildir.js';
+import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
+import { formatReceived } from './received.js';
+import { ENHANCED_CODE_PREFIX, SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
+import { MessageSpool } from './spool.js';
+
+export interface RunningGateway {
+  readonly address: { readonly host: string; readonly port: number };
+  /** Stops accepting, lets every transaction in flight finish, then closes idle sessions. */
+  close(): Promise<void>;
+  /** Applies what can change without a restart; logs what cannot. */
+  reload(config: Config): void;
+}
+
+export async function startGateway(config: Config, log: Logger, hooks: GatewayHooks = {}): Promise<RunningGateway> {
+  const gateway = new Gateway(config, log, hooks);
+  await gateway.listen();
+  return gateway;
+}
+
+/** What one transaction (MAIL … final reply) has gathered. */
+interface Transaction {
+  readonly queueId: string;
+  readonly started: number;
+  readonly mailFrom: string;
+  readonly relayRcpts: string[];
+  readonly trapRcpts: string[];
+}
+
+/** Per SMTP connection: its logger, its next-hop session, its current transaction. */
+interface ConnectionState {
+  readonly log: Logger;
+  hop: NextHopSession | null;
+  transaction: Transaction | null;
+}
+
+type Part = Buffer | (() => Readable);
+
+interface PatchableConnection {
+  session: SMTPServerSession;
+  send(code: number, data?: string | string[], context?: string | false): void;
+  close(): void;
+}
+
+class Gateway implements RunningGateway {
+  #config: Config;
+  #log: Logger;
+  #hooks: GatewayHooks;
+  #inspector: MessageInspector;
+  #server: SMTPServer;
+  #options: SMTPServerOptions;
+  #connections = new Map<string, ConnectionState>();
+  #inFlight = 0;
+  #idleWaiters: (() => void)[] = [];
+  #closing = false;
+  #maildir: Maildir | null = null;
+  #address = { host: '', port: 0 };
+
+  constructor(config: Config, log: Logger, hooks: GatewayHooks) {
+    this.#config = config;
+    this.#log = log;
+    this.#hooks = hooks;
+    this.#inspector = hooks.inspector ?? new DefaultInspector(config);
+    this.#options = {
+      name: config.hostname,
+      banner: 'Nimbus ESMTP',
+      logger: false,
+      size: config.maxMessageSize,
+      // smtp-server answers 552 5.3.4 itself after reading the whole oversized stream.
+      rejectOversized: true,
+      maxClients: config.maxConnections,
+      socketTimeout: config.socketTimeoutMs,
+      closeTimeout: config.nextHopTimeoutMs * 2 + 10_000,
+      hideENHANCEDSTATUSCODES: false,
+      hideSTARTTLS: config.tls === null,
+      hideDSN: true,
+      hideREQUIRETLS: true,
+      authOptional: true,
+      disabledCommands: ['AUTH'],
+      // Enabled for everyone here, then disabled per session for untrusted clients (onConnect):
+      // smtp-server's own lists match exact addresses only, not NIMBUS_TRUSTED_NETWORKS's CIDRs.
+      useXClient: true,
+      useXForward: true,
+      ...(config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : {}),
+      onConnect: (session, callback) => this.#onConnect(session, callback),
+      onMailFrom: (address, session, callback) => this.#callback(session, callback, () => this.#onMailFrom(address, session)),
+      onRcptTo: (address, session, callback) => this.#callback(session, callback, () => this.#onRcptTo(address, session)),
+      onData: (stream, session, callback) => {
+        this.#onData(stream, session).then(
+          (message) => callback(null, message),
+          (error: unknown) => callback(error instanceof SmtpReplyError ? error : this.#unexpected(session, error)),
+        );
+      },
+      onClose: (session) => this.#onClose(session),
+    };
+    this.#server = new SMTPServer(this.#options);
+    this.#server.on('error', (error) => this.#log.warn({ event: 'smtp_error', err: error }, 'SMTP connection error'));
+    if (config.nextHop === null) this.#maildir = new Maildir(join(config.dataDir, 'maildir'));
+  }
+
+  get address(): { host: string; port: number } {
+    return this.#address;
+  }
+
+  async listen(): Promise<void> {
+    const { host, port } = this.#config.listen;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.#server.server.once('error', onError);
+      this.#server.listen(port, host, () => {
+        this.#server.server.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.#server.server.address();
+    if (address && typeof address === 'object') this.#address = { host: address.address, port: address.port };
+    this.#log.info({ event: 'gateway_listening', ...this.#address, nextHop: this.#config.nextHop ?? 'maildir' }, 'gateway listening');
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    const stopped = new Promise<void>((resolve) => this.#server.server.close(() => resolve()));
+    await new Promise<void>((resolve) => (this.#inFlight === 0 ? resolve() : this.#idleWaiters.push(resolve)));
+    // Nothing is in flight: the remaining sessions are idle, end them the way smtp-server would.
+    const connections = (this.#server as unknown as { connections: Set<PatchableConnection> }).connections;
+    for (const connection of connections) {
+      connection.send(421, formatReplyText(SMTP_REPLIES.SHUTTING_DOWN), false);
+      connection.close();
+    }
+    for (const state of this.#connections.values()) void state.hop?.quit();
+    await stopped;
+    this.#log.info({ event: 'gateway_closed' }, 'gateway closed');
+  }
+
+  reload(config: Config): void {
+    const needsRestart: string[] = [];
+    if (config.listen.host !== this.#config.listen.host || config.listen.port !== this.#config.listen.port) needsRestart.push('NIMBUS_LISTEN');
+    if (JSON.stringify(config.tls) !== JSON.stringify(this.#config.tls)) needsRestart.push('NIMBUS_TLS_CERT/NIMBUS_TLS_KEY');
+    this.#config = config;
+    if (!this.#hooks.inspector) this.#inspector = new DefaultInspector(config);
+    // smtp-server reads these options per connection/command, so changing them takes effect.
+    this.#options.size = config.maxMessageSize;
+    this.#options.maxClients = config.maxConnections;
+    this.#options.socketTimeout = config.socketTimeoutMs;
+    this.#maildir = config.nextHop === null ? new Maildir(join(config.dataDir, 'maildir')) : null;
+    this.#log.info({ event: 'gateway_reloaded', needsRestart }, needsRestart.length > 0 ? `configuration reloaded; restart needed for ${needsRestart.join(', ')}` : 'configuration reloaded');
+  }
+
+  #trusted(address: string): boolean {
+    return inBlockList(this.#config.trustedBlockList, address);
+  }
+
+  #onConnect(session: SMTPServerSession, callback: (error?: Error | null) => void): void {
+    const trusted = this.#trusted(session.remoteAddress);
+    session.disabledCommands = trusted ? ['AUTH'] : ['AUTH', 'XCLIENT', 'XFORWARD'];
+    const connections = (this.#server as unknown as { connections: Set<PatchableConnection> }).connections;
+    for (const connection of connections) {
+      if (connection.session !== session) continue;
+      // Our texts carry their exact enhanced code (smtp-replies.ts): stop smtp-server adding one.
+      const send = connection.send.bind(connection);
+      connection.send = (code, data, context) =>
+        send(code, data, context === undefined && typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) ? false : context);
+    }
+    this.#connections.set(session.id, {
+      log: this.#log.child({ cid: session.id, client: session.remoteAddress }),
+      hop: null,
+      transaction: null,
+    });
+    callback();
+  }
+
+  #onClose(session: SMTPServerSession): void {
+    const state = this.#connections.get(session.id);
+    this.#connections.delete(session.id);
+    if (state?.hop) void state.hop.quit();
+  }
+
+  #state(session: SMTPServerSession): ConnectionState {
+    let state = this.#connections.get(session.id);
+    if (!state) {
+      state = { log: this.#log.child({ cid: session.id }), hop: null, transaction: null };
+      this.#connections.set(session.id, state);
+    }
+    return state;
+  }
+
+  #callback(session: SMTPServerSession, callback: (error?: Error | null) => void, work: () => Promise<void>): void {
+    work().then(
+      () => callback(),
+      (error: unknown) => callback(error instanceof SmtpReplyError ? error : this.#unexpected(session, error)),
+    );
+  }
+
+  #unexpected(session: SMTPServerSession, error: unknown): SmtpReplyError {
+    this.#state(session).log.error({ event: 'gateway_error', err: error }, 'unexpected error, answered 451');
+    return new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
+  }
+
+  #begin(): void {
+    this.#inFlight++;
+  }
+
+  #end(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /** The client as a trusted MTA reported it (XCLIENT changes remoteAddress itself; XFORWARD does not). */
+  #client(session: SMTPServerSession): { ip: string; helo: string; name: string | null } {
+    const forwardedIp = session.xForward?.get('ADDR');
+    const ip = typeof forwardedIp === 'string' && forwardedIp !== '' ? forwardedIp : session.remoteAddress;
+    const pick = (value: string | number | false | undefined): string | null => (typeof value === 'string' && value !== '' && !value.startsWith('[') ? value : null);
+    const helo = pick(session.xClient?.get('HELO')) ?? pick(session.xForward?.get('HELO')) ?? (session.hostNameAppearsAs || 'unknown');
+    const name = pick(session.xForward?.get('NAME')) ?? (session.clientHostname || null);
+    return { ip, helo, name };
+  }
+
+  async #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    if (this.#closing) throw new SmtpReplyError(SMTP_REPLIES.SHUTTING_DOWN);
+    const state = this.#state(session);
+    if (state.transaction) this.#finishTransaction(state);
+    const transaction: Transaction = { queueId: newQueueId(), started: Date.now(), mailFrom: address.address ?? '', relayRcpts: [], trapRcpts: [] };
+    const target = this.#config.nextHop;
+    if (target === null) {
+      state.transaction = transaction;
+      this.#begin();
+      return;
+    }
+    const reply = await this.#hopCommand(state, async (hop) => {
+      const args = address.args as unknown as Record<string, string | boolean> | false;
+      const size = Number(args ? args.SIZE : undefined);
+      return hop.mail(transaction.mailFrom, {
+        smtpUtf8: Boolean(session.envelope.smtpUtf8),
+        eightBitMime: session.envelope.bodyType === '8bitmime',
+        ...(Number.isFinite(size) && size > 0 ? { size } : {}),
+      });
+    }, true);
+    if (reply.code >= 300) throw mirroredReplyError(reply.code, reply.text);
+    state.transaction = transaction;
+    this.#begin();
+  }
+
+  /**
+   * Runs a command on this connection's next-hop session, opening it (or resetting it for a new
+   * transaction) first. Any failure of the next hop itself becomes 451 4.4.1.
+   */
+  async #hopCommand(state: ConnectionState, command: (hop: NextHopSession) => Promise<SmtpResponse>, fresh = false): Promise<SmtpResponse> {
+    const target = this.#config.nextHop!;
+    try {
+      if (fresh && state.hop?.usable) {
+        const reset = await state.hop.rset().catch(() => null);
+        if (reset?.code !== 250) {
+          state.hop.close();
+          state.hop = null;
+        }
+      }
+      if (!state.hop?.usable) {
+        if (!fresh) throw new NextHopError('NEXT_HOP_DROPPED', 'next hop session lost during the transaction');
+        state.hop = await NextHopSession.open({ target, hostname: this.#config.hostname, timeoutMs: this.#config.nextHopTimeoutMs });
+      }
+      return await command(state.hop);
+    } catch (error) {
+      if (!(error instanceof NextHopError)) throw error;
+      state.log.warn({ event: 'next_hop_failed', code: error.code, err: error.message }, 'next hop unavailable, answered 451');
+      state.hop?.close();
+      state.hop = null;
+      throw new SmtpReplyError(SMTP_REPLIES.NEXT_HOP_UNAVAILABLE);
+    }
+  }
+
+  async #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const state = this.#state(session);
+    const transaction = state.transaction;
+    if (!transaction) throw new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
+    const recipient = address.address;
+    const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase();
+    if (!this.#trusted(session.remoteAddress) && !relayDomainMatches(this.#config.relayDomains, domain)) {
+      state.log.info({ event: 'relay_denied', rcpt: recipient }, 'relay denied');
+      throw new SmtpReplyError(SMTP_REPLIES.RELAY_DENIED);
+    }
+    if (session.envelope.rcptTo.length >= this.#config.maxRecipients) throw new SmtpReplyError(SMTP_REPLIES.TOO_MANY_RECIPIENTS);
+    if (this.#config.spamtraps.includes(recipient.toLowerCase())) {
+      // Accepted by the gateway itself: a trap address must never reach a mailbox.
+      transaction.trapRcpts.push(recipient);
+      return;
+    }
+    if (this.#config.nextHop !== null) {
+      const reply = await this.#hopCommand(state, (hop) => hop.rcpt(recipient));
+      if (reply.code >= 300) throw mirroredReplyError(reply.code, reply.text);
+    }
+    transaction.relayRcpts.push(recipient);
+  }
+
+  async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const state = this.#state(session);
+    const transaction = state.transaction;
+    if (!transaction) {
+      stream.resume();
+      throw new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
+    }
+    const spool = new MessageSpool(join(this.#config.dataDir, 'spool'), transaction.queueId, this.#config.spoolThreshold);
+    try {
+      return await this.#process(stream, session, state, transaction, spool);
+    } finally {
+      spool.dispose();
+      this.#finishTransaction(state);
+    }
+  }
+
+  #finishTransaction(state: ConnectionState): void {
+    if (state.transaction) {
+      state.transaction = null;
+      this.#end();
+    }
+  }
+
+  async #process(stream: SMTPServerDataStream, session: SMTPServerSession, state: ConnectionState, transaction: Transaction, spool: MessageSpool): Promise<string> {
+    // Read the stream to its end whatever happens (STYLE avoid-4), keeping nothing past the limit.
+    let spoolError: unknown = null;
+    let oversized = false;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (oversized || spoolError) continue;
+      if (spool.size + chunk.length > this.#config.maxMessageSize) {
+        oversized = true;
+        continue;
+      }
+      try {
+        await spool.write(chunk);
+      } catch (error) {
+        spoolError = error;
+      }
+    }
+    if (!spoolError) await spool.finish().catch((error: unknown) => (spoolError = error));
+    const client = this.#client(session);
+    const size = stream.byteLength;
+    const base = { event: 'message', queueId: transaction.queueId, clientIp: client.ip, helo: client.helo, from: transaction.mailFrom, rcptCount: transaction.relayRcpts.length + transaction.trapRcpts.length, size };
+    if (oversized || stream.sizeExceeded) {
+      await this.#resetHop(state);
+      state.log.info({ ...base, action: 'refused', reply: '552 5.3.4', ms: Date.now() - transaction.started }, 'message too big');
+      throw new SmtpReplyError(SMTP_REPLIES.MESSAGE_TOO_BIG);
+    }
+    if (spoolError) {
+      await this.#resetHop(state);
+      state.log.error({ ...base, err: spoolError }, 'spooling failed, answered 451');
+      throw new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
+    }
+
+    const trustedClient = this.#trusted(session.remoteAddress);
+    const request: InspectionRequest = {
+      queueId: transaction.queueId,
+      clientIp: client.ip,
+      clientHelo: client.helo,
+      trustedClient,
+      envelope: { mailFrom: transaction.mailFrom, rcptTo: [...transaction.relayRcpts, ...transaction.trapRcpts] },
+      spamtrapHits: [...transaction.trapRcpts],
+      size,
+      readMessage: () => spool.readAll(),
+    };
+    let inspection: Inspection;
+    try {
+      inspection = await this.#inspector.inspect(request);
+    } catch (error) {
+      state.log.error({ event: 'inspection_failed', queueId: transaction.queueId, err: error }, 'inspection failed, relaying with verdict unknown');
+      inspection = unknownInspection(this.#config.tagScore);
+    }
+
+    const parts = this.#relayParts(session, transaction, spool, inspection, trustedClient, client);
+    let action = inspection.action;
+    let nextHop: SmtpResponse | null = null;
+    let reply: SmtpReplyError | null = null;
+    let quarantineId: string | null = null;
+    if (action === 'quarantine' && !this.#hooks.quarantine) {
+      state.log.warn({ event: 'quarantine_unavailable', queueId: transaction.queueId }, 'quarantine requested but no quarantine configured: tagging instead');
+      action = 'tag';
+    }
+    if (action === 'reject') {
+      await this.#resetHop(state);
+      reply = new SmtpReplyError(SMTP_REPLIES.SPAM_REJECTED);
+    } else if (action === 'discard' || action === 'trap') {
+      await this.#resetHop(state);
+    } else if (action === 'quarantine') {
+      await this.#resetHop(state);
+      try {
+        quarantineId = await this.#hooks.quarantine!.store(request, await collect(parts));
+      } catch (error) {
+        state.log.error({ event: 'quarantine_failed', queueId: transaction.queueId, err: error }, 'quarantine failed, answered 451');
+        reply = new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
+      }
+    } else if (transaction.relayRcpts.length === 0) {
+      // Only spam-trap recipients: nothing to relay.
+      await this.#resetHop(state);
+    } else if (this.#config.nextHop !== null) {
+      try {
+        nextHop = await this.#hopCommand(state, (hop) => hop.data(parts));
+        if (nextHop.code >= 300) reply = mirroredReplyError(nextHop.code, nextHop.text);
+      } catch (error) {
+        if (!(error instanceof SmtpReplyError)) throw error;
+        reply = error;
+      }
+    } else {
+      try {
+        await this.#maildir!.deliver(parts);
+      } catch (error) {
+        state.log.error({ event: 'maildir_failed', queueId: transaction.queueId, err: error }, 'Maildir delivery failed, answered 451');
+        reply = new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
+      }
+    }
+
+    if (this.#hooks.observer && (reply === null || action === 'reject')) {
+      try {
+        await this.#hooks.observer.processed({ queueId: transaction.queueId, time: new Date(transaction.started), clientIp: client.ip, helo: client.helo, size, inspection, nextHop });
+      } catch (error) {
+        state.log.error({ event: 'observer_failed', queueId: transaction.queueId, err: error }, 'statistics observer failed');
+      }
+    }
+    const final = reply ? `${reply.responseCode} ${reply.message}` : `250 ${formatReplyText(SMTP_REPLIES.MESSAGE_ACCEPTED)} ${transaction.queueId}`;
+    state.log.info(
+      { ...base, verdict: inspection.verdict, score: inspection.score, action, quarantineId, nextHop: nextHop ? `${nextHop.code} ${nextHop.text}` : null, reply: final, ms: Date.now() - transaction.started },
+      'message processed',
+    );
+    if (reply) throw reply;
+    // smtp-server adds 2.6.0 (DATA_OK) to a successful DATA reply itself.
+    return `${SMTP_REPLIES.MESSAGE_ACCEPTED.text} ${transaction.queueId}`;
+  }
+
+  /** Abandons the next-hop transaction without DATA; the session stays for the next one. */
+  async #resetHop(state: ConnectionState): Promise<void> {
+    if (!state.hop?.usable) return;
+    const reset = await state.hop.rset().catch(() => null);
+    if (reset?.code !== 250) {
+      state.hop.close();
+      state.hop = null;
+    }
+  }
+
+  /** Received + verdict headers, then the (edited) header block, then the untouched body. */
+  #relayParts(session: SMTPServerSession, transaction: Transaction, spool: MessageSpool, inspection: Inspection, trustedClient: boolean, client: { ip: string; helo: string; name: string | null }): Part[] {
+    const received = formatReceived({
+      helo: client.helo,
+      clientHostname: client.name,
+      clientIp: client.ip,
+      hostname: this.#config.hostname,
+      protocol: session.transmissionType || 'ESMTP',
+      queueId: transaction.queueId,
+      recipients: transaction.relayRcpts,
+      date: new Date(transaction.started),
+    });
+    const prepended = Buffer.from([received, ...inspection.headers].map((field) => `${field}\r\n`).join(''), 'utf8');
+    let block = spool.headerBlock();
+    if (block === null) return [prepended, () => spool.stream(0)];
+    if (!trustedClient) block = stripVerdictFields(block).block;
+    if (inspection.subjectTag && this.#config.subjectTag !== '') block = tagSubject(block, this.#config.subjectTag);
+    return [prepended, block, () => spool.stream(spool.headerLength)];
+  }
+}
+
+async function collect(parts: readonly Part[]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    if (Buffer.isBuffer(part)) chunks.push(part);
+    else for await (const chunk of part()) chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** `example.com` matches itself; `*.example.com` and `.example.com` match its subdomains. */
+export function relayDomainMatches(relayDomains: readonly string[], domain: string): boolean {
+  const d = domain.replace(/^\[|\]$/g, '').toLowerCase();
+  return relayDomains.some((entry) => {
+    if (entry.startsWith('*.')) return d.endsWith(entry.slice(1));
+    if (entry.startsWith('.')) return d.endsWith(entry);
+    return d === entry;
+  });
+}
+
+/** 12 upper-case hex digits, like a Postfix queue id: unique enough, short in logs. */
+function newQueueId(): string {
+  return randomBytes(6).toString('hex').toUpperCase();
+}
