@@ -188,7 +188,10 @@ class Gateway implements RunningGateway {
   #onClose(session: SMTPServerSession): void {
     const state = this.#connections.get(session.id);
     this.#connections.delete(session.id);
-    if (state?.hop) void state.hop.quit();
+    if (!state) return;
+    // A transaction the sender abandoned (QUIT after a refused RCPT, dropped connection) ends here.
+    this.#finishTransaction(state);
+    if (state.hop) void state.hop.quit();
   }
 
   #state(session: SMTPServerSession): ConnectionState {
