@@ -61,6 +61,14 @@ export interface Config {
   readonly participation: ParticipationMode;
   readonly acceptStatement: boolean;
   readonly uploadBacklog: boolean;
+  /** Statistics outbox bound (records waiting for upload); the oldest are dropped first, counted. */
+  readonly outboxMaxRecords: number;
+  /** Outbox records older than this many days are dropped (counted) instead of uploaded. */
+  readonly outboxMaxAgeDays: number;
+  /** Records per upload batch (the service accepts at most 5000). */
+  readonly uploadBatchSize: number;
+  /** Local statistics (for `nimbus stats`) are kept this many days. */
+  readonly statsRetentionDays: number;
   readonly tagScore: number;
   readonly rejectScore: number;
   readonly spamAction: SpamAction;
@@ -317,6 +325,10 @@ export function loadConfig(processEnv: Env = process.env): Config {
     participation,
     acceptStatement,
     uploadBacklog: yesNo('NIMBUS_UPLOAD_BACKLOG', true),
+    outboxMaxRecords: num('NIMBUS_OUTBOX_MAX_RECORDS', 1_000_000, { min: 1, integer: true }),
+    outboxMaxAgeDays: num('NIMBUS_OUTBOX_MAX_AGE_DAYS', 30, { min: 0.001 }),
+    uploadBatchSize: num('NIMBUS_UPLOAD_BATCH_SIZE', 500, { min: 1, max: 5000, integer: true }),
+    statsRetentionDays: num('NIMBUS_STATS_RETENTION_DAYS', 90, { min: 1 }),
     tagScore,
     rejectScore,
     spamAction: oneOf('NIMBUS_SPAM_ACTION', SPAM_ACTIONS, 'tag'),

@@ -1,0 +1,114 @@
+/**
+ * Statistics: every processed message becomes one durable local record; an uploader sends the
+ * outbox to the reputation service only while the admin participates (src/stats/wire.ts decides
+ * what leaves the host).
+ */
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { GatewayMetrics } from './metrics.js';
+import { StatsStore, type StoreReport } from './store.js';
+import { httpTransport, type StatsTransport } from './transport.js';
+import type { StatsInput } from './types.js';
+import { Uploader, participates, type UploaderState } from './uploader.js';
+
+export type { StatsInput, LocalRecord, MessageAction } from './types.js';
+export type { StatsTransport } from './transport.js';
+export { StatsTransportError, httpTransport } from './transport.js';
+export { isSendableFingerprint, toWireRecord, STATEMENT, NEVER_SENT } from './wire.js';
+export { createGatewayMetrics, startMetricsServer, BREAKER_STATES, type GatewayMetrics, type MetricsServer } from './metrics.js';
+
+const PRUNE_INTERVAL_MS = 3_600_000;
+
+export interface StatisticsOptions {
+  /** Replaces the HTTP transport (tests; or an adapter over the reputation client). */
+  readonly transport?: (config: Config) => StatsTransport;
+  readonly metrics?: GatewayMetrics;
+  /** Start the uploader (default true); `nimbus stats` only reads. */
+  readonly upload?: boolean;
+  readonly backoffBaseMs?: number;
+  readonly backoffMaxMs?: number;
+  readonly idleMs?: number;
+}
+
+export interface StatsSummary extends StoreReport {
+  readonly participation: Config['participation'];
+  readonly statementAccepted: boolean;
+  readonly uploader: UploaderState;
+  readonly backlog: number;
+  readonly dropped: number;
+  readonly uploaded: number;
+  readonly lastUpload: string | null;
+  readonly lastError: string | null;
+}
+
+export interface Statistics {
+  /** Resolves once the record is on disk (stats and outbox). */
+  record(input: StatsInput): Promise<void>;
+  summary(options?: { days?: number; top?: number }): StatsSummary;
+  reload(config: Config): void;
+  close(): Promise<void>;
+}
+
+export function openStatistics(config: Config, log: Logger, options: StatisticsOptions = {}): Statistics {
+  const statsLog = log.child({ component: 'stats' });
+  const bounds = (c: Config) => ({ dataDir: c.dataDir, outboxMaxRecords: c.outboxMaxRecords, outboxMaxAgeDays: c.outboxMaxAgeDays, statsRetentionDays: c.statsRetentionDays });
+  const store = new StatsStore(bounds(config));
+  const metrics = options.metrics;
+  let current = config;
+  const dropped = (n: number, why: string): void => {
+    if (n <= 0) return;
+    metrics?.recordsDropped.inc(n);
+    statsLog.warn({ event: 'stats.outbox.dropped', records: n, why }, `statistics outbox ${why}: ${n} oldest records dropped`);
+  };
+  dropped(store.prune(), 'age bound');
+  metrics?.backlog.set(store.backlog());
+  const uploader =
+    options.upload === false
+      ? null
+      : new Uploader(store, statsLog, config, {
+          transport: options.transport ?? ((c) => httpTransport({ url: c.reputationUrl!, key: c.reputationKey, timeoutMs: Math.max(10_000, c.lookupTimeoutMs * 10) })),
+          ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
+          ...(options.backoffMaxMs !== undefined ? { backoffMaxMs: options.backoffMaxMs } : {}),
+          ...(options.idleMs !== undefined ? { idleMs: options.idleMs } : {}),
+          ...(metrics ? { metrics } : {}),
+        });
+  const pruner = setInterval(() => dropped(store.prune(), 'age bound'), PRUNE_INTERVAL_MS);
+  pruner.unref();
+  let closed = false;
+
+  return {
+    async record(input) {
+      if (closed) throw new Error('statistics are closed');
+      // synchronous=FULL: the transaction is on disk when insert returns.
+      const result = store.insert(input, !participates(current));
+      dropped(result.dropped, 'full');
+      metrics?.backlog.set(store.backlog());
+      uploader?.notify();
+    },
+    summary({ days = 14, top = 10 } = {}) {
+      return {
+        participation: current.participation,
+        statementAccepted: current.acceptStatement,
+        uploader: uploader?.state ?? (participates(current) ? 'idle' : 'off'),
+        backlog: store.backlog(),
+        dropped: store.counter('dropped'),
+        uploaded: store.counter('uploaded'),
+        lastUpload: store.meta('lastUpload'),
+        lastError: store.meta('lastError'),
+        ...store.report(days, top),
+      };
+    },
+    reload(config) {
+      current = config;
+      store.setBounds(bounds(config));
+      uploader?.reload(config);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(pruner);
+      await uploader?.close();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * The local statistics store: SQLite at dataDir/nimbus.sqlite, WAL with synchronous=FULL so a
+ * record is on disk before record() returns. Three parts:
+ * - `stats`: every record, with the client IP in the clear, for `nimbus stats` (kept
+ *   statsRetentionDays);
+ * - `outbox`: what may be uploaded later (no client IP, no HELO), bounded by count and age;
+ * - `batches`: an upload batch is fixed (id and body) when it is created and persisted, so a
+ *   resend after a cut connection or a crash carries the same id and counts once at the service.
+ * Counters (dropped, uploaded, last upload, last error) live in `meta`.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { ParticipationMode } from '../config.js';
+import type { ReportBatch } from '../reputation/api.js';
+import type { LocalRecord, StatsInput } from './types.js';
+import { toWireRecord } from './wire.js';
+
+const DAY_MS = 86_400_000;
+
+/** Each entry moves user_version from its index to index + 1. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE stats (
+     id TEXT PRIMARY KEY, time INTEGER NOT NULL, client_ip TEXT NOT NULL, helo TEXT,
+     verdict TEXT NOT NULL, score REAL NOT NULL, action TEXT NOT NULL, size INTEGER NOT NULL,
+     next_hop TEXT, fingerprints TEXT NOT NULL);
+   CREATE INDEX stats_time ON stats(time);
+   CREATE TABLE outbox (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, gathered_off INTEGER NOT NULL,
+     batch_id TEXT, record TEXT NOT NULL);
+   CREATE INDEX outbox_batch ON outbox(batch_id);
+   CREATE TABLE batches (id TEXT PRIMARY KEY, created INTEGER NOT NULL, mode TEXT NOT NULL, body TEXT NOT NULL);
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+export interface PendingBatch {
+  readonly id: string;
+  readonly mode: ParticipationMode;
+  readonly batch: ReportBatch;
+  readonly count: number;
+}
+
+export interface StoreOptions {
+  readonly dataDir: string;
+  readonly outboxMaxRecords: number;
+  readonly outboxMaxAgeDays: number;
+  readonly statsRetentionDays: number;
+}
+
+export class StatsStore {
+  readonly #db: Database.Database;
+  #options: StoreOptions;
+
+  constructor(options: StoreOptions) {
+    this.#options = options;
+    mkdirSync(options.dataDir, { recursive: true });
+    this.#db = new Database(join(options.dataDir, 'nimbus.sqlite'));
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#migrate();
+  }
+
+  #migrate(): void {
+    const version = this.#db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.#db.transaction(() => {
+        this.#db.exec(MIGRATIONS[v]!);
+        this.#db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  setBounds(options: StoreOptions): void {
+    this.#options = options;
+  }
+
+  /** Writes the record to `stats` and `outbox` in one transaction; returns the outbox drops. */
+  insert(input: StatsInput, gatheredOff: boolean): { id: string; dropped: number } {
+    const id = randomUUID();
+    const time = (input.time ?? new Date()).getTime();
+    const local: LocalRecord = {
+      id,
+      time,
+      fingerprints: input.fingerprints.map((f) => (f.label === undefined ? { text: f.text } : { text: f.text, label: f.label })),
+      verdict: input.verdict,
+      score: input.score,
+      action: input.action,
+      size: input.size,
+      ...(input.urls ? { urls: [...input.urls] } : {}),
+      ...(input.attachments ? { attachments: input.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })) } : {}),
+    };
+    // The outbox copy has no labels: a label can be the IP in the clear or a file name.
+    const outboxRecord: LocalRecord = { ...local, fingerprints: local.fingerprints.map((f) => ({ text: f.text })) };
+    let dropped = 0;
+    this.#db.transaction(() => {
+      this.#db
+        .prepare('INSERT INTO stats (id, time, client_ip, helo, verdict, score, action, size, next_hop, fingerprints) VALUES (?,?,?,?,?,?,?,?,?,?)')
+        .run(id, time, input.clientIp, input.helo ?? null, input.verdict, input.score, input.action, input.size, input.nextHop ? JSON.stringify(input.nextHop) : null, JSON.stringify(local.fingerprints));
+      this.#db.prepare('INSERT INTO outbox (time, gathered_off, record) VALUES (?,?,?)').run(time, gatheredOff ? 1 : 0, JSON.stringify(outboxRecord));
+      dropped = this.#dropOverflow();
+    })();
+    return { id, dropped };
+  }
+
+  /** Oldest first, never rows already fixed in a batch (that batch will still be sent). */
+  #dropOverflow(): number {
+    const count = (this.#db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+    const excess = count - this.#options.outboxMaxRecords;
+    if (excess <= 0) return 0;
+    const result = this.#db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?)').run(excess);
+    this.#addCounter('dropped', result.changes);
+    return result.changes;
+  }
+
+  /** Drops outbox records past the age bound and local stats past retention; returns outbox drops. */
+  prune(now = Date.now()): number {
+    return this.#db.transaction(() => {
+      const cutoff = now - this.#options.outboxMaxAgeDays * DAY_MS;
+      const result = this.#db.prepare('DELETE FROM outbox WHERE time < ? AND batch_id IS NULL').run(cutoff);
+      this.#addCounter('dropped', result.changes);
+      this.#db.prepare('DELETE FROM stats WHERE time < ?').run(now - this.#options.statsRetentionDays * DAY_MS);
+      return result.changes;
+    })();
+  }
+
+  /** NIMBUS_UPLOAD_BACKLOG=no at opt-in: what was gathered while off never leaves (stats keep it). */
+  discardGatheredWhileOff(): number {
+    return this.#db.prepare('DELETE FROM outbox WHERE gathered_off = 1 AND batch_id IS NULL').run().changes;
+  }
+
+  /**
+   * The batch to send: the persisted one if any (same id as before a crash or cut), else a new
+   * one fixed now from the oldest outbox records. A persisted batch built for a more generous
+   * mode than `mode` (extended, now standard) is rebuilt: privacy beats idempotency there.
+   */
+  nextBatch(mode: ParticipationMode, size: number): PendingBatch | null {
+    if (mode === 'off') return null;
+    return this.#db.transaction((): PendingBatch | null => {
+      const existing = this.#db.prepare('SELECT id, mode, body FROM batches ORDER BY created LIMIT 1').get() as { id: string; mode: ParticipationMode; body: string } | undefined;
+      if (existing) {
+        if (existing.mode === mode || existing.mode === 'standard') {
+          const batch = JSON.parse(existing.body) as ReportBatch;
+          return { id: existing.id, mode: existing.mode, batch, count: batch.records.length };
+        }
+        this.#db.prepare('UPDATE outbox SET batch_id = NULL WHERE batch_id = ?').run(existing.id);
+        this.#db.prepare('DELETE FROM batches WHERE id = ?').run(existing.id);
+      }
+      const rows = this.#db.prepare('SELECT seq, record FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?').all(size) as { seq: number; record: string }[];
+      if (rows.length === 0) return null;
+      const id = `b-${randomUUID()}`;
+      const records = rows.map((row) => toWireRecord(JSON.parse(row.record) as LocalRecord, mode)!);
+      const batch: ReportBatch = { batchId: id, records };
+      this.#db.prepare('INSERT INTO batches (id, created, mode, body) VALUES (?,?,?,?)').run(id, Date.now(), mode, JSON.stringify(batch));
+      const assign = this.#db.prepare('UPDATE outbox SET batch_id = ? WHERE seq = ?');
+      for (const row of rows) assign.run(id, row.seq);
+      return { id, mode, batch, count: rows.length };
+    })();
+  }
+
+  /** The service acknowledged the batch: only now its records leave the outbox. */
+  acknowledge(batchId: string, count: number): void {
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM outbox WHERE batch_id = ?').run(batchId);
+      this.#db.prepare('DELETE FROM batches WHERE id = ?').run(batchId);
+      this.#addCounter('uploaded', count);
+      this.#setMeta('lastUpload', new Date().toISOString());
+    })();
+  }
+
+  setLastError(message: string | null): void {
+    if (message === null) this.#db.prepare("DELETE FROM meta WHERE key = 'lastError'").run();
+    else this.#setMeta('lastError', `${new Date().toISOString()} ${message}`);
+  }
+
+  backlog(): number {
+    return (this.#db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+  }
+
+  meta(key: string): string | null {
+    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value ?? null;
+  }
+
+  counter(key: string): number {
+    return Number(this.meta(key) ?? 0);
+  }
+
+  #setMeta(key: string, value: string): void {
+    this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  #addCounter(key: string, n: number): void {
+    if (n <= 0) return;
+    this.#db
+      .prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)")
+      .run(key, String(n));
+  }
+
+  /** Per-day counts and the top spam sources, for `nimbus stats` (local, IPs in the clear). */
+  report(days: number, top: number): StoreReport {
+    const since = Date.now() - days * DAY_MS;
+    const perDay = this.#db
+      .prepare(
+        "SELECT strftime('%Y-%m-%d', time / 1000, 'unixepoch') AS day, count(*) AS messages, sum(verdict = 'spam') AS spam FROM stats WHERE time >= ? GROUP BY day ORDER BY day",
+      )
+      .all(since) as { day: string; messages: number; spam: number }[];
+    const topIps = this.#db
+      .prepare("SELECT client_ip AS item, count(*) AS count FROM stats WHERE verdict = 'spam' AND time >= ? GROUP BY client_ip ORDER BY count DESC, item LIMIT ?")
+      .all(since, top) as { item: string; count: number }[];
+    const topOf = (prefix: string): { item: string; label: string | null; count: number }[] =>
+      this.#db
+        .prepare(
+          `SELECT json_extract(f.value, '$.text') AS item, max(json_extract(f.value, '$.label')) AS label, count(*) AS count
+           FROM stats, json_each(stats.fingerprints) AS f
+           WHERE stats.verdict = 'spam' AND stats.time >= ? AND json_extract(f.value, '$.text') LIKE ?
+           GROUP BY item ORDER BY count DESC, item LIMIT ?`,
+        )
+        .all(since, `${prefix}%`, top) as { item: string; label: string | null; count: number }[];
+    return { perDay, topIps, topNetworks: topOf('net:'), topImages: topOf('image:'), topDomains: topOf('url:domain:') };
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+export interface StoreReport {
+  readonly perDay: readonly { day: string; messages: number; spam: number }[];
+  readonly topIps: readonly { item: string; count: number }[];
+  readonly topNetworks: readonly { item: string; label: string | null; count: number }[];
+  readonly topImages: readonly { item: string; label: string | null; count: number }[];
+  readonly topDomains: readonly { item: string; label: string | null; count: number }[];
+}
