@@ -110,17 +110,27 @@ export async function startSmtpSink(extraArgs: readonly string[] = []): Promise<
   };
 }
 
-/** smtp-sink's dump without its envelope lines (the `X-…` lines it writes before the message). */
+/**
+ * The message inside an smtp-sink dump: smtp-sink writes its envelope lines (X-Client-Addr …
+ * X-Rcpt-Args) and its own Received field first, and stores lines with LF endings; compare with
+ * `lf(original)`.
+ */
 export function sinkMessage(dump: Buffer): Buffer {
   const text = dump.toString('latin1');
-  // smtp-sink writes X-Client-Addr, X-Client-Proto, X-Helo-Args, X-Mail-Args, X-Rcpt-Args first.
-  const lines = text.split('\n');
   let offset = 0;
-  for (const line of lines) {
-    if (!/^X-(Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args):/.test(line)) break;
-    offset += line.length + 1;
+  const lines = text.split('\n');
+  let index = 0;
+  while (index < lines.length && /^X-(Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args):/.test(lines[index]!)) offset += lines[index++]!.length + 1;
+  if (index < lines.length && lines[index]!.startsWith('Received: ') && lines[index]!.includes('(smtp-sink)') === false && lines[index + 1]?.includes('(smtp-sink)')) {
+    offset += lines[index++]!.length + 1;
+    while (index < lines.length && /^[ \t]/.test(lines[index]!)) offset += lines[index++]!.length + 1;
   }
   return dump.subarray(offset);
+}
+
+/** CRLF to LF, as smtp-sink stores messages. */
+export function lf(bytes: Buffer): Buffer {
+  return Buffer.from(bytes.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
 }
 
 async function waitForListening(port: number, failed: () => string | null, timeoutMs = 15_000): Promise<void> {
