@@ -1,4 +1,14 @@
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('nimbus statement: not built yet\n');
-  return 70;
+/** `nimbus statement [--json]`: exactly what each participation mode sends (from src/stats/wire.ts). */
+import { PARTICIPATION_MODES } from '../config.js';
+import { exampleRecord, statementText } from '../stats/statement.js';
+import { NEVER_SENT, STATEMENT } from '../stats/wire.js';
+
+export async function run(args: string[]): Promise<number> {
+  if (args.includes('--json')) {
+    const modes = Object.fromEntries(PARTICIPATION_MODES.map((mode) => [mode, { sends: STATEMENT[mode], example: exampleRecord(mode) }]));
+    process.stdout.write(`${JSON.stringify({ neverSent: NEVER_SENT, modes }, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(statementText());
+  return 0;
 }

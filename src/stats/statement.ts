@@ -1,0 +1,64 @@
+/**
+ * The text of `nimbus statement`, generated from wire.ts (STATEMENT, NEVER_SENT, toWireRecord)
+ * so that what is printed is what is sent. The example records are the real wire output of a
+ * sample message whose local record does carry an IP, a file name and a URL with an address.
+ */
+import { PARTICIPATION_MODES, type ParticipationMode } from '../config.js';
+import type { ReportRecord } from '../reputation/api.js';
+import type { LocalRecord } from './types.js';
+import { NEVER_SENT, STATEMENT, toWireRecord } from './wire.js';
+
+const HEX64 = (seed: string): string => seed.repeat(64).slice(0, 64);
+
+/** A sample local record: what the gateway keeps about one spam message. */
+export const SAMPLE_RECORD: LocalRecord = Object.freeze({
+  id: '0f8e6c2a-5b1d-4c3e-9a7f-2d4b6e8a0c1e',
+  time: Date.parse('2026-01-15T10:20:30.000Z'),
+  fingerprints: [
+    { text: `ip:sha256:${HEX64('a1')}`, label: '203.0.113.7' },
+    { text: `net:sha256:${HEX64('b2')}`, label: '203.0.113.0/24' },
+    { text: `image:sha256:${HEX64('c3')}`, label: 'offer.png' },
+    { text: `image:phash256:${HEX64('d4')}`, label: 'offer.png' },
+    { text: `attachment:sha256:${HEX64('e5')}`, label: 'invoice.pdf' },
+    { text: `body:minhash64:${HEX64('f6')}` },
+    { text: 'url:domain:example.biz', label: 'example.biz' },
+    { text: `url:sha256:${HEX64('07')}`, label: 'https://shop.example.biz/track?u=alice%40example.org' },
+  ],
+  verdict: 'spam',
+  score: 12,
+  action: 'tag',
+  size: 48213,
+  urls: ['https://shop.example.biz/track?u=alice%40example.org'],
+  attachments: [{ sha256: HEX64('e5'), type: 'application/pdf', size: 20480 }],
+});
+
+export function exampleRecord(mode: ParticipationMode): ReportRecord | null {
+  return toWireRecord(SAMPLE_RECORD, mode);
+}
+
+export function statementText(): string {
+  const lines: string[] = [
+    'Nimbus participation statement: exactly what leaves this host in each NIMBUS_PARTICIPATION mode.',
+    'Any exchange with a reputation service needs NIMBUS_ACCEPT_STATEMENT=yes.',
+    '',
+    'Never sent, in any mode:',
+    ...NEVER_SENT.map((item) => `  - ${item}`),
+    '',
+  ];
+  for (const mode of PARTICIPATION_MODES) {
+    lines.push(`== ${mode} ==`);
+    if (mode === 'off') {
+      lines.push('  Nothing is sent: no lookups, no statistics. Records are kept locally (`nimbus stats`).', '');
+      continue;
+    }
+    lines.push(`  Lookups to NIMBUS_REPUTATION_URL send the fingerprints listed under "fingerprints" below, nothing else.`);
+    lines.push('  Statistics records (POST /v1/reports, in batches) carry:');
+    for (const entry of STATEMENT[mode]) lines.push(`    ${entry.field}: ${entry.what}`);
+    lines.push('  Example record as sent:');
+    lines.push(...JSON.stringify(exampleRecord(mode), null, 2).split('\n').map((line) => `    ${line}`));
+    lines.push('');
+  }
+  lines.push('Opting in uploads the records gathered while off, unless NIMBUS_UPLOAD_BACKLOG=no.');
+  lines.push('Opting out (or withdrawing acceptance) stops every exchange at once, including an upload in flight.');
+  return `${lines.join('\n')}\n`;
+}
