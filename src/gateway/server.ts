@@ -102,9 +102,17 @@ class Gateway implements RunningGateway {
       onMailFrom: (address, session, callback) => this.#callback(session, callback, () => this.#onMailFrom(address, session)),
       onRcptTo: (address, session, callback) => this.#callback(session, callback, () => this.#onRcptTo(address, session)),
       onData: (stream, session, callback) => {
+        // The transaction counts as in flight until smtp-server has been given the final reply,
+        // so a graceful close() never ends the session between our decision and the reply.
         this.#onData(stream, session).then(
-          (message) => callback(null, message),
-          (error: unknown) => callback(error instanceof SmtpReplyError ? error : this.#unexpected(session, error)),
+          (message) => {
+            callback(null, message);
+            this.#finishTransaction(this.#state(session));
+          },
+          (error: unknown) => {
+            callback(error instanceof SmtpReplyError ? error : this.#unexpected(session, error));
+            this.#finishTransaction(this.#state(session));
+          },
         );
       },
       onClose: (session) => this.#onClose(session),
@@ -322,7 +330,6 @@ class Gateway implements RunningGateway {
       return await this.#process(stream, session, state, transaction, spool);
     } finally {
       spool.dispose();
-      this.#finishTransaction(state);
     }
   }
 
