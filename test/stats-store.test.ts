@@ -1,0 +1,83 @@
+import test from 'ava';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { createLogger } from '../src/log.js';
+import { openStatistics } from '../src/stats/index.js';
+import { sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
+
+const log = createLogger('silent');
+
+test('a record is on disk when record() resolves: a second connection sees it, with the IP kept locally', async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const stats = openStatistics(statsConfig(data.dir), log);
+  t.teardown(() => stats.close());
+  await stats.record(sampleInput(7));
+  const other = new Database(join(data.dir, 'nimbus.sqlite'), { readonly: true });
+  t.teardown(() => other.close());
+  const row = other.prepare('SELECT client_ip, helo, verdict FROM stats').get() as { client_ip: string; helo: string; verdict: string };
+  t.deepEqual(row, { client_ip: '203.0.113.7', helo: 'mail7.example.net', verdict: 'ham' });
+  t.is((other.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 1);
+  t.is(other.pragma('journal_mode', { simple: true }), 'wal');
+});
+
+test('the outbox copy holds neither the client IP nor the HELO nor fingerprint labels', async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const stats = openStatistics(statsConfig(data.dir), log);
+  await stats.record(sampleInput(9));
+  await stats.close();
+  const db = new Database(join(data.dir, 'nimbus.sqlite'), { readonly: true });
+  t.teardown(() => db.close());
+  const { record } = db.prepare('SELECT record FROM outbox').get() as { record: string };
+  t.false(record.includes('203.0.113.9'));
+  t.false(record.includes('mail9.example.net'));
+  t.false(record.includes('"label"'));
+});
+
+test('an overflowing outbox drops the oldest records first and counts them; local stats keep all', async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const stats = openStatistics(statsConfig(data.dir, { NIMBUS_OUTBOX_MAX_RECORDS: '5' }), log);
+  t.teardown(() => stats.close());
+  for (let i = 0; i < 8; i++) await stats.record(sampleInput(i, { size: i }));
+  const summary = stats.summary();
+  t.is(summary.backlog, 5);
+  t.is(summary.dropped, 3);
+  t.is(summary.perDay.reduce((n, d) => n + d.messages, 0), 8);
+  const db = new Database(join(data.dir, 'nimbus.sqlite'), { readonly: true });
+  t.teardown(() => db.close());
+  const sizes = (db.prepare('SELECT record FROM outbox ORDER BY seq').all() as { record: string }[]).map((r) => (JSON.parse(r.record) as { size: number }).size);
+  t.deepEqual(sizes, [3, 4, 5, 6, 7]);
+});
+
+test('outbox records older than the age bound are dropped and counted on open', async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const first = openStatistics(statsConfig(data.dir), log);
+  await first.record(sampleInput(1, { time: new Date(Date.now() - 3 * 86_400_000) }));
+  await first.record(sampleInput(2));
+  await first.close();
+  const stats = openStatistics(statsConfig(data.dir, { NIMBUS_OUTBOX_MAX_AGE_DAYS: '2' }), log);
+  t.teardown(() => stats.close());
+  t.is(stats.summary().backlog, 1);
+  t.is(stats.summary().dropped, 1);
+});
+
+test('the summary counts messages and spam per day and ranks spam IPs, networks and domains', async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const stats = openStatistics(statsConfig(data.dir), log);
+  t.teardown(() => stats.close());
+  for (let i = 0; i < 6; i++) await stats.record(sampleInput(i % 3 === 0 ? 4 : i));
+  const s = stats.summary();
+  const today = new Date().toISOString().slice(0, 10);
+  t.deepEqual(s.perDay, [{ day: today, messages: 6, spam: 4 }]);
+  t.deepEqual(s.topIps[0], { item: '203.0.113.4', count: 3 });
+  t.is(s.topDomains[0]?.item, 'url:domain:example.biz');
+  t.is(s.topDomains[0]?.count, 4);
+  t.true(s.topNetworks[0]!.item.startsWith('net:sha256:'));
+  t.is(s.topNetworks[0]?.label, '203.0.113.0/24');
+  t.is(s.participation, 'off');
+  t.false(s.statementAccepted);
+});
