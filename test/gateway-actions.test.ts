@@ -1,0 +1,114 @@
+import test from 'ava';
+import { rmSync } from 'node:fs';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/log.js';
+import { startGateway } from '../src/gateway/server.js';
+import { GTUBE } from '../src/gateway/default-inspector.js';
+import type { GatewayHooks, ProcessedMessage, InspectionRequest } from '../src/gateway/inspection.js';
+import { startScriptedServer, swaks, tempDir } from './helpers/smtp.js';
+
+async function setup(env: Record<string, string>, hooks: GatewayHooks = {}) {
+  const hop = await startScriptedServer({});
+  const dataDir = tempDir('nimbus-gw-act-');
+  const config = loadConfig({
+    NIMBUS_LISTEN: '127.0.0.1:0',
+    NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`,
+    NIMBUS_DATA_DIR: dataDir,
+    NIMBUS_RELAY_DOMAINS: 'example.com',
+    NIMBUS_LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const gw = await startGateway(config, createLogger('silent'), hooks);
+  return {
+    hop,
+    port: gw.address.port,
+    stop: async () => {
+      await gw.close();
+      await hop.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('with NIMBUS_SPAM_ACTION=reject a GTUBE message gets 550 5.7.1 and the next hop never sees DATA', async (t) => {
+  const { hop, port, stop } = await setup({ NIMBUS_SPAM_ACTION: 'reject' });
+  try {
+    const result = await swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org', '--body', GTUBE]);
+    t.true(result.replies.includes('550 5.7.1 Message rejected as spam'), result.output);
+    t.is(hop.dataStarted, 0);
+  } finally {
+    await stop();
+  }
+});
+
+test('an inspector that throws does not lose the mail: it is relayed with verdict unknown', async (t) => {
+  const { hop, port, stop } = await setup({}, { inspector: { inspect: async () => Promise.reject(new Error('analysis bug')) } });
+  try {
+    const result = await swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org']);
+    t.is(result.exitCode, 0, result.output);
+    t.regex(hop.messages[0]!.bytes.toString(), /\r\nX-Nimbus-Verdict: unknown; score=0\.0; required=5\.0\r\n/);
+  } finally {
+    await stop();
+  }
+});
+
+test('a spam-trap recipient is accepted by the gateway and never sent to the next hop as RCPT', async (t) => {
+  const seen: InspectionRequest[] = [];
+  const { hop, port, stop } = await setup(
+    { NIMBUS_SPAMTRAPS: 'trap@example.com' },
+    { inspector: { inspect: async (request) => { seen.push(request); return { verdict: 'unknown', score: 0, required: 5, action: 'deliver', headers: [], subjectTag: false }; } } },
+  );
+  try {
+    const result = await swaks(port, ['--to', 'trap@example.com,bob@example.com', '--from', 'a@example.org']);
+    t.is(result.exitCode, 0, result.output);
+    t.deepEqual(hop.messages[0]!.rcptTo, ['bob@example.com']);
+    t.deepEqual(seen[0]!.spamtrapHits, ['trap@example.com']);
+  } finally {
+    await stop();
+  }
+});
+
+test('the observer is awaited before the sender gets its final reply, and sees the next hop reply', async (t) => {
+  const processed: ProcessedMessage[] = [];
+  let releaseObserver: () => void = () => undefined;
+  const observerGate = new Promise<void>((resolve) => (releaseObserver = resolve));
+  const { port, stop } = await setup({}, {
+    observer: {
+      processed: async (message) => {
+        await observerGate;
+        processed.push(message);
+      },
+    },
+  });
+  try {
+    let done = false;
+    const sending = swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org']).then((r) => ((done = true), r));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    t.false(done, 'no final reply while the observer has not finished');
+    releaseObserver();
+    const result = await sending;
+    t.is(result.exitCode, 0, result.output);
+    t.is(processed.length, 1);
+    t.is(processed[0]!.nextHop?.code, 250);
+    t.is(processed[0]!.inspection.verdict, 'unknown');
+  } finally {
+    releaseObserver();
+    await stop();
+  }
+});
+
+test('with a quarantine sink, a quarantined message is stored, answered 250 and not relayed', async (t) => {
+  const stored: Buffer[] = [];
+  const { hop, port, stop } = await setup({ NIMBUS_SPAM_ACTION: 'quarantine' }, {
+    quarantine: { store: async (_request, bytes) => (stored.push(bytes), 'Q1') },
+  });
+  try {
+    const result = await swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org', '--body', GTUBE]);
+    t.is(result.exitCode, 0, result.output);
+    t.is(stored.length, 1);
+    t.true(stored[0]!.toString().includes('X-Spam-Flag: YES'));
+    t.is(hop.messages.length, 0);
+  } finally {
+    await stop();
+  }
+});
