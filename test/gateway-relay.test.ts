@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startGateway, type RunningGateway } from '../src/gateway/server.js';
 import { GTUBE } from '../src/gateway/default-inspector.js';
-import { lf, startScriptedServer, startSmtpSink, sinkMessage, swaks, tempDir, waitForFiles, freePort, type ScriptedServerOptions } from './helpers/smtp.js';
+import { lf, smtpDialogue, startScriptedServer, startSmtpSink, sinkMessage, swaks, tempDir, waitForFiles, freePort, type ScriptedServerOptions } from './helpers/smtp.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'gateway');
 const PLAIN = join(FIXTURES, 'plain-8bit.eml');
@@ -253,5 +253,39 @@ test('with no next hop the message is delivered into a real Maildir: a file in n
     t.true(readFileSync(join(g.dataDir, 'maildir', 'new', files[0]!)).includes(readFileSync(PLAIN)));
   } finally {
     await g.stop();
+  }
+});
+
+test('SMTPUTF8 addresses and the SMTPUTF8 and 8BITMIME parameters reach the next hop', async (t) => {
+  const { hop, gw, stop } = await withNextHop({});
+  try {
+    const replies = await smtpDialogue(gw.address.port, [
+      'EHLO client.example',
+      'MAIL FROM:<jösé@example.org> SMTPUTF8 BODY=8BITMIME',
+      'RCPT TO:<bøb@example.com>',
+      'DATA',
+      'Subject: Grüße\r\n\r\nÄ body.\r\n.',
+      'QUIT',
+    ]);
+    t.regex(replies[5] ?? '', /^250 2\.6\.0 /, replies.join('\n'));
+    const message = hop.messages[0]!;
+    t.is(message.mailFrom, 'jösé@example.org');
+    t.deepEqual(message.rcptTo, ['bøb@example.com']);
+    t.true(Boolean(message.mailArgs.SMTPUTF8));
+    t.is(message.mailArgs.BODY, '8BITMIME');
+    t.true(message.bytes.toString('utf8').includes('Subject: Grüße\r\n\r\nÄ body.\r\n'));
+  } finally {
+    await stop();
+  }
+});
+
+test('a next hop slower than NIMBUS_NEXT_HOP_TIMEOUT_MS to answer DATA gives the sender 451 4.4.1, not 250', async (t) => {
+  const { gw, stop } = await withNextHop({ data: async () => { await new Promise((resolve) => setTimeout(resolve, 3000)); return 'accept' as const; } }, { NIMBUS_NEXT_HOP_TIMEOUT_MS: '500' });
+  try {
+    const result = await swaks(gw.address.port, ['--to', 'bob@example.com', '--from', 'a@example.org']);
+    t.true(result.replies.includes('451 4.4.1 Next hop unavailable, try again later'), result.output);
+    t.false(result.replies.some((r) => r.startsWith('250 2.6.0')));
+  } finally {
+    await stop();
   }
 });

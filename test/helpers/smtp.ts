@@ -275,3 +275,47 @@ export function crlf(text: string): string {
 export function readBytes(path: string): Buffer {
   return readFileSync(path);
 }
+
+/**
+ * A minimal SMTP dialogue for what swaks cannot express (MAIL parameters such as SMTPUTF8):
+ * sends each command after the previous reply; `DATA` content is a command too (send it with its
+ * final `\r\n.`). Returns every reply (multi-line replies joined with `\n`), greeting first.
+ */
+export async function smtpDialogue(port: number, commands: readonly string[], host = '127.0.0.1'): Promise<string[]> {
+  const { connect } = await import('node:net');
+  const socket = connect({ host, port });
+  const replies: string[] = [];
+  let buffer = '';
+  let current: string[] = [];
+  let wake: (() => void) | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('utf8');
+    let index: number;
+    while ((index = buffer.indexOf('\r\n')) >= 0) {
+      const line = buffer.slice(0, index);
+      buffer = buffer.slice(index + 2);
+      current.push(line);
+      if (!/^\d{3}-/.test(line)) {
+        replies.push(current.join('\n'));
+        current = [];
+        wake?.();
+      }
+    }
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => undefined);
+  const next = async (count: number): Promise<void> => {
+    while (replies.length < count) {
+      const woke = new Promise<void>((resolve) => (wake = resolve));
+      await Promise.race([woke, closed]);
+      if (socket.destroyed && replies.length < count) return;
+    }
+  };
+  await next(1);
+  for (const [i, command] of commands.entries()) {
+    socket.write(`${command}\r\n`);
+    await next(i + 2);
+  }
+  socket.destroy();
+  return replies;
+}
