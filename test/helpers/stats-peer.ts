@@ -20,6 +20,8 @@ export interface ReportsPeer {
   duplicates: number;
   /** Requests started (counted when the request arrives, before its body is read). */
   started: number;
+  /** Held requests whose client went away before the reply (an abort). */
+  clientAborts: number;
   /** Decides the reply to the n-th request (1-based). Default: ok. */
   reply: (n: number) => PeerReply;
   /** Releases every held reply (answered ok). */
@@ -38,6 +40,7 @@ export async function startReportsPeer(): Promise<ReportsPeer> {
     batches: new Map(),
     duplicates: 0,
     started: 0,
+    clientAborts: 0,
     reply: () => 'ok',
     release() {
       const waiting = held;
@@ -88,6 +91,9 @@ export async function startReportsPeer(): Promise<ReportsPeer> {
       request.socket.destroy();
       return;
     }
+    if (decision === 'hold') response.on('close', () => {
+      if (!response.writableFinished) peer.clientAborts++;
+    });
     if (decision === 'hold') await new Promise<void>((resolve) => held.push(resolve));
     if (!response.destroyed) response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ accepted: duplicate ? 0 : parsed.data.records.length, duplicate }));
   };
