@@ -7,13 +7,13 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from './metrics.js';
 import { StatsStore, type StoreReport } from './store.js';
-import { httpTransport, type StatsTransport } from './transport.js';
+import { ClientTransports, type StatsTransport } from './transport.js';
 import type { StatsInput } from './types.js';
 import { Uploader, participates, type UploaderState } from './uploader.js';
 
 export type { StatsInput, LocalRecord, MessageAction } from './types.js';
 export type { StatsTransport } from './transport.js';
-export { StatsTransportError, httpTransport } from './transport.js';
+export { ClientTransports, failureOf } from './transport.js';
 export { isSendableFingerprint, toWireRecord, STATEMENT, NEVER_SENT } from './wire.js';
 export { createGatewayMetrics, startMetricsServer, BREAKER_STATES, type GatewayMetrics, type MetricsServer } from './metrics.js';
 
@@ -62,11 +62,12 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
   };
   dropped(store.prune(), 'age bound');
   metrics?.backlog.set(store.backlog());
+  const transports = new ClientTransports();
   const uploader =
     options.upload === false
       ? null
       : new Uploader(store, statsLog, config, {
-          transport: options.transport ?? ((c) => httpTransport({ url: c.reputationUrl!, key: c.reputationKey, timeoutMs: Math.max(10_000, c.lookupTimeoutMs * 10) })),
+          transport: options.transport ?? ((c) => transports.for(c)),
           ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
           ...(options.backoffMaxMs !== undefined ? { backoffMaxMs: options.backoffMaxMs } : {}),
           ...(options.idleMs !== undefined ? { idleMs: options.idleMs } : {}),
@@ -108,6 +109,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
       closed = true;
       clearInterval(pruner);
       await uploader?.close();
+      transports.close();
       store.close();
     },
   };

@@ -1,45 +1,54 @@
 /**
  * How a batch reaches the service. The uploader needs only `send`; the production transport is
- * a POST /v1/reports with the sensor key (the same wire contract the reputation client speaks).
- * A failure throws StatsTransportError with the HTTP status (0: network, timeout or abort).
+ * the reputation client's `report` (POST /v1/reports with the sensor key). Failures throw an
+ * error carrying the HTTP `status` (0: network, timeout or abort): ReputationServiceError.
  */
-import { NimbusError } from '../errors.js';
+import type { Config } from '../config.js';
 import type { ReportBatch } from '../reputation/api.js';
+import { createReputationClient, type ReputationClient } from '../reputation/client.js';
 
 export const HTTP_UNAUTHORIZED = 401;
+export const HTTP_TOO_MANY_REQUESTS = 429;
+
+/** A batch upload is larger than a lookup: its own budget, never under this. */
+const MIN_UPLOAD_TIMEOUT_MS = 30_000;
 
 export interface StatsTransport {
   /** Resolves only when the service acknowledged the batch (2xx). */
   send(batch: ReportBatch, signal: AbortSignal): Promise<void>;
 }
 
-export class StatsTransportError extends NimbusError {
-  readonly status: number;
-  constructor(status: number, message: string, options?: { cause?: unknown }) {
-    super(status === HTTP_UNAUTHORIZED ? 'AUTH_REJECTED' : status === 0 ? 'SERVICE_UNREACHABLE' : 'SERVICE_ERROR', message, options);
-    this.status = status;
-  }
+/** The HTTP status of a failed send (0 when none came), and a Retry-After in seconds if any. */
+export function failureOf(error: unknown): { status: number; retryAfter: number | null } {
+  const e = error as { status?: unknown; retryAfter?: unknown };
+  return { status: typeof e?.status === 'number' ? e.status : 0, retryAfter: typeof e?.retryAfter === 'number' ? e.retryAfter : null };
 }
 
-export function httpTransport(options: { url: string; key: string | null; timeoutMs: number }): StatsTransport {
-  const endpoint = `${options.url.replace(/\/+$/, '')}/v1/reports`;
-  return {
-    async send(batch, signal) {
-      // The caller's signal (opt-out) and our own timeout both end the request.
-      const combined = AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]);
-      let response: Response;
-      try {
-        response = await fetch(endpoint, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...(options.key ? { authorization: `Bearer ${options.key}` } : {}) },
-          body: JSON.stringify(batch),
-          signal: combined,
-        });
-      } catch (error) {
-        throw new StatsTransportError(0, `POST ${endpoint}: ${(error as Error).message}`, { cause: error });
-      }
-      const text = await response.text().catch(() => '');
-      if (!response.ok) throw new StatsTransportError(response.status, `POST ${endpoint}: HTTP ${response.status} ${text.slice(0, 200)}`);
-    },
-  };
+/**
+ * One reputation client per (url, key): a reload with other values closes the old one.
+ * Owned by one Statistics instance, so no module-level state.
+ */
+export class ClientTransports {
+  #client: ReputationClient | null = null;
+  #identity = '';
+
+  for(config: Config): StatsTransport {
+    const identity = `${config.reputationUrl}\n${config.reputationKey ?? ''}`;
+    if (this.#client === null || identity !== this.#identity) {
+      this.#client?.close();
+      this.#identity = identity;
+      this.#client = createReputationClient({ url: config.reputationUrl ?? '', key: config.reputationKey ?? '', timeoutMs: Math.max(MIN_UPLOAD_TIMEOUT_MS, config.lookupTimeoutMs) });
+    }
+    const client = this.#client;
+    return {
+      async send(batch, signal) {
+        await client.report(batch, signal);
+      },
+    };
+  }
+
+  close(): void {
+    this.#client?.close();
+    this.#client = null;
+  }
 }

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { StatsStore } from './store.js';
-import { HTTP_UNAUTHORIZED, StatsTransportError, type StatsTransport } from './transport.js';
+import { HTTP_TOO_MANY_REQUESTS, HTTP_UNAUTHORIZED, failureOf, type StatsTransport } from './transport.js';
 
 export interface UploaderOptions {
   /** Builds the transport for a configuration (default: HTTP to config.reputationUrl). */
@@ -140,7 +140,7 @@ export class Uploader {
         this.#log.info({ event: 'stats.upload.batch', batchId: pending.id, records: pending.count, backlog }, `uploaded ${pending.count} statistics records, ${backlog} waiting`);
       } catch (error) {
         if (controller.signal.aborted || !this.#current(generation)) return;
-        const status = error instanceof StatsTransportError ? error.status : 0;
+        const { status, retryAfter } = failureOf(error);
         const message = (error as Error).message;
         this.#store.setLastError(message);
         this.#options.metrics?.uploadErrors.inc({ kind: status === HTTP_UNAUTHORIZED ? 'auth' : status === 0 ? 'network' : 'http' });
@@ -154,7 +154,9 @@ export class Uploader {
           return;
         }
         failures++;
-        const delay = Math.min(max, base * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
+        // Full exponential step with jitter in its upper half, so gateways do not retry in step.
+        let delay = Math.min(max, base * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
+        if (status === HTTP_TOO_MANY_REQUESTS && retryAfter !== null) delay = Math.max(delay, retryAfter * 1000);
         this.#state = 'backoff';
         this.#log.warn({ event: 'stats.upload.failed', batchId: pending.id, status, failures, retryInMs: Math.round(delay), err: message }, 'statistics upload failed, retrying');
         await this.#sleep(delay, false);
