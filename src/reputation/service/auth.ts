@@ -1,0 +1,64 @@
+/**
+ * Bearer keys `nmb_<id>_<secret>`: the id finds the stored key, the secret is checked by
+ * comparing SHA-256 digests in constant time (the secret itself is never stored). Stored keys
+ * are cached for a few seconds so a hot key does not hit the store per request, and a revoked
+ * key is still refused within that time.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { KeyRole } from '../api.js';
+import type { KeyStore, StoredKey } from '../engine-types.js';
+import { ERROR_CODES, HTTP, HttpError } from './errors.js';
+
+const TOKEN = /^nmb_([A-Za-z0-9-]{1,64})_([A-Za-z0-9_-]{8,256})$/;
+const RANK: Record<KeyRole, number> = { sensor: 0, reporter: 1, admin: 2 };
+/** Cache of "no such key" too, so a flood of bad ids does not reach the store each time. */
+const MISSING = Symbol('missing');
+
+export function parseToken(token: string): { id: string; secret: string } | null {
+  const match = TOKEN.exec(token);
+  return match ? { id: match[1]!, secret: match[2]! } : null;
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export class Authenticator {
+  readonly #keys: KeyStore;
+  readonly #cache: LRUCache<string, StoredKey | typeof MISSING>;
+
+  constructor(keys: KeyStore, cacheMs = 5000) {
+    this.#keys = keys;
+    this.#cache = new LRUCache({ max: 10_000, ttl: cacheMs });
+  }
+
+  /** The key behind an Authorization header with at least `role`, or an HttpError 401/403. */
+  async authenticate(header: string | undefined, role: KeyRole): Promise<StoredKey> {
+    const rejected = (why: string) => new HttpError(HTTP.UNAUTHORIZED, ERROR_CODES.AUTH_REJECTED, why, { 'www-authenticate': 'Bearer' });
+    if (!header) throw rejected('missing Authorization: Bearer key');
+    const [scheme, token] = header.split(' ', 2);
+    if (scheme?.toLowerCase() !== 'bearer' || !token) throw rejected('expected Authorization: Bearer nmb_<id>_<secret>');
+    const parsed = parseToken(token.trim());
+    if (!parsed) throw rejected('malformed key: expected nmb_<id>_<secret>');
+    const key = await this.#find(parsed.id);
+    // Hash even for unknown ids so timing does not tell which ids exist.
+    const given = Buffer.from(hashSecret(parsed.secret), 'hex');
+    const stored = Buffer.from(key?.secretHash ?? '0'.repeat(64), 'hex');
+    const same = stored.length === given.length && timingSafeEqual(stored, given);
+    if (!key || !same) throw rejected('unknown key or wrong secret');
+    if (key.revokedAt !== null) throw rejected(`key ${key.id} was revoked`);
+    if (RANK[key.role] < RANK[role]) {
+      throw new HttpError(HTTP.FORBIDDEN, ERROR_CODES.FORBIDDEN, `key ${key.id} has role ${key.role}; this needs ${role}`);
+    }
+    return key;
+  }
+
+  async #find(id: string): Promise<StoredKey | null> {
+    const cached = this.#cache.get(id);
+    if (cached !== undefined) return cached === MISSING ? null : cached;
+    const key = await this.#keys.findKey(id);
+    this.#cache.set(id, key ?? MISSING);
+    return key;
+  }
+}

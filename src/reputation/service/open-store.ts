@@ -1,0 +1,22 @@
+/**
+ * Opens the store the configuration names, the same way for the service and `nimbus keys`
+ * (so a key added by the CLI is the key the service checks): SQLite at
+ * `dataDir/reputation.sqlite`, or Redis / Redis Cluster at NIMBUS_REDIS_URL.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../../config.js';
+import type { OpenedReputation, ReputationStoreOptions } from '../engine-types.js';
+
+export function storeOptions(config: Config): ReputationStoreOptions {
+  if (config.store === 'redis') return { store: 'redis', urls: config.redisUrls };
+  return { store: 'sqlite', path: path.join(config.dataDir, 'reputation.sqlite') };
+}
+
+export async function openConfiguredReputation(config: Config): Promise<OpenedReputation> {
+  if (config.store === 'sqlite') mkdirSync(config.dataDir, { recursive: true });
+  // Loaded lazily: the engine (src/reputation/open.ts) is built in parallel by its owner.
+  const specifier = '../open.js';
+  const engine = (await import(specifier)) as { openReputation(options: ReputationStoreOptions): Promise<OpenedReputation> };
+  return engine.openReputation(storeOptions(config));
+}

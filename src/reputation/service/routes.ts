@@ -1,0 +1,116 @@
+/**
+ * The /v1 routes. Each one: authenticate (401/403), rate-limit per key (429), validate the body
+ * against the wire schema (400 naming the field; nothing is touched before that), then call
+ * the engine.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { feedbackRequest, fingerprintText, lookupRequest, reportBatch, verdictOverride, type KeyRole } from '../api.js';
+import type { OpenedReputation, StoredKey } from '../engine-types.js';
+import type { Authenticator } from './auth.js';
+import { ERROR_CODES, HTTP, HttpError } from './errors.js';
+import type { ServiceMetrics } from './metrics.js';
+import type { UpstreamProxy } from './proxy.js';
+import type { RateLimiter } from './rate-limit.js';
+
+export interface RouteContext {
+  readonly opened: OpenedReputation;
+  readonly auth: Authenticator;
+  readonly limiter: RateLimiter;
+  readonly metrics: ServiceMetrics;
+  /** The current proxy (null when not in proxy mode); read per request so reload applies. */
+  proxy(): UpstreamProxy | null;
+}
+
+export function validate<T>(schema: z.ZodType<T>, value: unknown, where = 'body'): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.slice(0, 5).map((issue) => `${[where, ...issue.path].join('.')}: ${issue.message}`);
+  throw new HttpError(HTTP.BAD_REQUEST, ERROR_CODES.BAD_REQUEST, issues.join('; '));
+}
+
+async function admit(context: RouteContext, request: FastifyRequest, role: KeyRole): Promise<StoredKey> {
+  const key = await context.auth.authenticate(request.headers.authorization, role);
+  const wait = context.limiter.take(key.id, key.rateLimit);
+  if (wait > 0) {
+    throw new HttpError(HTTP.TOO_MANY_REQUESTS, ERROR_CODES.RATE_LIMITED, `key ${key.id} is over its rate of ${key.rateLimit} requests/s`, {
+      'retry-after': String(wait),
+    });
+  }
+  return key;
+}
+
+type FingerprintRaw = (raw: Buffer, context: { clientIp?: string }) => Promise<{ fingerprints: { toString(): string }[] | string[] }>;
+
+async function loadFingerprinter(): Promise<FingerprintRaw | null> {
+  try {
+    const specifier = '../../fingerprint/index.js';
+    const module = (await import(specifier)) as { fingerprintMessage?: FingerprintRaw };
+    return module.fingerprintMessage ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function registerRoutes(app: FastifyInstance, context: RouteContext): void {
+  const { opened, metrics } = context;
+
+  app.post('/v1/lookup', async (request) => {
+    await admit(context, request, 'sensor');
+    const body = validate(lookupRequest, request.body);
+    let results = await opened.engine.lookup(body.items);
+    const proxy = context.proxy();
+    if (proxy) results = await proxy.lookup(results);
+    metrics.lookups.inc(body.items.length);
+    return { results };
+  });
+
+  app.post('/v1/reports', async (request) => {
+    const key = await admit(context, request, 'sensor');
+    const batch = validate(reportBatch, request.body);
+    const result = await opened.engine.ingest(batch.batchId, { id: key.id, weight: 1 }, batch.records);
+    metrics.recordsIngested.inc(result.accepted);
+    // A duplicate was forwarded the first time; upstream is idempotent by the same id anyway.
+    const proxy = context.proxy();
+    if (proxy && !result.duplicate) await proxy.forwardReport(batch);
+    return { accepted: result.accepted, duplicate: result.duplicate };
+  });
+
+  app.post('/v1/feedback', async (request) => {
+    const key = await admit(context, request, 'reporter');
+    const body = validate(feedbackRequest, request.body);
+    let items: string[];
+    if ('items' in body) items = body.items;
+    else {
+      const fingerprint = await loadFingerprinter();
+      if (!fingerprint) throw new HttpError(HTTP.UNPROCESSABLE, ERROR_CODES.UNSUPPORTED, 'raw messages not supported yet: send items');
+      const found = await fingerprint(Buffer.from(body.message, 'utf8'), {});
+      items = found.fingerprints.map((item) => String(item));
+    }
+    if (items.length > 0) await opened.engine.feedback({ id: key.id, weight: 1 }, body.label, items);
+    const proxy = context.proxy();
+    if (proxy) await proxy.forwardFeedback(body.label, items);
+    return { accepted: items.length };
+  });
+
+  app.put<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', async (request) => {
+    await admit(context, request, 'admin');
+    const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
+    const body = validate(verdictOverride, request.body);
+    await opened.engine.setVerdict(item, body.verdict, body.reason);
+    return { item, verdict: body.verdict };
+  });
+
+  app.delete<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', async (request) => {
+    await admit(context, request, 'admin');
+    const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
+    return { item, removed: await opened.engine.clearVerdict(item) };
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}
