@@ -1,0 +1,124 @@
+/**
+ * The REAL reputation service (src/reputation/service.ts) over the real engine
+ * (src/reputation/open.ts, SQLite), with a sensor key, for statistics tests; and a TCP proxy in
+ * front of it that can cut or hold the n-th HTTP response (an acknowledgement lost on the way
+ * back, or a gateway killed before it arrives), so the service really ingested the batch.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
+
+const ENGINE = fileURLToPath(new URL('../../src/reputation/open.ts', import.meta.url));
+
+/** The engine is built in parallel by its owner; until it exists these tests are todo. */
+export function realServiceAvailable(): boolean {
+  return existsSync(ENGINE);
+}
+
+export interface RealService {
+  readonly url: string;
+  readonly token: string;
+  readonly opened: OpenedReputation;
+  /** How many reports the engine counted for this fingerprint. */
+  seen(item: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startRealService(dataDir: string): Promise<RealService> {
+  const specifier = '../../src/reputation/open.js';
+  const { openReputation } = (await import(specifier)) as { openReputation(o: ReputationStoreOptions): Promise<OpenedReputation> };
+  const { startReputationService } = await import('../../src/reputation/service.js');
+  const opened = await openReputation({ store: 'sqlite', path: join(dataDir, 'reputation.sqlite') });
+  const { token } = await opened.keys.addKey('sensor', 'stats test');
+  const config = loadConfig({ NIMBUS_DATA_DIR: dataDir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'silent' });
+  const service = await startReputationService(config, createLogger('silent'), opened);
+  return {
+    url: service.url,
+    token,
+    opened,
+    async seen(item) {
+      const [result] = await opened.engine.lookup([item]);
+      return result?.counters.seen ?? 0;
+    },
+    async close() {
+      await service.close();
+      await opened.close();
+    },
+  };
+}
+
+export type ProxyDecision = 'forward' | 'cut' | 'hold';
+
+export interface CuttingProxy {
+  url: string;
+  /** Requests seen (counted at their request line). */
+  requests: number;
+  /** Every byte the gateway sent through the proxy. */
+  readonly sent: Buffer[];
+  /** Decides what happens to the n-th response (1-based). */
+  decide: (n: number) => ProxyDecision;
+  waitFor(predicate: () => boolean, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startCuttingProxy(target: string): Promise<CuttingProxy> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  let responses = 0;
+  const proxy: CuttingProxy = {
+    url: '',
+    requests: 0,
+    sent: [],
+    decide: () => 'forward',
+    async waitFor(predicate, timeoutMs = 60_000) {
+      const end = Date.now() + timeoutMs;
+      while (!predicate()) {
+        if (Date.now() > end) throw new Error('proxy: condition not reached in time');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  const track = (socket: Socket): Socket => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    return socket;
+  };
+  const server = createServer((client) => {
+    track(client);
+    const upstream = track(connect(Number(port), hostname));
+    let holding = false;
+    client.on('data', (chunk: Buffer) => {
+      if (/^(POST|GET|PUT|DELETE) /.test(chunk.subarray(0, 8).toString('latin1'))) proxy.requests++;
+      proxy.sent.push(chunk);
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (chunk.subarray(0, 5).toString('latin1') === 'HTTP/') {
+        const decision = proxy.decide(++responses);
+        if (decision === 'cut') {
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        holding = decision === 'hold';
+      }
+      if (!holding) client.write(chunk);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  proxy.url = `http://127.0.0.1:${address.port}`;
+  return proxy;
+}
