@@ -81,3 +81,23 @@ test('the summary counts messages and spam per day and ranks spam IPs, networks 
   t.is(s.participation, 'off');
   t.false(s.statementAccepted);
 });
+
+test('nimbus stats --json reports the records, backlog and participation state of the data dir', async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const stats = openStatistics(statsConfig(data.dir), log);
+  for (let i = 0; i < 4; i++) await stats.record(sampleInput(i));
+  await stats.close();
+  const { execFile } = await import('node:child_process');
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['--import=tsx', 'src/cli.ts', 'stats', '--json'], { env: { PATH: process.env.PATH ?? '', NIMBUS_DATA_DIR: data.dir } }, (error, out) => (error ? reject(error) : resolve(out))),
+  );
+  const summary = JSON.parse(stdout) as { backlog: number; participation: string; statementAccepted: boolean; perDay: { messages: number }[]; topIps: unknown[]; lastUpload: null; dropped: number };
+  t.is(summary.backlog, 4);
+  t.is(summary.participation, 'off');
+  t.false(summary.statementAccepted);
+  t.is(summary.perDay[0]?.messages, 4);
+  t.is(summary.topIps.length, 2);
+  t.is(summary.lastUpload, null);
+  t.is(summary.dropped, 0);
+});

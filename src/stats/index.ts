@@ -4,6 +4,7 @@
  * what leaves the host).
  */
 import type { Config } from '../config.js';
+import { NimbusError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from './metrics.js';
 import { StatsStore, type StoreReport } from './store.js';
@@ -33,7 +34,8 @@ export interface StatisticsOptions {
 export interface StatsSummary extends StoreReport {
   readonly participation: Config['participation'];
   readonly statementAccepted: boolean;
-  readonly uploader: UploaderState;
+  /** This process's uploader; null in a process that only reads (`nimbus stats`). */
+  readonly uploader: UploaderState | null;
   readonly backlog: number;
   readonly dropped: number;
   readonly uploaded: number;
@@ -79,7 +81,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
 
   return {
     async record(input) {
-      if (closed) throw new Error('statistics are closed');
+      if (closed) throw new NimbusError('STATS_CLOSED', 'statistics record after close()');
       // synchronous=FULL: the transaction is on disk when insert returns.
       const result = store.insert(input, !participates(current));
       dropped(result.dropped, 'full');
@@ -90,7 +92,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
       return {
         participation: current.participation,
         statementAccepted: current.acceptStatement,
-        uploader: uploader?.state ?? (participates(current) ? 'idle' : 'off'),
+        uploader: uploader?.state ?? null,
         backlog: store.backlog(),
         dropped: store.counter('dropped'),
         uploaded: store.counter('uploaded'),
