@@ -40,7 +40,7 @@ async function admit(context: RouteContext, request: FastifyRequest, role: KeyRo
   return key;
 }
 
-type FingerprintRaw = (raw: Buffer, context: { clientIp?: string }) => Promise<{ fingerprints: { toString(): string }[] | string[] }>;
+type FingerprintRaw = (raw: Buffer, context: { clientIp?: string }) => Promise<{ fingerprints: readonly { text: string }[] }>;
 
 async function loadFingerprinter(): Promise<FingerprintRaw | null> {
   try {
@@ -85,7 +85,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
       const fingerprint = await loadFingerprinter();
       if (!fingerprint) throw new HttpError(HTTP.UNPROCESSABLE, ERROR_CODES.UNSUPPORTED, 'raw messages not supported yet: send items');
       const found = await fingerprint(Buffer.from(body.message, 'utf8'), {});
-      items = found.fingerprints.map((item) => String(item));
+      items = found.fingerprints.map((item) => item.text);
     }
     if (items.length > 0) await opened.engine.feedback({ id: key.id, weight: 1 }, body.label, items);
     const proxy = context.proxy();

@@ -1,0 +1,99 @@
+/**
+ * Real reputation services for tests: each on 127.0.0.1 port 0 over its own SQLite store in a
+ * temp dir, with one key per role; closed and removed at teardown.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../../src/config.js';
+import type { KeyRole } from '../../src/reputation/api.js';
+import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
+import { startReputationService, type RunningReputationService } from '../../src/reputation/service.js';
+
+type OpenReputation = (options: ReputationStoreOptions) => Promise<OpenedReputation>;
+
+/** The engine's openReputation, or null while src/reputation/open.ts is not there yet. */
+export async function loadOpenReputation(): Promise<OpenReputation | null> {
+  try {
+    const specifier = '../../src/reputation/open.js';
+    const module = (await import(specifier)) as { openReputation?: OpenReputation };
+    return module.openReputation ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export interface TestService {
+  readonly url: string;
+  readonly config: Config;
+  readonly opened: OpenedReputation;
+  readonly service: RunningReputationService;
+  /** A token per role, rate 100,000/s so only the rate-limit test meets a limit. */
+  readonly tokens: Record<KeyRole, string>;
+  /** Adds a key and returns its id and token. */
+  addKey(role: KeyRole, rate?: number): Promise<{ id: string; token: string }>;
+}
+
+export async function startTestService(t: ExecutionContext, env: Record<string, string> = {}): Promise<TestService> {
+  const openReputation = await loadOpenReputation();
+  if (!openReputation) throw new Error('src/reputation/open.ts (openReputation) is not built yet');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nimbus-rep-svc-'));
+  const config = loadConfig({ NIMBUS_DATA_DIR: dir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'silent', ...env });
+  const opened = await openReputation({ store: 'sqlite', path: path.join(dir, 'reputation.sqlite') });
+  const service = await startReputationService(config, pino({ level: 'silent' }), opened);
+  t.teardown(async () => {
+    await service.close();
+    await opened.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const addKey = async (role: KeyRole, rate = 100_000) => {
+    const { key, token } = await opened.keys.addKey(role, `test ${role}`, rate);
+    return { id: key.id, token };
+  };
+  const tokens = {
+    sensor: (await addKey('sensor')).token,
+    reporter: (await addKey('reporter')).token,
+    admin: (await addKey('admin')).token,
+  };
+  return { url: service.url, config, opened, service, tokens, addKey };
+}
+
+/** JSON over real HTTP; returns status, headers and the parsed body. */
+export async function call(
+  url: string,
+  method: string,
+  pathname: string,
+  token: string | null,
+  body?: unknown,
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${url}${pathname}`, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // /metrics is text
+  }
+  return { status: response.status, headers: response.headers, body: parsed };
+}
+
+let counter = 0;
+/** A distinct, valid fingerprint per call (sha256 text form, as the fingerprinters emit). */
+export function fingerprint(kind: 'url' | 'attachment' | 'ip' = 'url'): string {
+  counter += 1;
+  return `${kind}:sha256:${createHash('sha256').update(`${process.pid}/${counter}`).digest('hex')}`;
+}
+
+export function record(id: string, fingerprints: string[], verdict: 'spam' | 'ham' | 'bulk' | 'unknown' = 'spam') {
+  return { id, time: new Date().toISOString(), fingerprints, verdict, score: verdict === 'spam' ? 9 : 0, action: 'deliver' };
+}

@@ -1,0 +1,153 @@
+import test from 'ava';
+import { call, fingerprint, loadOpenReputation, record, startTestService } from './helpers/service.js';
+
+// Until the engine (src/reputation/open.ts) exists these cannot run against a real store.
+const engine = await loadOpenReputation();
+const it = engine ? test : test.skip;
+
+it('a sensor key looks up fingerprints and gets one result per item, in order', async (t) => {
+  const s = await startTestService(t);
+  const items = [fingerprint(), fingerprint('attachment')];
+  const r = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items });
+  t.is(r.status, 200);
+  t.deepEqual(
+    r.body.results.map((x: { item: string }) => x.item),
+    items,
+  );
+  t.is(r.body.results[0].verdict, 'unknown');
+});
+
+it('a missing, malformed, wrong or revoked key gets 401 and an error code', async (t) => {
+  const s = await startTestService(t);
+  const body = { items: [fingerprint()] };
+  t.is((await call(s.url, 'POST', '/v1/lookup', null, body)).status, 401);
+  t.is((await call(s.url, 'POST', '/v1/lookup', 'not-a-key', body)).status, 401);
+  const wrong = s.tokens.sensor.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a'));
+  const r = await call(s.url, 'POST', '/v1/lookup', wrong, body);
+  t.is(r.status, 401);
+  t.is(r.body.error, 'AUTH_REJECTED');
+  const { id, token } = await s.addKey('sensor');
+  t.is((await call(s.url, 'POST', '/v1/lookup', token, body)).status, 200);
+  t.true(await s.opened.keys.revokeKey(id));
+  // Keys are cached up to 5 s; a revoked key must be refused within seconds.
+  let status = 200;
+  for (let i = 0; i < 40 && status === 200; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    status = (await call(s.url, 'POST', '/v1/lookup', token, body)).status;
+  }
+  t.is(status, 401);
+});
+
+it('a key with too small a role gets 403', async (t) => {
+  const s = await startTestService(t);
+  const r = await call(s.url, 'POST', '/v1/feedback', s.tokens.sensor, { label: 'spam', items: [fingerprint()] });
+  t.is(r.status, 403);
+  t.is(r.body.error, 'FORBIDDEN');
+  const item = fingerprint();
+  t.is((await call(s.url, 'PUT', `/v1/verdicts/${encodeURIComponent(item)}`, s.tokens.reporter, { verdict: 'spam' })).status, 403);
+  // Roles nest: an admin key may also look up.
+  t.is((await call(s.url, 'POST', '/v1/lookup', s.tokens.admin, { items: [item] })).status, 200);
+});
+
+it('a bad body gets 400 naming the field, and changes nothing', async (t) => {
+  const s = await startTestService(t);
+  const good = fingerprint();
+  const batch = { batchId: 'batch-bad-0001', records: [record('r1', [good]), { ...record('r2', [good]), verdict: 'maybe' }] };
+  const r = await call(s.url, 'POST', '/v1/reports', s.tokens.sensor, batch);
+  t.is(r.status, 400);
+  t.is(r.body.error, 'BAD_REQUEST');
+  t.regex(r.body.message, /records\.1\.verdict/);
+  const [after] = await s.opened.engine.lookup([good]);
+  t.is(after!.counters.seen, 0);
+  // The same batch id, now valid, is not taken for a duplicate of the refused one.
+  const ok = await call(s.url, 'POST', '/v1/reports', s.tokens.sensor, { batchId: batch.batchId, records: [record('r1', [good])] });
+  t.deepEqual(ok.body, { accepted: 1, duplicate: false });
+  const bad = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: ['nonsense'] });
+  t.is(bad.status, 400);
+  t.regex(bad.body.message, /items\.0/);
+  t.is((await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, '{not json')).status, 400);
+});
+
+it('a body over the limit gets 413', async (t) => {
+  const s = await startTestService(t);
+  const huge = JSON.stringify({ items: ['x'.repeat(11 * 1024 * 1024)] });
+  const r = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, huge);
+  t.is(r.status, 413);
+  t.is(r.body.error, 'TOO_LARGE');
+});
+
+it('a key over its rate gets 429 with Retry-After', async (t) => {
+  const s = await startTestService(t);
+  const { token } = await s.addKey('sensor', 1);
+  const body = { items: [fingerprint()] };
+  const answers = await Promise.all(Array.from({ length: 10 }, () => call(s.url, 'POST', '/v1/lookup', token, body)));
+  const limited = answers.filter((a) => a.status === 429);
+  t.true(limited.length > 0);
+  t.is(limited[0]!.body.error, 'RATE_LIMITED');
+  t.true(Number(limited[0]!.headers.get('retry-after')) >= 1);
+  // Other keys are not affected.
+  t.is((await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, body)).status, 200);
+});
+
+it('a resent report batch counts once', async (t) => {
+  const s = await startTestService(t);
+  const item = fingerprint();
+  const batch = { batchId: 'batch-idem-0001', records: [record('a', [item]), record('b', [item])] };
+  const first = await call(s.url, 'POST', '/v1/reports', s.tokens.sensor, batch);
+  t.deepEqual(first.body, { accepted: 2, duplicate: false });
+  const again = await call(s.url, 'POST', '/v1/reports', s.tokens.sensor, batch);
+  t.is(again.status, 200);
+  t.deepEqual(again.body, { accepted: 0, duplicate: true });
+  const [result] = (await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [item] })).body.results;
+  t.is(Math.round(result.counters.seen), 2);
+});
+
+it('1,000 spam reports from one key do not make spam; reports from 5 distinct keys do', async (t) => {
+  const s = await startTestService(t);
+  const item = fingerprint();
+  for (let wave = 0; wave < 100; wave++) {
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => call(s.url, 'POST', '/v1/feedback', s.tokens.reporter, { label: 'spam', items: [item] })),
+    );
+    t.true(answers.every((a) => a.status === 200));
+  }
+  const lookup = async () => (await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [item] })).body.results[0];
+  t.not((await lookup()).verdict, 'spam');
+  const other = fingerprint();
+  for (let i = 0; i < 5; i++) {
+    const { token } = await s.addKey('reporter');
+    t.is((await call(s.url, 'POST', '/v1/feedback', token, { label: 'spam', items: [other] })).status, 200);
+  }
+  const [result] = (await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [other] })).body.results;
+  t.is(result.verdict, 'spam');
+});
+
+it('an admin verdict is set with PUT, wins, and is removed with DELETE', async (t) => {
+  const s = await startTestService(t);
+  const item = fingerprint();
+  const path = `/v1/verdicts/${encodeURIComponent(item)}`;
+  t.is((await call(s.url, 'PUT', path, s.tokens.admin, { verdict: 'spam', reason: 'test' })).status, 200);
+  const lookup = async () => (await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [item] })).body.results[0];
+  t.is((await lookup()).verdict, 'spam');
+  t.is((await lookup()).counters.adminVerdict, 'spam');
+  const bad = await call(s.url, 'PUT', path, s.tokens.admin, { verdict: 'unknown' });
+  t.is(bad.status, 400);
+  t.regex(bad.body.message, /verdict/);
+  const removed = await call(s.url, 'DELETE', path, s.tokens.admin);
+  t.deepEqual(removed.body, { item, removed: true });
+  t.is((await lookup()).verdict, 'unknown');
+  t.false((await call(s.url, 'DELETE', path, s.tokens.admin)).body.removed);
+});
+
+it('/healthz answers without a key and /metrics counts requests, lookups and ingested records', async (t) => {
+  const s = await startTestService(t);
+  t.is((await call(s.url, 'GET', '/healthz', null)).status, 200);
+  await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [fingerprint(), fingerprint()] });
+  await call(s.url, 'POST', '/v1/reports', s.tokens.sensor, { batchId: 'batch-metrics-1', records: [record('m', [fingerprint()])] });
+  const r = await call(s.url, 'GET', '/metrics', null);
+  t.is(r.status, 200);
+  t.regex(r.body, /nimbus_reputation_lookups_total 2/);
+  t.regex(r.body, /nimbus_reputation_records_ingested_total 1/);
+  t.regex(r.body, /nimbus_reputation_requests_total\{route="\/v1\/lookup",method="POST",status="200"\} 1/);
+  t.regex(r.body, /nimbus_reputation_request_seconds_bucket/);
+});
