@@ -85,7 +85,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
       // synchronous=FULL: the transaction is on disk when insert returns.
       const result = store.insert(input, !participates(current));
       dropped(result.dropped, 'full');
-      metrics?.backlog.set(store.backlog());
+      metrics?.backlog.set(store.outboxSize());
       uploader?.notify();
     },
     summary({ days = 14, top = 10 } = {}) {

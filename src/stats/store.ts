@@ -18,6 +18,7 @@ import type { LocalRecord, StatsInput } from './types.js';
 import { toWireRecord } from './wire.js';
 
 const DAY_MS = 86_400_000;
+const RECOUNT_EVERY = 1000;
 
 /** Each entry moves user_version from its index to index + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -51,6 +52,12 @@ export interface StoreOptions {
 export class StatsStore {
   readonly #db: Database.Database;
   #options: StoreOptions;
+  /**
+   * Outbox size without a count(*) per record (a full scan at a million rows): kept from our own
+   * inserts and deletes, re-counted every RECOUNT_EVERY inserts in case another process wrote.
+   */
+  #outboxCount = -1;
+  #insertsSinceCount = 0;
 
   constructor(options: StoreOptions) {
     this.#options = options;
@@ -99,6 +106,7 @@ export class StatsStore {
         .prepare('INSERT INTO stats (id, time, client_ip, helo, verdict, score, action, size, next_hop, fingerprints) VALUES (?,?,?,?,?,?,?,?,?,?)')
         .run(id, time, input.clientIp, input.helo ?? null, input.verdict, input.score, input.action, input.size, input.nextHop ? JSON.stringify(input.nextHop) : null, JSON.stringify(local.fingerprints));
       this.#db.prepare('INSERT INTO outbox (time, gathered_off, record) VALUES (?,?,?)').run(time, gatheredOff ? 1 : 0, JSON.stringify(outboxRecord));
+      if (this.#outboxCount >= 0) this.#outboxCount++;
       dropped = this.#dropOverflow();
     })();
     return { id, dropped };
@@ -106,10 +114,14 @@ export class StatsStore {
 
   /** Oldest first, never rows already fixed in a batch (that batch will still be sent). */
   #dropOverflow(): number {
-    const count = (this.#db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
-    const excess = count - this.#options.outboxMaxRecords;
+    if (this.#outboxCount < 0 || ++this.#insertsSinceCount >= RECOUNT_EVERY) {
+      this.#outboxCount = this.backlog();
+      this.#insertsSinceCount = 0;
+    }
+    const excess = this.#outboxCount - this.#options.outboxMaxRecords;
     if (excess <= 0) return 0;
     const result = this.#db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?)').run(excess);
+    this.#outboxCount -= result.changes;
     this.#addCounter('dropped', result.changes);
     return result.changes;
   }
@@ -119,6 +131,7 @@ export class StatsStore {
     return this.#db.transaction(() => {
       const cutoff = now - this.#options.outboxMaxAgeDays * DAY_MS;
       const result = this.#db.prepare('DELETE FROM outbox WHERE time < ? AND batch_id IS NULL').run(cutoff);
+      this.#outboxCount = -1;
       this.#addCounter('dropped', result.changes);
       this.#db.prepare('DELETE FROM stats WHERE time < ?').run(now - this.#options.statsRetentionDays * DAY_MS);
       return result.changes;
@@ -127,6 +140,7 @@ export class StatsStore {
 
   /** NIMBUS_UPLOAD_BACKLOG=no at opt-in: what was gathered while off never leaves (stats keep it). */
   discardGatheredWhileOff(): number {
+    this.#outboxCount = -1;
     return this.#db.prepare('DELETE FROM outbox WHERE gathered_off = 1 AND batch_id IS NULL').run().changes;
   }
 
@@ -162,7 +176,7 @@ export class StatsStore {
   /** The service acknowledged the batch: only now its records leave the outbox. */
   acknowledge(batchId: string, count: number): void {
     this.#db.transaction(() => {
-      this.#db.prepare('DELETE FROM outbox WHERE batch_id = ?').run(batchId);
+      this.#outboxCount -= this.#db.prepare('DELETE FROM outbox WHERE batch_id = ?').run(batchId).changes;
       this.#db.prepare('DELETE FROM batches WHERE id = ?').run(batchId);
       this.#addCounter('uploaded', count);
       this.#setMeta('lastUpload', new Date().toISOString());
@@ -172,6 +186,11 @@ export class StatsStore {
   setLastError(message: string | null): void {
     if (message === null) this.#db.prepare("DELETE FROM meta WHERE key = 'lastError'").run();
     else this.#setMeta('lastError', `${new Date().toISOString()} ${message}`);
+  }
+
+  /** The outbox size, from the running count when it is known (no scan). */
+  outboxSize(): number {
+    return this.#outboxCount >= 0 ? this.#outboxCount : this.backlog();
   }
 
   backlog(): number {

@@ -134,7 +134,7 @@ export class Uploader {
         this.#store.acknowledge(pending.id, pending.count);
         this.#store.setLastError(null);
         failures = 0;
-        const backlog = this.#store.backlog();
+        const backlog = this.#store.outboxSize();
         this.#options.metrics?.recordsUploaded.inc(pending.count);
         this.#options.metrics?.backlog.set(backlog);
         this.#log.info({ event: 'stats.upload.batch', batchId: pending.id, records: pending.count, backlog }, `uploaded ${pending.count} statistics records, ${backlog} waiting`);
