@@ -182,3 +182,23 @@ test('the metrics server answers GET /metrics with the registry, including dropp
   t.regex(text, /# TYPE nimbus_lookup_duration_seconds histogram/);
   t.is((await fetch(`http://127.0.0.1:${server.address.port}/other`)).status, 404);
 });
+
+test('narrowing extended to standard aborts an extended batch in flight and resends it without extended fields', async (t) => {
+  const { dir, peer } = await setup(t);
+  peer.reply = (n) => (n === 1 ? 'hold' : 'ok');
+  const stats = openStatistics(statsConfig(dir), log, FAST);
+  t.teardown(() => stats.close());
+  await recordMany(stats, 30);
+  stats.reload(participating(dir, peer.url, 'extended'));
+  await peer.waitFor(() => peer.bodies.length >= 1);
+  t.true(peer.bodies[0]!.includes('"urls"'));
+  stats.reload(participating(dir, peer.url, 'standard'));
+  await peer.waitFor(() => peer.clientAborts === 1, 10_000);
+  await peer.waitFor(() => stats.summary().backlog === 0);
+  const later = peer.bodies.slice(1);
+  t.true(later.length >= 1);
+  for (const body of later) {
+    t.false(body.includes('"urls"'));
+    t.false(body.includes('url:sha256:'));
+  }
+});

@@ -64,6 +64,7 @@ export class Uploader {
   reload(config: Config): void {
     const was = participates(this.#config) && !this.#authStopped;
     const wasParticipating = participates(this.#config);
+    const narrowed = this.#config.participation === 'extended' && config.participation === 'standard';
     this.#config = config;
     if (this.#closed) return;
     if (!participates(config)) {
@@ -73,7 +74,8 @@ export class Uploader {
       return;
     }
     if (!wasParticipating && !config.uploadBacklog) this.#discardBacklog();
-    if (this.#authStopped || !was) {
+    // extended -> standard: an extended batch in flight is aborted and rebuilt (nextBatch).
+    if (this.#authStopped || !was || narrowed) {
       // A reload is how a fixed key is picked up after a 401.
       this.#authStopped = false;
       this.#stop();
