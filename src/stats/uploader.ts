@@ -105,6 +105,10 @@ export class Uploader {
 
   #start(): void {
     const generation = ++this.#generation;
+    this.#log.info(
+      { event: 'stats.upload.started', participation: this.#config.participation, backlog: this.#store.outboxSize(), url: this.#config.reputationUrl },
+      `statistics uploads on (${this.#config.participation}), ${this.#store.outboxSize()} records waiting`,
+    );
     // Chained: the previous loop has been aborted and ends before this one begins.
     this.#loop = this.#loop.then(() => this.#run(generation)).catch((error: unknown) => {
       this.#log.error({ event: 'stats.upload.crashed', err: error }, 'statistics uploader stopped by an unexpected error');
