@@ -1,28 +1,19 @@
 /**
- * Bearer keys `nmb_<id>_<secret>`: the id finds the stored key, the secret is checked by
+ * Bearer keys `nmb_<id>_<secret>` (token helpers in ../keys.ts): the id finds the stored key, the secret is checked by
  * comparing SHA-256 digests in constant time (the secret itself is never stored). Stored keys
  * are cached for a few seconds so a hot key does not hit the store per request, and a revoked
  * key is still refused within that time.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { KeyRole } from '../api.js';
 import type { KeyStore, StoredKey } from '../engine-types.js';
+import { parseToken, secretMatches } from '../keys.js';
 import { ERROR_CODES, HTTP, HttpError } from './errors.js';
 
-const TOKEN = /^nmb_([A-Za-z0-9-]{1,64})_([A-Za-z0-9_-]{8,256})$/;
 const RANK: Record<KeyRole, number> = { sensor: 0, reporter: 1, admin: 2 };
 /** Cache of "no such key" too, so a flood of bad ids does not reach the store each time. */
 const MISSING = Symbol('missing');
-
-export function parseToken(token: string): { id: string; secret: string } | null {
-  const match = TOKEN.exec(token);
-  return match ? { id: match[1]!, secret: match[2]! } : null;
-}
-
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
+const UNKNOWN_HASH = '0'.repeat(64);
 
 export class Authenticator {
   readonly #keys: KeyStore;
@@ -43,9 +34,7 @@ export class Authenticator {
     if (!parsed) throw rejected('malformed key: expected nmb_<id>_<secret>');
     const key = await this.#find(parsed.id);
     // Hash even for unknown ids so timing does not tell which ids exist.
-    const given = Buffer.from(hashSecret(parsed.secret), 'hex');
-    const stored = Buffer.from(key?.secretHash ?? '0'.repeat(64), 'hex');
-    const same = stored.length === given.length && timingSafeEqual(stored, given);
+    const same = secretMatches(parsed.secret, key?.secretHash ?? UNKNOWN_HASH);
     if (!key || !same) throw rejected('unknown key or wrong secret');
     if (key.revokedAt !== null) throw rejected(`key ${key.id} was revoked`);
     if (RANK[key.role] < RANK[role]) {
