@@ -31,7 +31,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   const store = opened ?? (await openConfiguredReputation(config));
   const metrics = new ServiceMetrics();
   let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics) : null;
-  let upstreamUrl = config.upstreamUrl;
+  let upstream = `${config.upstreamUrl} ${config.upstreamKey}`;
 
   const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle' });
 
@@ -99,10 +99,11 @@ export async function startReputationService(config: Config, log: Logger, opened
     },
     reload(next: Config) {
       // Listen address and store need a restart; upstream and participation apply now.
-      if (next.upstreamUrl !== upstreamUrl) {
+      // A new upstream or key gets a new client and an empty cache (answers were the old one's).
+      if (`${next.upstreamUrl} ${next.upstreamKey}` !== upstream) {
         proxy?.close();
         proxy = next.upstreamUrl ? new UpstreamProxy(next, log, metrics) : null;
-        upstreamUrl = next.upstreamUrl;
+        upstream = `${next.upstreamUrl} ${next.upstreamKey}`;
       } else proxy?.reload(next);
       log.info({ event: 'reputation_reloaded', upstream: next.upstreamUrl, participation: next.participation }, 'configuration reloaded');
     },
