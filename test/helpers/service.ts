@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
-import type { KeyRole } from '../../src/reputation/api.js';
+import type { KeyRole, ReportRecord } from '../../src/reputation/api.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
 import { startReputationService, type RunningReputationService } from '../../src/reputation/service.js';
 
@@ -94,6 +94,6 @@ export function fingerprint(kind: 'url' | 'attachment' | 'ip' = 'url'): string {
   return `${kind}:sha256:${createHash('sha256').update(`${process.pid}/${counter}`).digest('hex')}`;
 }
 
-export function record(id: string, fingerprints: string[], verdict: 'spam' | 'ham' | 'bulk' | 'unknown' = 'spam') {
+export function record(id: string, fingerprints: string[], verdict: 'spam' | 'ham' | 'bulk' | 'unknown' = 'spam'): ReportRecord {
   return { id, time: new Date().toISOString(), fingerprints, verdict, score: verdict === 'spam' ? 9 : 0, action: 'deliver' };
 }
