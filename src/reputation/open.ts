@@ -1,0 +1,21 @@
+/**
+ * Opens the configured reputation store: SQLite (embedded) or Redis / Redis Cluster. Everything
+ * above (service, gateway, CLI, proxy) goes through the returned engine and key store only.
+ */
+import { NimbusError } from '../errors.js';
+import type { OpenedReputation, ReputationStoreOptions } from './engine-types.js';
+import { SqliteStore } from './stores/sqlite.js';
+
+export async function openReputation(options: ReputationStoreOptions): Promise<OpenedReputation> {
+  if (options.store === 'sqlite') {
+    let store: SqliteStore;
+    try {
+      store = new SqliteStore(options.path);
+    } catch (error) {
+      throw new NimbusError('STORE_OPEN_FAILED', `cannot open the reputation store at ${options.path}: ${(error as Error).message}`, { cause: error });
+    }
+    return { engine: store, keys: store, close: () => store.close() };
+  }
+  const { openRedisStore } = await import('./stores/redis.js');
+  return openRedisStore(options.urls, options.prefix);
+}

@@ -1,0 +1,175 @@
+/**
+ * The reputation formula, pure (no store, no clock): both stores keep the same state per
+ * fingerprint and per (fingerprint, reporter) pair and call these functions, so SQLite and Redis
+ * answer alike. The formula and its reasons are documented in README.md ("### Engine").
+ *
+ * Every counter decays exponentially with one half-life, lazily: a stored value and the time it
+ * was last brought up to date are enough to know its value at any later time, so there is no
+ * background job. Because every channel of a fingerprint shares one timestamp and one half-life,
+ * a sum of decayed per-reporter contributions is the decayed sum, which lets a store keep the
+ * per-fingerprint aggregate exactly while only touching the one pair that changed.
+ */
+import type { LookupResult, Verdict } from './api.js';
+
+export const DAY_MS = 86_400_000;
+/** Evidence loses half its weight in two weeks: a reused IP or domain recovers in weeks, not years. */
+export const HALF_LIFE_MS = 14 * DAY_MS;
+/** Stores may forget a fingerprint untouched for this long: its evidence is below 1/16 by then. */
+export const FORGET_AFTER_MS = 4 * HALF_LIFE_MS;
+/** Batch ids are remembered this long for idempotent ingest (a sensor resends within hours). */
+export const BATCH_TTL_MS = 7 * DAY_MS;
+
+/** Distinct reporters' worth of spam evidence needed for `spam` (one voice counts at most 1). */
+export const SPAM_THRESHOLD = 3;
+/** The same for `ham`. */
+export const HAM_THRESHOLD = 3;
+/** A trusted reporter (the gateway's own admin on its embedded engine) carries a whole threshold. */
+export const TRUSTED_CONTRIBUTION = SPAM_THRESHOLD;
+/** A record's own `spam` verdict, per sensor: weak, since the network's verdict would confirm itself. */
+export const WEAK_CONTRIBUTION = 0.2;
+/** Weak evidence is capped below the threshold, so it can only add to real evidence (traps, feedback). */
+export const WEAK_CAP = SPAM_THRESHOLD / 2;
+/** Distinct sensors' worth of sightings for `bulk`. */
+export const BULK_SENSORS = 10;
+/** Spam evidence below which a widely seen fingerprint is `bulk` rather than `unknown`. */
+export const BULK_MAX_SPAM = 1;
+
+/** Evidence channels kept per (fingerprint, reporter): each at most the reporter's cap. */
+export interface PairState {
+  sensor: number;
+  spam: number;
+  weak: number;
+  ham: number;
+  /** Time (ms) the values above were last brought up to date. */
+  ts: number;
+}
+
+export interface FingerprintState {
+  /** Decayed volume counters (display; volume alone never decides). */
+  seen: number;
+  spamReports: number;
+  hamReports: number;
+  /** Decayed sums of the pairs' channels. */
+  sensorEv: number;
+  spamEv: number;
+  weakEv: number;
+  hamEv: number;
+  /** Distinct reporters and sensors ever heard about this fingerprint. */
+  reporters: number;
+  firstSeen: number | null;
+  lastSeen: number | null;
+  ts: number;
+  admin: Exclude<Verdict, 'unknown'> | null;
+}
+
+/** What one call tells about a fingerprint from one reporter. */
+export interface Observation {
+  seen: number;
+  spamReports: number;
+  hamReports: number;
+  /** Target value of each channel for this reporter (refreshed to it, never summed past it). */
+  sensor: number;
+  spam: number;
+  weak: number;
+  ham: number;
+}
+
+export function decayFactor(fromMs: number, toMs: number): number {
+  return toMs > fromMs ? Math.pow(2, -(toMs - fromMs) / HALF_LIFE_MS) : 1;
+}
+
+export function emptyState(now: number): FingerprintState {
+  return { seen: 0, spamReports: 0, hamReports: 0, sensorEv: 0, spamEv: 0, weakEv: 0, hamEv: 0, reporters: 0, firstSeen: null, lastSeen: null, ts: now, admin: null };
+}
+
+export function emptyPair(now: number): PairState {
+  return { sensor: 0, spam: 0, weak: 0, ham: 0, ts: now };
+}
+
+/** The state as of `now` (never moves time backwards: late reports count as current). */
+export function decayed(state: FingerprintState, now: number): FingerprintState {
+  const f = decayFactor(state.ts, now);
+  return {
+    ...state,
+    seen: state.seen * f,
+    spamReports: state.spamReports * f,
+    hamReports: state.hamReports * f,
+    sensorEv: state.sensorEv * f,
+    spamEv: state.spamEv * f,
+    weakEv: state.weakEv * f,
+    hamEv: state.hamEv * f,
+    ts: Math.max(state.ts, now),
+  };
+}
+
+/**
+ * Applies one reporter's observation. `isNewPair` is true when this reporter had never spoken
+ * about the fingerprint. Returns the new fingerprint and pair states.
+ */
+export function observe(state: FingerprintState, pair: PairState, isNewPair: boolean, o: Observation, now: number): { state: FingerprintState; pair: PairState } {
+  const s = decayed(state, now);
+  const pf = decayFactor(pair.ts, now);
+  const p: PairState = { sensor: pair.sensor * pf, spam: pair.spam * pf, weak: pair.weak * pf, ham: pair.ham * pf, ts: Math.max(pair.ts, now) };
+  const channels = ['sensor', 'spam', 'weak', 'ham'] as const;
+  const next: PairState = { ...p };
+  for (const c of channels) next[c] = Math.max(p[c], o[c]);
+  s.sensorEv += next.sensor - p.sensor;
+  s.spamEv += next.spam - p.spam;
+  s.weakEv += next.weak - p.weak;
+  s.hamEv += next.ham - p.ham;
+  s.seen += o.seen;
+  s.spamReports += o.spamReports;
+  s.hamReports += o.hamReports;
+  if (isNewPair) s.reporters += 1;
+  if (s.firstSeen === null || now < s.firstSeen) s.firstSeen = now;
+  if (s.lastSeen === null || now > s.lastSeen) s.lastSeen = now;
+  return { state: s, pair: next };
+}
+
+/** A reporter's cap: 1 for an ordinary voice (or less for a lighter weight), a threshold if trusted. */
+export function reporterCap(weight: number, trusted: boolean | undefined): number {
+  if (trusted) return TRUSTED_CONTRIBUTION;
+  return Math.max(0, Math.min(1, weight));
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** Judges a state as of `now`: the verdict, score, confidence and the counters shown. */
+export function judge(item: string, stored: FingerprintState | null, now: number): LookupResult {
+  if (stored === null) {
+    return { item, verdict: 'unknown', score: 0, confidence: 0, counters: { seen: 0, spam: 0, ham: 0, reporters: 0, firstSeen: null, lastSeen: null, adminVerdict: null }, match: null };
+  }
+  const s = decayed(stored, now);
+  const counters = {
+    seen: round(s.seen),
+    spam: round(s.spamReports),
+    ham: round(s.hamReports),
+    reporters: s.reporters,
+    firstSeen: iso(s.firstSeen),
+    lastSeen: iso(s.lastSeen),
+    adminVerdict: s.admin,
+  };
+  if (s.admin !== null) {
+    const score = s.admin === 'spam' ? 1 : s.admin === 'bulk' ? 0.5 : 0;
+    return { item, verdict: s.admin, score, confidence: 1, counters, match: null };
+  }
+  const spam = s.spamEv + Math.min(s.weakEv, WEAK_CAP);
+  const ham = s.hamEv;
+  // Score: share of spam evidence, with one reporter's worth of doubt in the denominator so
+  // that a single voice never reaches a high score.
+  const score = clamp01(spam / (spam + ham + 1));
+  const confidence = clamp01(1 - Math.pow(2, -(spam + ham + s.sensorEv / BULK_SENSORS) / SPAM_THRESHOLD));
+  let verdict: Verdict = 'unknown';
+  if (spam >= SPAM_THRESHOLD && spam >= 2 * ham) verdict = 'spam';
+  else if (ham >= HAM_THRESHOLD && ham >= 2 * spam) verdict = 'ham';
+  else if (s.sensorEv >= BULK_SENSORS && spam < BULK_MAX_SPAM) verdict = 'bulk';
+  return { item, verdict, score, confidence, counters, match: null };
+}
+
+function clamp01(x: number): number {
+  return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,0 +1,228 @@
+/**
+ * The embedded store: one SQLite file through better-sqlite3. Synchronous calls inside one
+ * transaction per engine call, prepared statements only, WAL so lookups never wait for ingest.
+ * Fuzzy fingerprints are filed under their scheme's index keys in `fuzzy`, so a near-neighbour
+ * lookup reads the few rows sharing a key with the probe, never the whole table.
+ */
+import Database from 'better-sqlite3';
+import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
+import type { FeedbackLabel, IngestResult, KeyStore, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
+import { feedbackObservation, fuzzyItem, nearest, probeIndexKeys, recordObservations, storeIndexKeys } from '../engine.js';
+import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
+import { BATCH_TTL_MS, emptyPair, emptyState, judge, observe, type FingerprintState, type Observation, type PairState } from '../scoring.js';
+
+/** Requests per second a key gets when `nimbus keys add` names no rate. */
+export const DEFAULT_KEY_RATE = 100;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS fp (
+  item TEXT PRIMARY KEY, seen REAL NOT NULL, spam_reports REAL NOT NULL, ham_reports REAL NOT NULL,
+  sensor_ev REAL NOT NULL, spam_ev REAL NOT NULL, weak_ev REAL NOT NULL, ham_ev REAL NOT NULL,
+  reporters INTEGER NOT NULL, first_seen REAL, last_seen REAL, ts REAL NOT NULL,
+  admin TEXT, admin_reason TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pair (
+  item TEXT NOT NULL, reporter TEXT NOT NULL, sensor REAL NOT NULL, spam REAL NOT NULL,
+  weak REAL NOT NULL, ham REAL NOT NULL, ts REAL NOT NULL, PRIMARY KEY (item, reporter)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fuzzy (k TEXT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (k, item)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batch (id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batch_at ON batch (at);
+CREATE TABLE IF NOT EXISTS api_key (
+  id TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL, secret_hash TEXT NOT NULL,
+  created_at TEXT NOT NULL, revoked_at TEXT, rate_limit REAL NOT NULL
+);
+`;
+
+interface FpRow {
+  item: string;
+  seen: number;
+  spam_reports: number;
+  ham_reports: number;
+  sensor_ev: number;
+  spam_ev: number;
+  weak_ev: number;
+  ham_ev: number;
+  reporters: number;
+  first_seen: number | null;
+  last_seen: number | null;
+  ts: number;
+  admin: OverrideVerdict | null;
+}
+
+interface KeyRow {
+  id: string;
+  role: KeyRole;
+  label: string;
+  secret_hash: string;
+  created_at: string;
+  revoked_at: string | null;
+  rate_limit: number;
+}
+
+const toState = (r: FpRow): FingerprintState => ({
+  seen: r.seen,
+  spamReports: r.spam_reports,
+  hamReports: r.ham_reports,
+  sensorEv: r.sensor_ev,
+  spamEv: r.spam_ev,
+  weakEv: r.weak_ev,
+  hamEv: r.ham_ev,
+  reporters: r.reporters,
+  firstSeen: r.first_seen,
+  lastSeen: r.last_seen,
+  ts: r.ts,
+  admin: r.admin,
+});
+
+const toKey = (r: KeyRow): StoredKey => ({
+  id: r.id,
+  role: r.role,
+  label: r.label,
+  secretHash: r.secret_hash,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+  rateLimit: r.rate_limit,
+});
+
+export class SqliteStore implements ReputationEngine, KeyStore {
+  readonly #db: Database.Database;
+  readonly #s;
+
+  constructor(path: string) {
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    // NORMAL in WAL: a power cut may lose the last transactions, never corrupt the file; the
+    // statistics that feed it are resent by idempotent batch id.
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.exec(SCHEMA);
+    const db = this.#db;
+    this.#s = {
+      getFp: db.prepare<[string], FpRow>('SELECT * FROM fp WHERE item = ?'),
+      putFp: db.prepare(
+        `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin)
+         VALUES (@item, @seen, @spamReports, @hamReports, @sensorEv, @spamEv, @weakEv, @hamEv, @reporters, @firstSeen, @lastSeen, @ts, @admin)
+         ON CONFLICT (item) DO UPDATE SET seen = excluded.seen, spam_reports = excluded.spam_reports, ham_reports = excluded.ham_reports,
+           sensor_ev = excluded.sensor_ev, spam_ev = excluded.spam_ev, weak_ev = excluded.weak_ev, ham_ev = excluded.ham_ev,
+           reporters = excluded.reporters, first_seen = excluded.first_seen, last_seen = excluded.last_seen, ts = excluded.ts`,
+      ),
+      getPair: db.prepare<[string, string], PairState>('SELECT sensor, spam, weak, ham, ts FROM pair WHERE item = ? AND reporter = ?'),
+      putPair: db.prepare(
+        `INSERT INTO pair (item, reporter, sensor, spam, weak, ham, ts) VALUES (@item, @reporter, @sensor, @spam, @weak, @ham, @ts)
+         ON CONFLICT (item, reporter) DO UPDATE SET sensor = excluded.sensor, spam = excluded.spam, weak = excluded.weak, ham = excluded.ham, ts = excluded.ts`,
+      ),
+      putIndex: db.prepare('INSERT OR IGNORE INTO fuzzy (k, item) VALUES (?, ?)'),
+      probe: db.prepare<[string], { item: string }>('SELECT DISTINCT item FROM fuzzy WHERE k IN (SELECT value FROM json_each(?))'),
+      setAdmin: db.prepare('UPDATE fp SET admin = ?, admin_reason = ? WHERE item = ?'),
+      clearAdmin: db.prepare('UPDATE fp SET admin = NULL, admin_reason = NULL WHERE item = ? AND admin IS NOT NULL'),
+      hasBatch: db.prepare<[string], { id: string }>('SELECT id FROM batch WHERE id = ?'),
+      putBatch: db.prepare('INSERT INTO batch (id, at) VALUES (?, ?)'),
+      expireBatches: db.prepare('DELETE FROM batch WHERE at < ?'),
+      addKey: db.prepare('INSERT INTO api_key (id, role, label, secret_hash, created_at, revoked_at, rate_limit) VALUES (?, ?, ?, ?, ?, NULL, ?)'),
+      findKey: db.prepare<[string], KeyRow>('SELECT * FROM api_key WHERE id = ?'),
+      listKeys: db.prepare<[], KeyRow>('SELECT * FROM api_key ORDER BY created_at, id'),
+      revokeKey: db.prepare('UPDATE api_key SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      keyExists: db.prepare<[string], { id: string }>('SELECT id FROM api_key WHERE id = ?'),
+    };
+  }
+
+  // One transaction per call: a lookup of N items reads a consistent snapshot with N exact
+  // reads plus, for each fuzzy miss, one probe read and one neighbour read.
+  readonly #lookup = (items: readonly string[], now: number): LookupResult[] =>
+    this.#db.transaction(() =>
+      items.map((item) => {
+        const exact = this.#s.getFp.get(item);
+        const fuzzy = fuzzyItem(item);
+        if (exact !== undefined) {
+          const result = judge(item, toState(exact), now);
+          return fuzzy === null ? result : { ...result, match: { item, similarity: 1 } };
+        }
+        if (fuzzy === null) return judge(item, null, now);
+        const candidates = this.#s.probe.all(JSON.stringify(probeIndexKeys(fuzzy))).map((r) => r.item);
+        const best = nearest(fuzzy, candidates);
+        const row = best === null ? undefined : this.#s.getFp.get(best.item);
+        if (best === null || row === undefined) return judge(item, null, now);
+        return { ...judge(item, toState(row), now), match: best };
+      }),
+    )();
+
+  async lookup(items: readonly string[], now = Date.now()): Promise<LookupResult[]> {
+    return this.#lookup(items, now);
+  }
+
+  #apply(item: string, reporter: string, o: Observation, now: number): void {
+    const row = this.#s.getFp.get(item);
+    const pairRow = row === undefined ? undefined : this.#s.getPair.get(item, reporter);
+    const { state, pair } = observe(row === undefined ? emptyState(now) : toState(row), pairRow ?? emptyPair(now), pairRow === undefined, o, now);
+    this.#s.putFp.run({ item, ...state });
+    this.#s.putPair.run({ item, reporter, ...pair });
+    if (row === undefined) this.#index(item);
+  }
+
+  #index(item: string): void {
+    const fuzzy = fuzzyItem(item);
+    if (fuzzy !== null) for (const k of storeIndexKeys(fuzzy)) this.#s.putIndex.run(k, item);
+  }
+
+  readonly #ingest = (batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number): IngestResult =>
+    this.#db.transaction((): IngestResult => {
+      if (this.#s.hasBatch.get(batchId) !== undefined) return { accepted: 0, duplicate: true };
+      this.#s.expireBatches.run(now - BATCH_TTL_MS);
+      this.#s.putBatch.run(batchId, now);
+      for (const [item, o] of recordObservations(sensor, records)) this.#apply(item, sensor.id, o, now);
+      return { accepted: records.length, duplicate: false };
+    })();
+
+  async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
+    return this.#ingest(batchId, sensor, records, now);
+  }
+
+  async feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<void> {
+    const o = feedbackObservation(reporter, label);
+    this.#db.transaction(() => {
+      for (const item of new Set(items)) this.#apply(item, reporter.id, o, now);
+    })();
+  }
+
+  async setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now = Date.now()): Promise<void> {
+    this.#db.transaction(() => {
+      if (this.#s.getFp.get(item) === undefined) {
+        this.#s.putFp.run({ item, ...emptyState(now) });
+        this.#index(item);
+      }
+      this.#s.setAdmin.run(verdict, reason ?? null, item);
+    })();
+  }
+
+  async clearVerdict(item: string): Promise<boolean> {
+    return this.#s.clearAdmin.run(item).changes > 0;
+  }
+
+  async addKey(role: KeyRole, label: string, rateLimit = DEFAULT_KEY_RATE): Promise<{ key: StoredKey; token: string }> {
+    let id = newKeyId();
+    while (this.#s.keyExists.get(id) !== undefined) id = newKeyId();
+    const secret = newSecret();
+    this.#s.addKey.run(id, role, label, hashSecret(secret), new Date().toISOString(), rateLimit);
+    return { key: toKey(this.#s.findKey.get(id)!), token: formatToken(id, secret) };
+  }
+
+  async findKey(id: string): Promise<StoredKey | null> {
+    const row = this.#s.findKey.get(id);
+    return row === undefined ? null : toKey(row);
+  }
+
+  async listKeys(): Promise<StoredKey[]> {
+    return this.#s.listKeys.all().map(toKey);
+  }
+
+  async revokeKey(id: string): Promise<boolean> {
+    if (this.#s.findKey.get(id) === undefined) return false;
+    this.#s.revokeKey.run(new Date().toISOString(), id);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * One behaviour suite run against every store: SQLite in a temp file, the real Redis at
+ * 127.0.0.1:6379 (unique prefix, keys deleted after), and a three-master Redis Cluster started
+ * by test/helpers/redis-cluster.ts.
+ */
+import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ReportRecord } from '../src/reputation/api.js';
+import type { OpenedReputation } from '../src/reputation/engine-types.js';
+import { openReputation } from '../src/reputation/open.js';
+import { DAY_MS } from '../src/reputation/scoring.js';
+import { parseToken, secretMatches } from '../src/reputation/keys.js';
+
+interface Backend {
+  readonly name: string;
+  open(): Promise<OpenedReputation>;
+  cleanup(): Promise<void>;
+}
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'nimbus-engine-'));
+let counter = 0;
+
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    open: () => openReputation({ store: 'sqlite', path: path.join(tmp, `r${counter++}.sqlite`) }),
+    cleanup: async () => rmSync(tmp, { recursive: true, force: true }),
+  },
+];
+
+test.after.always(async () => {
+  for (const b of backends) await b.cleanup();
+});
+
+const T0 = Date.parse('2026-11-01T00:00:00Z');
+const fp = (tag: string) => `url:sha256:${tag}${randomBytes(6).toString('hex')}`;
+const record = (id: string, fingerprints: string[], extra: Partial<ReportRecord> = {}): ReportRecord => ({
+  id,
+  time: new Date(T0).toISOString(),
+  fingerprints,
+  verdict: 'unknown',
+  score: 0,
+  action: 'deliver',
+  ...extra,
+});
+const reporter = (id: string) => ({ id, weight: 1 });
+
+for (const backend of backends) {
+  const withStore = (title: string, body: (o: OpenedReputation) => Promise<void>) =>
+    test.serial(`[${backend.name}] ${title}`, async (t) => {
+      const opened = await backend.open();
+      try {
+        await body(opened);
+        t.pass();
+      } finally {
+        await opened.close();
+      }
+    });
+  const expect = (cond: boolean, what: string) => {
+    if (!cond) throw new Error(what);
+  };
+
+  withStore('a never-seen fingerprint is unknown with zero score and counters', async ({ engine }) => {
+    const item = fp('never');
+    const [r] = await engine.lookup([item], T0);
+    expect(r!.item === item && r!.verdict === 'unknown' && r!.score === 0 && r!.counters.seen === 0 && r!.match === null, JSON.stringify(r));
+  });
+
+  withStore('an admin verdict wins over counters and can be cleared', async ({ engine }) => {
+    const item = fp('admin');
+    for (let i = 0; i < 5; i++) await engine.feedback(reporter(`k${i}`), 'spam', [item], T0);
+    expect((await engine.lookup([item], T0))[0]!.verdict === 'spam', 'five reporters make spam');
+    await engine.setVerdict(item, 'ham', 'our newsletter', T0);
+    const [r] = await engine.lookup([item], T0);
+    expect(r!.verdict === 'ham' && r!.counters.adminVerdict === 'ham' && r!.confidence === 1, JSON.stringify(r));
+    expect((await engine.clearVerdict(item)) === true, 'clear returns true');
+    expect((await engine.clearVerdict(item)) === false, 'second clear returns false');
+    expect((await engine.lookup([item], T0))[0]!.verdict === 'spam', 'counters answer again after clearing');
+    const fresh = fp('adminfresh');
+    await engine.setVerdict(fresh, 'spam', undefined, T0);
+    expect((await engine.lookup([fresh], T0))[0]!.verdict === 'spam', 'verdict on a never-seen item');
+  });
+
+  withStore('1,000 reports from one reporter do not make spam; 5 distinct reporters do', async ({ engine }) => {
+    const item = fp('poison');
+    for (let i = 0; i < 1000; i += 100) await engine.feedback(reporter('loud'), 'spam', Array(100).fill(item), T0 + i);
+    const loud = (await engine.ingest('batch-loud-0001', reporter('loud'), Array.from({ length: 1000 }, (_, i) => record(`r${i}`, [item], { action: 'trap', verdict: 'spam' })), T0))
+    expect(loud.accepted === 1000, 'accepted');
+    const [one] = await engine.lookup([item], T0);
+    expect(one!.verdict !== 'spam' && one!.score < 0.6, `one reporter: ${JSON.stringify(one)}`);
+    for (let i = 0; i < 5; i++) await engine.feedback(reporter(`distinct${i}`), 'spam', [item], T0);
+    const [five] = await engine.lookup([item], T0);
+    expect(five!.verdict === 'spam' && five!.score > 0.8 && five!.counters.reporters === 6, `five reporters: ${JSON.stringify(five)}`);
+  });
+
+  withStore('a trusted reporter flips a fingerprint alone, and ham feedback likewise', async ({ engine }) => {
+    const item = fp('trusted');
+    await engine.feedback({ id: 'local', weight: 1, trusted: true }, 'spam', [item], T0);
+    expect((await engine.lookup([item], T0))[0]!.verdict === 'spam', 'trusted spam');
+    const good = fp('ham');
+    for (let i = 0; i < 4; i++) await engine.feedback(reporter(`h${i}`), 'ham', [good], T0);
+    expect((await engine.lookup([good], T0))[0]!.verdict === 'ham', 'ham from four reporters');
+  });
+
+  withStore('a fingerprint seen by many sensors with no spam evidence is bulk, not spam', async ({ engine }) => {
+    const item = fp('bulk');
+    for (let s = 0; s < 12; s++) await engine.ingest(`batch-bulk-${s}-x`, reporter(`sensor${s}`), [record('a', [item]), record('b', [item])], T0);
+    const [r] = await engine.lookup([item], T0);
+    expect(r!.verdict === 'bulk' && r!.counters.seen === 24 && r!.counters.reporters === 12, JSON.stringify(r));
+  });
+
+  withStore('old spam evidence decays to unknown', async ({ engine }) => {
+    const item = fp('decay');
+    for (let i = 0; i < 5; i++) await engine.feedback(reporter(`d${i}`), 'spam', [item], T0);
+    expect((await engine.lookup([item], T0 + DAY_MS))[0]!.verdict === 'spam', 'spam tomorrow');
+    const [later] = await engine.lookup([item], T0 + 120 * DAY_MS);
+    expect(later!.verdict === 'unknown' && later!.counters.spam < 0.05, JSON.stringify(later));
+  });
+
+  withStore('a resent batch id counts once', async ({ engine }) => {
+    const item = fp('idem');
+    const batch = [record('1', [item]), record('2', [item])];
+    const first = await engine.ingest('batch-idem-0001', reporter('s'), batch, T0);
+    const again = await engine.ingest('batch-idem-0001', reporter('s'), batch, T0 + 1000);
+    expect(first.accepted === 2 && !first.duplicate && again.accepted === 0 && again.duplicate, JSON.stringify([first, again]));
+    expect((await engine.lookup([item], T0))[0]!.counters.seen === 2, 'seen twice only');
+  });
+
+  withStore('a fuzzy image neighbour within the threshold is found, one beyond it is not', async ({ engine }) => {
+    const base = BigInt(`0x${randomBytes(8).toString('hex')}`);
+    const hex = (v: bigint) => v.toString(16).padStart(16, '0');
+    const stored = `image:dhash64:${hex(base)}`;
+    for (let i = 0; i < 5; i++) await engine.feedback(reporter(`i${i}`), 'spam', [stored], T0);
+    const near = `image:dhash64:${hex(base ^ 0b1000_0000_0100_0000_0010_0000_0001n ^ (1n << 63n))}`; // 5 bits
+    const far = `image:dhash64:${hex(base ^ 0xff_ffn)}`; // 16 bits
+    const [exact, n, f] = await engine.lookup([stored, near, far], T0);
+    expect(exact!.verdict === 'spam', 'exact');
+    expect(n!.item === near && n!.verdict === 'spam' && n!.match?.item === stored && Math.abs(n!.match.similarity - 59 / 64) < 1e-9, JSON.stringify(n));
+    expect(f!.verdict === 'unknown' && f!.match === null, JSON.stringify(f));
+  });
+
+  withStore('keys can be added, found, listed and revoked, and only a hash of the secret is stored', async ({ keys }) => {
+    const { key, token } = await keys.addKey('sensor', 'edge-1', 7);
+    const parsed = parseToken(token);
+    expect(parsed !== null && parsed.id === key.id && key.role === 'sensor' && key.rateLimit === 7 && key.revokedAt === null, token);
+    const found = await keys.findKey(key.id);
+    expect(found !== null && secretMatches(parsed!.secret, found.secretHash) && !JSON.stringify(found).includes(parsed!.secret), 'hashed');
+    expect(!secretMatches(`${parsed!.secret}x`, found!.secretHash), 'wrong secret');
+    expect((await keys.listKeys()).some((k) => k.id === key.id), 'listed');
+    expect((await keys.revokeKey(key.id)) === true && (await keys.findKey(key.id))!.revokedAt !== null, 'revoked');
+    expect((await keys.revokeKey('0000000000000000')) === false && (await keys.findKey('0000000000000000')) === null, 'unknown id');
+  });
+}
