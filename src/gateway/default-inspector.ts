@@ -18,12 +18,11 @@ export class DefaultInspector implements MessageInspector {
   }
 
   async inspect(request: InspectionRequest): Promise<Inspection> {
-    const bytes = await request.readMessage();
     const required = this.#config.tagScore;
     if (request.spamtrapHits.length > 0 && request.spamtrapHits.length === request.envelope.rcptTo.length) {
       return { ...unknownInspection(required), action: 'trap' };
     }
-    if (bytes.includes(GTUBE)) {
+    if (await containsGtube(request)) {
       const action: InspectionAction = this.#config.spamAction;
       return {
         verdict: 'spam',
@@ -48,4 +47,15 @@ export function unknownInspection(required: number): Inspection {
     headers: formatVerdictHeaders({ verdict: 'unknown', score: 0, required }),
     subjectTag: false,
   };
+}
+
+/** Scans the spooled message chunk by chunk (with an overlap), never holding it whole. */
+async function containsGtube(request: InspectionRequest): Promise<boolean> {
+  let tail = Buffer.alloc(0);
+  for await (const chunk of request.streamMessage() as AsyncIterable<Buffer>) {
+    const window = Buffer.concat([tail, chunk]);
+    if (window.includes(GTUBE)) return true;
+    tail = window.subarray(Math.max(0, window.length - GTUBE.length + 1));
+  }
+  return false;
 }

@@ -7,6 +7,7 @@
  * the reply stands (the next hop already has the message: a 4xx now would duplicate it); a
  * quarantine sink that throws gives the sender a 4xx (the message is stored nowhere yet).
  */
+import type { Readable } from 'node:stream';
 import type { VerdictName } from './verdict-headers.js';
 
 export interface InspectionRequest {
@@ -26,8 +27,13 @@ export interface InspectionRequest {
   /** Accepted recipients that are spam traps (NIMBUS_SPAMTRAPS). */
   readonly spamtrapHits: readonly string[];
   readonly size: number;
-  /** The message as received (before the gateway's edits); read only when needed. */
+  /**
+   * The message as received (before the gateway's edits), whole in memory: read only when needed
+   * and prefer `streamMessage()` for large messages (the spool exists so they are not held whole).
+   */
   readMessage(): Promise<Buffer>;
+  /** The same bytes as a stream from the spool (memory or file). */
+  streamMessage(): Readable;
 }
 
 export type InspectionAction = 'deliver' | 'tag' | 'reject' | 'quarantine' | 'discard' | 'trap';

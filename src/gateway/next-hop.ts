@@ -14,6 +14,9 @@ import { pipeline } from 'node:stream/promises';
 import type { HostPort } from '../config.js';
 import { NimbusError } from '../errors.js';
 
+/** How long QUIT waits for 221 before the socket is simply closed. */
+export const QUIT_TIMEOUT_MS = 5000;
+
 export interface SmtpResponse {
   readonly code: number;
   /** The reply text, continuation lines joined with a space. */
@@ -156,13 +159,19 @@ export class NextHopSession {
 
   async command(line: string): Promise<SmtpResponse> {
     if (this.#failure) throw this.#failure;
+    // Lockstep: one command at a time. A second one would orphan the first reply's waiter.
+    if (this.#waiter) throw new NextHopError('NEXT_HOP_PROTOCOL', `command ${line.split(' ')[0]} while another is pending`);
     this.#socket.write(`${line}\r\n`);
     return this.#read();
   }
 
   /** QUIT politely, without waiting long; the socket is gone afterwards either way. */
   async quit(): Promise<void> {
-    if (this.usable) {
+    if (this.#quitting) return;
+    this.#quitting = true;
+    if (this.usable && !this.#waiter) {
+      // A short wait for 221: a next hop that does not answer QUIT must not hold a shutdown.
+      this.#timeoutMs = Math.min(this.#timeoutMs, QUIT_TIMEOUT_MS);
       try {
         await this.command('QUIT');
       } catch {
@@ -171,6 +180,8 @@ export class NextHopSession {
     }
     this.close();
   }
+
+  #quitting = false;
 
   close(): void {
     this.#clearTimer();

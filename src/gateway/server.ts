@@ -151,7 +151,6 @@ class Gateway implements RunningGateway {
       connection.send(421, formatReplyText(SMTP_REPLIES.SHUTTING_DOWN), false);
       connection.close();
     }
-    for (const state of this.#connections.values()) void state.hop?.quit();
     await stopped;
     this.#log.info({ event: 'gateway_closed' }, 'gateway closed');
   }
@@ -381,6 +380,7 @@ class Gateway implements RunningGateway {
       spamtrapHits: [...transaction.trapRcpts],
       size,
       readMessage: () => spool.readAll(),
+      streamMessage: () => spool.stream(0),
     };
     let inspection: Inspection;
     try {
