@@ -13,6 +13,8 @@ import type { OpenedReputation } from '../src/reputation/engine-types.js';
 import { openReputation } from '../src/reputation/open.js';
 import { DAY_MS } from '../src/reputation/scoring.js';
 import { parseToken, secretMatches } from '../src/reputation/keys.js';
+import { Redis } from 'ioredis';
+import { startRedisCluster, type RedisClusterHandle } from './helpers/redis-cluster.js';
 
 interface Backend {
   readonly name: string;
@@ -30,6 +32,35 @@ const backends: Backend[] = [
     cleanup: async () => rmSync(tmp, { recursive: true, force: true }),
   },
 ];
+
+const redisPrefix = `nimbus-test-${process.pid}-${randomBytes(4).toString('hex')}:`;
+backends.push({
+  name: 'redis',
+  open: () => openReputation({ store: 'redis', urls: ['redis://127.0.0.1:6379'], prefix: redisPrefix }),
+  cleanup: async () => {
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+    } finally {
+      redis.disconnect();
+    }
+  },
+});
+
+let cluster: RedisClusterHandle | undefined;
+backends.push({
+  name: 'redis-cluster',
+  open: async () => {
+    cluster ??= await startRedisCluster();
+    return openReputation({ store: 'redis', urls: cluster.urls, prefix: 'nimbus-test:' });
+  },
+  cleanup: async () => cluster?.stop(),
+});
 
 test.after.always(async () => {
   for (const b of backends) await b.cleanup();

@@ -1,6 +1,267 @@
+/**
+ * The shared store: Redis, or Redis Cluster when more than one URL is given. Key design:
+ * - `P fp:{t}` hash: a fingerprint's decayed counters, admin verdict and timestamps, and
+ *   `P pair:{t}` hash: its per-reporter evidence (field = reporter id). `t` is a digest of the
+ *   fingerprint used as the hash tag, so both keys share a slot and one Lua script updates them
+ *   atomically in Cluster too (the formula's update step is mirrored from scoring.observe).
+ * - `P fz:<scheme#key>` sets: the fuzzy index, one set per band/chunk key.
+ * - `P batch:<id>`: idempotency marks with a 7-day TTL.
+ * - `P key:<id>` hashes and the `P keys` set: API keys (secret stored as SHA-256 only).
+ * Decay is also the TTL: a fingerprint untouched for four half-lives expires (admin verdicts
+ * are kept). Every call issues its commands concurrently with auto-pipelining, so a lookup of N
+ * items costs at most three pipelined waves, whatever N.
+ */
+import { createHash } from 'node:crypto';
+import { Redis, Cluster } from 'ioredis';
 import { NimbusError } from '../../errors.js';
-import type { OpenedReputation } from '../engine-types.js';
+import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
+import type { FeedbackLabel, IngestResult, KeyStore, OpenedReputation, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
+import { feedbackObservation, fuzzyItem, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem } from '../engine.js';
+import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
+import { BATCH_TTL_MS, FORGET_AFTER_MS, HALF_LIFE_MS, judge, type FingerprintState, type Observation } from '../scoring.js';
+import { DEFAULT_KEY_RATE } from './sqlite.js';
 
-export async function openRedisStore(urls: readonly string[], _prefix?: string): Promise<OpenedReputation> {
-  throw new NimbusError('STORE_UNAVAILABLE', `the Redis reputation store (${urls.join(', ')}) is not implemented yet`);
+type Client = Redis | Cluster;
+
+// KEYS: fp hash, pair hash. ARGV: reporter, now, halfLife, ttl, seen, spamReports, hamReports,
+// sensor, spam, weak, ham. Returns 1 when the fingerprint is new (so the caller indexes it).
+const OBSERVE = `
+local now = tonumber(ARGV[2]); local hl = tonumber(ARGV[3]); local ttl = tonumber(ARGV[4])
+local function f(ts) if now > ts then return math.pow(2, -(now - ts) / hl) end return 1 end
+local s = redis.call('HMGET', KEYS[1], 'ts', 'seen', 'sr', 'hr', 'se', 'sp', 'wk', 'hm', 'rep', 'fs', 'ls', 'admin')
+local isNew = s[1] == false
+local sts = tonumber(s[1] or now)
+local fs = f(sts)
+local v = {}
+for i = 2, 8 do v[i] = tonumber(s[i] or 0) * fs end
+local rep = tonumber(s[9] or 0)
+local p = redis.call('HGET', KEYS[2], ARGV[1])
+local pv = {0, 0, 0, 0}
+local newPair = p == false
+if p then
+  local pts; local i = 1
+  for x in string.gmatch(p, '[^,]+') do if i <= 4 then pv[i] = tonumber(x) else pts = tonumber(x) end i = i + 1 end
+  local pf = f(pts)
+  for j = 1, 4 do pv[j] = pv[j] * pf end
+end
+local target = {tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])}
+local nv = {}
+for j = 1, 4 do nv[j] = math.max(pv[j], target[j]) end
+v[2] = v[2] + tonumber(ARGV[5]); v[3] = v[3] + tonumber(ARGV[6]); v[4] = v[4] + tonumber(ARGV[7])
+v[5] = v[5] + nv[1] - pv[1]; v[6] = v[6] + nv[2] - pv[2]; v[7] = v[7] + nv[3] - pv[3]; v[8] = v[8] + nv[4] - pv[4]
+if newPair then rep = rep + 1 end
+local first = tonumber(s[10] or now); if now < first then first = now end
+local last = tonumber(s[11] or now); if now > last then last = now end
+local ts = math.max(sts, now)
+redis.call('HSET', KEYS[1], 'ts', ts, 'seen', v[2], 'sr', v[3], 'hr', v[4], 'se', v[5], 'sp', v[6], 'wk', v[7], 'hm', v[8], 'rep', rep, 'fs', first, 'ls', last)
+redis.call('HSET', KEYS[2], ARGV[1], nv[1] .. ',' .. nv[2] .. ',' .. nv[3] .. ',' .. nv[4] .. ',' .. math.max(now, tonumber(ts)))
+if s[12] == false then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('PEXPIRE', KEYS[2], ttl)
+if isNew then return 1 end
+return 0
+`;
+
+const FP_FIELDS = ['ts', 'seen', 'sr', 'hr', 'se', 'sp', 'wk', 'hm', 'rep', 'fs', 'ls', 'admin'] as const;
+
+function toState(v: (string | null)[]): FingerprintState | null {
+  if (v[0] === null || v[0] === undefined) return null;
+  const n = (i: number) => Number(v[i] ?? 0);
+  return {
+    ts: n(0),
+    seen: n(1),
+    spamReports: n(2),
+    hamReports: n(3),
+    sensorEv: n(4),
+    spamEv: n(5),
+    weakEv: n(6),
+    hamEv: n(7),
+    reporters: n(8),
+    firstSeen: v[9] ? Number(v[9]) : null,
+    lastSeen: v[10] ? Number(v[10]) : null,
+    admin: (v[11] as OverrideVerdict | null) ?? null,
+  };
 }
+
+export class RedisStore implements ReputationEngine, KeyStore {
+  readonly #r: Client;
+  readonly #p: string;
+
+  constructor(client: Client, prefix: string) {
+    this.#r = client;
+    this.#p = prefix;
+    client.defineCommand('nimbusObserve', { numberOfKeys: 2, lua: OBSERVE });
+  }
+
+  #tag(item: string): string {
+    return createHash('sha1').update(item).digest('base64url').slice(0, 16);
+  }
+  #fpKey(item: string): string {
+    return `${this.#p}fp:{${this.#tag(item)}}`;
+  }
+  #pairKey(item: string): string {
+    return `${this.#p}pair:{${this.#tag(item)}}`;
+  }
+  #fzKey(k: string): string {
+    return `${this.#p}fz:${k}`;
+  }
+
+  async #state(item: string): Promise<FingerprintState | null> {
+    return toState(await this.#r.hmget(this.#fpKey(item), ...FP_FIELDS));
+  }
+
+  async #fuzzyLookup(item: string, f: FuzzyItem, now: number): Promise<LookupResult> {
+    const sets = await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))));
+    const near: { item: string; similarity: number }[] = [];
+    for (const candidate of new Set(sets.flat())) {
+      const other = fuzzyItem(candidate);
+      if (other === null || other.scheme.id !== f.scheme.id || !f.scheme.isNear(f.value, other.value)) continue;
+      near.push({ item: candidate, similarity: f.scheme.similarity(f.value, other.value) });
+    }
+    near.sort((a, b) => b.similarity - a.similarity || (a.item < b.item ? -1 : 1));
+    // Index sets outlive expired fingerprints; the best candidate still stored answers.
+    const states = await Promise.all(near.slice(0, 8).map((n) => this.#state(n.item)));
+    const i = states.findIndex((s) => s !== null);
+    if (i < 0) return judge(item, null, now);
+    return { ...judge(item, states[i]!, now), match: near[i]! };
+  }
+
+  async lookup(items: readonly string[], now = Date.now()): Promise<LookupResult[]> {
+    const states = await Promise.all(items.map((item) => this.#state(item)));
+    return Promise.all(
+      items.map(async (item, i) => {
+        const f = fuzzyItem(item);
+        const state = states[i]!;
+        if (state !== null) {
+          const result = judge(item, state, now);
+          return f === null ? result : { ...result, match: { item, similarity: 1 } };
+        }
+        return f === null ? judge(item, null, now) : this.#fuzzyLookup(item, f, now);
+      }),
+    );
+  }
+
+  async #apply(item: string, reporter: string, o: Observation, now: number): Promise<void> {
+    const isNew = (await (this.#r as unknown as { nimbusObserve(...a: (string | number)[]): Promise<number> }).nimbusObserve(
+      this.#fpKey(item),
+      this.#pairKey(item),
+      reporter,
+      now,
+      HALF_LIFE_MS,
+      FORGET_AFTER_MS,
+      o.seen,
+      o.spamReports,
+      o.hamReports,
+      o.sensor,
+      o.spam,
+      o.weak,
+      o.ham,
+    )) === 1;
+    if (isNew) await this.#index(item);
+  }
+
+  async #index(item: string): Promise<void> {
+    const f = fuzzyItem(item);
+    if (f === null) return;
+    await Promise.all(storeIndexKeys(f).map(async (k) => {
+      await this.#r.sadd(this.#fzKey(k), item);
+      await this.#r.pexpire(this.#fzKey(k), FORGET_AFTER_MS);
+    }));
+  }
+
+  async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
+    const mark = `${this.#p}batch:${batchId}`;
+    if ((await this.#r.set(mark, String(now), 'PX', BATCH_TTL_MS, 'NX')) === null) return { accepted: 0, duplicate: true };
+    try {
+      await Promise.all([...recordObservations(sensor, records)].map(([item, o]) => this.#apply(item, sensor.id, o, now)));
+    } catch (error) {
+      // Let the sensor's resend count the batch rather than lose it (a partial count is the lesser harm).
+      await this.#r.del(mark).catch(() => undefined);
+      throw error;
+    }
+    return { accepted: records.length, duplicate: false };
+  }
+
+  async feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<void> {
+    const o = feedbackObservation(reporter, label);
+    await Promise.all([...new Set(items)].map((item) => this.#apply(item, reporter.id, o, now)));
+  }
+
+  async setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now = Date.now()): Promise<void> {
+    const key = this.#fpKey(item);
+    const created = await this.#r.hsetnx(key, 'ts', String(now));
+    await this.#r.hset(key, 'admin', verdict, 'reason', reason ?? '');
+    await this.#r.persist(key);
+    if (created === 1) await this.#index(item);
+  }
+
+  async clearVerdict(item: string): Promise<boolean> {
+    const key = this.#fpKey(item);
+    const removed = await this.#r.hdel(key, 'admin', 'reason');
+    if (removed > 0) await this.#r.pexpire(key, FORGET_AFTER_MS);
+    return removed > 0;
+  }
+
+  #keyKey(id: string): string {
+    return `${this.#p}key:${id}`;
+  }
+
+  async addKey(role: KeyRole, label: string, rateLimit = DEFAULT_KEY_RATE): Promise<{ key: StoredKey; token: string }> {
+    const secret = newSecret();
+    for (;;) {
+      const id = newKeyId();
+      const key: StoredKey = { id, role, label, secretHash: hashSecret(secret), createdAt: new Date().toISOString(), revokedAt: null, rateLimit };
+      if ((await this.#r.hsetnx(this.#keyKey(id), 'id', id)) === 0) continue;
+      await this.#r.hset(this.#keyKey(id), 'role', role, 'label', label, 'secretHash', key.secretHash, 'createdAt', key.createdAt, 'rateLimit', String(rateLimit));
+      await this.#r.sadd(`${this.#p}keys`, id);
+      return { key, token: formatToken(id, secret) };
+    }
+  }
+
+  async findKey(id: string): Promise<StoredKey | null> {
+    const h = await this.#r.hgetall(this.#keyKey(id));
+    if (h.id === undefined || h.role === undefined) return null;
+    return { id, role: h.role as KeyRole, label: h.label ?? '', secretHash: h.secretHash ?? '', createdAt: h.createdAt ?? '', revokedAt: h.revokedAt ?? null, rateLimit: Number(h.rateLimit ?? DEFAULT_KEY_RATE) };
+  }
+
+  async listKeys(): Promise<StoredKey[]> {
+    const ids = (await this.#r.smembers(`${this.#p}keys`)).sort();
+    const keys = await Promise.all(ids.map((id) => this.findKey(id)));
+    return keys.filter((k): k is StoredKey => k !== null).sort((a, b) => (a.createdAt + a.id < b.createdAt + b.id ? -1 : 1));
+  }
+
+  async revokeKey(id: string): Promise<boolean> {
+    if ((await this.findKey(id)) === null) return false;
+    await this.#r.hsetnx(this.#keyKey(id), 'revokedAt', new Date().toISOString());
+    return true;
+  }
+
+  async close(): Promise<void> {
+    if (this.#r.status !== 'end') await this.#r.quit().catch(() => this.#r.disconnect());
+  }
+}
+
+/** Opens Redis (one URL) or Redis Cluster (several seed URLs); fails clearly when unreachable. */
+export async function openRedisStore(urls: readonly string[], prefix = 'nimbus:'): Promise<OpenedReputation> {
+  if (urls.length === 0) throw new NimbusError('STORE_OPEN_FAILED', 'no Redis URL given for the reputation store');
+  const options = { enableAutoPipelining: true, lazyConnect: true, maxRetriesPerRequest: 3 };
+  let client: Client;
+  if (urls.length === 1) {
+    client = new Redis(urls[0]!, options);
+  } else {
+    const nodes = urls.map((u) => {
+      const url = new URL(u);
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    });
+    client = new Cluster(nodes, { enableAutoPipelining: true, lazyConnect: true, redisOptions: { maxRetriesPerRequest: 3 } });
+  }
+  client.on('error', () => undefined); // surfaced by the failing command instead
+  try {
+    await client.connect();
+  } catch (error) {
+    client.disconnect();
+    throw new NimbusError('STORE_OPEN_FAILED', `cannot connect to Redis at ${urls.join(', ')}: ${(error as Error).message}`, { cause: error });
+  }
+  const store = new RedisStore(client, prefix);
+  return { engine: store, keys: store, close: () => store.close() };
+}
+
