@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
 import { openStatistics } from '../src/stats/index.js';
-import { startReportsPeer } from './helpers/stats-peer.js';
 import { sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
+import { realServiceAvailable, startCuttingProxy, startRealService } from './helpers/stats-service.js';
+
+const DOMAIN = 'url:domain:example.biz';
 
 function child(env: Record<string, string>): { process: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const proc = spawn(process.execPath, ['--import=tsx', 'test/helpers/stats-child.ts'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -16,51 +18,57 @@ function child(env: Record<string, string>): { process: ChildProcess; output: ()
   return { process: proc, output: () => out, exited };
 }
 
-test('kill -9 while uploading, then a restart: every durable record reaches the service exactly once', async (t) => {
-  const data = tempDataDir();
-  const peer = await startReportsPeer();
-  const running: ChildProcess[] = [];
-  t.teardown(async () => {
-    for (const proc of running) if (proc.exitCode === null) proc.kill('SIGKILL');
-    await peer.close();
-    data.remove();
+const title = 'kill -9 while uploading to the real service (a batch ingested, its acknowledgement never arrived) and while recording, then a restart: every durable record is counted exactly once';
+
+if (!realServiceAvailable()) test.todo(`${title} (needs the engine, src/reputation/open.ts)`);
+else
+  test(title, async (t) => {
+    const data = tempDataDir();
+    const service = await startRealService(data.dir);
+    const proxy = await startCuttingProxy(service.url);
+    const running: ChildProcess[] = [];
+    t.teardown(async () => {
+      for (const proc of running) if (proc.exitCode === null) proc.kill('SIGKILL');
+      await proxy.close();
+      await service.close();
+      data.remove();
+    });
+    // A backlog gathered while off.
+    const off = openStatistics(statsConfig(data.dir), createLogger('silent'));
+    for (let i = 0; i < 1000; i++) await off.record(sampleInput(i));
+    await off.close();
+
+    // The engine ingests the third batch; its acknowledgement is held until the gateway dies.
+    proxy.decide = (n) => (n === 3 ? 'hold' : 'forward');
+    const env = {
+      NIMBUS_DATA_DIR: data.dir,
+      NIMBUS_PARTICIPATION: 'standard',
+      NIMBUS_ACCEPT_STATEMENT: 'yes',
+      NIMBUS_REPUTATION_URL: proxy.url,
+      NIMBUS_REPUTATION_KEY: service.token,
+      NIMBUS_UPLOAD_BATCH_SIZE: '100',
+      NIMBUS_LOG_LEVEL: 'silent',
+    };
+    const first = child({ ...env, STATS_RECORDS: '3000', STATS_FROM: '5000' });
+    running.push(first.process);
+    await proxy.waitFor(() => proxy.requests >= 3, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    first.process.kill('SIGKILL');
+    await first.exited;
+    proxy.decide = () => 'forward';
+
+    const second = child({ ...env, STATS_RECORDS: '0' });
+    running.push(second.process);
+    t.is(await second.exited, 0, second.output());
+    t.regex(second.output(), /drained/);
+
+    const db = new Database(join(data.dir, 'nimbus.sqlite'), { readonly: true });
+    t.teardown(() => db.close());
+    const local = (db.prepare('SELECT count(*) AS n FROM stats').get() as { n: number }).n;
+    const recorded = [...first.output().matchAll(/recorded (\d+)/g)].map((m) => Number(m[1]));
+    const lastRecorded = recorded.at(-1) ?? 0;
+    t.true(local >= 1000 + lastRecorded, 'every record() that resolved before the kill is on disk');
+    t.is((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 0);
+    t.is(await service.seen(DOMAIN), local, 'each local record counted once by the service');
+    t.true(proxy.requests > 10);
   });
-  // A backlog gathered while off.
-  const off = openStatistics(statsConfig(data.dir), createLogger('silent'));
-  for (let i = 0; i < 1000; i++) await off.record(sampleInput(i));
-  await off.close();
-
-  // The service stores the third batch but the gateway dies before the acknowledgement.
-  peer.reply = (n) => (n === 3 ? 'hold' : 'ok');
-  const env = {
-    NIMBUS_DATA_DIR: data.dir,
-    NIMBUS_PARTICIPATION: 'standard',
-    NIMBUS_ACCEPT_STATEMENT: 'yes',
-    NIMBUS_REPUTATION_URL: peer.url,
-    NIMBUS_REPUTATION_KEY: 'sensor-key',
-    NIMBUS_UPLOAD_BATCH_SIZE: '100',
-    NIMBUS_LOG_LEVEL: 'silent',
-  };
-  const first = child({ ...env, STATS_RECORDS: '300', STATS_FROM: '5000' });
-  running.push(first.process);
-  await peer.waitFor(() => peer.batches.size >= 3, 60_000);
-  first.process.kill('SIGKILL');
-  await first.exited;
-  peer.reply = () => 'ok';
-  peer.release();
-
-  const second = child({ ...env, STATS_RECORDS: '0' });
-  running.push(second.process);
-  t.is(await second.exited, 0, second.output());
-  t.regex(second.output(), /drained/);
-
-  const db = new Database(join(data.dir, 'nimbus.sqlite'), { readonly: true });
-  t.teardown(() => db.close());
-  const local = (db.prepare('SELECT id FROM stats').all() as { id: string }[]).map((r) => r.id).sort();
-  const recordedByFirst = Number(/recorded (\d+)\n(?![\s\S]*recorded)/.exec(first.output())?.[1] ?? 0);
-  t.true(local.length >= 1000 + recordedByFirst, 'every record() that resolved before the kill is on disk');
-  const sent = peer.records().map((r) => r.id);
-  t.is(new Set(sent).size, sent.length, 'no record counted twice');
-  t.deepEqual([...sent].sort(), local, 'every local record reached the service');
-  t.true(peer.duplicates >= 1, 'the unacknowledged batch was resent with its id after the restart');
-});

@@ -23,7 +23,7 @@ export interface RealService {
   readonly url: string;
   readonly token: string;
   readonly opened: OpenedReputation;
-  /** How many reports the engine counted for this fingerprint. */
+  /** How many reports the engine counted for this fingerprint (decayed count, rounded). */
   seen(item: string): Promise<number>;
   close(): Promise<void>;
 }
@@ -42,7 +42,8 @@ export async function startRealService(dataDir: string): Promise<RealService> {
     opened,
     async seen(item) {
       const [result] = await opened.engine.lookup([item]);
-      return result?.counters.seen ?? 0;
+      // The engine decays counters with age; rounding gives the number of records.
+      return Math.round(result?.counters.seen ?? 0);
     },
     async close() {
       await service.close();
@@ -59,6 +60,10 @@ export interface CuttingProxy {
   requests: number;
   /** Every byte the gateway sent through the proxy. */
   readonly sent: Buffer[];
+  /** Requests whose client went away before their response was passed on (an abort). */
+  clientAborts: number;
+  /** The gateway's bytes so far as text. */
+  sentText(): string;
   /** Decides what happens to the n-th response (1-based). */
   decide: (n: number) => ProxyDecision;
   waitFor(predicate: () => boolean, timeoutMs?: number): Promise<void>;
@@ -73,6 +78,8 @@ export async function startCuttingProxy(target: string): Promise<CuttingProxy> {
     url: '',
     requests: 0,
     sent: [],
+    clientAborts: 0,
+    sentText: () => Buffer.concat(proxy.sent).toString('utf8'),
     decide: () => 'forward',
     async waitFor(predicate, timeoutMs = 60_000) {
       const end = Date.now() + timeoutMs;
@@ -97,8 +104,13 @@ export async function startCuttingProxy(target: string): Promise<CuttingProxy> {
     track(client);
     const upstream = track(connect(Number(port), hostname));
     let holding = false;
+    // Requests on this connection whose response has not been passed on yet.
+    let outstanding = 0;
     client.on('data', (chunk: Buffer) => {
-      if (/^(POST|GET|PUT|DELETE) /.test(chunk.subarray(0, 8).toString('latin1'))) proxy.requests++;
+      if (/^(POST|GET|PUT|DELETE) /.test(chunk.subarray(0, 8).toString('latin1'))) {
+        proxy.requests++;
+        outstanding++;
+      }
       proxy.sent.push(chunk);
       upstream.write(chunk);
     });
@@ -111,11 +123,17 @@ export async function startCuttingProxy(target: string): Promise<CuttingProxy> {
           return;
         }
         holding = decision === 'hold';
+        if (!holding) outstanding--;
       }
       if (!holding) client.write(chunk);
     });
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    client.on('close', () => {
+      if (outstanding > 0) proxy.clientAborts++;
+      upstream.destroy();
+    });
+    upstream.on('close', () => {
+      if (!holding) client.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address() as { port: number };
