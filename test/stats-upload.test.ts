@@ -5,7 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { createLogger } from '../src/log.js';
-import { createGatewayMetrics, openStatistics, startMetricsServer, type Statistics } from '../src/stats/index.js';
+import { countMessage, createGatewayMetrics, lookupMetricsObserver, openStatistics, startMetricsServer, type Statistics } from '../src/stats/index.js';
 import { participating, sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
 import { realServiceAvailable, startCuttingProxy, startRealService, type CuttingProxy, type RealService } from './helpers/stats-service.js';
 
@@ -193,14 +193,18 @@ realTest('narrowing extended to standard aborts an extended batch in flight and 
   t.false(after.includes('url:sha256:'));
 });
 
-test('the metrics server answers GET /metrics with the registry, including dropped records', async (t) => {
+test('the metrics server answers GET /metrics with messages, lookup latency, cache hits, breaker state, backlog and dropped records', async (t) => {
   const data = tempDataDir();
   t.teardown(data.remove);
   const metrics = createGatewayMetrics();
   const stats = openStatistics(statsConfig(data.dir, { NIMBUS_OUTBOX_MAX_RECORDS: '2' }), log, { metrics });
   t.teardown(() => stats.close());
   await recordMany(stats, 5);
-  metrics.messages.inc({ verdict: 'spam', action: 'tag' });
+  countMessage(metrics, 'spam', 'tag');
+  const lookups = lookupMetricsObserver(metrics);
+  lookups.remoteLookup('ok', 12);
+  lookups.cacheHits(3, 1);
+  lookups.breakerState('open');
   const server = await startMetricsServer({ host: '127.0.0.1', port: 0 }, metrics.registry);
   t.teardown(() => server.close());
   const response = await fetch(`http://127.0.0.1:${server.address.port}/metrics`);
@@ -209,6 +213,8 @@ test('the metrics server answers GET /metrics with the registry, including dropp
   t.regex(text, /nimbus_stats_dropped_records_total 3/);
   t.regex(text, /nimbus_stats_backlog_records 2/);
   t.regex(text, /nimbus_messages_total\{verdict="spam",action="tag"\} 1/);
-  t.regex(text, /# TYPE nimbus_lookup_duration_seconds histogram/);
+  t.regex(text, /nimbus_lookup_duration_seconds_count\{outcome="ok"\} 1/);
+  t.regex(text, /nimbus_lookup_cache_total\{result="hit"\} 3/);
+  t.regex(text, /nimbus_lookup_breaker_state 2/);
   t.is((await fetch(`http://127.0.0.1:${server.address.port}/other`)).status, 404);
 });

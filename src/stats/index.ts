@@ -16,7 +16,7 @@ export type { StatsInput, LocalRecord, MessageAction } from './types.js';
 export type { StatsTransport } from './transport.js';
 export { ClientTransports, failureOf } from './transport.js';
 export { isSendableFingerprint, toWireRecord, STATEMENT, NEVER_SENT } from './wire.js';
-export { createGatewayMetrics, startMetricsServer, BREAKER_STATES, type GatewayMetrics, type MetricsServer } from './metrics.js';
+export { createGatewayMetrics, startMetricsServer, lookupMetricsObserver, countMessage, BREAKER_STATES, type GatewayMetrics, type MetricsServer } from './metrics.js';
 
 const PRUNE_INTERVAL_MS = 3_600_000;
 

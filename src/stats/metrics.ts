@@ -14,7 +14,7 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   /** labels: verdict (spam|bulk|ham|unknown), action (deliver|tag|reject|…) */
   readonly messages: Counter<'verdict' | 'action'>;
-  /** Seconds per lookup request to the service; label outcome (ok|error|timeout). */
+  /** Seconds per lookup request to the service; label outcome (ok|cached|timeout|error|breaker-open|auth-rejected|disabled). */
   readonly lookupLatency: Histogram<'outcome'>;
   /** label result (hit|miss) */
   readonly lookupCache: Counter<'result'>;
@@ -51,6 +51,34 @@ export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {})
     recordsUploaded: new Counter({ name: 'nimbus_stats_uploaded_records_total', help: 'Statistics records acknowledged by the service', registers }),
     recordsDropped: new Counter({ name: 'nimbus_stats_dropped_records_total', help: 'Outbox records dropped by the size or age bound', registers }),
   };
+}
+
+/**
+ * Adapts the registry to the lookup code's observer (src/verdict/lookups.ts LookupObserver):
+ * structural types, so this module does not depend on the verdict part.
+ */
+export function lookupMetricsObserver(metrics: GatewayMetrics): {
+  remoteLookup(outcome: string, ms: number): void;
+  cacheHits(hits: number, misses: number): void;
+  breakerState(state: 'closed' | 'open' | 'half-open'): void;
+} {
+  return {
+    remoteLookup(outcome, ms) {
+      metrics.lookupLatency.observe({ outcome }, ms / 1000);
+    },
+    cacheHits(hits, misses) {
+      if (hits > 0) metrics.lookupCache.inc({ result: 'hit' }, hits);
+      if (misses > 0) metrics.lookupCache.inc({ result: 'miss' }, misses);
+    },
+    breakerState(state) {
+      metrics.breakerState.set(state === 'half-open' ? BREAKER_STATES.half_open : BREAKER_STATES[state]);
+    },
+  };
+}
+
+/** Counts one processed message (the gateway's observer calls this). */
+export function countMessage(metrics: GatewayMetrics, verdict: string, action: string): void {
+  metrics.messages.inc({ verdict, action });
 }
 
 export interface MetricsServer {
