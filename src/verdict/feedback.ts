@@ -1,0 +1,47 @@
+/**
+ * Feedback (user reports, the admin's `nimbus report`, spam traps): the embedded engine learns
+ * at once, trusting its own admin; the service hears it as one reporter's voice, only while
+ * participation allows and only the fingerprints the mode may send.
+ */
+import type { Logger } from 'pino';
+import type { Fingerprint } from '../fingerprint/types.js';
+import type { ReputationClient } from '../reputation/client.js';
+import type { FeedbackLabel, ReputationEngine } from '../reputation/engine-types.js';
+
+export type FeedbackSource = 'admin' | 'trap';
+export type RemoteFeedback = 'sent' | 'disabled' | 'nothing-sendable' | 'failed';
+
+export interface FeedbackOptions {
+  readonly local: ReputationEngine;
+  /** Null when participation is off. */
+  readonly remote: Pick<ReputationClient, 'feedback'> | null;
+  readonly sendable: (fingerprint: Fingerprint) => boolean;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+}
+
+export class Feedback {
+  readonly #options: FeedbackOptions;
+
+  constructor(options: FeedbackOptions) {
+    this.#options = options;
+  }
+
+  async report(label: FeedbackLabel, fingerprints: readonly Fingerprint[], source: FeedbackSource): Promise<{ local: number; remote: RemoteFeedback }> {
+    const items = [...new Set(fingerprints.map((fingerprint) => fingerprint.text))];
+    if (items.length === 0) return { local: 0, remote: 'nothing-sendable' };
+    // The gateway's own admin (and the traps the admin set) is trusted by the embedded engine.
+    await this.#options.local.feedback({ id: `local-${source}`, weight: 1, trusted: true }, label, items);
+    const remote = this.#options.remote;
+    if (remote === null) return { local: items.length, remote: 'disabled' };
+    const sendable = [...new Set(fingerprints.filter(this.#options.sendable).map((fingerprint) => fingerprint.text))];
+    if (sendable.length === 0) return { local: items.length, remote: 'nothing-sendable' };
+    try {
+      await remote.feedback({ label, items: sendable }, AbortSignal.timeout(Math.max(this.#options.timeoutMs, 5000)));
+      return { local: items.length, remote: 'sent' };
+    } catch (error) {
+      this.#options.log.warn({ event: 'feedback.remote_failed', source, err: error instanceof Error ? error.message : String(error) }, 'feedback not delivered to the reputation service (kept locally)');
+      return { local: items.length, remote: 'failed' };
+    }
+  }
+}
