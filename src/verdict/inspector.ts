@@ -51,8 +51,8 @@ export interface ReputationInspectorOptions {
 
 export class ReputationInspector implements MessageInspector {
   #policy: Policy;
-  readonly #lookups: ReputationLookups;
-  readonly #feedback: Feedback;
+  #lookups: ReputationLookups;
+  #feedback: Feedback;
   readonly #log: Logger;
 
   constructor(options: ReputationInspectorOptions) {
@@ -62,8 +62,11 @@ export class ReputationInspector implements MessageInspector {
     this.#log = options.log;
   }
 
-  reload(policy: Policy): void {
-    this.#policy = policy;
+  /** SIGHUP: new thresholds, and lookups/feedback rebuilt for a changed participation. */
+  reload(next: Pick<ReputationInspectorOptions, 'policy' | 'lookups' | 'feedback'>): void {
+    this.#policy = next.policy;
+    this.#lookups = next.lookups;
+    this.#feedback = next.feedback;
   }
 
   async inspect(request: InspectionRequest): Promise<InspectionWithEvidence> {

@@ -1,0 +1,129 @@
+/**
+ * Assembles what `nimbus gateway` runs with beyond the SMTP relay: the embedded reputation
+ * engine, the service client when participation allows, lookups, feedback, statistics, metrics
+ * and the quarantine; and re-assembles the parts that depend on configuration on SIGHUP.
+ *
+ * Participation is decided here, once per configuration: with `off` (or no accepted statement)
+ * no client exists at all, so nothing can be sent by mistake.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Fingerprint } from '../fingerprint/types.js';
+import type { GatewayHooks } from '../gateway/inspection.js';
+import { createReputationClient, type ReputationClient } from '../reputation/client.js';
+import type { OpenedReputation } from '../reputation/engine-types.js';
+import { openReputation } from '../reputation/open.js';
+import {
+  createGatewayMetrics,
+  isSendableFingerprint,
+  lookupMetricsObserver,
+  openStatistics,
+  startMetricsServer,
+  type GatewayMetrics,
+  type MetricsServer,
+  type Statistics,
+} from '../stats/index.js';
+import { Feedback } from './feedback.js';
+import { ReputationInspector } from './inspector.js';
+import { ReputationLookups } from './lookups.js';
+import { MessageRecorder } from './recorder.js';
+
+/** The embedded engine's file inside NIMBUS_DATA_DIR (shared by gateway workers and `nimbus report`). */
+export function localReputationPath(config: Pick<Config, 'dataDir'>): string {
+  return join(config.dataDir, 'local-reputation.sqlite');
+}
+
+export async function openLocalReputation(config: Pick<Config, 'dataDir'>): Promise<OpenedReputation> {
+  mkdirSync(config.dataDir, { recursive: true });
+  return openReputation({ store: 'sqlite', path: localReputationPath(config) });
+}
+
+/** The service client, or null when this configuration must not talk to a service. */
+export function serviceClientFor(config: Config): ReputationClient | null {
+  if (config.participation === 'off' || !config.acceptStatement || config.reputationUrl === null) return null;
+  return createReputationClient({ url: config.reputationUrl, key: config.reputationKey ?? '', timeoutMs: Math.max(config.lookupTimeoutMs, 1) });
+}
+
+export function sendableIn(config: Config): (fingerprint: Fingerprint) => boolean {
+  const mode = config.participation;
+  return (fingerprint) => isSendableFingerprint(fingerprint.text, mode);
+}
+
+/** Feedback wired as the configuration allows (also used by `nimbus report`). */
+export function feedbackFor(config: Config, local: OpenedReputation, client: ReputationClient | null, log: Logger): Feedback {
+  return new Feedback({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs: config.lookupTimeoutMs, log });
+}
+
+export interface GatewayRuntime {
+  readonly hooks: GatewayHooks;
+  readonly metrics: GatewayMetrics;
+  readonly metricsServer: MetricsServer | null;
+  readonly stats: Statistics;
+  readonly local: OpenedReputation;
+  reload(config: Config): void;
+  close(): Promise<void>;
+}
+
+export async function openGatewayRuntime(config: Config, log: Logger): Promise<GatewayRuntime> {
+  const local = await openLocalReputation(config);
+  const metrics = createGatewayMetrics();
+  const stats = openStatistics(config, log, { metrics });
+  const observer = lookupMetricsObserver(metrics);
+  let client: ReputationClient | null = null;
+
+  const parts = (current: Config) => {
+    client?.close();
+    client = serviceClientFor(current);
+    const lookups = new ReputationLookups({
+      local: local.engine,
+      remote: client,
+      sendable: sendableIn(current),
+      timeoutMs: current.lookupTimeoutMs,
+      log: log.child({ component: 'lookups' }),
+      observer,
+    });
+    return { policy: current, lookups, feedback: feedbackFor(current, local, client, log.child({ component: 'feedback' })) };
+  };
+
+  const inspector = new ReputationInspector({ ...parts(config), log: log.child({ component: 'inspector' }) });
+  let metricsServer: MetricsServer | null = null;
+  try {
+    metricsServer = config.metricsListen ? await startMetricsServer(config.metricsListen, metrics.registry) : null;
+  } catch (error) {
+    await stats.close();
+    await local.close();
+    throw error;
+  }
+  log.info(
+    { event: 'runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : config.reputationUrl, metrics: metricsServer?.address ?? null },
+    config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${config.reputationUrl}`,
+  );
+  const metricsListen = config.metricsListen;
+
+  return {
+    hooks: {
+      inspector,
+      observer: new MessageRecorder({ stats, local: local.engine, metrics, log }),
+    },
+    metrics,
+    metricsServer,
+    stats,
+    local,
+    reload(next) {
+      // Opting out takes effect here: the old client is closed and no new one exists.
+      inspector.reload(parts(next));
+      stats.reload(next);
+      if (JSON.stringify(next.metricsListen) !== JSON.stringify(metricsListen)) {
+        log.warn({ event: 'reload_needs_restart', variable: 'NIMBUS_METRICS_LISTEN' }, 'NIMBUS_METRICS_LISTEN changes on restart');
+      }
+    },
+    async close() {
+      await metricsServer?.close();
+      await stats.close();
+      client?.close();
+      await local.close();
+    },
+  };
+}
