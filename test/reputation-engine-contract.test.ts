@@ -131,6 +131,8 @@ for (const backend of backends) {
     const item = fp('trusted');
     await engine.feedback({ id: 'local', weight: 1, trusted: true }, 'spam', [item], T0);
     expect((await engine.lookup([item], T0))[0]!.verdict === 'spam', 'trusted spam');
+    // Decay must not undo the admin's report a moment later (it did when trust was exactly the threshold).
+    expect((await engine.lookup([item], T0 + 7 * DAY_MS))[0]!.verdict === 'spam', 'trusted spam a week later');
     const good = fp('ham');
     for (let i = 0; i < 4; i++) await engine.feedback(reporter(`h${i}`), 'ham', [good], T0);
     expect((await engine.lookup([good], T0))[0]!.verdict === 'ham', 'ham from four reporters');

@@ -122,6 +122,17 @@ it('1,000 spam reports from one key do not make spam; reports from 5 distinct ke
   t.is(result.verdict, 'spam');
 });
 
+it('one spam report from an admin key marks a fingerprint; the same from a reporter key does not', async (t) => {
+  const s = await startTestService(t);
+  const byReporter = fingerprint();
+  const byAdmin = fingerprint();
+  t.is((await call(s.url, 'POST', '/v1/feedback', s.tokens.reporter, { label: 'spam', items: [byReporter] })).status, 200);
+  t.is((await call(s.url, 'POST', '/v1/feedback', s.tokens.admin, { label: 'spam', items: [byAdmin] })).status, 200);
+  const r = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [byReporter, byAdmin] });
+  t.is(r.body.results[0].verdict, 'unknown');
+  t.is(r.body.results[1].verdict, 'spam');
+});
+
 it('an admin verdict is set with PUT, wins, and is removed with DELETE', async (t) => {
   const s = await startTestService(t);
   const item = fingerprint();

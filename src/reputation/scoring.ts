@@ -23,8 +23,12 @@ export const BATCH_TTL_MS = 7 * DAY_MS;
 export const SPAM_THRESHOLD = 3;
 /** The same for `ham`. */
 export const HAM_THRESHOLD = 3;
-/** A trusted reporter (the gateway's own admin on its embedded engine) carries a whole threshold. */
-export const TRUSTED_CONTRIBUTION = SPAM_THRESHOLD;
+/**
+ * A trusted reporter (the gateway's own admin on its embedded engine, an admin key at a private
+ * service) carries twice a threshold: enough alone, and still enough after one half-life of
+ * decay. Exactly one threshold would fall below it a millisecond later and never convict.
+ */
+export const TRUSTED_CONTRIBUTION = 2 * SPAM_THRESHOLD;
 /** A record's own `spam` verdict, per sensor: weak, since the network's verdict would confirm itself. */
 export const WEAK_CONTRIBUTION = 0.2;
 /** Weak evidence is capped below the threshold, so it can only add to real evidence (traps, feedback). */
