@@ -1,0 +1,386 @@
+/**
+ * The local quarantine (NIMBUS_SPAM_ACTION=quarantine): messages the gateway accepted with `250`
+ * but did not relay, kept under `NIMBUS_DATA_DIR/quarantine` until an admin releases or deletes
+ * them (`nimbus quarantine …`).
+ *
+ * Layout, Maildir-like so that an entry appears whole or not at all:
+ *
+ *   quarantine/tmp/            files being written (never read)
+ *   quarantine/messages/ID.eml the message as it would have been relayed (gateway headers included)
+ *   quarantine/messages/ID.json metadata: envelope, client, verdict (QuarantineMeta)
+ *   quarantine/messages/ID.lock present while a process releases ID (holds its pid)
+ *
+ * Both files are written into tmp/, fsynced, renamed into messages/ (the .eml first, the .json
+ * last: the metadata is the commit mark) and the directory fsynced, all before `store()` resolves,
+ * because the sender gets `250` right after it. An .eml without its .json is the remains of a
+ * store that never resolved: the sender got `451` and retries, so it is not listed.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { NimbusError } from '../errors.js';
+import type { InspectionRequest, QuarantineSink } from '../gateway/inspection.js';
+import { Maildir } from '../gateway/maildir.js';
+import { NextHopSession, type SmtpResponse } from '../gateway/next-hop.js';
+
+/** SMTP reply codes the release path looks at (a release succeeds only on 250 to the message). */
+const SMTP_OK = 250;
+const SMTP_POSITIVE_LIMIT = 300;
+
+const MESSAGES = 'messages';
+const TMP = 'tmp';
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+
+/** What an id may look like: the form `newId()` makes, and nothing a path could be built from. */
+const ID_PATTERN = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9]{1,64}$/;
+
+/** The quarantine inside NIMBUS_DATA_DIR. */
+export function quarantineDir(config: Pick<Config, 'dataDir'>): string {
+  return join(config.dataDir, 'quarantine');
+}
+
+export type QuarantineErrorCode = 'QUARANTINE_BAD_ID' | 'QUARANTINE_NOT_FOUND' | 'QUARANTINE_BUSY' | 'QUARANTINE_RELEASE_REFUSED' | 'QUARANTINE_RELEASE_FAILED';
+
+export class QuarantineError extends NimbusError {
+  /** The next hop's reply when it refused the release. */
+  readonly reply: SmtpResponse | null;
+  constructor(code: QuarantineErrorCode, message: string, options?: { cause?: unknown; reply?: SmtpResponse }) {
+    super(code, message, options);
+    this.reply = options?.reply ?? null;
+  }
+}
+
+export interface QuarantineMeta {
+  readonly id: string;
+  /** When it was quarantined (ISO 8601, UTC). */
+  readonly time: string;
+  readonly queueId: string;
+  readonly clientIp: string;
+  readonly helo: string;
+  readonly trustedClient: boolean;
+  /** '' for the null sender <>. */
+  readonly mailFrom: string;
+  /** The recipients a release delivers to (spam-trap recipients excluded: they never reach a mailbox). */
+  readonly rcptTo: readonly string[];
+  /** Recipients that were spam traps, for the record only. */
+  readonly spamtrapHits: readonly string[];
+  /** Bytes stored (the message as it would have been relayed). */
+  readonly size: number;
+  /** Bytes the sender sent. */
+  readonly receivedSize: number;
+  /** null when neither given to store() nor found in the stored X-Nimbus-Verdict field. */
+  readonly verdict: string | null;
+  readonly score: number | null;
+}
+
+export interface QuarantineEntry {
+  readonly meta: QuarantineMeta;
+  /** The stored message file (read it; do not move it: the quarantine owns it). */
+  readonly path: string;
+}
+
+export interface ReleaseResult {
+  readonly id: string;
+  /** `host:port` of the next hop, or `maildir`. */
+  readonly to: string;
+  readonly reply: SmtpResponse;
+}
+
+export type ReleaseTarget = Pick<Config, 'nextHop' | 'hostname' | 'nextHopTimeoutMs' | 'dataDir'>;
+
+/** Refuses anything that is not an id this quarantine could have made, naming what is wrong. */
+export function checkQuarantineId(id: string): void {
+  if (/[/\\]/.test(id) || id.includes('\0')) {
+    throw new QuarantineError('QUARANTINE_BAD_ID', `invalid quarantine id ${JSON.stringify(id)}: ids never contain path separators`);
+  }
+  if (!ID_PATTERN.test(id)) {
+    throw new QuarantineError('QUARANTINE_BAD_ID', `invalid quarantine id ${JSON.stringify(id)}: expected the form 20250101T120000123Z-ABCDEF123456 (see \`nimbus quarantine list\`)`);
+  }
+}
+
+export class Quarantine implements QuarantineSink {
+  #root: string;
+
+  /**
+   * Creates nothing on disk: directories are made by the first store(), so an admin who runs
+   * `nimbus quarantine list` as root does not leave a root-owned directory the gateway cannot use.
+   */
+  constructor(root: string) {
+    this.#root = root;
+  }
+
+  get root(): string {
+    return this.#root;
+  }
+
+  /**
+   * Stores the message durably and resolves with its id. `info` is the inspection's verdict when
+   * the caller has it; otherwise the gateway's own X-Nimbus-Verdict field at the top of `bytes`
+   * is read.
+   */
+  async store(request: InspectionRequest, bytes: Buffer, info?: { verdict: string; score: number }): Promise<string> {
+    const messages = join(this.#root, MESSAGES);
+    const tmp = join(this.#root, TMP);
+    await mkdir(messages, { recursive: true, mode: DIR_MODE });
+    await mkdir(tmp, { recursive: true, mode: DIR_MODE });
+    const id = newId(new Date(), request.queueId);
+    const traps = new Set(request.spamtrapHits.map((address) => address.toLowerCase()));
+    const verdict = info ?? verdictFromHeaders(bytes);
+    const meta: QuarantineMeta = {
+      id,
+      time: new Date().toISOString(),
+      queueId: request.queueId,
+      clientIp: request.clientIp,
+      helo: request.clientHelo,
+      trustedClient: request.trustedClient,
+      mailFrom: request.envelope.mailFrom,
+      rcptTo: request.envelope.rcptTo.filter((address) => !traps.has(address.toLowerCase())),
+      spamtrapHits: [...request.spamtrapHits],
+      size: bytes.length,
+      receivedSize: request.size,
+      verdict: verdict?.verdict ?? null,
+      score: verdict?.score ?? null,
+    };
+    const files: [string, Buffer][] = [
+      [`${id}.eml`, bytes],
+      [`${id}.json`, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`, 'utf8')],
+    ];
+    try {
+      for (const [name, content] of files) await writeDurably(join(tmp, name), content);
+      for (const [name] of files) await rename(join(tmp, name), join(messages, name));
+      await syncDirectory(messages);
+    } catch (error) {
+      await Promise.all(files.map(([name]) => rm(join(tmp, name), { force: true })));
+      await rm(join(messages, `${id}.json`), { force: true });
+      await rm(join(messages, `${id}.eml`), { force: true });
+      throw error;
+    }
+    return id;
+  }
+
+  /** Every complete entry, newest first. */
+  async list(): Promise<QuarantineMeta[]> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.#root, MESSAGES));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const metas: QuarantineMeta[] = [];
+    for (const name of names) {
+      if (!name.endsWith('.json')) continue;
+      const id = name.slice(0, -'.json'.length);
+      if (!ID_PATTERN.test(id)) continue;
+      try {
+        metas.push(await this.#readMeta(id));
+      } catch (error) {
+        // Released or deleted by another process between readdir and read.
+        if (error instanceof QuarantineError && error.code === 'QUARANTINE_NOT_FOUND') continue;
+        throw error;
+      }
+    }
+    // Ids start with the time at millisecond precision in a fixed width: string order is time order.
+    return metas.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  }
+
+  async get(id: string): Promise<QuarantineEntry> {
+    checkQuarantineId(id);
+    const meta = await this.#readMeta(id);
+    const path = join(this.#root, MESSAGES, `${id}.eml`);
+    try {
+      await stat(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw this.#notFound(id);
+      throw error;
+    }
+    return { meta, path };
+  }
+
+  /**
+   * Relays the stored bytes with the original envelope to the next hop (or into the Maildir when
+   * there is none) and removes the entry only once that was accepted. All or nothing: a refused
+   * recipient aborts the release (RSET) so no recipient gets a second copy on the next attempt.
+   */
+  async release(id: string, target: ReleaseTarget): Promise<ReleaseResult> {
+    const { meta, path } = await this.get(id);
+    const unlock = await this.#lock(id);
+    try {
+      let result: ReleaseResult;
+      if (target.nextHop === null) {
+        const name = await new Maildir(join(target.dataDir, 'maildir')).deliver([() => createReadStream(path)]);
+        result = { id, to: 'maildir', reply: { code: SMTP_OK, text: `delivered into the Maildir as ${name}` } };
+      } else {
+        result = { id, to: `${target.nextHop.host}:${target.nextHop.port}`, reply: await relay(meta, path, target) };
+      }
+      await this.#remove(id);
+      return result;
+    } finally {
+      await unlock();
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.get(id);
+    const unlock = await this.#lock(id);
+    try {
+      await this.#remove(id);
+    } finally {
+      await unlock();
+    }
+  }
+
+  async #readMeta(id: string): Promise<QuarantineMeta> {
+    let text: string;
+    try {
+      text = await readFile(join(this.#root, MESSAGES, `${id}.json`), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw this.#notFound(id);
+      throw error;
+    }
+    return JSON.parse(text) as QuarantineMeta;
+  }
+
+  #notFound(id: string): QuarantineError {
+    return new QuarantineError('QUARANTINE_NOT_FOUND', `no quarantined message ${JSON.stringify(id)} in ${this.#root}`);
+  }
+
+  /** Metadata first: without it the entry no longer exists, even if removing the .eml fails. */
+  async #remove(id: string): Promise<void> {
+    const messages = join(this.#root, MESSAGES);
+    await rm(join(messages, `${id}.json`), { force: true });
+    await rm(join(messages, `${id}.eml`), { force: true });
+    await syncDirectory(messages);
+  }
+
+  /**
+   * One release or delete per entry at a time, across processes: two admins releasing the same id
+   * must not deliver it twice. A lock left by a process that no longer runs is taken over.
+   */
+  async #lock(id: string): Promise<() => Promise<void>> {
+    const path = join(this.#root, MESSAGES, `${id}.lock`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const handle = await open(path, 'wx', FILE_MODE);
+        try {
+          await handle.writeFile(`${process.pid}\n`);
+        } finally {
+          await handle.close();
+        }
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+        if (attempt === 0 && Number.isInteger(pid) && pid > 0 && !processRuns(pid)) {
+          await rm(path, { force: true });
+          continue;
+        }
+        throw new QuarantineError('QUARANTINE_BUSY', `quarantined message ${id} is being released or deleted by another process${pid > 0 ? ` (pid ${pid})` : ''}`);
+      }
+    }
+    // Gone in the meantime (another process finished with it just before we locked).
+    try {
+      await stat(join(this.#root, MESSAGES, `${id}.json`));
+    } catch {
+      await rm(path, { force: true });
+      throw this.#notFound(id);
+    }
+    return async () => {
+      await rm(path, { force: true });
+    };
+  }
+}
+
+/** One SMTP transaction to the next hop with the stored envelope; resolves with the reply to the message. */
+async function relay(meta: QuarantineMeta, path: string, target: ReleaseTarget): Promise<SmtpResponse> {
+  const hop = target.nextHop!;
+  if (meta.rcptTo.length === 0) {
+    throw new QuarantineError('QUARANTINE_RELEASE_FAILED', `quarantined message ${meta.id} has no recipient to deliver to (only spam traps)`);
+  }
+  const refused = (step: string, reply: SmtpResponse): QuarantineError =>
+    new QuarantineError('QUARANTINE_RELEASE_REFUSED', `next hop ${hop.host}:${hop.port} refused ${step}: ${reply.code} ${reply.text}`, { reply });
+  let session: NextHopSession;
+  try {
+    session = await NextHopSession.open({ target: hop, hostname: target.hostname, timeoutMs: target.nextHopTimeoutMs });
+  } catch (error) {
+    throw new QuarantineError('QUARANTINE_RELEASE_FAILED', (error as Error).message, { cause: error });
+  }
+  try {
+    const nonAscii = /[^\x00-\x7f]/;
+    const mail = await session.mail(meta.mailFrom, {
+      smtpUtf8: nonAscii.test(meta.mailFrom) || meta.rcptTo.some((address) => nonAscii.test(address)),
+      eightBitMime: await hasEightBitBytes(path),
+      size: meta.size,
+    });
+    if (mail.code >= SMTP_POSITIVE_LIMIT) throw refused(`MAIL FROM:<${meta.mailFrom}>`, mail);
+    for (const recipient of meta.rcptTo) {
+      const rcpt = await session.rcpt(recipient);
+      if (rcpt.code >= SMTP_POSITIVE_LIMIT) {
+        await session.rset().catch(() => undefined);
+        throw refused(`RCPT TO:<${recipient}>`, rcpt);
+      }
+    }
+    const reply = await session.data([() => createReadStream(path)]);
+    if (reply.code !== SMTP_OK) throw refused('the message', reply);
+    return reply;
+  } catch (error) {
+    if (error instanceof QuarantineError) throw error;
+    throw new QuarantineError('QUARANTINE_RELEASE_FAILED', (error as Error).message, { cause: error });
+  } finally {
+    await session.quit();
+  }
+}
+
+/** `20250101T120000123Z-QUEUEID` + 4 random hex: fixed-width time first, so ids sort by time. */
+function newId(now: Date, queueId: string): string {
+  const stamp = now.toISOString().replace(/[-:.]/g, '');
+  const queue = queueId.replace(/[^A-Za-z0-9]/g, '').slice(0, 40) || 'Q';
+  return `${stamp}-${queue}${randomBytes(2).toString('hex').toUpperCase()}`;
+}
+
+/** The gateway's own X-Nimbus-Verdict: the first one in the header block (it prepends it). */
+function verdictFromHeaders(bytes: Buffer): { verdict: string; score: number } | null {
+  const end = bytes.indexOf('\r\n\r\n');
+  const head = bytes.subarray(0, end < 0 ? Math.min(bytes.length, 64 * 1024) : end).toString('latin1');
+  const match = /(?:^|\n)X-Nimbus-Verdict:\s*([a-z]+);\s*score=(-?[0-9.]+)/i.exec(head);
+  return match ? { verdict: match[1]!.toLowerCase(), score: Number(match[2]) } : null;
+}
+
+async function hasEightBitBytes(path: string): Promise<boolean> {
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    if (chunk.some((byte) => byte > 0x7f)) return true;
+  }
+  return false;
+}
+
+async function writeDurably(path: string, content: Buffer): Promise<void> {
+  const handle = await open(path, 'wx', FILE_MODE);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
