@@ -1,13 +1,19 @@
 /**
- * `nimbus check [--json] [FILE.eml…]`: the fingerprints (and, once lookups are wired in, the
- * verdict) of each message. Reads stdin when no file is named. A file whose first line starts
- * with `From ` is an mbox: every message in it is checked.
+ * `nimbus check [--json] [FILE.eml…]`: the fingerprints, lookups and verdict of each message, as
+ * the gateway would judge it with the same configuration (embedded engine, and the service when
+ * participating). Reads stdin when no file is named. A file whose first line starts with `From `
+ * is an mbox: every message in it is checked.
  *
- * Computing (`checkMessages`) is kept apart from printing (`formatTable`, `formatJson`) so the
- * verdict work can add lookups to the results without touching the output code.
+ * Computing (`checkMessages`) is kept apart from printing (`formatTable`, `formatJson`).
  */
 import { readFile } from 'node:fs/promises';
+import { loadConfig } from '../config.js';
 import { fingerprintMessage, type MessageFingerprints } from '../fingerprint/index.js';
+import type { Fingerprint } from '../fingerprint/types.js';
+import { GTUBE } from '../gateway/default-inspector.js';
+import { createLogger } from '../log.js';
+import { formatReportPart, judge } from '../verdict/judge.js';
+import { openCommandReputation } from '../verdict/runtime.js';
 
 export const EXIT_USAGE = 64;
 export const EXIT_NOINPUT = 66;
@@ -33,13 +39,17 @@ export function splitMessages(raw: Buffer): Buffer[] {
   return starts.map((start, i) => Buffer.from(text.slice(start, starts[i + 1] ?? text.length), 'latin1'));
 }
 
-/** Fingerprints of every message of one input; verdict `unknown` and score 0 until lookups are added. */
-export async function checkMessages(file: string, raw: Buffer): Promise<CheckResult[]> {
+/** Turns fingerprints into a verdict; without one, every message is `unknown` with score 0. */
+export type Judge = (fingerprints: readonly Fingerprint[], gtube: boolean) => Promise<Pick<CheckResult, 'verdict' | 'score' | 'report'>>;
+
+/** Fingerprints (and, given a judge, the verdict) of every message of one input. */
+export async function checkMessages(file: string, raw: Buffer, judgeMessage?: Judge): Promise<CheckResult[]> {
   const messages = splitMessages(raw);
   const results: CheckResult[] = [];
   for (const [index, message] of messages.entries()) {
     const fingerprints = await fingerprintMessage(message, {});
-    results.push({ file: messages.length > 1 ? `${file}#${index + 1}` : file, ...fingerprints, verdict: 'unknown', score: 0, report: [] });
+    const judged = judgeMessage ? await judgeMessage(fingerprints.fingerprints, message.includes(GTUBE)) : { verdict: 'unknown' as const, score: 0, report: [] };
+    results.push({ file: messages.length > 1 ? `${file}#${index + 1}` : file, ...fingerprints, ...judged });
   }
   return results;
 }
@@ -60,6 +70,7 @@ export function formatTable(result: CheckResult): string {
   const widths = [4, 9, 5].map((min, col) => Math.max(min, ...rows.map((r) => r[col]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd();
   const out = [`${result.file}: verdict ${result.verdict}, score ${result.score}`, line(['kind', 'algorithm', 'value', 'label']), ...rows.map(line)];
+  if (result.report.length > 0) out.push(`report: ${result.report.join(' ')}`);
   for (const skip of result.skips) out.push(`skipped: ${skip.reason}${skip.detail ? ` (${skip.detail})` : ''}`);
   return `${out.join('\n')}\n`;
 }
@@ -78,6 +89,21 @@ export async function run(args: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const files = args.filter((a) => !a.startsWith('-') || a === '-');
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, { service: 'check' });
+  const reputation = await openCommandReputation(config, log);
+  const judgeMessage: Judge = async (fingerprints, gtube) => {
+    const { scored, parts } = await judge(reputation.lookups, config, fingerprints, gtube);
+    return { verdict: scored.verdict, score: scored.score, report: parts.map(formatReportPart) };
+  };
+  try {
+    return await checkFiles(files, json, judgeMessage);
+  } finally {
+    await reputation.close();
+  }
+}
+
+async function checkFiles(files: readonly string[], json: boolean, judgeMessage: Judge): Promise<number> {
   let status = 0;
   for (const file of files.length === 0 ? ['-'] : files) {
     let raw: Buffer;
@@ -88,7 +114,7 @@ export async function run(args: string[]): Promise<number> {
       status = EXIT_NOINPUT;
       continue;
     }
-    for (const result of await checkMessages(file, raw)) process.stdout.write(json ? `${formatJson(result)}\n` : `${formatTable(result)}\n`);
+    for (const result of await checkMessages(file, raw, judgeMessage)) process.stdout.write(json ? `${formatJson(result)}\n` : `${formatTable(result)}\n`);
   }
   return status;
 }

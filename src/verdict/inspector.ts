@@ -13,15 +13,13 @@ import { ipFingerprints } from '../fingerprint/ip.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { GTUBE } from '../gateway/default-inspector.js';
 import type { Inspection, InspectionAction, InspectionRequest, MessageInspector } from '../gateway/inspection.js';
-import { formatVerdictHeaders, type ReportPart } from '../gateway/verdict-headers.js';
+import { formatVerdictHeaders } from '../gateway/verdict-headers.js';
 import type { Feedback } from './feedback.js';
+import { judge } from './judge.js';
 import type { ReputationLookups, RemoteOutcome } from './lookups.js';
-import { scoreMessage, type MessageScore } from './scoring.js';
 
 /** Messages above this are not parsed (MIME, images): IP and network reputation only. */
 export const MAX_ANALYSIS_BYTES = 10 * 1024 * 1024;
-/** X-Nimbus-Report lists at most this many fingerprints, the decisive ones first. */
-export const MAX_REPORT_ENTRIES = 12;
 
 /** What the statistics record needs beyond the verdict (local only until wire.ts filters it). */
 export interface Evidence {
@@ -88,16 +86,13 @@ export class ReputationInspector implements MessageInspector {
         evidence,
       };
     }
-    const outcome = await this.#lookups.lookup(analysed.fingerprints);
-    const scored = scoreMessage(analysed.fingerprints, outcome.results, policy, { gtube: analysed.gtube, incomplete: outcome.incomplete });
-    const tests = scored.parts.map((part) => part.test);
-    if (outcome.incomplete.size > 0) tests.push(`NIMBUS_LOOKUP_${outcome.remote.toUpperCase().replace(/-/g, '_')}`);
+    const { scored, outcome, tests, parts } = await judge(this.#lookups, policy, analysed.fingerprints, analysed.gtube);
     return {
       verdict: scored.verdict,
       score: scored.score,
       required: policy.tagScore,
       action: actionFor(scored.score, policy),
-      headers: formatVerdictHeaders({ verdict: scored.verdict, score: scored.score, required: policy.tagScore, parts: reportParts(scored), tests }),
+      headers: formatVerdictHeaders({ verdict: scored.verdict, score: scored.score, required: policy.tagScore, parts, tests }),
       subjectTag: scored.verdict === 'spam',
       evidence: { ...analysed, remote: outcome.remote },
     };
@@ -131,21 +126,5 @@ async function analyse(request: InspectionRequest): Promise<Analysed> {
   const raw = await request.readMessage();
   const found = await fingerprintMessage(raw, { clientIp: request.clientIp });
   return { ...found, gtube: raw.includes(GTUBE) };
-}
-
-/** The decisive fingerprints first (spam, ham, bulk), then what is unknown, capped. */
-function reportParts(scored: MessageScore): ReportPart[] {
-  const rank = { spam: 0, ham: 1, bulk: 2, unknown: 3 } as const;
-  return [...scored.entries]
-    .sort((a, b) => rank[a.verdict] - rank[b.verdict] || b.reputation - a.reputation)
-    .slice(0, MAX_REPORT_ENTRIES)
-    .map((entry) => ({ label: reportLabel(entry.fingerprint), verdict: entry.verdict, score: entry.reputation }));
-}
-
-/** `ip=203.0.113.7` in the clear (the gateway's own header), hashes shortened with an ellipsis. */
-export function reportLabel(fingerprint: Fingerprint): string {
-  if (fingerprint.kind === 'ip' && fingerprint.label) return `ip=${fingerprint.label}`;
-  const value = fingerprint.value.length > 16 ? `${fingerprint.value.slice(0, 12)}…` : fingerprint.value;
-  return `${fingerprint.kind}:${fingerprint.algorithm}:${value}`;
 }
 

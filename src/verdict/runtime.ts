@@ -127,3 +127,30 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
     },
   };
 }
+
+/** Commands wait longer for the service than the SMTP path: an admin at a terminal, not a sender. */
+export const COMMAND_SERVICE_TIMEOUT_MS = 10_000;
+
+export interface CommandReputation {
+  readonly lookups: ReputationLookups;
+  readonly feedback: Feedback;
+  /** True when this configuration exchanges with a service. */
+  readonly participating: boolean;
+  close(): Promise<void>;
+}
+
+/** What `nimbus check` and `nimbus report` use: the same engine file and service as the gateway. */
+export async function openCommandReputation(config: Config, log: Logger): Promise<CommandReputation> {
+  const local = await openLocalReputation(config);
+  const client = serviceClientFor({ ...config, lookupTimeoutMs: Math.max(config.lookupTimeoutMs, COMMAND_SERVICE_TIMEOUT_MS) });
+  const timeoutMs = Math.max(config.lookupTimeoutMs, COMMAND_SERVICE_TIMEOUT_MS);
+  return {
+    lookups: new ReputationLookups({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log, cacheSize: 1000 }),
+    feedback: new Feedback({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log }),
+    participating: client !== null,
+    async close() {
+      client?.close();
+      await local.close();
+    },
+  };
+}
