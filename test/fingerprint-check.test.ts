@@ -8,9 +8,12 @@ import { message, picture, prose } from '../fixtures/fingerprint/factory.js';
 
 const root = join(import.meta.dirname, '..');
 
-function nimbus(args: string[], stdin?: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
+// Each run gets its own data dir: check opens the embedded engine there, and must not touch ./data.
+async function nimbus(args: string[], stdin?: Buffer, dataDir?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'nimbus-check-data-')));
+  const env = { ...process.env, NIMBUS_DATA_DIR: dir, NIMBUS_PARTICIPATION: 'off' };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -34,10 +37,37 @@ test('check --json prints one object per file with file, fingerprints, verdict, 
   t.is(object.file, file);
   t.is(object.verdict, 'unknown');
   t.is(object.score, 0);
-  t.deepEqual(object.report, []);
+  // Every fingerprint is named in the report, as X-Nimbus-Report would; none is known yet.
+  t.true(object.report.length >= 6);
+  t.true(object.report.every((entry) => String(entry).endsWith('=unknown(0.00)')));
   for (const kind of ['ip:sha256:', 'net:sha256:', 'body:minhash64:', 'url:domain:example.com', 'image:sha256:', 'image:phash256:']) {
     t.true(object.fingerprints.some((f) => f.startsWith(kind)), kind);
   }
+});
+
+test('after report --spam, check says spam and names the reported fingerprints, in the same data dir only', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nimbus-report-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'spam.eml');
+  await writeFile(file, message({ parts: [{ type: 'text/html', content: `<p>${prose(40, 9)}</p><a href="https://offer.example.biz/">buy</a>`, encoding: '7bit' }, { type: 'image/png', content: await picture(64, 64, 9), filename: 'p.png' }] }));
+  const reported = await nimbus(['report', '--spam', file], undefined, join(dir, 'data'));
+  t.is(reported.code, 0, reported.stderr);
+  t.regex(reported.stdout, /reported as spam: \d+ fingerprints learnt locally; service: disabled/);
+  const after = JSON.parse((await nimbus(['check', '--json', file], undefined, join(dir, 'data'))).stdout) as { verdict: string; score: number; report: string[] };
+  t.is(after.verdict, 'spam');
+  t.true(after.score >= 5);
+  t.true(after.report.some((entry) => /^image:phash256:.*=spam\(/.test(entry)));
+  const elsewhere = JSON.parse((await nimbus(['check', '--json', file])).stdout) as { verdict: string };
+  t.is(elsewhere.verdict, 'unknown');
+});
+
+test('report refuses to run without exactly one of --spam or --ham', async (t) => {
+  const both = await nimbus(['report', '--spam', '--ham', 'x.eml']);
+  t.is(both.code, 64);
+  t.regex(both.stderr, /exactly one of --spam or --ham/);
+  const missing = await nimbus(['report', '--spam', '/nonexistent/x.eml']);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /cannot read \/nonexistent\/x\.eml/);
 });
 
 test('check reads stdin when no file is named and prints a table', async (t) => {
