@@ -28,6 +28,7 @@ import {
 import { Feedback } from './feedback.js';
 import { ReputationInspector } from './inspector.js';
 import { ReputationLookups } from './lookups.js';
+import { Quarantine, quarantineDir } from './quarantine.js';
 import { MessageRecorder } from './recorder.js';
 
 /** The embedded engine's file inside NIMBUS_DATA_DIR (shared by gateway workers and `nimbus report`). */
@@ -106,6 +107,7 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
     hooks: {
       inspector,
       observer: new MessageRecorder({ stats, local: local.engine, metrics, log }),
+      quarantine: new Quarantine(quarantineDir(config)),
     },
     metrics,
     metricsServer,
