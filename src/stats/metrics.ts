@@ -45,8 +45,10 @@ export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {})
       registers,
     }),
     lookupCache: new Counter({ name: 'nimbus_lookup_cache_total', help: 'Lookup cache hits and misses', labelNames: ['result'], registers }),
-    breakerState: new Gauge({ name: 'nimbus_lookup_breaker_state', help: 'Lookup circuit breaker: 0 closed, 1 half-open, 2 open', registers }),
-    backlog: new Gauge({ name: 'nimbus_stats_backlog_records', help: 'Statistics records waiting for upload', registers }),
+    // Gauges of state shared by gateway workers (one outbox, one service): the primary's aggregate
+    // of the workers' values is their max, not their sum (src/commands/gateway.ts).
+    breakerState: new Gauge({ name: 'nimbus_lookup_breaker_state', help: 'Lookup circuit breaker: 0 closed, 1 half-open, 2 open', aggregator: 'max', registers }),
+    backlog: new Gauge({ name: 'nimbus_stats_backlog_records', help: 'Statistics records waiting for upload', aggregator: 'max', registers }),
     uploadErrors: new Counter({ name: 'nimbus_stats_upload_errors_total', help: 'Failed statistics uploads', labelNames: ['kind'], registers }),
     recordsUploaded: new Counter({ name: 'nimbus_stats_uploaded_records_total', help: 'Statistics records acknowledged by the service', registers }),
     recordsDropped: new Counter({ name: 'nimbus_stats_dropped_records_total', help: 'Outbox records dropped by the size or age bound', registers }),
