@@ -113,9 +113,11 @@ async function stopProcess(child: ChildProcess): Promise<void> {
  * What the recorder does with a request:
  * - forward: pass it on and pass the answer back;
  * - hold-request: keep it (the service never sees it) until the client gives up;
- * - hold-response: pass it on (the service ingests it) but never pass the answer back.
+ * - hold-response: pass it on (the service ingests it) but never pass the answer back;
+ * - cut-response: pass it on, then close the gateway's connection instead of answering (an
+ *   acknowledgement lost on the way back).
  */
-export type RecorderPolicy = 'forward' | 'hold-request' | 'hold-response';
+export type RecorderPolicy = 'forward' | 'hold-request' | 'hold-response' | 'cut-response';
 
 export interface RecordedRequest {
   readonly n: number;
@@ -168,7 +170,7 @@ export async function startRecorder(target: string): Promise<Recorder> {
       requests.push(entry);
       entry.policy = recorder.policy(entry);
       res.on('close', () => {
-        if (!res.writableFinished) entry.clientGaveUp = Date.now();
+        if (!res.writableFinished && entry.policy !== 'cut-response') entry.clientGaveUp = Date.now();
       });
       if (entry.policy === 'hold-request') return;
       const headers = { ...req.headers, host: upstream.host };
@@ -179,6 +181,10 @@ export async function startRecorder(target: string): Promise<Recorder> {
           entry.status = answer.statusCode ?? 0;
           entry.responseBody = Buffer.concat(body).toString('utf8');
           if (entry.policy === 'hold-response' || res.destroyed) return;
+          if (entry.policy === 'cut-response') {
+            res.destroy();
+            return;
+          }
           res.writeHead(entry.status, answer.headers);
           res.end(Buffer.concat(body));
         });
@@ -255,4 +261,18 @@ export function sendOne(port: number, message: string): Promise<string | null> {
     socket.on('error', () => undefined);
     socket.on('close', () => done(final));
   });
+}
+
+/** Log lines of `event` so far. */
+export function events(gateway: { logLines(): Record<string, unknown>[] }, event: string): Record<string, unknown>[] {
+  return gateway.logLines().filter((line) => line.event === event);
+}
+
+/** Polls an async condition every 200 ms; throws naming `what` after timeoutMs. */
+export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
