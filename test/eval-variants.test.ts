@@ -130,7 +130,7 @@ test('a copy goes to its recipient, greets them by name, carries new tokens and 
   const { bytes, report } = await makeVariant(message, request(3));
   const parsed = await simpleParser(bytes);
   t.is(parsed.to && !Array.isArray(parsed.to) ? parsed.to.value[0]?.address : undefined, 'anna.kowalski.12@org1.example');
-  t.is(report.messageId, parsed.messageId);
+  t.is(parsed.messageId, report.messageId);
   t.not(parsed.messageId, '<abc123@deals.example.biz>');
   // The existing greeting "Dear Friend," / "Hello Friend," now names the recipient, in both alternatives.
   t.is(report.greeting.replaced, 2);
