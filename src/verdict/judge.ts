@@ -12,6 +12,9 @@ import { scoreMessage, type MessageScore } from './scoring.js';
 /** X-Nimbus-Report lists at most this many fingerprints, the decisive ones first. */
 export const MAX_REPORT_ENTRIES = 12;
 
+/** Marks a shortened hash in X-Nimbus-Report. */
+export const ELLIPSIS = '...';
+
 export type JudgePolicy = Pick<Config, 'tagScore' | 'weights'>;
 
 export interface Judgement {
@@ -39,10 +42,14 @@ function reportParts(scored: MessageScore): ReportPart[] {
     .map((entry) => ({ label: reportLabel(entry.fingerprint), verdict: entry.verdict, score: entry.reputation }));
 }
 
-/** `ip=203.0.113.7` in the clear (the gateway's own header), hashes shortened with an ellipsis. */
+/**
+ * `ip=203.0.113.7` in the clear (the gateway's own header), hashes shortened to 12 digits and
+ * `...`. ASCII only: these labels go into header fields of messages relayed without SMTPUTF8 or
+ * BODY=8BITMIME, where one `…` (3 bytes of UTF-8) would make a 7-bit message 8-bit.
+ */
 export function reportLabel(fingerprint: Fingerprint): string {
   if (fingerprint.kind === 'ip' && fingerprint.label) return `ip=${fingerprint.label}`;
-  const value = fingerprint.value.length > 16 ? `${fingerprint.value.slice(0, 12)}…` : fingerprint.value;
+  const value = fingerprint.value.length > 16 ? `${fingerprint.value.slice(0, 12)}${ELLIPSIS}` : fingerprint.value;
   return `${fingerprint.kind}:${fingerprint.algorithm}:${value}`;
 }
 
