@@ -175,6 +175,20 @@ for (const backend of backends) {
     expect(f!.verdict === 'unknown' && f!.match === null, JSON.stringify(f));
   });
 
+  withStore('copies that were only seen do not hide a reported image a few bits further, even when the copy itself is stored', async ({ engine }) => {
+    const base = BigInt(`0x${randomBytes(8).toString('hex')}`);
+    const hex = (v: bigint) => v.toString(16).padStart(16, '0');
+    const reported = `image:dhash64:${hex(base)}`;
+    const seenCopy = `image:dhash64:${hex(base ^ 0b11n)}`; // 2 bits from the original
+    const newCopy = `image:dhash64:${hex(base ^ 0b111n)}`; // 1 bit from the seen copy, 3 from the original
+    // A gateway recorded two copies as seen (unknown) before anyone reported the original.
+    await engine.ingest(`batch-seen-${randomBytes(4).toString('hex')}`, reporter('sensor-b'), [record('s1', [seenCopy]), record('s2', [newCopy])], T0);
+    for (let i = 0; i < 5; i++) await engine.feedback(reporter(`r${i}`), 'spam', [reported], T0);
+    const [again, fresh] = await engine.lookup([newCopy, `image:dhash64:${hex(base ^ 0b1011n)}`], T0);
+    expect(again!.verdict === 'spam' && again!.match?.item === reported, `stored copy: ${JSON.stringify(again)}`);
+    expect(fresh!.verdict === 'spam' && fresh!.match?.item === reported, `new copy: ${JSON.stringify(fresh)}`);
+  });
+
   withStore('keys can be added, found, listed and revoked, and only a hash of the secret is stored', async ({ keys }) => {
     const { key, token } = await keys.addKey('sensor', 'edge-1', 7);
     const parsed = parseToken(token);

@@ -4,9 +4,9 @@
  * formula lives in scoring.ts; the stores in stores/.
  */
 import { fuzzySchemeFor, type FuzzyScheme } from '../fingerprint/fuzzy.js';
-import type { ReportRecord } from './api.js';
+import type { LookupResult, ReportRecord } from './api.js';
 import type { FeedbackLabel, Reporter } from './engine-types.js';
-import { WEAK_CONTRIBUTION, reporterCap, type Observation } from './scoring.js';
+import { WEAK_CONTRIBUTION, judge, reporterCap, type Observation } from './scoring.js';
 
 export type { ReputationEngine, KeyStore, OpenedReputation, ReputationStoreOptions } from './engine-types.js';
 
@@ -34,17 +34,52 @@ export function probeIndexKeys(f: FuzzyItem): string[] {
   return [...new Set(f.scheme.probeKeys(f.value).map((k) => `${f.scheme.id}#${k}`))];
 }
 
-/** The nearest confirmed candidate (highest similarity), or null. */
-export function nearest(f: FuzzyItem, candidates: Iterable<string>): { item: string; similarity: number } | null {
-  let best: { item: string; similarity: number } | null = null;
-  for (const candidate of candidates) {
+export interface Neighbour {
+  readonly item: string;
+  readonly similarity: number;
+}
+
+/** Near neighbours judged per fuzzy lookup, most similar first: bounds the work of a crowded bucket. */
+export const MAX_NEIGHBOURS_JUDGED = 256;
+
+/** Every confirmed candidate within the scheme's threshold, most similar first (then by item). */
+export function nearAll(f: FuzzyItem, candidates: Iterable<string>, exclude?: string): Neighbour[] {
+  const near: Neighbour[] = [];
+  for (const candidate of new Set(candidates)) {
+    if (candidate === exclude) continue;
     const other = fuzzyItem(candidate);
-    if (other === null || other.scheme.id !== f.scheme.id) continue;
-    if (!f.scheme.isNear(f.value, other.value)) continue;
-    const similarity = f.scheme.similarity(f.value, other.value);
-    if (best === null || similarity > best.similarity || (similarity === best.similarity && candidate < best.item)) best = { item: candidate, similarity };
+    if (other === null || other.scheme.id !== f.scheme.id || !f.scheme.isNear(f.value, other.value)) continue;
+    near.push({ item: candidate, similarity: f.scheme.similarity(f.value, other.value) });
   }
-  return best;
+  near.sort((a, b) => b.similarity - a.similarity || (a.item < b.item ? -1 : a.item > b.item ? 1 : 0));
+  return near.slice(0, MAX_NEIGHBOURS_JUDGED);
+}
+
+/**
+ * How much a stored neighbour's answer says: an admin verdict, then spam or ham, then bulk, then
+ * nothing. A fuzzy lookup answers with the most decisive neighbour (the most similar among
+ * equals), not merely the most similar one: copies of a campaign that were only seen (unknown)
+ * are stored too, and the nearest of them must not hide the reported original a few bits further.
+ */
+export function decisiveness(result: LookupResult): number {
+  if (result.counters.adminVerdict !== null) return 3;
+  if (result.verdict === 'spam' || result.verdict === 'ham') return 2;
+  if (result.verdict === 'bulk') return 1;
+  return 0;
+}
+
+/** The answer of a fuzzy lookup from the judged candidates (the exact item included, similarity 1). */
+export function answerFuzzy(item: string, judged: readonly { match: Neighbour; result: LookupResult }[], now: number): LookupResult {
+  let best: { match: Neighbour; result: LookupResult } | null = null;
+  for (const candidate of judged) {
+    if (best === null) best = candidate;
+    else {
+      const rank = decisiveness(candidate.result) - decisiveness(best.result);
+      if (rank > 0 || (rank === 0 && candidate.match.similarity > best.match.similarity)) best = candidate;
+    }
+  }
+  if (best === null) return judge(item, null, now);
+  return { ...best.result, item, match: best.match };
 }
 
 function zero(): Observation {

@@ -16,7 +16,7 @@ import { Redis, Cluster } from 'ioredis';
 import { NimbusError } from '../../errors.js';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, IngestResult, KeyStore, OpenedReputation, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
-import { feedbackObservation, fuzzyItem, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem } from '../engine.js';
+import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import { BATCH_TTL_MS, FORGET_AFTER_MS, HALF_LIFE_MS, judge, type FingerprintState, type Observation } from '../scoring.js';
 import { DEFAULT_KEY_RATE } from './sqlite.js';
@@ -109,20 +109,20 @@ export class RedisStore implements ReputationEngine, KeyStore {
     return toState(await this.#r.hmget(this.#fpKey(item), ...FP_FIELDS));
   }
 
-  async #fuzzyLookup(item: string, f: FuzzyItem, now: number): Promise<LookupResult> {
-    const sets = await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))));
-    const near: { item: string; similarity: number }[] = [];
-    for (const candidate of new Set(sets.flat())) {
-      const other = fuzzyItem(candidate);
-      if (other === null || other.scheme.id !== f.scheme.id || !f.scheme.isNear(f.value, other.value)) continue;
-      near.push({ item: candidate, similarity: f.scheme.similarity(f.value, other.value) });
+  /** The exact row (when stored) and, unless it is decisive, every near neighbour: see answerFuzzy. */
+  async #fuzzyLookup(item: string, f: FuzzyItem, exact: FingerprintState | null, now: number): Promise<LookupResult> {
+    const judged: { match: Neighbour; result: LookupResult }[] = [];
+    if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: judge(item, exact, now) });
+    if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
+      const sets = await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))));
+      const near = nearAll(f, sets.flat(), item);
+      // Index sets outlive expired fingerprints: a neighbour no longer stored is skipped.
+      const states = await Promise.all(near.map((n) => this.#state(n.item)));
+      states.forEach((state, i) => {
+        if (state !== null) judged.push({ match: near[i]!, result: judge(item, state, now) });
+      });
     }
-    near.sort((a, b) => b.similarity - a.similarity || (a.item < b.item ? -1 : 1));
-    // Index sets outlive expired fingerprints; the best candidate still stored answers.
-    const states = await Promise.all(near.slice(0, 8).map((n) => this.#state(n.item)));
-    const i = states.findIndex((s) => s !== null);
-    if (i < 0) return judge(item, null, now);
-    return { ...judge(item, states[i]!, now), match: near[i]! };
+    return answerFuzzy(item, judged, now);
   }
 
   async lookup(items: readonly string[], now = Date.now()): Promise<LookupResult[]> {
@@ -131,11 +131,7 @@ export class RedisStore implements ReputationEngine, KeyStore {
       items.map(async (item, i) => {
         const f = fuzzyItem(item);
         const state = states[i]!;
-        if (state !== null) {
-          const result = judge(item, state, now);
-          return f === null ? result : { ...result, match: { item, similarity: 1 } };
-        }
-        return f === null ? judge(item, null, now) : this.#fuzzyLookup(item, f, now);
+        return f === null ? judge(item, state, now) : this.#fuzzyLookup(item, f, state, now);
       }),
     );
   }

@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, IngestResult, KeyStore, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
-import { feedbackObservation, fuzzyItem, nearest, probeIndexKeys, recordObservations, storeIndexKeys } from '../engine.js';
+import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type Neighbour } from '../engine.js';
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import { BATCH_TTL_MS, emptyPair, emptyState, judge, observe, type FingerprintState, type Observation, type PairState } from '../scoring.js';
 
@@ -128,22 +128,24 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   }
 
   // One transaction per call: a lookup of N items reads a consistent snapshot with N exact
-  // reads plus, for each fuzzy miss, one probe read and one neighbour read.
+  // reads plus, for each fuzzy item not decided by its exact row, one probe read and one read per
+  // near neighbour (see answerFuzzy for which neighbour answers).
   readonly #lookup = (items: readonly string[], now: number): LookupResult[] =>
     this.#db.transaction(() =>
       items.map((item) => {
         const exact = this.#s.getFp.get(item);
         const fuzzy = fuzzyItem(item);
-        if (exact !== undefined) {
-          const result = judge(item, toState(exact), now);
-          return fuzzy === null ? result : { ...result, match: { item, similarity: 1 } };
+        if (fuzzy === null) return judge(item, exact === undefined ? null : toState(exact), now);
+        const judged: { match: Neighbour; result: LookupResult }[] = [];
+        if (exact !== undefined) judged.push({ match: { item, similarity: 1 }, result: judge(item, toState(exact), now) });
+        if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
+          const candidates = this.#s.probe.all(JSON.stringify(probeIndexKeys(fuzzy))).map((r) => r.item);
+          for (const match of nearAll(fuzzy, candidates, item)) {
+            const row = this.#s.getFp.get(match.item);
+            if (row !== undefined) judged.push({ match, result: judge(item, toState(row), now) });
+          }
         }
-        if (fuzzy === null) return judge(item, null, now);
-        const candidates = this.#s.probe.all(JSON.stringify(probeIndexKeys(fuzzy))).map((r) => r.item);
-        const best = nearest(fuzzy, candidates);
-        const row = best === null ? undefined : this.#s.getFp.get(best.item);
-        if (best === null || row === undefined) return judge(item, null, now);
-        return { ...judge(item, toState(row), now), match: best };
+        return answerFuzzy(item, judged, now);
       }),
     )();
 
