@@ -3,43 +3,22 @@
  * gateway`s holding an admin or a sensor key, smtp-sink as next hop, swaks as the sending MTA,
  * and `nimbus report` run by the admin on the copy the gateway delivered.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
-import { simpleParser } from 'mailparser';
-import { firstImage, hamMessage, imageSpam, reencoded } from '../fixtures/verdict/variants.js';
-import { lf, sinkMessage, startSmtpSink, swaks, tempDir, waitFor, waitForFiles } from './helpers/smtp.js';
-import { corpusMessage, gateway, header, nimbus, startReputationProcess, type ReputationProcess } from './helpers/verdict.js';
+import test from 'ava';
+import { firstImage, hamMessage, nextRun } from '../fixtures/verdict/variants.js';
+import { lf, startSmtpSink, swaks, waitFor, waitForFiles } from './helpers/smtp.js';
+import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, startReputationProcess, workDir, type ReputationProcess } from './helpers/verdict.js';
 
 /** A TREC 2007 image spam: a GIF linked to the spammer's site, word salad around it. */
 const IMAGE_SPAM = 'spam/trec07p_inmail.45046.eml';
+/** The link around its picture. */
+const SPAM_LINK = 'http://uahernad.com/micro/64';
 /** The address in the spam's own Received field: a real, public sender address. */
 const FIRST_SENDER_IP = '82.81.145.134';
 /** The campaign's next run comes from another network. */
 const SECOND_SENDER_IP = '190.65.69.185';
 const HAM_SENDER_IP = '93.184.216.34';
-
-/** smtp-sink ends each dump with an empty line of its own. */
-function relayed(dump: Buffer): Buffer {
-  const message = sinkMessage(dump);
-  return message.at(-1) === 0x0a && message.at(-2) === 0x0a ? message.subarray(0, -1) : message;
-}
-
-/**
- * Writes a message for `swaks --data @FILE`. swaks ends DATA with CRLF . CRLF after the file's
- * content, so the file leaves out the message's own final CRLF: then exactly `message` is sent.
- */
-function dataFile(dir: string, name: string, message: Buffer): string {
-  const path = join(dir, name);
-  writeFileSync(path, message.subarray(-2).toString('latin1') === '\r\n' ? message.subarray(0, -2) : message);
-  return path;
-}
-
-function workDir(t: ExecutionContext): string {
-  const dir = tempDir('nimbus-verdict-e2e-');
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 function participating(reputation: ReputationProcess, key: string): Record<string, string> {
   return {
@@ -51,24 +30,6 @@ function participating(reputation: ReputationProcess, key: string): Record<strin
     // A cold service on a shared 2-core machine: the budget is not what these tests are about.
     NIMBUS_LOOKUP_TIMEOUT_MS: '5000',
   };
-}
-
-/** The campaign's next run: the picture resized to 90 % and re-encoded as JPEG, another greeting. */
-async function nextRun(spam: Buffer): Promise<{ message: Buffer; image: Buffer }> {
-  const image = await reencoded((await firstImage(spam)).bytes, 0.9, 70);
-  const words = (await simpleParser(spam)).text!.trim();
-  const message = imageSpam({
-    from: '"Customer Care" <care@offers-mail.example>',
-    to: 'bob@example.com',
-    subject: 'Your order is waiting',
-    messageId: 'variant-1@offers-mail.example',
-    text: `Hello dear friend,\n\n${words}`,
-    link: 'http://uahernad.com/micro/64',
-    image,
-    imageType: 'image/jpeg',
-    imageName: 'photo.jpg',
-  });
-  return { message, image };
 }
 
 test('an image spam reported at gateway A is tagged at gateway B when it comes back re-encoded, resized and re-worded; ham through B is untouched', async (t) => {
@@ -97,13 +58,13 @@ test('an image spam reported at gateway A is tagged at gateway B when it comes b
   t.regex(report.stdout, /reported as spam: \d+ fingerprints learnt locally; service: sent/);
 
   // 3. The campaign's next run reaches gateway B from another sender and network.
-  const { message: variant, image } = await nextRun(spam);
+  const { message: variant, image } = await nextRun(spam, SPAM_LINK);
   t.false(image.equals((await firstImage(spam)).bytes));
   const variantFile = dataFile(work, 'variant.eml', variant);
   const second = await swaks(b.port, ['--xclient', `ADDR=${SECOND_SENDER_IP} HELO=mail.offers-mail.example`, '--from', 'care@offers-mail.example', '--to', 'bob@example.com', '--data', `@${variantFile}`]);
   t.is(second.exitCode, 0, second.output);
   const [spamDump] = await waitForFiles(sink.dir, 1);
-  const atB = relayed(readFileSync(spamDump!));
+  const atB = relayedMessage(readFileSync(spamDump!));
   t.deepEqual(header(atB, 'X-Spam-Flag'), ['YES'], atB.toString('latin1').slice(0, 2000));
   const [nimbusReport] = header(atB, 'X-Nimbus-Report');
   t.regex(nimbusReport ?? '', /image:phash256:[0-9a-f]{12}\.\.\.=spam\(/, 'the report names the picture, matched by its perceptual hash');
@@ -121,7 +82,7 @@ test('an image spam reported at gateway A is tagged at gateway B when it comes b
   const third = await swaks(b.port, ['--xclient', `ADDR=${HAM_SENDER_IP} HELO=mail.partner.example`, '--from', 'anna@partner.example', '--to', 'bob@example.com', '--data', `@${hamFile}`]);
   t.is(third.exitCode, 0, third.output);
   const hamDump = (await waitForFiles(sink.dir, 2)).find((file) => file !== spamDump)!;
-  const hamAtB = relayed(readFileSync(hamDump));
+  const hamAtB = relayedMessage(readFileSync(hamDump));
   t.deepEqual(header(hamAtB, 'X-Spam-Flag'), []);
   t.regex(header(hamAtB, 'X-Spam-Status')[0] ?? '', /^No, /);
   const sent = lf(ham);
@@ -151,16 +112,16 @@ test.failing('a reported image still counts as spam at a third gateway after gat
 
   const next = { NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}` };
   const [b, c] = await Promise.all([gateway(t, { ...participating(reputation, sensorB.token), ...next }), gateway(t, { ...participating(reputation, sensorC.token), ...next })]);
-  const variantFile = dataFile(work, 'variant.eml', (await nextRun(spam)).message);
+  const variantFile = dataFile(work, 'variant.eml', (await nextRun(spam, SPAM_LINK)).message);
   const send = (port: number) => swaks(port, ['--xclient', `ADDR=${SECOND_SENDER_IP}`, '--from', 'care@offers-mail.example', '--to', 'bob@example.com', '--data', `@${variantFile}`]);
 
   t.is((await send(b.port)).exitCode, 0);
   const [atB] = await waitForFiles(sink.dir, 1);
-  t.deepEqual(header(relayed(readFileSync(atB!)), 'X-Spam-Flag'), ['YES'], 'B tags the copy (the first part of the E2E proof)');
+  t.deepEqual(header(relayedMessage(readFileSync(atB!)), 'X-Spam-Flag'), ['YES'], 'B tags the copy (the first part of the E2E proof)');
   await waitFor('B uploads its statistics record', () => b.logLines().some((line) => line.event === 'stats.upload.batch'), 20_000);
 
   t.is((await send(c.port)).exitCode, 0);
   const atC = (await waitForFiles(sink.dir, 2)).find((file) => file !== atB)!;
-  const copy = relayed(readFileSync(atC));
+  const copy = relayedMessage(readFileSync(atC));
   t.deepEqual(header(copy, 'X-Spam-Flag'), ['YES'], header(copy, 'X-Nimbus-Report')[0]);
 });

@@ -4,13 +4,14 @@
  * a hostile "service" that accepts connections and never answers.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ExecutionContext } from 'ava';
 import { PROJECT_ROOT, startNimbusGateway, type NimbusProcess } from './postfix.js';
+import { sinkMessage, tempDir } from './smtp.js';
 
 const CLI = join(PROJECT_ROOT, 'src', 'cli.ts');
 export const CORPUS = '/work/shared/corpus';
@@ -108,6 +109,28 @@ export async function gateway(t: ExecutionContext, env: Record<string, string>):
     rmSync(dataDir, { recursive: true, force: true });
   });
   return Object.assign(process_, { env: full, dataDir });
+}
+
+/** smtp-sink ends each dump with an empty line of its own. */
+export function relayedMessage(dump: Buffer): Buffer {
+  const message = sinkMessage(dump);
+  return message.at(-1) === 0x0a && message.at(-2) === 0x0a ? message.subarray(0, -1) : message;
+}
+
+/**
+ * Writes a message for `swaks --data @FILE`. swaks ends DATA with CRLF . CRLF after the file's
+ * content, so the file leaves out the message's own final CRLF: then exactly `message` is sent.
+ */
+export function dataFile(dir: string, name: string, message: Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, message.subarray(-2).toString('latin1') === '\r\n' ? message.subarray(0, -2) : message);
+  return path;
+}
+
+export function workDir(t: ExecutionContext): string {
+  const dir = tempDir('nimbus-verdict-work-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** A corpus message as SMTP DATA: without the mbox envelope line, with CRLF line ends. */
