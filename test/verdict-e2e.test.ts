@@ -6,7 +6,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { firstImage, hamMessage, nextRun } from '../fixtures/verdict/variants.js';
+import sharp from 'sharp';
+import { firstImage, hamMessage, imageSpam, nextRun, reencoded } from '../fixtures/verdict/variants.js';
 import { lf, startSmtpSink, swaks, waitFor, waitForFiles } from './helpers/smtp.js';
 import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, startReputationProcess, workDir, type ReputationProcess } from './helpers/verdict.js';
 
@@ -91,14 +92,12 @@ test('an image spam reported at gateway A is tagged at gateway B when it comes b
 });
 
 /*
- * KNOWN BUG (src/reputation, not fixed here): a fuzzy lookup answers from the nearest stored
- * neighbour only, and an exact entry wins outright. Gateway B records the copy it tagged and
- * uploads that record; from then on the copy's own entry (seen once, a sensor's weak say-so:
- * `unknown`) is what every gateway gets for that picture, and the admin's report on the original
- * no longer counts. The network protects against one copy per variant. `failing` until the
- * engine lets decisive evidence of a near neighbour answer; then make it a plain `test`.
+ * Regression (fixed in 02ca24a): a fuzzy lookup used to answer from the nearest stored neighbour
+ * only. Gateway B records the copy it tagged and uploads that record; the copy's own entry (seen
+ * once, a sensor's say-so: `unknown`) then hid the admin's report on the original from every
+ * gateway, and the network protected against one copy per variant.
  */
-test.failing('a reported image still counts as spam at a third gateway after gateway B has recorded and uploaded a copy of it', async (t) => {
+test('a reported image still counts as spam at a third gateway after gateway B has recorded and uploaded a copy, even in a run sharing nothing else', async (t) => {
   const reputation = await startReputationProcess(t);
   const [admin, sensorB, sensorC] = await Promise.all([reputation.addKey('admin'), reputation.addKey('sensor'), reputation.addKey('sensor')]);
   const sink = await startSmtpSink();
@@ -124,4 +123,22 @@ test.failing('a reported image still counts as spam at a third gateway after gat
   const atC = (await waitForFiles(sink.dir, 2)).find((file) => file !== atB)!;
   const copy = relayedMessage(readFileSync(atC));
   t.deepEqual(header(copy, 'X-Spam-Flag'), ['YES'], header(copy, 'X-Nimbus-Report')[0]);
+
+  // A run with nothing else in common (new words, new link, PNG at 75 %): the picture alone is enough.
+  const alone = imageSpam({
+    from: 'News <news@other-run.example>',
+    to: 'bob@example.com',
+    subject: 'Weekly picks',
+    messageId: 'variant-2@other-run.example',
+    text: 'Good morning,\n\nthe garden centre opens its summer season with a concert on the lawn and\nfresh strawberries from the farms nearby, come and bring the whole family along.',
+    link: 'https://summer-picks.example/today',
+    image: await sharp(await reencoded((await firstImage(spam)).bytes, 0.75, 90)).png().toBuffer(),
+    imageType: 'image/png',
+    imageName: 'picks.png',
+  });
+  const sent = await swaks(c.port, ['--xclient', 'ADDR=201.17.40.9', '--from', 'news@other-run.example', '--to', 'bob@example.com', '--data', `@${dataFile(work, 'alone.eml', alone)}`]);
+  t.is(sent.exitCode, 0, sent.output);
+  const atCAlone = (await waitForFiles(sink.dir, 3)).find((file) => file !== atB && file !== atC)!;
+  const picture = relayedMessage(readFileSync(atCAlone));
+  t.regex(header(picture, 'X-Spam-Status')[0] ?? '', /^Yes, score=[\d.]+ required=5\.0 tests=NIMBUS_IMAGE$/, header(picture, 'X-Nimbus-Report')[0]);
 });
