@@ -1,0 +1,65 @@
+/**
+ * The plot of issue 8: detection against the number of copies already seen, one line for the
+ * participating network and one for the baseline (local learning only), drawn as SVG and turned
+ * into PNG by sharp (librsvg). No plotting library: two polylines, axes and a legend.
+ */
+import sharp from 'sharp';
+
+export interface Series {
+  readonly label: string;
+  readonly colour: string;
+  /** [copies seen, detection %] */
+  readonly points: readonly (readonly [number, number])[];
+}
+
+const WIDTH = 800;
+const HEIGHT = 500;
+const MARGIN = { left: 70, right: 30, top: 60, bottom: 60 };
+
+const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+export function detectionSvg(series: readonly Series[], options: { title: string; subtitle: string; target?: { from: number; rate: number } }): string {
+  const xs = series.flatMap((s) => s.points.map(([x]) => x));
+  const xMin = Math.min(1, ...xs);
+  const xMax = Math.max(xMin + 1, ...xs);
+  const plotW = WIDTH - MARGIN.left - MARGIN.right;
+  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const x = (v: number): number => MARGIN.left + ((v - xMin) / (xMax - xMin)) * plotW;
+  const y = (v: number): number => MARGIN.top + plotH - (Math.max(0, Math.min(100, v)) / 100) * plotH;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="DejaVu Sans, sans-serif">`);
+  parts.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`);
+  parts.push(`<text x="${WIDTH / 2}" y="26" font-size="18" text-anchor="middle" font-weight="bold">${escape(options.title)}</text>`);
+  parts.push(`<text x="${WIDTH / 2}" y="46" font-size="12" text-anchor="middle" fill="#555">${escape(options.subtitle)}</text>`);
+  for (let v = 0; v <= 100; v += 10) {
+    parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${MARGIN.left - 8}" y="${y(v) + 4}" font-size="12" text-anchor="end">${v}%</text>`);
+  }
+  for (let v = xMin; v <= xMax; v++) {
+    parts.push(`<line x1="${x(v)}" x2="${x(v)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#f0f0f0"/>`);
+    parts.push(`<text x="${x(v)}" y="${MARGIN.top + plotH + 20}" font-size="12" text-anchor="middle">${v}</text>`);
+  }
+  parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#333"/>`);
+  parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="#333"/>`);
+  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 16}" font-size="13" text-anchor="middle">copies of the campaign already sent (the first went to a spam trap)</text>`);
+  parts.push(`<text transform="translate(20 ${MARGIN.top + plotH / 2}) rotate(-90)" font-size="13" text-anchor="middle">copies caught</text>`);
+  if (options.target) {
+    const from = Math.max(xMin, options.target.from);
+    parts.push(`<line x1="${x(from)}" x2="${x(xMax)}" y1="${y(options.target.rate)}" y2="${y(options.target.rate)}" stroke="#888" stroke-dasharray="6 4"/>`);
+    parts.push(`<text x="${x(xMax) - 4}" y="${y(options.target.rate) - 6}" font-size="11" text-anchor="end" fill="#666">target ${options.target.rate}%</text>`);
+  }
+  series.forEach((s, i) => {
+    const points = s.points.map(([px, py]) => `${x(px).toFixed(1)},${y(py).toFixed(1)}`).join(' ');
+    parts.push(`<polyline points="${points}" fill="none" stroke="${s.colour}" stroke-width="3"/>`);
+    for (const [px, py] of s.points) parts.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="4" fill="${s.colour}"/>`);
+    const ly = MARGIN.top + 16 + i * 20;
+    parts.push(`<line x1="${MARGIN.left + 16}" x2="${MARGIN.left + 42}" y1="${ly}" y2="${ly}" stroke="${s.colour}" stroke-width="3"/>`);
+    parts.push(`<text x="${MARGIN.left + 50}" y="${ly + 4}" font-size="13">${escape(s.label)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export async function svgToPng(svg: string): Promise<Buffer> {
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
