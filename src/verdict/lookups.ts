@@ -104,9 +104,10 @@ export class ReputationLookups {
       return { answers, outcome: 'breaker-open', incomplete: new Set(misses), cacheHits, ms: null };
     }
     const started = performance.now();
+    const budget = AbortSignal.timeout(this.#options.timeoutMs);
     let outcome: RemoteOutcome;
     try {
-      const results = await remote.lookup(misses, AbortSignal.timeout(this.#options.timeoutMs));
+      const results = await remote.lookup(misses, budget);
       for (const result of results) {
         answers.set(result.item, result);
         this.#cache.set(result.item, result);
@@ -116,7 +117,7 @@ export class ReputationLookups {
       outcome = 'ok';
     } catch (error) {
       this.#breaker.failed();
-      outcome = classify(error);
+      outcome = budget.aborted ? 'timeout' : classify(error);
       this.#logFailure(outcome, error);
     }
     const ms = performance.now() - started;
@@ -140,12 +141,17 @@ export class ReputationLookups {
   }
 }
 
+/**
+ * What went wrong, for `tests=` and the log. The client wraps every failure in one typed error
+ * (status 0 for "no answer"), so a timeout shows only in its cause chain: an abort by a timer.
+ */
 function classify(error: unknown): RemoteOutcome {
   const status = (error as { status?: unknown } | null)?.status;
   if (status === 401) return 'auth-rejected';
-  const name = (error as { name?: unknown } | null)?.name;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (name === 'TimeoutError' || name === 'AbortError' || code === 'TIMEOUT') return 'timeout';
+  for (let cause: unknown = error, depth = 0; cause !== null && typeof cause === 'object' && depth < 5; cause = (cause as { cause?: unknown }).cause, depth++) {
+    const { name, code } = cause as { name?: unknown; code?: unknown };
+    if (name === 'TimeoutError' || name === 'AbortError' || code === 'TIMEOUT' || code === 'ABORT_ERR') return 'timeout';
+  }
   return 'error';
 }
 
