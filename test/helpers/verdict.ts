@@ -158,8 +158,8 @@ export function header(message: Buffer | string, name: string): string[] {
 
 export interface SilentPeer {
   readonly url: string;
-  /** Connections the peer accepted so far. */
-  readonly connections: number;
+  /** How many requests for `path` (e.g. `POST /v1/lookup`) arrived so far. */
+  requests(requestLine: string): number;
   stop(): Promise<void>;
 }
 
@@ -169,27 +169,29 @@ export interface SilentPeer {
  */
 export async function startSilentPeer(t: ExecutionContext): Promise<SilentPeer> {
   const sockets = new Set<Socket>();
-  let connections = 0;
+  let received = '';
   const server: Server = createServer((socket) => {
-    connections++;
     sockets.add(socket);
-    socket.on('data', () => undefined);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (received += chunk));
     socket.on('error', () => undefined);
     socket.on('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  const stop = async (): Promise<void> => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+  let stopped: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopped ??= new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    });
+    return stopped;
   };
   t.teardown(stop);
   return {
     url: `http://127.0.0.1:${port}`,
-    get connections() {
-      return connections;
-    },
+    requests: (requestLine) => received.split(`${requestLine} `).length - 1,
     stop,
   };
 }

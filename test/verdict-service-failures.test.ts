@@ -1,0 +1,134 @@
+/**
+ * A reputation service that hangs, fails or refuses the key never holds mail: `nimbus gateway`
+ * (a real process) relays within its lookup budget on local data, says in X-Spam-Status which
+ * lookup failed, stops asking a dead service (circuit breaker) and logs a refused key once.
+ * The failing peers are real servers on loopback: a TCP server that never answers, an HTTP
+ * server answering 500, and `nimbus reputation` itself with a revoked key.
+ */
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import test, { type ExecutionContext } from 'ava';
+import { hamMessage } from '../fixtures/verdict/variants.js';
+import { smtpDialogue, startSmtpSink, waitForFiles, type SmtpSink } from './helpers/smtp.js';
+import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, startReputationProcess, startSilentPeer, workDir } from './helpers/verdict.js';
+
+const IMAGE_SPAM = 'spam/trec07p_inmail.45046.eml';
+/** Generous: this is behaviour on a shared machine, not a benchmark. */
+const MARGIN_MS = 2000;
+
+function participating(url: string, key: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { NIMBUS_PARTICIPATION: 'standard', NIMBUS_ACCEPT_STATEMENT: 'yes', NIMBUS_REPUTATION_URL: url, NIMBUS_REPUTATION_KEY: key, NIMBUS_RELAY_DOMAINS: 'example.com', ...extra };
+}
+
+async function sink(t: ExecutionContext): Promise<SmtpSink> {
+  const started = await startSmtpSink();
+  t.teardown(() => started.stop());
+  return started;
+}
+
+/**
+ * One SMTP transaction, timed from the greeting to the reply to the final dot; returns that
+ * reply and the milliseconds it took.
+ */
+async function send(port: number, message: Buffer): Promise<{ reply: string; ms: number }> {
+  const content = message.toString('latin1').replace(/\r\n$/, '').replace(/^\./gm, '..');
+  const started = performance.now();
+  const replies = await smtpDialogue(port, ['EHLO client.example', 'MAIL FROM:<sender@elsewhere.example>', 'RCPT TO:<bob@example.com>', 'DATA', `${content}\r\n.`]);
+  return { reply: replies.at(-1) ?? '', ms: performance.now() - started };
+}
+
+/** The relayed copies at the sink, oldest first by arrival (smtp-sink names files by queue id). */
+async function relayedCopies(at: SmtpSink, count: number, seen: Set<string>): Promise<Buffer[]> {
+  const files = (await waitForFiles(at.dir, seen.size + count)).filter((file) => !seen.has(file));
+  for (const file of files) seen.add(file);
+  return files.map((file) => relayedMessage(readFileSync(file)));
+}
+
+function tests(message: Buffer): string[] {
+  return (header(message, 'X-Spam-Status')[0] ?? '').replace(/^.*tests=/, '').split(',');
+}
+
+const ham = (n: number): Buffer => hamMessage({ from: 'Anna <anna@partner.example>', to: 'bob@example.com', subject: `Minutes ${n}`, messageId: `ham-${n}@partner.example` });
+
+test('a hung service costs at most the lookup budget: mail is judged on local data and marked NIMBUS_LOOKUP_TIMEOUT, and after repeated failures the breaker stops asking', async (t) => {
+  const budgetMs = 1500;
+  const peer = await startSilentPeer(t);
+  const next = await sink(t);
+  const gw = await gateway(t, { ...participating(peer.url, 'nmb_0123abcd_never-checked', { NIMBUS_LOOKUP_TIMEOUT_MS: String(budgetMs) }), NIMBUS_NEXT_HOP: `127.0.0.1:${next.port}` });
+  const work = workDir(t);
+  // Local data: the admin reported this spam to the gateway's own engine (participation off here).
+  const spam = corpusMessage(IMAGE_SPAM);
+  const report = await nimbus(['report', '--spam', dataFile(work, 'spam.eml', spam)], { NIMBUS_DATA_DIR: gw.dataDir });
+  t.is(report.code, 0, report.stderr);
+  const seen = new Set<string>();
+
+  const first = await send(gw.port, spam);
+  t.regex(first.reply, /^250 /);
+  t.true(first.ms < budgetMs + MARGIN_MS, `the transaction took ${Math.round(first.ms)} ms with a ${budgetMs} ms budget`);
+  t.is(peer.requests('POST /v1/lookup'), 1, 'the service was asked');
+  const [spamCopy] = await relayedCopies(next, 1, seen);
+  t.deepEqual(header(spamCopy!, 'X-Spam-Flag'), ['YES'], 'local data still convicts the spam');
+  t.true(tests(spamCopy!).includes('NIMBUS_IMAGE'));
+  t.true(tests(spamCopy!).includes('NIMBUS_LOOKUP_TIMEOUT'), header(spamCopy!, 'X-Spam-Status')[0]);
+
+  // Four more failures open the breaker (five in a row).
+  for (let n = 1; n <= 4; n++) {
+    const sent = await send(gw.port, ham(n));
+    t.regex(sent.reply, /^250 /);
+    t.true(sent.ms < budgetMs + MARGIN_MS, `message ${n + 1}: ${Math.round(sent.ms)} ms`);
+    const [copy] = await relayedCopies(next, 1, seen);
+    t.deepEqual(tests(copy!), ['NIMBUS_LOOKUP_TIMEOUT']);
+  }
+  t.is(peer.requests('POST /v1/lookup'), 5);
+
+  const later = await send(gw.port, ham(5));
+  t.regex(later.reply, /^250 /);
+  t.true(later.ms < budgetMs, `with the breaker open a message does not wait the budget (${Math.round(later.ms)} ms)`);
+  t.is(peer.requests('POST /v1/lookup'), 5, 'nothing more was sent to the dead service');
+  const [copy] = await relayedCopies(next, 1, seen);
+  t.deepEqual(tests(copy!), ['NIMBUS_LOOKUP_BREAKER_OPEN']);
+  t.deepEqual(header(copy!, 'X-Spam-Flag'), []);
+});
+
+test('a service answering 500: mail flows and the headers mark NIMBUS_LOOKUP_ERROR', async (t) => {
+  let lookups = 0;
+  const failing = createServer((request, response) => {
+    if (request.url === '/v1/lookup') lookups++;
+    request.resume();
+    response.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'SERVER_ERROR', message: 'internal error (see the service log)' }));
+  });
+  await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => failing.close(() => resolve())));
+  const address = failing.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const next = await sink(t);
+  const gw = await gateway(t, { ...participating(url, 'nmb_0123abcd_whatever', { NIMBUS_LOOKUP_TIMEOUT_MS: '5000' }), NIMBUS_NEXT_HOP: `127.0.0.1:${next.port}` });
+  const seen = new Set<string>();
+  for (let n = 1; n <= 2; n++) {
+    const sent = await send(gw.port, ham(n));
+    t.regex(sent.reply, /^250 /);
+    const [copy] = await relayedCopies(next, 1, seen);
+    t.deepEqual(tests(copy!), ['NIMBUS_LOOKUP_ERROR']);
+    t.regex(header(copy!, 'X-Nimbus-Verdict')[0] ?? '', /^unknown; /);
+  }
+  t.is(lookups, 2);
+  t.true(gw.logLines().some((line) => line.event === 'lookup.error' && String(line.err).includes('500')));
+});
+
+test('a revoked key (401 from the real service): mail flows, headers mark NIMBUS_LOOKUP_AUTH_REJECTED, and lookup.auth_rejected is logged once', async (t) => {
+  const reputation = await startReputationProcess(t);
+  const key = await reputation.addKey('sensor');
+  await reputation.revokeKey(key.id);
+  const next = await sink(t);
+  const gw = await gateway(t, { ...participating(reputation.url, key.token, { NIMBUS_LOOKUP_TIMEOUT_MS: '5000' }), NIMBUS_NEXT_HOP: `127.0.0.1:${next.port}` });
+  const seen = new Set<string>();
+  for (let n = 1; n <= 3; n++) {
+    const sent = await send(gw.port, ham(n));
+    t.regex(sent.reply, /^250 /);
+    const [copy] = await relayedCopies(next, 1, seen);
+    t.deepEqual(tests(copy!), ['NIMBUS_LOOKUP_AUTH_REJECTED'], header(copy!, 'X-Spam-Status')[0]);
+  }
+  const rejected = gw.logLines().filter((line) => line.event === 'lookup.auth_rejected');
+  t.is(rejected.length, 1, 'said loudly once, not per message');
+  t.is(rejected[0]?.level, 50, 'at error level');
+});
