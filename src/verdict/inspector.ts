@@ -70,11 +70,15 @@ export class ReputationInspector implements MessageInspector {
   async inspect(request: InspectionRequest): Promise<InspectionWithEvidence> {
     const analysed = await analyse(request);
     const policy = this.#policy;
-    if (request.spamtrapHits.length > 0) {
+    const trapped = request.spamtrapHits.length > 0;
+    if (trapped) {
       // A trap address has no real reader: whatever reaches it is spam, and teaches the network.
       await this.#feedback.report('spam', analysed.fingerprints, 'trap').catch((error: unknown) => {
         this.#log.warn({ event: 'trap.feedback_failed', queueId: request.queueId, err: String(error) }, 'spam-trap feedback failed');
       });
+    }
+    if (trapped && request.spamtrapHits.length === request.envelope.rcptTo.length) {
+      // Only traps: nothing to deliver to anyone.
       const evidence: Evidence = { ...analysed, remote: 'disabled' };
       return {
         verdict: 'spam',
@@ -87,6 +91,20 @@ export class ReputationInspector implements MessageInspector {
       };
     }
     const { scored, outcome, tests, parts } = await judge(this.#lookups, policy, analysed.fingerprints, analysed.gtube);
+    if (trapped) {
+      // Real recipients beside a trap get the message as spam at the reject score, so the
+      // configured action applies to them; never a silent drop behind a 250.
+      const score = Math.max(scored.score, policy.rejectScore);
+      return {
+        verdict: 'spam',
+        score,
+        required: policy.tagScore,
+        action: actionFor(score, policy),
+        headers: formatVerdictHeaders({ verdict: 'spam', score, required: policy.tagScore, parts, tests: ['NIMBUS_SPAMTRAP', ...tests] }),
+        subjectTag: true,
+        evidence: { ...analysed, remote: outcome.remote },
+      };
+    }
     return {
       verdict: scored.verdict,
       score: scored.score,
