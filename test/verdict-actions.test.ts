@@ -134,6 +134,20 @@ test('spam trap: mail to NIMBUS_SPAMTRAPS gets 250 and is never delivered, and t
   t.is(sink.files().length, 1);
 });
 
+test('spam trap beside a real recipient: the trap gets nothing, the real recipient gets the message tagged as spam (never silently dropped)', async (t) => {
+  const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAMTRAPS: 'trap@example.org', NIMBUS_RELAY_DOMAINS: 'example.com,example.org' });
+  const work = workDir(t);
+  const message = Buffer.from(['From: Someone <someone@sender.example>', 'To: trap@example.org, bob@example.com', 'Subject: Hello both', '', 'A message to two addresses, one of them a spam trap that nobody reads.', ''].join('\r\n'));
+  const sent = await swaks(gw.port, ['--from', 'someone@sender.example', '--to', 'trap@example.org,bob@example.com', '--data', `@${dataFile(work, 'mixed.eml', message)}`]);
+  t.regex(endOfDataReply(sent.replies) ?? '', /^250 /, sent.output);
+  const [dump] = await waitForFiles(sink.dir, 1, 10_000);
+  const raw = readFileSync(dump!).toString('latin1');
+  t.deepEqual(raw.split('\n').filter((line) => line.startsWith('X-Rcpt-Args: ')), ['X-Rcpt-Args: <bob@example.com>']);
+  const relayed = relayedMessage(readFileSync(dump!));
+  t.deepEqual(header(relayed, 'X-Spam-Flag'), ['YES']);
+  t.regex(header(relayed, 'X-Spam-Status')[0] ?? '', /tests=.*NIMBUS_SPAMTRAP/);
+});
+
 test('forged verdict fields from an untrusted client are removed by the full pipeline: a forged "No" on GTUBE leaves only the gateway\'s "Yes"', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_TRUSTED_NETWORKS: '127.0.0.1/32' });
   const work = workDir(t);
