@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
 import { openStatistics } from '../src/stats/index.js';
+import { StatsStore } from '../src/stats/store.js';
 import { sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
 
 const log = createLogger('silent');
@@ -100,4 +101,77 @@ test('nimbus stats --json reports the records, backlog and participation state o
   t.is(summary.topIps.length, 2);
   t.is(summary.lastUpload, null);
   t.is(summary.dropped, 0);
+});
+
+/** Two stores on one file stand for two gateway workers (each its own connection and uploader). */
+function sharedStores(dir: string): { a: StatsStore; b: StatsStore; close(): void } {
+  const bounds = { dataDir: dir, outboxMaxRecords: 1_000_000, outboxMaxAgeDays: 30, statsRetentionDays: 90 };
+  const a = new StatsStore(bounds);
+  const b = new StatsStore(bounds);
+  return { a, b, close: () => (a.close(), b.close()) };
+}
+
+test('two workers on one outbox never get the same batch while its uploader is alive; a released or orphaned batch is taken over with its id', (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const { a, b, close } = sharedStores(data.dir);
+  t.teardown(close);
+  for (let i = 0; i < 30; i++) (i % 2 ? a : b).insert(sampleInput(i), false);
+  const first = a.nextBatch('standard', 10, `${process.pid}/worker-a`)!;
+  const second = b.nextBatch('standard', 10, `${process.pid}/worker-b`)!;
+  t.not(first.id, second.id, 'worker b does not get the batch worker a is sending');
+  t.is(new Set([...first.batch.records, ...second.batch.records].map((r) => r.id)).size, 20, 'disjoint records');
+  t.is(a.nextBatch('standard', 10, `${process.pid}/worker-a`)!.id, first.id, 'a retry of worker a sends its batch again');
+
+  a.releaseClaims(`${process.pid}/worker-a`);
+  t.is(b.nextBatch('standard', 10, `${process.pid}/worker-b`)!.id, first.id, 'released (a stopped): the oldest batch first, same id');
+
+  t.is(b.acknowledge(first.id), 10);
+  t.is(b.acknowledge(second.id), 10);
+
+  // A worker killed with -9 leaves its claim behind: a pid that is not running.
+  const dead = `${2 ** 22 + 12345}/killed-worker`;
+  const third = a.nextBatch('standard', 10, dead)!;
+  t.is(b.nextBatch('standard', 10, `${process.pid}/worker-b`)!.id, third.id, 'orphaned by a dead process: taken over');
+
+  t.is(a.acknowledge(third.id), 10);
+  t.is(b.acknowledge(third.id), 0, 'acknowledged twice (two senders): counted once');
+  t.is(Number(a.meta('uploaded')), 30);
+  t.is(a.outboxSize(), 0);
+});
+
+test('the outbox size is exact for every process sharing the file, without counting rows', (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const { a, b, close } = sharedStores(data.dir);
+  t.teardown(close);
+  for (let i = 0; i < 12; i++) (i % 3 ? a : b).insert(sampleInput(i), i < 5);
+  t.is(a.outboxSize(), 12);
+  t.is(b.outboxSize(), 12);
+  t.is(b.discardGatheredWhileOff(), 5);
+  const batch = b.nextBatch('standard', 4, `${process.pid}/b`)!;
+  a.acknowledge(batch.id);
+  t.is(a.outboxSize(), 3);
+  t.is(b.outboxSize(), a.backlog());
+});
+
+test('a data dir from before batch claims (schema 1) opens with its outbox counted and its batch still sent with its id', (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const old = new Database(join(data.dir, 'nimbus.sqlite'));
+  old.exec(`CREATE TABLE stats (id TEXT PRIMARY KEY, time INTEGER NOT NULL, client_ip TEXT NOT NULL, helo TEXT, verdict TEXT NOT NULL, score REAL NOT NULL, action TEXT NOT NULL, size INTEGER NOT NULL, next_hop TEXT, fingerprints TEXT NOT NULL);
+    CREATE INDEX stats_time ON stats(time);
+    CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, gathered_off INTEGER NOT NULL, batch_id TEXT, record TEXT NOT NULL);
+    CREATE INDEX outbox_batch ON outbox(batch_id);
+    CREATE TABLE batches (id TEXT PRIMARY KEY, created INTEGER NOT NULL, mode TEXT NOT NULL, body TEXT NOT NULL);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    PRAGMA user_version = 1;`);
+  const record = JSON.stringify({ id: 'r1', time: Date.now(), fingerprints: [], verdict: 'ham', score: 0, action: 'deliver', size: 1 });
+  old.prepare("INSERT INTO outbox (time, gathered_off, batch_id, record) VALUES (?, 0, 'b-old', ?), (?, 1, NULL, ?)").run(Date.now(), record, Date.now(), record);
+  old.prepare("INSERT INTO batches VALUES ('b-old', ?, 'standard', ?)").run(Date.now(), JSON.stringify({ batchId: 'b-old', records: [] }));
+  old.close();
+  const { a, close } = sharedStores(data.dir);
+  t.teardown(close);
+  t.is(a.outboxSize(), 2);
+  t.is(a.nextBatch('standard', 10, `${process.pid}/a`)!.id, 'b-old');
 });

@@ -6,7 +6,13 @@
  * - `outbox`: what may be uploaded later (no client IP, no HELO), bounded by count and age;
  * - `batches`: an upload batch is fixed (id and body) when it is created and persisted, so a
  *   resend after a cut connection or a crash carries the same id and counts once at the service.
- * Counters (dropped, uploaded, last upload, last error) live in `meta`.
+ * Counters (dropped, uploaded, outbox size, last upload, last error) live in `meta`.
+ *
+ * Several processes share the file (gateway workers, `nimbus stats`): every read-then-write is an
+ * IMMEDIATE transaction (a deferred one that read first fails with SQLITE_BUSY instead of waiting
+ * when another process wrote meanwhile), the outbox size is a counter in `meta` kept in the same
+ * transactions (exact for every process, no scan), and a batch is claimed by one uploader at a
+ * time so two workers never send the same batch side by side.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +24,11 @@ import type { LocalRecord, StatsInput } from './types.js';
 import { toWireRecord } from './wire.js';
 
 const DAY_MS = 86_400_000;
-const RECOUNT_EVERY = 1000;
+/**
+ * A claim on a batch lapses after this long even if its owner looks alive (a reused pid): longer
+ * than an upload's own timeout, so a live uploader keeps its batch while it is sending it.
+ */
+export const CLAIM_LEASE_MS = 120_000;
 
 /** Each entry moves user_version from its index to index + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -33,7 +43,27 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX outbox_batch ON outbox(batch_id);
    CREATE TABLE batches (id TEXT PRIMARY KEY, created INTEGER NOT NULL, mode TEXT NOT NULL, body TEXT NOT NULL);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  `ALTER TABLE batches ADD COLUMN owner TEXT;
+   ALTER TABLE batches ADD COLUMN claimed INTEGER;
+   INSERT OR REPLACE INTO meta (key, value) SELECT 'outboxCount', CAST(count(*) AS TEXT) FROM outbox;`,
 ];
+
+/**
+ * Whether the uploader `owner` (`pid/random`, see Uploader) may still be sending its batch. Same
+ * pid: another Statistics of this very process, alive. Other pid: alive unless the OS says no such
+ * process (a worker killed with -9); the data dir is local, so its writers are on this host.
+ */
+function ownerAlive(owner: string): boolean {
+  const pid = Number(owner.slice(0, owner.indexOf('/')));
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export interface PendingBatch {
   readonly id: string;
@@ -52,12 +82,6 @@ export interface StoreOptions {
 export class StatsStore {
   readonly #db: Database.Database;
   #options: StoreOptions;
-  /**
-   * Outbox size without a count(*) per record (a full scan at a million rows): kept from our own
-   * inserts and deletes, re-counted every RECOUNT_EVERY inserts in case another process wrote.
-   */
-  #outboxCount = -1;
-  #insertsSinceCount = 0;
 
   constructor(options: StoreOptions) {
     this.#options = options;
@@ -69,14 +93,15 @@ export class StatsStore {
     this.#migrate();
   }
 
+  /** Workers open the file at the same moment: the version is read inside the write lock. */
   #migrate(): void {
-    const version = this.#db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.#db.transaction(() => {
+    this.#db.transaction(() => {
+      const version = this.#db.pragma('user_version', { simple: true }) as number;
+      for (let v = version; v < MIGRATIONS.length; v++) {
         this.#db.exec(MIGRATIONS[v]!);
         this.#db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+      }
+    }).immediate();
   }
 
   setBounds(options: StoreOptions): void {
@@ -106,22 +131,18 @@ export class StatsStore {
         .prepare('INSERT INTO stats (id, time, client_ip, helo, verdict, score, action, size, next_hop, fingerprints) VALUES (?,?,?,?,?,?,?,?,?,?)')
         .run(id, time, input.clientIp, input.helo ?? null, input.verdict, input.score, input.action, input.size, input.nextHop ? JSON.stringify(input.nextHop) : null, JSON.stringify(local.fingerprints));
       this.#db.prepare('INSERT INTO outbox (time, gathered_off, record) VALUES (?,?,?)').run(time, gatheredOff ? 1 : 0, JSON.stringify(outboxRecord));
-      if (this.#outboxCount >= 0) this.#outboxCount++;
+      this.#addCounter('outboxCount', 1);
       dropped = this.#dropOverflow();
-    })();
+    }).immediate();
     return { id, dropped };
   }
 
   /** Oldest first, never rows already fixed in a batch (that batch will still be sent). */
   #dropOverflow(): number {
-    if (this.#outboxCount < 0 || ++this.#insertsSinceCount >= RECOUNT_EVERY) {
-      this.#outboxCount = this.backlog();
-      this.#insertsSinceCount = 0;
-    }
-    const excess = this.#outboxCount - this.#options.outboxMaxRecords;
+    const excess = this.outboxSize() - this.#options.outboxMaxRecords;
     if (excess <= 0) return 0;
     const result = this.#db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?)').run(excess);
-    this.#outboxCount -= result.changes;
+    this.#addCounter('outboxCount', -result.changes);
     this.#addCounter('dropped', result.changes);
     return result.changes;
   }
@@ -131,30 +152,43 @@ export class StatsStore {
     return this.#db.transaction(() => {
       const cutoff = now - this.#options.outboxMaxAgeDays * DAY_MS;
       const result = this.#db.prepare('DELETE FROM outbox WHERE time < ? AND batch_id IS NULL').run(cutoff);
-      this.#outboxCount = -1;
+      this.#addCounter('outboxCount', -result.changes);
       this.#addCounter('dropped', result.changes);
       this.#db.prepare('DELETE FROM stats WHERE time < ?').run(now - this.#options.statsRetentionDays * DAY_MS);
       return result.changes;
-    })();
+    }).immediate();
   }
 
   /** NIMBUS_UPLOAD_BACKLOG=no at opt-in: what was gathered while off never leaves (stats keep it). */
   discardGatheredWhileOff(): number {
-    this.#outboxCount = -1;
-    return this.#db.prepare('DELETE FROM outbox WHERE gathered_off = 1 AND batch_id IS NULL').run().changes;
+    return this.#db.transaction(() => {
+      const changes = this.#db.prepare('DELETE FROM outbox WHERE gathered_off = 1 AND batch_id IS NULL').run().changes;
+      this.#addCounter('outboxCount', -changes);
+      return changes;
+    }).immediate();
   }
 
   /**
-   * The batch to send: the persisted one if any (same id as before a crash or cut), else a new
-   * one fixed now from the oldest outbox records. A persisted batch built for a more generous
-   * mode than `mode` (extended, now standard) is rebuilt: privacy beats idempotency there.
+   * The batch for uploader `owner` to send, claimed for it: the oldest persisted one nobody else
+   * is sending (same id as before a crash or cut), else a new one fixed now from the oldest outbox
+   * records. A persisted batch built for a more generous mode than `mode` (extended, now
+   * standard) is rebuilt: privacy beats idempotency there.
    */
-  nextBatch(mode: ParticipationMode, size: number): PendingBatch | null {
+  nextBatch(mode: ParticipationMode, size: number, owner: string, now = Date.now()): PendingBatch | null {
     if (mode === 'off') return null;
     return this.#db.transaction((): PendingBatch | null => {
-      const existing = this.#db.prepare('SELECT id, mode, body FROM batches ORDER BY created LIMIT 1').get() as { id: string; mode: ParticipationMode; body: string } | undefined;
-      if (existing) {
+      const persisted = this.#db.prepare('SELECT id, mode, body, owner, claimed FROM batches ORDER BY created').all() as {
+        id: string;
+        mode: ParticipationMode;
+        body: string;
+        owner: string | null;
+        claimed: number | null;
+      }[];
+      for (const existing of persisted) {
+        const busy = existing.owner !== null && existing.owner !== owner && (existing.claimed ?? 0) > now - CLAIM_LEASE_MS && ownerAlive(existing.owner);
+        if (busy) continue;
         if (existing.mode === mode || existing.mode === 'standard') {
+          this.#db.prepare('UPDATE batches SET owner = ?, claimed = ? WHERE id = ?').run(owner, now, existing.id);
           const batch = JSON.parse(existing.body) as ReportBatch;
           return { id: existing.id, mode: existing.mode, batch, count: batch.records.length };
         }
@@ -166,21 +200,31 @@ export class StatsStore {
       const id = `b-${randomUUID()}`;
       const records = rows.map((row) => toWireRecord(JSON.parse(row.record) as LocalRecord, mode)!);
       const batch: ReportBatch = { batchId: id, records };
-      this.#db.prepare('INSERT INTO batches (id, created, mode, body) VALUES (?,?,?,?)').run(id, Date.now(), mode, JSON.stringify(batch));
+      this.#db.prepare('INSERT INTO batches (id, created, mode, body, owner, claimed) VALUES (?,?,?,?,?,?)').run(id, now, mode, JSON.stringify(batch), owner, now);
       const assign = this.#db.prepare('UPDATE outbox SET batch_id = ? WHERE seq = ?');
       for (const row of rows) assign.run(id, row.seq);
       return { id, mode, batch, count: rows.length };
-    })();
+    }).immediate();
   }
 
-  /** The service acknowledged the batch: only now its records leave the outbox. */
-  acknowledge(batchId: string, count: number): void {
-    this.#db.transaction(() => {
-      this.#outboxCount -= this.#db.prepare('DELETE FROM outbox WHERE batch_id = ?').run(batchId).changes;
+  /** The uploader stops (opt-out, 401, close): its unacknowledged batches are free for others. */
+  releaseClaims(owner: string): void {
+    this.#db.prepare('UPDATE batches SET owner = NULL, claimed = NULL WHERE owner = ?').run(owner);
+  }
+
+  /**
+   * The service acknowledged the batch: only now its records leave the outbox. Returns how many
+   * left (0 when another uploader acknowledged the same batch first: counted once).
+   */
+  acknowledge(batchId: string): number {
+    return this.#db.transaction(() => {
+      const removed = this.#db.prepare('DELETE FROM outbox WHERE batch_id = ?').run(batchId).changes;
       this.#db.prepare('DELETE FROM batches WHERE id = ?').run(batchId);
-      this.#addCounter('uploaded', count);
+      this.#addCounter('outboxCount', -removed);
+      this.#addCounter('uploaded', removed);
       this.#setMeta('lastUpload', new Date().toISOString());
-    })();
+      return removed;
+    }).immediate();
   }
 
   setLastError(message: string | null): void {
@@ -188,11 +232,12 @@ export class StatsStore {
     else this.#setMeta('lastError', `${new Date().toISOString()} ${message}`);
   }
 
-  /** The outbox size, from the running count when it is known (no scan). */
+  /** The outbox size, from the counter every writer keeps in `meta` (no scan). */
   outboxSize(): number {
-    return this.#outboxCount >= 0 ? this.#outboxCount : this.backlog();
+    return this.counter('outboxCount');
   }
 
+  /** The outbox size, counted. */
   backlog(): number {
     return (this.#db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
   }
@@ -211,7 +256,7 @@ export class StatsStore {
   }
 
   #addCounter(key: string, n: number): void {
-    if (n <= 0) return;
+    if (n === 0) return;
     this.#db
       .prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)")
       .run(key, String(n));

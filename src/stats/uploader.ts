@@ -4,6 +4,7 @@
  * acknowledged it. Failures back off exponentially with jitter; a 401 stops uploads (one error
  * line, data kept) until the next reload. Switching off aborts the request in flight at once.
  */
+import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -40,6 +41,8 @@ export class Uploader {
   #authStopped = false;
   #state: UploaderState = 'off';
   #closed = false;
+  /** Whose claim a batch carries in the shared store (gateway workers each have an uploader). */
+  readonly #owner = `${process.pid}/${randomUUID()}`;
 
   constructor(store: StatsStore, log: Logger, config: Config, options: UploaderOptions) {
     this.#store = store;
@@ -87,6 +90,17 @@ export class Uploader {
     this.#closed = true;
     this.#stop();
     await this.#loop;
+    this.#release();
+  }
+
+  /** Another worker may send what this uploader will not (stopped, or closing). */
+  #release(): void {
+    try {
+      this.#store.releaseClaims(this.#owner);
+    } catch (error) {
+      // A claim also lapses on its own (CLAIM_LEASE_MS, or when this process is gone).
+      this.#log.warn({ event: 'stats.upload.release_failed', err: String(error) }, 'could not release this uploader\'s batch claims');
+    }
   }
 
   #discardBacklog(): void {
@@ -101,6 +115,7 @@ export class Uploader {
     this.#controller = null;
     this.#wake?.();
     this.#state = 'off';
+    this.#release();
   }
 
   #start(): void {
@@ -123,9 +138,31 @@ export class Uploader {
     let failures = 0;
     const base = this.#options.backoffBaseMs ?? 1000;
     const max = this.#options.backoffMaxMs ?? 300_000;
+    /** The next wait: full exponential step with jitter in its upper half, so gateways do not retry in step. */
+    const nextDelay = (minimumMs = 0): number => {
+      failures++;
+      return Math.max(minimumMs, Math.min(max, base * 2 ** (failures - 1)) * (0.5 + Math.random() / 2));
+    };
+    const backoff = async (delay: number): Promise<void> => {
+      this.#state = 'backoff';
+      await this.#sleep(delay, false);
+    };
+    // The shared file busy past busy_timeout (other workers) or a disk error: retried, never a
+    // reason to stop uploading for good.
+    const storeFailed = async (error: unknown, batchId: string | null): Promise<void> => {
+      const delay = nextDelay();
+      this.#log.warn({ event: 'stats.upload.store_error', batchId, failures, retryInMs: Math.round(delay), err: String(error) }, 'statistics store busy or failing during an upload, retrying');
+      await backoff(delay);
+    };
     while (this.#current(generation)) {
       const config = this.#config;
-      const pending = this.#store.nextBatch(config.participation, config.uploadBatchSize);
+      let pending: ReturnType<StatsStore['nextBatch']>;
+      try {
+        pending = this.#store.nextBatch(config.participation, config.uploadBatchSize, this.#owner);
+      } catch (error) {
+        await storeFailed(error, null);
+        continue;
+      }
       if (!pending) {
         this.#state = 'idle';
         await this.#sleep(this.#options.idleMs ?? 30_000, true);
@@ -134,41 +171,52 @@ export class Uploader {
       this.#state = 'uploading';
       const controller = new AbortController();
       this.#controller = controller;
+      let failure: unknown = null;
       try {
         await this.#options.transport(config).send(pending.batch, controller.signal);
-        // Acknowledged: even if an opt-out came this instant, the service has the batch.
-        this.#store.acknowledge(pending.id, pending.count);
-        this.#store.setLastError(null);
-        failures = 0;
-        const backlog = this.#store.outboxSize();
-        this.#options.metrics?.recordsUploaded.inc(pending.count);
-        this.#options.metrics?.backlog.set(backlog);
-        this.#log.info({ event: 'stats.upload.batch', batchId: pending.id, records: pending.count, backlog }, `uploaded ${pending.count} statistics records, ${backlog} waiting`);
       } catch (error) {
-        if (controller.signal.aborted || !this.#current(generation)) return;
-        const { status, retryAfter } = failureOf(error);
-        const message = (error as Error).message;
-        this.#store.setLastError(message);
-        this.#options.metrics?.uploadErrors.inc({ kind: status === HTTP_UNAUTHORIZED ? 'auth' : status === 0 ? 'network' : 'http' });
-        if (status === HTTP_UNAUTHORIZED) {
-          this.#authStopped = true;
-          this.#state = 'stopped-auth';
-          this.#log.error(
-            { event: 'stats.upload.auth_rejected', url: config.reputationUrl },
-            'the reputation service rejected NIMBUS_REPUTATION_KEY (401): statistics uploads stopped, records kept locally; fix the key and reload (SIGHUP)',
-          );
-          return;
-        }
-        failures++;
-        // Full exponential step with jitter in its upper half, so gateways do not retry in step.
-        let delay = Math.min(max, base * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
-        if (status === HTTP_TOO_MANY_REQUESTS && retryAfter !== null) delay = Math.max(delay, retryAfter * 1000);
-        this.#state = 'backoff';
-        this.#log.warn({ event: 'stats.upload.failed', batchId: pending.id, status, failures, retryInMs: Math.round(delay), err: message }, 'statistics upload failed, retrying');
-        await this.#sleep(delay, false);
+        failure = error;
       } finally {
         if (this.#controller === controller) this.#controller = null;
       }
+      if (failure === null) {
+        // Acknowledged: even if an opt-out came this instant, the service has the batch.
+        try {
+          const removed = this.#store.acknowledge(pending.id);
+          this.#store.setLastError(null);
+          failures = 0;
+          const backlog = this.#store.outboxSize();
+          this.#options.metrics?.recordsUploaded.inc(removed);
+          this.#options.metrics?.backlog.set(backlog);
+          this.#log.info({ event: 'stats.upload.batch', batchId: pending.id, records: pending.count, backlog }, `uploaded ${pending.count} statistics records, ${backlog} waiting`);
+        } catch (error) {
+          // Not recorded as sent: the batch goes again with the same id and counts once.
+          await storeFailed(error, pending.id);
+        }
+        continue;
+      }
+      if (controller.signal.aborted || !this.#current(generation)) return;
+      const { status, retryAfter } = failureOf(failure);
+      const message = failure instanceof Error ? failure.message : String(failure);
+      this.#options.metrics?.uploadErrors.inc({ kind: status === HTTP_UNAUTHORIZED ? 'auth' : status === 0 ? 'network' : 'http' });
+      try {
+        this.#store.setLastError(message);
+      } catch {
+        // Only the display of the error is lost; the upload is retried anyway.
+      }
+      if (status === HTTP_UNAUTHORIZED) {
+        this.#authStopped = true;
+        this.#state = 'stopped-auth';
+        this.#release();
+        this.#log.error(
+          { event: 'stats.upload.auth_rejected', url: config.reputationUrl },
+          'the reputation service rejected NIMBUS_REPUTATION_KEY (401): statistics uploads stopped, records kept locally; fix the key and reload (SIGHUP)',
+        );
+        return;
+      }
+      const delay = nextDelay(status === HTTP_TOO_MANY_REQUESTS && retryAfter !== null ? retryAfter * 1000 : 0);
+      this.#log.warn({ event: 'stats.upload.failed', batchId: pending.id, status, failures, retryInMs: Math.round(delay), err: message }, 'statistics upload failed, retrying');
+      await backoff(delay);
     }
   }
 
