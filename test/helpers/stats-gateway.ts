@@ -276,3 +276,19 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/**
+ * Gateway workers in these tests: several processes share the data dir and each runs an uploader,
+ * as in production (NIMBUS_WORKERS defaults to the number of cores).
+ */
+export const WORKERS = 2;
+
+/** True once every worker logged `event` (after `since`, an ISO time or epoch ms, when given). */
+export function everyWorker(gateway: { logLines(): Record<string, unknown>[] }, event: string, since = 0): boolean {
+  const workers = new Set(
+    events(gateway, event)
+      .filter((line) => new Date(line.time as string | number).getTime() >= since)
+      .map((line) => line.worker ?? 'single'),
+  );
+  return workers.size >= WORKERS || workers.has('single');
+}
