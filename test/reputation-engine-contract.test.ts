@@ -19,6 +19,8 @@ import { startRedisCluster, type RedisClusterHandle } from './helpers/redis-clus
 interface Backend {
   readonly name: string;
   open(): Promise<OpenedReputation>;
+  /** Another engine on the store `open` returned last (another process, another service instance). */
+  openSame(): Promise<OpenedReputation>;
   cleanup(): Promise<void>;
 }
 
@@ -28,7 +30,8 @@ let counter = 0;
 const backends: Backend[] = [
   {
     name: 'sqlite',
-    open: () => openReputation({ store: 'sqlite', path: path.join(tmp, `r${counter++}.sqlite`) }),
+    open: () => openReputation({ store: 'sqlite', path: path.join(tmp, `r${++counter}.sqlite`) }),
+    openSame: () => openReputation({ store: 'sqlite', path: path.join(tmp, `r${counter}.sqlite`) }),
     cleanup: async () => rmSync(tmp, { recursive: true, force: true }),
   },
 ];
@@ -37,6 +40,7 @@ const redisPrefix = `nimbus-test-${process.pid}-${randomBytes(4).toString('hex')
 backends.push({
   name: 'redis',
   open: () => openReputation({ store: 'redis', urls: ['redis://127.0.0.1:6379'], prefix: redisPrefix }),
+  openSame: () => openReputation({ store: 'redis', urls: ['redis://127.0.0.1:6379'], prefix: redisPrefix }),
   cleanup: async () => {
     const redis = new Redis('redis://127.0.0.1:6379');
     try {
@@ -59,6 +63,7 @@ backends.push({
     cluster ??= await startRedisCluster();
     return openReputation({ store: 'redis', urls: cluster.urls, prefix: 'nimbus-test:' });
   },
+  openSame: () => openReputation({ store: 'redis', urls: cluster!.urls, prefix: 'nimbus-test:' }),
   cleanup: async () => cluster?.stop(),
 });
 
@@ -78,6 +83,17 @@ const record = (id: string, fingerprints: string[], extra: Partial<ReportRecord>
   ...extra,
 });
 const reporter = (id: string) => ({ id, weight: 1 });
+
+/** Flips `dct` distinct bits in the first half of a 64-hex-digit image:phash256 value and `gradient` in the second. */
+function flipBits(value: string, dct: number, gradient: number): string {
+  const digits = value.split('');
+  for (const [count, from] of [[dct, 0], [gradient, 128]] as const) {
+    const bits = new Set<number>();
+    while (bits.size < count) bits.add(from + (randomBytes(1)[0]! % 128));
+    for (const bit of bits) digits[bit >> 2] = (parseInt(digits[bit >> 2]!, 16) ^ (1 << (bit & 3))).toString(16);
+  }
+  return digits.join('');
+}
 
 for (const backend of backends) {
   const withStore = (title: string, body: (o: OpenedReputation) => Promise<void>) =>
@@ -187,6 +203,33 @@ for (const backend of backends) {
     const [again, fresh] = await engine.lookup([newCopy, `image:dhash64:${hex(base ^ 0b1011n)}`], T0);
     expect(again!.verdict === 'spam' && again!.match?.item === reported, `stored copy: ${JSON.stringify(again)}`);
     expect(fresh!.verdict === 'spam' && fresh!.match?.item === reported, `new copy: ${JSON.stringify(fresh)}`);
+  });
+
+  withStore('an image hash 20 DCT and 32 gradient bits from a reported one is found; one more bit in either half is not', async ({ engine }) => {
+    const value = randomBytes(32).toString('hex');
+    const stored = `image:phash256:${value}`;
+    for (let i = 0; i < 5; i++) await engine.feedback(reporter(`p${i}`), 'spam', [stored], T0);
+    const edge = `image:phash256:${flipBits(value, 20, 32)}`;
+    const dctBeyond = `image:phash256:${flipBits(value, 21, 32)}`;
+    const gradientBeyond = `image:phash256:${flipBits(value, 20, 33)}`;
+    const [n, d, g] = await engine.lookup([edge, dctBeyond, gradientBeyond], T0);
+    expect(n!.verdict === 'spam' && n!.match?.item === stored && n!.match.similarity === 1 - (20 + 32) / 256, `at the threshold: ${JSON.stringify(n)}`);
+    expect(d!.verdict === 'unknown' && d!.match === null, `21 DCT bits: ${JSON.stringify(d)}`);
+    expect(g!.verdict === 'unknown' && g!.match === null, `33 gradient bits: ${JSON.stringify(g)}`);
+  });
+
+  withStore('an image reported through another engine on the same store is found as a neighbour by one already running', async ({ engine }) => {
+    const value = randomBytes(32).toString('hex');
+    const probe = `image:phash256:${flipBits(value, 5, 7)}`;
+    expect((await engine.lookup([probe], T0))[0]!.match === null, 'nothing near yet'); // this engine has read its index
+    const other = await backend.openSame();
+    try {
+      for (let i = 0; i < 5; i++) await other.engine.feedback(reporter(`o${i}`), 'spam', [`image:phash256:${value}`], T0);
+    } finally {
+      await other.close();
+    }
+    const [r] = await engine.lookup([probe], T0);
+    expect(r!.verdict === 'spam' && r!.match?.item === `image:phash256:${value}`, JSON.stringify(r));
   });
 
   withStore('keys can be added, found, listed and revoked, and only a hash of the secret is stored', async ({ keys }) => {

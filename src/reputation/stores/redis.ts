@@ -4,7 +4,14 @@
  *   `P pair:{t}` hash: its per-reporter evidence (field = reporter id). `t` is a digest of the
  *   fingerprint used as the hash tag, so both keys share a slot and one Lua script updates them
  *   atomically in Cluster too (the formula's update step is mirrored from scoring.observe).
- * - `P fz:<scheme#key>` sets: the fuzzy index, one set per band/chunk key.
+ * - `P fz:<scheme#key>` sets: the fuzzy index, one set per band/chunk key, for schemes without
+ *   an in-memory index (`body:minhash64`, `image:dhash64`).
+ * - `P fzlog` stream: every stored item of an in-memory scheme (`image:phash256`), replayed by
+ *   each instance into its own index (memory-index.ts) and read again, from the last entry seen,
+ *   in the same wave as the exact reads of any lookup that may need it: probing ~1,200 buckets
+ *   as sets would cost a round trip of ~1,200 SMEMBERS. Trimmed to FORGET_AFTER_MS; an item
+ *   still in use is logged again after half of that (the `lg` field), and items with an admin
+ *   verdict (which never expire) are also kept in the `P fzpinned` set.
  * - `P batch:<id>`: idempotency marks with a 7-day TTL.
  * - `P key:<id>` hashes and the `P keys` set: API keys (secret stored as SHA-256 only).
  * Decay is also the TTL: a fingerprint untouched for four half-lives expires (admin verdicts
@@ -19,16 +26,19 @@ import type { FeedbackLabel, IngestResult, KeyStore, OpenedReputation, OverrideV
 import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import { BATCH_TTL_MS, FORGET_AFTER_MS, HALF_LIFE_MS, judge, type FingerprintState, type Observation } from '../scoring.js';
+import { MemoryIndexes, inMemory } from './memory-index.js';
 import { DEFAULT_KEY_RATE } from './sqlite.js';
 
 type Client = Redis | Cluster;
 
 // KEYS: fp hash, pair hash. ARGV: reporter, now, halfLife, ttl, seen, spamReports, hamReports,
-// sensor, spam, weak, ham. Returns 1 when the fingerprint is new (so the caller indexes it).
+// sensor, spam, weak, ham, reindex interval (ms, 0 for items without a fuzzy index), wall clock.
+// Returns 1 when the caller must (re)file the item in its fuzzy index: it is new, or it was
+// last filed over one interval ago (index sets and the log outlive no longer than that twice).
 const OBSERVE = `
 local now = tonumber(ARGV[2]); local hl = tonumber(ARGV[3]); local ttl = tonumber(ARGV[4])
 local function f(ts) if now > ts then return math.pow(2, -(now - ts) / hl) end return 1 end
-local s = redis.call('HMGET', KEYS[1], 'ts', 'seen', 'sr', 'hr', 'se', 'sp', 'wk', 'hm', 'rep', 'fs', 'ls', 'admin')
+local s = redis.call('HMGET', KEYS[1], 'ts', 'seen', 'sr', 'hr', 'se', 'sp', 'wk', 'hm', 'rep', 'fs', 'ls', 'admin', 'lg')
 local isNew = s[1] == false
 local sts = tonumber(s[1] or now)
 local fs = f(sts)
@@ -57,9 +67,19 @@ redis.call('HSET', KEYS[1], 'ts', ts, 'seen', v[2], 'sr', v[3], 'hr', v[4], 'se'
 redis.call('HSET', KEYS[2], ARGV[1], nv[1] .. ',' .. nv[2] .. ',' .. nv[3] .. ',' .. nv[4] .. ',' .. math.max(now, tonumber(ts)))
 if s[12] == false then redis.call('PEXPIRE', KEYS[1], ttl) end
 redis.call('PEXPIRE', KEYS[2], ttl)
+local reindex = tonumber(ARGV[12]); local wall = tonumber(ARGV[13])
+if reindex > 0 and (isNew or wall - tonumber(s[13] or 0) >= reindex) then
+  redis.call('HSET', KEYS[1], 'lg', wall)
+  return 1
+end
 if isNew then return 1 end
 return 0
 `;
+
+/** Items of in-memory schemes read from the log per XREAD. */
+const LOG_PAGE = 10_000;
+/** An item still in use is filed again after this long, so index sets and the log never lose it. */
+const REINDEX_AFTER_MS = FORGET_AFTER_MS / 2;
 
 const FP_FIELDS = ['ts', 'seen', 'sr', 'hr', 'se', 'sp', 'wk', 'hm', 'rep', 'fs', 'ls', 'admin'] as const;
 
@@ -85,6 +105,13 @@ function toState(v: (string | null)[]): FingerprintState | null {
 export class RedisStore implements ReputationEngine, KeyStore {
   readonly #r: Client;
   readonly #p: string;
+  readonly #memory = new MemoryIndexes();
+  /** Id of the last `fzlog` entry replayed into #memory ('0' before the first read). */
+  #logId = '0';
+  #pinnedLoaded = false;
+  /** The log read in flight, and the one queued behind it (see #catchUp). */
+  #reading: Promise<void> | null = null;
+  #queued: Promise<void> | null = null;
 
   constructor(client: Client, prefix: string) {
     this.#r = client;
@@ -104,6 +131,55 @@ export class RedisStore implements ReputationEngine, KeyStore {
   #fzKey(k: string): string {
     return `${this.#p}fz:${k}`;
   }
+  get #logKey(): string {
+    return `${this.#p}fzlog`;
+  }
+  get #pinnedKey(): string {
+    return `${this.#p}fzpinned`;
+  }
+
+  /**
+   * Replays log entries written since the last read into #memory. Read-your-writes across
+   * instances: the read a caller waits for always starts after the caller asked, so everything
+   * stored before the lookup began is in memory when it probes. Concurrent callers share reads:
+   * at most one in flight and one queued behind it, which everyone arriving meanwhile joins.
+   */
+  #catchUp(): Promise<void> {
+    if (this.#queued !== null) return this.#queued;
+    if (this.#reading === null) return this.#startRead();
+    const queued = this.#reading
+      .catch(() => undefined)
+      .then(() => {
+        this.#queued = null;
+        return this.#startRead();
+      });
+    this.#queued = queued;
+    return queued;
+  }
+
+  #startRead(): Promise<void> {
+    const reading = this.#readLog().finally(() => {
+      if (this.#reading === reading) this.#reading = null;
+    });
+    this.#reading = reading;
+    return reading;
+  }
+
+  async #readLog(): Promise<void> {
+    if (!this.#pinnedLoaded) {
+      for (const item of await this.#r.smembers(this.#pinnedKey)) this.#memory.add(item);
+      this.#pinnedLoaded = true;
+    }
+    for (;;) {
+      const read = (await this.#r.xread('COUNT', LOG_PAGE, 'STREAMS', this.#logKey, this.#logId)) as [string, [string, string[]][]][] | null;
+      const entries = read?.[0]?.[1] ?? [];
+      for (const [id, fields] of entries) {
+        if (fields[1] !== undefined) this.#memory.add(fields[1]);
+        this.#logId = id;
+      }
+      if (entries.length < LOG_PAGE) return;
+    }
+  }
 
   async #state(item: string): Promise<FingerprintState | null> {
     return toState(await this.#r.hmget(this.#fpKey(item), ...FP_FIELDS));
@@ -114,8 +190,7 @@ export class RedisStore implements ReputationEngine, KeyStore {
     const judged: { match: Neighbour; result: LookupResult }[] = [];
     if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: judge(item, exact, now) });
     if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
-      const sets = await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))));
-      const near = nearAll(f, sets.flat(), item);
+      const near = inMemory(f) ? this.#memory.near(f, item) : nearAll(f, (await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))))).flat(), item);
       // Index sets outlive expired fingerprints: a neighbour no longer stored is skipped.
       const states = await Promise.all(near.map((n) => this.#state(n.item)));
       states.forEach((state, i) => {
@@ -126,10 +201,12 @@ export class RedisStore implements ReputationEngine, KeyStore {
   }
 
   async lookup(items: readonly string[], now = Date.now()): Promise<LookupResult[]> {
-    const states = await Promise.all(items.map((item) => this.#state(item)));
+    const fuzzy = items.map((item) => fuzzyItem(item));
+    // The log read rides in the same pipelined wave as the exact reads.
+    const [states] = await Promise.all([Promise.all(items.map((item) => this.#state(item))), fuzzy.some((f) => f !== null && inMemory(f)) ? this.#catchUp() : null]);
     return Promise.all(
       items.map(async (item, i) => {
-        const f = fuzzyItem(item);
+        const f = fuzzy[i]!;
         const state = states[i]!;
         return f === null ? judge(item, state, now) : this.#fuzzyLookup(item, f, state, now);
       }),
@@ -137,7 +214,7 @@ export class RedisStore implements ReputationEngine, KeyStore {
   }
 
   async #apply(item: string, reporter: string, o: Observation, now: number): Promise<void> {
-    const isNew = (await (this.#r as unknown as { nimbusObserve(...a: (string | number)[]): Promise<number> }).nimbusObserve(
+    const reindex = (await (this.#r as unknown as { nimbusObserve(...a: (string | number)[]): Promise<number> }).nimbusObserve(
       this.#fpKey(item),
       this.#pairKey(item),
       reporter,
@@ -151,13 +228,20 @@ export class RedisStore implements ReputationEngine, KeyStore {
       o.spam,
       o.weak,
       o.ham,
+      fuzzyItem(item) === null ? 0 : REINDEX_AFTER_MS,
+      Date.now(),
     )) === 1;
-    if (isNew) await this.#index(item);
+    if (reindex) await this.#index(item);
   }
 
   async #index(item: string): Promise<void> {
     const f = fuzzyItem(item);
     if (f === null) return;
+    if (inMemory(f)) {
+      // Stream ids are the server's milliseconds: entries older than FORGET_AFTER_MS go (approximately).
+      await this.#r.xadd(this.#logKey, 'MINID', '~', String(Date.now() - FORGET_AFTER_MS), '*', 'i', item);
+      return;
+    }
     await Promise.all(storeIndexKeys(f).map(async (k) => {
       await this.#r.sadd(this.#fzKey(k), item);
       await this.#r.pexpire(this.#fzKey(k), FORGET_AFTER_MS);
@@ -187,13 +271,16 @@ export class RedisStore implements ReputationEngine, KeyStore {
     const created = await this.#r.hsetnx(key, 'ts', String(now));
     await this.#r.hset(key, 'admin', verdict, 'reason', reason ?? '');
     await this.#r.persist(key);
+    const f = fuzzyItem(item);
+    // An admin verdict never expires, so its image must outlive the trimmed log too.
+    if (f !== null && inMemory(f)) await this.#r.sadd(this.#pinnedKey, item);
     if (created === 1) await this.#index(item);
   }
 
   async clearVerdict(item: string): Promise<boolean> {
     const key = this.#fpKey(item);
     const removed = await this.#r.hdel(key, 'admin', 'reason');
-    if (removed > 0) await this.#r.pexpire(key, FORGET_AFTER_MS);
+    if (removed > 0) await Promise.all([this.#r.pexpire(key, FORGET_AFTER_MS), this.#r.srem(this.#pinnedKey, item)]);
     return removed > 0;
   }
 

@@ -2,13 +2,17 @@
  * The embedded store: one SQLite file through better-sqlite3. Synchronous calls inside one
  * transaction per engine call, prepared statements only, WAL so lookups never wait for ingest.
  * Fuzzy fingerprints are filed under their scheme's index keys in `fuzzy`, so a near-neighbour
- * lookup reads the few rows sharing a key with the probe, never the whole table.
+ * lookup reads the few rows sharing a key with the probe, never the whole table; schemes with an
+ * in-memory index (`image:phash256`) are instead appended to `fuzzy_log`, which this instance
+ * replays into memory (memory-index.ts): probing ~1,200 buckets through SQL costs milliseconds,
+ * in memory a fraction of one.
  */
 import Database from 'better-sqlite3';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, IngestResult, KeyStore, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
-import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type Neighbour } from '../engine.js';
+import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
+import { MEMORY_SCHEMES, MemoryIndexes, inMemory } from './memory-index.js';
 import { BATCH_TTL_MS, emptyPair, emptyState, judge, observe, type FingerprintState, type Observation, type PairState } from '../scoring.js';
 
 /** Requests per second a key gets when `nimbus keys add` names no rate. */
@@ -26,6 +30,7 @@ CREATE TABLE IF NOT EXISTS pair (
   weak REAL NOT NULL, ham REAL NOT NULL, ts REAL NOT NULL, PRIMARY KEY (item, reporter)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fuzzy (k TEXT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (k, item)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fuzzy_log (seq INTEGER PRIMARY KEY, item TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batch (id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS batch_at ON batch (at);
 CREATE TABLE IF NOT EXISTS api_key (
@@ -33,6 +38,20 @@ CREATE TABLE IF NOT EXISTS api_key (
   created_at TEXT NOT NULL, revoked_at TEXT, rate_limit REAL NOT NULL
 );
 `;
+
+/**
+ * Schema steps after SCHEMA; entry i moves user_version from i to i + 1, in one transaction.
+ * 0 → 1: fingerprints of in-memory schemes leave their `fuzzy` key rows for `fuzzy_log` (files
+ * written before the in-memory index; their keys used another chunking anyway).
+ */
+const MIGRATIONS: ((db: Database.Database) => void)[] = [
+  (db) => {
+    for (const id of MEMORY_SCHEMES) {
+      db.prepare('INSERT INTO fuzzy_log (item) SELECT item FROM fp WHERE item > ? AND item < ? ORDER BY item').run(`${id}:`, `${id};`);
+      db.prepare('DELETE FROM fuzzy WHERE k > ? AND k < ?').run(`${id}#`, `${id}$`);
+    }
+  },
+];
 
 interface FpRow {
   item: string;
@@ -88,6 +107,9 @@ const toKey = (r: KeyRow): StoredKey => ({
 export class SqliteStore implements ReputationEngine, KeyStore {
   readonly #db: Database.Database;
   readonly #s;
+  readonly #memory = new MemoryIndexes();
+  /** Last `fuzzy_log` row replayed into #memory. */
+  #logSeq = 0;
 
   constructor(path: string) {
     this.#db = new Database(path);
@@ -98,6 +120,12 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(SCHEMA);
     const db = this.#db;
+    db.transaction(() => {
+      for (let v = db.pragma('user_version', { simple: true }) as number; v < MIGRATIONS.length; v++) {
+        MIGRATIONS[v]!(db);
+        db.pragma(`user_version = ${v + 1}`);
+      }
+    }).immediate();
     this.#s = {
       getFp: db.prepare<[string], FpRow>('SELECT * FROM fp WHERE item = ?'),
       putFp: db.prepare(
@@ -114,6 +142,8 @@ export class SqliteStore implements ReputationEngine, KeyStore {
       ),
       putIndex: db.prepare('INSERT OR IGNORE INTO fuzzy (k, item) VALUES (?, ?)'),
       probe: db.prepare<[string], { item: string }>('SELECT DISTINCT item FROM fuzzy WHERE k IN (SELECT value FROM json_each(?))'),
+      putLog: db.prepare('INSERT INTO fuzzy_log (item) VALUES (?)'),
+      readLog: db.prepare<[number], [number, string]>('SELECT seq, item FROM fuzzy_log WHERE seq > ? ORDER BY seq').raw(),
       setAdmin: db.prepare('UPDATE fp SET admin = ?, admin_reason = ? WHERE item = ?'),
       clearAdmin: db.prepare('UPDATE fp SET admin = NULL, admin_reason = NULL WHERE item = ? AND admin IS NOT NULL'),
       hasBatch: db.prepare<[string], { id: string }>('SELECT id FROM batch WHERE id = ?'),
@@ -139,8 +169,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
         const judged: { match: Neighbour; result: LookupResult }[] = [];
         if (exact !== undefined) judged.push({ match: { item, similarity: 1 }, result: judge(item, toState(exact), now) });
         if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
-          const candidates = this.#s.probe.all(JSON.stringify(probeIndexKeys(fuzzy))).map((r) => r.item);
-          for (const match of nearAll(fuzzy, candidates, item)) {
+          for (const match of this.#near(item, fuzzy)) {
             const row = this.#s.getFp.get(match.item);
             if (row !== undefined) judged.push({ match, result: judge(item, toState(row), now) });
           }
@@ -151,6 +180,18 @@ export class SqliteStore implements ReputationEngine, KeyStore {
 
   async lookup(items: readonly string[], now = Date.now()): Promise<LookupResult[]> {
     return this.#lookup(items, now);
+  }
+
+  /** Confirmed near neighbours of a fuzzy item (other than itself), most similar first. */
+  #near(item: string, fuzzy: FuzzyItem): Neighbour[] {
+    if (!inMemory(fuzzy)) return nearAll(fuzzy, this.#s.probe.all(JSON.stringify(probeIndexKeys(fuzzy))).map((r) => r.item), item);
+    // Items logged since the last lookup, by this process or another one on the same file
+    // (one indexed range read, empty almost always; the whole log on the first lookup).
+    for (const [seq, logged] of this.#s.readLog.iterate(this.#logSeq)) {
+      this.#memory.add(logged);
+      this.#logSeq = seq;
+    }
+    return this.#memory.near(fuzzy, item);
   }
 
   #apply(item: string, reporter: string, o: Observation, now: number): void {
@@ -169,7 +210,9 @@ export class SqliteStore implements ReputationEngine, KeyStore {
 
   #index(item: string): void {
     const fuzzy = fuzzyItem(item);
-    if (fuzzy !== null) for (const k of storeIndexKeys(fuzzy)) this.#s.putIndex.run(k, item);
+    if (fuzzy === null) return;
+    if (inMemory(fuzzy)) this.#s.putLog.run(item);
+    else for (const k of storeIndexKeys(fuzzy)) this.#s.putIndex.run(k, item);
   }
 
   readonly #ingest = (batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number): IngestResult =>
