@@ -14,7 +14,7 @@
  * transactions (exact for every process, no scan), and a batch is claimed by one uploader at a
  * time so two workers never send the same batch side by side.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
@@ -59,9 +59,17 @@ function ownerAlive(owner: string): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed worker stays a zombie until it is reaped, and signal 0 still reaches a zombie.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    // Gone since the signal, or no /proc at all (not Linux): then trust the signal.
+    return !existsSync('/proc/self/stat');
   }
 }
 
