@@ -8,7 +8,7 @@
  * Everything is async: the recorder lives in the test process, so a spawnSync would freeze it.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -291,4 +291,46 @@ export function everyWorker(gateway: { logLines(): Record<string, unknown>[] }, 
       .map((line) => line.worker ?? 'single'),
   );
   return workers.size >= WORKERS || workers.has('single');
+}
+
+/** The pids of `pid`'s children (gateway workers of a node:cluster primary), from /proc. */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
+/**
+ * kill -9 of a whole gateway, as a power cut or the OOM killer would do it: the workers first
+ * (killing the primary alone would let them finish gracefully), then the primary before it can
+ * replace them.
+ */
+export async function killHard(child: ChildProcess): Promise<void> {
+  const exited = new Promise<void>((done) => (child.exitCode !== null || child.signalCode !== null ? done() : child.once('exit', () => done())));
+  const workers = childPids(child.pid!);
+  for (const pid of workers) process.kill(pid, 'SIGKILL');
+  child.kill('SIGKILL');
+  await exited;
+  // The workers are reaped by init once their primary is gone; wait until they are.
+  const deadline = Date.now() + 5000;
+  while (workers.some((pid) => alive(pid)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
