@@ -85,6 +85,7 @@ test('a hung service costs at most the lookup budget: mail is judged on local da
   t.regex(later.reply, /^250 /);
   t.true(later.ms < budgetMs, `with the breaker open a message does not wait the budget (${Math.round(later.ms)} ms)`);
   t.is(peer.requests('POST /v1/lookup'), 5, 'nothing more was sent to the dead service');
+  t.log(`budget ${budgetMs} ms: first message ${Math.round(first.ms)} ms, with the breaker open ${Math.round(later.ms)} ms`);
   const [copy] = await relayedCopies(next, 1, seen);
   t.deepEqual(tests(copy!), ['NIMBUS_LOOKUP_BREAKER_OPEN']);
   t.deepEqual(header(copy!, 'X-Spam-Flag'), []);
