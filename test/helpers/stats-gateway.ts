@@ -320,17 +320,7 @@ export async function killHard(child: ChildProcess): Promise<void> {
   const workers = childPids(child.pid!);
   for (const pid of workers) process.kill(pid, 'SIGKILL');
   child.kill('SIGKILL');
+  // The workers may stay zombies (nobody reaps them here): the store tells a zombie from a live
+  // uploader, which is part of what the crash test proves.
   await exited;
-  // The workers are reaped by init once their primary is gone; wait until they are.
-  const deadline = Date.now() + 5000;
-  while (workers.some((pid) => alive(pid)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
