@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import test from 'ava';
 import { startNimbusGateway } from './helpers/postfix.js';
-import { startSmtpSink, tempDir, waitFor } from './helpers/smtp.js';
+import { freePort, startSmtpSink, tempDir, waitFor } from './helpers/smtp.js';
 import {
   WORKERS,
   eventually,
@@ -105,11 +105,21 @@ test('a key the service rejects (401): logged clearly once per worker, mail keep
   };
   const wrongKey = `${service.token.slice(0, -4)}xxxx`;
   writeEnvFile(envFile, { ...participating, NIMBUS_REPUTATION_KEY: wrongKey });
-  const gateway = await startNimbusGateway({ NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: String(WORKERS) });
+  const metricsPort = await freePort();
+  const gateway = await startNimbusGateway({
+    NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`,
+    NIMBUS_ENV_FILE: envFile,
+    NIMBUS_WORKERS: String(WORKERS),
+    NIMBUS_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+  });
   t.teardown(async () => {
     await gateway.stop();
     await Promise.all([recorder.close(), service.stop(), sink.stop()]);
   });
+  const metric = async (pattern: RegExp): Promise<number> => {
+    const match = pattern.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    return match ? Number(match[1]) : Number.NaN;
+  };
   const cliEnv = { NIMBUS_DATA_DIR: gateway.dataDir, NIMBUS_ENV_FILE: envFile };
 
   const sent = await smtpSource(gateway.port, 30, 4);
@@ -131,6 +141,8 @@ test('a key the service rejects (401): logged clearly once per worker, mail keep
   t.is(during.backlog, 50, 'every record kept locally');
   t.regex(during.lastError ?? '', /401/);
   t.is(await service.ingested(), 0);
+  t.is(await metric(/^nimbus_stats_backlog_records (\d+)/m), 50, 'the backlog gauge agrees');
+  t.true((await metric(/^nimbus_stats_upload_errors_total\{kind="auth"\} (\d+)/m)) >= 1, 'the 401 is counted');
 
   writeEnvFile(envFile, { ...participating, NIMBUS_REPUTATION_KEY: service.token });
   const fixed = Date.now();
@@ -141,4 +153,6 @@ test('a key the service rejects (401): logged clearly once per worker, mail keep
   t.is(await service.ingested(), 50);
   t.is(after.backlog, 0);
   t.is(after.lastError, null);
+  t.is(await metric(/^nimbus_stats_backlog_records (\d+)/m), 0, 'every worker reports the shared outbox, not its own last value');
+  t.is(await metric(/^nimbus_stats_uploaded_records_total (\d+)/m), 50);
 });

@@ -64,6 +64,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
   };
   dropped(store.prune(), 'age bound');
   metrics?.backlog.set(store.backlog());
+  if (metrics) metrics.backlogSource = () => store.outboxSize();
   const transports = new ClientTransports();
   const uploader =
     options.upload === false
@@ -109,6 +110,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
     async close() {
       if (closed) return;
       closed = true;
+      if (metrics) metrics.backlogSource = null;
       clearInterval(pruner);
       await uploader?.close();
       transports.close();

@@ -22,6 +22,11 @@ export interface GatewayMetrics {
   readonly breakerState: Gauge;
   /** Statistics records waiting in the outbox. */
   readonly backlog: Gauge;
+  /**
+   * Read at each scrape when set (openStatistics sets it): the outbox is shared by the gateway
+   * workers, so a value set by one worker at its last record goes stale when another uploads.
+   */
+  backlogSource: (() => number) | null;
   /** label kind (auth|network|http) */
   readonly uploadErrors: Counter<'kind'>;
   /** Records uploaded and acknowledged by the service. */
@@ -34,7 +39,7 @@ export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {})
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'nimbus_' });
   const registers = [registry];
-  return {
+  const metrics: GatewayMetrics = {
     registry,
     messages: new Counter({ name: 'nimbus_messages_total', help: 'Messages processed, by verdict and action', labelNames: ['verdict', 'action'], registers }),
     lookupLatency: new Histogram({
@@ -48,11 +53,25 @@ export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {})
     // Gauges of state shared by gateway workers (one outbox, one service): the primary's aggregate
     // of the workers' values is their max, not their sum (src/commands/gateway.ts).
     breakerState: new Gauge({ name: 'nimbus_lookup_breaker_state', help: 'Lookup circuit breaker: 0 closed, 1 half-open, 2 open', aggregator: 'max', registers }),
-    backlog: new Gauge({ name: 'nimbus_stats_backlog_records', help: 'Statistics records waiting for upload', aggregator: 'max', registers }),
+    backlog: new Gauge({
+      name: 'nimbus_stats_backlog_records',
+      help: 'Statistics records waiting for upload',
+      aggregator: 'max',
+      registers,
+      collect() {
+        try {
+          if (metrics.backlogSource) this.set(metrics.backlogSource());
+        } catch {
+          // The store is closing: the last value stands.
+        }
+      },
+    }),
+    backlogSource: null,
     uploadErrors: new Counter({ name: 'nimbus_stats_upload_errors_total', help: 'Failed statistics uploads', labelNames: ['kind'], registers }),
     recordsUploaded: new Counter({ name: 'nimbus_stats_uploaded_records_total', help: 'Statistics records acknowledged by the service', registers }),
     recordsDropped: new Counter({ name: 'nimbus_stats_dropped_records_total', help: 'Outbox records dropped by the size or age bound', registers }),
   };
+  return metrics;
 }
 
 /**
