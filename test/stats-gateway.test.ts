@@ -1,6 +1,6 @@
 /**
- * What leaves the host, proven through a running `nimbus gateway`: the same messages go through a
- * gateway in each participation mode, and every byte the gateway sends towards the real
+ * What leaves the host, proven through a running `nimbus gateway` (WORKERS processes): the same
+ * messages go through a gateway in each participation mode, and every byte the gateway sends towards the real
  * `nimbus reputation` passes an HTTP recorder that forwards it (the real service answers).
  * The messages carry distinctive addresses, HELO, subject, text, client IP, a link with a personal
  * token and a named attachment; the captured bytes are searched for each of them.
@@ -11,6 +11,7 @@ import test from 'ava';
 import { startNimbusGateway, type NimbusProcess } from './helpers/postfix.js';
 import { startSmtpSink, swaks, tempDir, waitFor, type SmtpSink } from './helpers/smtp.js';
 import {
+  WORKERS,
   messagesIn,
   smtpSource,
   startRecorder,
@@ -85,6 +86,7 @@ async function gatewayIn(t: { teardown(fn: () => Promise<void>): void }, mode: '
     NIMBUS_ACCEPT_STATEMENT: 'yes',
     NIMBUS_REPUTATION_URL: recorder.url,
     NIMBUS_REPUTATION_KEY: service.token,
+    NIMBUS_WORKERS: String(WORKERS),
   });
   t.teardown(async () => {
     await gateway.stop();
