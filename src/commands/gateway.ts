@@ -4,16 +4,76 @@
  *   SIGTERM/SIGINT: stop accepting, finish what is in flight, flush statistics, exit 0.
  *   SIGHUP: reload the configuration (env file included) and apply what can change live,
  *   participation included (opting out stops every exchange at once).
+ *
+ * Multi-core (NIMBUS_WORKERS, default: the number of cores). With 1 the gateway runs in this
+ * process. With N > 1 this process is a supervisor (node:cluster primary) that forks N workers;
+ * each worker is a whole gateway (SMTP server, embedded engine, statistics) and they share the
+ * listening socket: the primary accepts and hands connections to the workers in turn (cluster's
+ * round-robin policy), so a connection and all its messages stay in one worker. The SQLite files
+ * are shared by all workers (WAL + busy_timeout in both stores).
+ *   - systemd signals the primary (ExecReload, KillSignal): it forwards SIGTERM and SIGHUP to its
+ *     workers, and after SIGTERM exits 0 once every worker has finished its messages in flight.
+ *   - A worker that dies unexpectedly is replaced, after 1 s, doubled for every further early
+ *     death up to 30 s; the delay is back to 1 s after a worker that ran a minute.
+ *   - A worker that fails during the first start (port taken, bad data dir) stops the whole
+ *     gateway with its exit code: restarting would fail the same way, and systemd should see it.
+ *   - NIMBUS_METRICS_LISTEN is served by the primary only: on each scrape it asks every worker
+ *     for its registry (prom-client's AggregatorRegistry) and sums the counters.
  */
-import { ConfigError, loadConfig } from '../config.js';
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type PrometheusContentType } from 'prom-client';
+import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { startGateway } from '../gateway/server.js';
+import { startMetricsServer, type MetricsServer } from '../stats/index.js';
 import { openGatewayRuntime } from '../verdict/runtime.js';
 
+/** Delay before a dead worker is replaced; doubled per consecutive early death. */
+export const RESTART_BASE_MS = 1_000;
+export const RESTART_MAX_MS = 30_000;
+/** A worker that ran this long had nothing wrong at start: its replacement waits RESTART_BASE_MS. */
+export const STABLE_AFTER_MS = 60_000;
+/** Worker → primary: the SMTP listener is up and the signal handlers are in place. */
+const READY_MESSAGE = 'nimbus:gateway-ready';
+
+type Role = 'single' | 'worker';
+
 export async function run(_args: string[]): Promise<number> {
+  if (cluster.isWorker) {
+    try {
+      return await serve(loadConfig(), 'worker');
+    } finally {
+      // The IPC channel to the primary would keep a finished (or failed) worker alive.
+      if (process.connected) process.disconnect();
+    }
+  }
   const config = loadConfig();
-  const log = createLogger(config.logLevel, { service: 'gateway' });
-  const runtime = await openGatewayRuntime(config, log);
+  if (config.workers <= 1) return serve(config, 'single');
+  return supervise(config);
+}
+
+function reloadProblems(error: unknown): readonly string[] {
+  return error instanceof ConfigError ? error.problems : [String(error)];
+}
+
+/** One gateway in this process: alone (NIMBUS_WORKERS=1) or as one worker of the primary. */
+async function serve(config: Config, role: Role): Promise<number> {
+  const log = createLogger(config.logLevel, { service: 'gateway', ...(role === 'worker' ? { worker: cluster.worker!.id } : {}) });
+  // Handlers go in before anything slow: a SIGHUP while the runtime opens must not kill the
+  // process (its default action), and a SIGTERM then must still stop it once it is up.
+  let pendingStop: string | null = null;
+  let pendingReload = false;
+  let onStop = (signal: string): void => void (pendingStop ??= signal);
+  let onReload = (): void => void (pendingReload = true);
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGHUP', () => onReload());
+  // A worker whose primary is gone gets no connections any more (the primary holds the socket).
+  if (role === 'worker') process.on('disconnect', () => onStop('primary-gone'));
+
+  // In a worker the metrics endpoint is the primary's (see the top of this file).
+  const own = (c: Config): Config => (role === 'worker' ? { ...c, metricsListen: null } : c);
+  const runtime = await openGatewayRuntime(own(config), log);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway(config, log, runtime.hooks);
@@ -21,9 +81,15 @@ export async function run(_args: string[]): Promise<number> {
     await runtime.close();
     throw error;
   }
+  if (role === 'worker') {
+    AggregatorRegistry.setRegistries([runtime.metrics.registry]);
+    // The constructor installs the listener that answers the primary's metrics requests.
+    void new AggregatorRegistry();
+  }
+
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    onStop = (signal) => {
       if (stopping) return;
       stopping = true;
       log.info({ event: 'signal', signal }, 'stopping: finishing messages in flight');
@@ -38,18 +104,150 @@ export async function run(_args: string[]): Promise<number> {
           },
         );
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
+    onReload = () => {
       try {
         const next = loadConfig();
         gateway.reload(next);
-        runtime.reload(next);
+        runtime.reload(own(next));
       } catch (error) {
         // A bad edit must not take a running gateway down: keep the old configuration.
-        const problems = error instanceof ConfigError ? error.problems : [String(error)];
-        log.error({ event: 'reload_failed', problems }, 'configuration reload failed, keeping the running configuration');
+        log.error({ event: 'reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
       }
-    });
+    };
+    if (role === 'worker') process.send?.({ type: READY_MESSAGE });
+    if (pendingReload) onReload();
+    if (pendingStop !== null) onStop(pendingStop);
   });
 }
+
+/** The primary's view of the scrape: every worker's registry, aggregated. */
+class ClusterRegistry extends AggregatorRegistry<PrometheusContentType> {
+  override metrics(): Promise<string> {
+    return this.clusterMetrics();
+  }
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | null;
+  ready: boolean;
+  startedAt: number;
+  restartDelayMs: number;
+  restartTimer: NodeJS.Timeout | null;
+  /** A SIGHUP that came while this worker was starting: delivered once it is ready. */
+  reloadWhenReady: boolean;
+}
+
+/** The node:cluster primary: forks, forwards signals, replaces dead workers. */
+async function supervise(config: Config): Promise<number> {
+  const log = createLogger(config.logLevel, { service: 'gateway', role: 'primary' });
+  let current = config;
+  let metricsServer: MetricsServer | null = null;
+  if (config.metricsListen) metricsServer = await startMetricsServer(config.metricsListen, new ClusterRegistry());
+  log.info({ event: 'workers_starting', workers: config.workers, metrics: metricsServer?.address ?? null }, `starting ${config.workers} gateway workers`);
+
+  return new Promise<number>((resolve) => {
+    const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({
+      index,
+      worker: null,
+      ready: false,
+      startedAt: 0,
+      restartDelayMs: RESTART_BASE_MS,
+      restartTimer: null,
+      reloadWhenReady: false,
+    }));
+    let allStarted = false;
+    let stopping = false;
+    let exitCode = 0;
+
+    const finishIfDone = (): void => {
+      if (!stopping || slots.some((slot) => slot.worker !== null)) return;
+      void (metricsServer?.close() ?? Promise.resolve()).then(() => {
+        log.info({ event: 'gateway_stopped', exitCode }, 'all workers finished');
+        resolve(exitCode);
+      });
+    };
+
+    const stop = (signal: string, code = 0): void => {
+      if (stopping) return;
+      stopping = true;
+      exitCode = code;
+      log.info({ event: 'signal', signal }, 'stopping: workers finish their messages in flight');
+      for (const slot of slots) {
+        if (slot.restartTimer) clearTimeout(slot.restartTimer);
+        slot.restartTimer = null;
+        slot.worker?.process.kill('SIGTERM');
+      }
+      finishIfDone();
+    };
+
+    const fork = (slot: Slot): void => {
+      slot.restartTimer = null;
+      const worker = cluster.fork();
+      slot.worker = worker;
+      slot.ready = false;
+      slot.startedAt = Date.now();
+      worker.on('message', (message: unknown) => {
+        if ((message as { type?: unknown } | null)?.type !== READY_MESSAGE) return;
+        slot.ready = true;
+        if (slot.reloadWhenReady) {
+          slot.reloadWhenReady = false;
+          worker.process.kill('SIGHUP');
+        }
+        if (!allStarted && slots.every((s) => s.ready)) {
+          allStarted = true;
+          log.info({ event: 'workers_ready', workers: slots.map((s) => s.worker?.process.pid) }, 'all gateway workers listening');
+        }
+      });
+      worker.on('exit', (code: number | null, signal: string | null) => {
+        const wasReady = slot.ready;
+        slot.worker = null;
+        slot.ready = false;
+        const pid = worker.process.pid;
+        if (stopping) {
+          // A worker still starting has nothing in flight: SIGTERM's default action is fine there.
+          if (wasReady && code !== 0) exitCode = 1;
+          finishIfDone();
+          return;
+        }
+        if (!allStarted) {
+          log.error({ event: 'worker_start_failed', pid, code, signal }, 'a gateway worker failed to start: stopping');
+          stop('worker-start-failed', code !== null && code !== 0 ? code : 1);
+          return;
+        }
+        if (Date.now() - slot.startedAt >= STABLE_AFTER_MS) slot.restartDelayMs = RESTART_BASE_MS;
+        const delay = slot.restartDelayMs;
+        slot.restartDelayMs = Math.min(delay * 2, RESTART_MAX_MS);
+        log.error({ event: 'worker_exited', pid, code, signal, restartInMs: delay }, `gateway worker ${pid} died, replacing it in ${delay} ms`);
+        slot.restartTimer = setTimeout(() => fork(slot), delay);
+      });
+    };
+
+    const reload = (): void => {
+      let next: Config;
+      try {
+        next = loadConfig();
+      } catch (error) {
+        // Checked here once, not N times in the workers; they keep their configuration.
+        log.error({ event: 'reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
+        return;
+      }
+      const needsRestart: string[] = [];
+      if (next.workers !== current.workers) needsRestart.push('NIMBUS_WORKERS');
+      if (JSON.stringify(next.metricsListen) !== JSON.stringify(current.metricsListen)) needsRestart.push('NIMBUS_METRICS_LISTEN');
+      current = next;
+      log.info({ event: 'reload_forwarded', needsRestart }, needsRestart.length > 0 ? `reloading workers; restart needed for ${needsRestart.join(', ')}` : 'reloading workers');
+      for (const slot of slots) {
+        if (slot.worker && slot.ready) slot.worker.process.kill('SIGHUP');
+        else if (slot.worker) slot.reloadWhenReady = true;
+        // A slot waiting for its restart forks a worker that reads the new configuration itself.
+      }
+    };
+
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', reload);
+    for (const slot of slots) fork(slot);
+  });
+}
+

@@ -1,0 +1,232 @@
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, startScriptedServer, stopChild, swaks, tempDir, waitFor } from './helpers/smtp.js';
+
+const ROOT = join(import.meta.dirname, '..');
+
+interface Gateway {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly exited: Promise<number | null>;
+  logs(): string;
+  /** JSON log lines with this event. */
+  events(event: string): Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+/** `nimbus gateway` with NIMBUS_WORKERS=2, waited for until every worker listens. */
+async function startWorkers(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<Gateway> {
+  const port = await freePort();
+  const dataDir = tempDir('nimbus-gw-workers-');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'gateway'], {
+    cwd: ROOT,
+    env: { ...process.env, NIMBUS_ENV_FILE: '', NIMBUS_WORKERS: '2', NIMBUS_LISTEN: `127.0.0.1:${port}`, NIMBUS_DATA_DIR: dataDir, NIMBUS_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  child.stdout!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const events = (event: string): Record<string, unknown>[] =>
+    logs
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      })
+      .filter((line) => line.event === event);
+  const gateway: Gateway = {
+    child,
+    port,
+    dataDir,
+    exited,
+    logs: () => logs,
+    events,
+    async stop() {
+      await stopChild(child, 'SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  if (options.waitReady ?? true) {
+    try {
+      await waitFor('both workers to listen', () => {
+        if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${logs}`);
+        return events('workers_ready').length > 0;
+      }, 90_000);
+    } catch (error) {
+      await gateway.stop();
+      throw error;
+    }
+  }
+  return gateway;
+}
+
+const send = (port: number, args: readonly string[] = []) => swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org', ...args]);
+
+/** Distinct pids of the processes that logged a processed message. */
+const messagePids = (gateway: Gateway): Set<unknown> => new Set(gateway.events('message').map((line) => line.pid));
+
+test.serial('with NIMBUS_WORKERS=2 messages are relayed by two different worker processes, not by the primary', async (t) => {
+  const hop = await startScriptedServer();
+  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com' });
+  try {
+    for (let i = 0; i < 4; i++) {
+      const result = await send(gateway.port);
+      t.is(result.exitCode, 0, result.output);
+    }
+    t.is(hop.messages.length, 4);
+    const pids = messagePids(gateway);
+    t.is(pids.size, 2, gateway.logs());
+    t.false(pids.has(gateway.child.pid));
+  } finally {
+    await gateway.stop();
+    await hop.stop();
+  }
+});
+
+test.serial('SIGHUP to the primary reloads every worker: a relay domain added to the env file is accepted by both', async (t) => {
+  const hop = await startScriptedServer();
+  const port = await freePort();
+  const dir = tempDir('nimbus-gw-workers-env-');
+  const envFile = join(dir, 'nimbus.env');
+  const envText = (domains: string) =>
+    `NIMBUS_LISTEN=127.0.0.1:${port}\nNIMBUS_NEXT_HOP=127.0.0.1:${hop.port}\nNIMBUS_RELAY_DOMAINS=${domains}\nNIMBUS_TRUSTED_NETWORKS=127.0.0.1/32\nNIMBUS_WORKERS=2\n`;
+  writeFileSync(envFile, envText('example.com'));
+  const gateway = await startWorkers({ NIMBUS_ENV_FILE: envFile });
+  // From 127.0.0.2: not a trusted network, so only NIMBUS_RELAY_DOMAINS decides.
+  const toOther = ['--local-interface', '127.0.0.2', '--to', 'x@other.example', '--from', 'a@example.net'];
+  try {
+    const before = await swaks(port, [...toOther, '--quit-after', 'RCPT']);
+    t.true(before.replies.includes('550 5.7.1 Relay access denied'), before.output);
+    writeFileSync(envFile, envText('example.com,other.example'));
+    gateway.child.kill('SIGHUP');
+    await waitFor('both workers to reload', () => new Set(gateway.events('gateway_reloaded').map((line) => line.pid)).size === 2, 30_000);
+    for (let i = 0; i < 4; i++) {
+      const after = await swaks(port, toOther);
+      t.is(after.exitCode, 0, after.output);
+    }
+    t.is(hop.messages.length, 4);
+    t.is(messagePids(gateway).size, 2, gateway.logs());
+    t.is(gateway.child.exitCode, null);
+  } finally {
+    await gateway.stop();
+    await hop.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.serial('SIGTERM to the primary: both workers finish their messages in flight with 250, then it exits 0', async (t) => {
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let arrived = 0;
+  const hop = await startScriptedServer({
+    data: async () => {
+      arrived++;
+      await released;
+      return 'accept' as const;
+    },
+  });
+  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com' });
+  try {
+    // Connections go to the workers in turn: two messages held in each.
+    const sending = Array.from({ length: 4 }, () => send(gateway.port));
+    await waitFor('four messages at the next hop', () => arrived === 4, 60_000);
+    gateway.child.kill('SIGTERM');
+    await waitFor('both workers to get SIGTERM', () => gateway.events('signal').filter((line) => line.pid !== gateway.child.pid).length === 2, 30_000);
+    release();
+    const results = await Promise.all(sending);
+    for (const result of results) t.true(result.replies.some((r) => r.startsWith('250 2.6.0 Ok: queued as')), result.output);
+    t.is(await gateway.exited, 0, gateway.logs());
+    t.is(hop.messages.length, 4);
+    t.is(messagePids(gateway).size, 2);
+  } finally {
+    release();
+    await gateway.stop();
+    await hop.stop();
+  }
+});
+
+test.serial('a worker that is killed is replaced by a new one and mail keeps flowing', async (t) => {
+  const hop = await startScriptedServer();
+  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com' });
+  try {
+    // The primary's workers_ready can reach the pipe before a worker's own line.
+    const first = await waitFor('both workers to log gateway_listening', () => {
+      const pids = gateway.events('gateway_listening').map((line) => line.pid as number);
+      return pids.length === 2 ? pids : undefined;
+    });
+    process.kill(first[0]!, 'SIGKILL');
+    const replacement = await waitFor(
+      'a replacement worker to listen',
+      () => gateway.events('gateway_listening').map((line) => line.pid as number).find((pid) => !first.includes(pid)),
+      60_000,
+    );
+    const exited = gateway.events('worker_exited');
+    t.is(exited.length, 1);
+    t.is(exited[0]!.pid, first[0]);
+    t.is(exited[0]!.signal, 'SIGKILL');
+    for (let i = 0; i < 4; i++) {
+      const result = await send(gateway.port);
+      t.is(result.exitCode, 0, result.output);
+    }
+    t.is(hop.messages.length, 4);
+    t.true(messagePids(gateway).has(replacement));
+    t.false(messagePids(gateway).has(first[0]));
+  } finally {
+    await gateway.stop();
+    await hop.stop();
+  }
+});
+
+test.serial('the primary serves NIMBUS_METRICS_LISTEN and counts the messages of every worker', async (t) => {
+  const hop = await startScriptedServer();
+  const metricsPort = await freePort();
+  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com', NIMBUS_METRICS_LISTEN: `127.0.0.1:${metricsPort}` });
+  try {
+    for (let i = 0; i < 4; i++) {
+      const result = await send(gateway.port);
+      t.is(result.exitCode, 0, result.output);
+    }
+    t.is(messagePids(gateway).size, 2);
+    const body = await new Promise<string>((resolve, reject) => {
+      get(`http://127.0.0.1:${metricsPort}/metrics`, (response) => {
+        let text = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+    const total = body
+      .split('\n')
+      .filter((line) => line.startsWith('nimbus_messages_total{'))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    t.is(total, 4, body);
+  } finally {
+    await gateway.stop();
+    await hop.stop();
+  }
+});
+
+test.serial('a worker that cannot start (port taken) stops the gateway with a non-zero exit code', async (t) => {
+  const blocker = createServer();
+  const port = await freePort();
+  await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', () => resolve()));
+  const gateway = await startWorkers({ NIMBUS_LISTEN: `127.0.0.1:${port}` }, { waitReady: false });
+  try {
+    const code = await Promise.race([gateway.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 90_000))]);
+    t.not(code, 'timeout');
+    t.not(code, 0);
+    t.is(gateway.events('worker_start_failed').length >= 1, true, gateway.logs());
+  } finally {
+    await gateway.stop();
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  }
+});
