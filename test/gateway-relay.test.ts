@@ -289,3 +289,34 @@ test('a next hop slower than NIMBUS_NEXT_HOP_TIMEOUT_MS to answer DATA gives the
     await stop();
   }
 });
+
+test('a client that talks before the greeting is refused with 421 unless it is in a trusted network', async (t) => {
+  // 127.0.0.1 trusted, 127.0.0.2 not: both send EHLO the moment the connection is up.
+  const { gw, stop } = await gateway({ NIMBUS_TRUSTED_NETWORKS: '127.0.0.1/32' });
+  const { connect } = await import('node:net');
+  const firstReplies = (localAddress: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: gw.address.port, localAddress });
+      let text = '';
+      socket.on('connect', () => socket.write('EHLO early.example\r\n'));
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.split('\r\n').length > 2) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      socket.setTimeout(10_000, () => socket.destroy(new Error(`no reply: ${text}`)));
+    });
+  try {
+    const stranger = await firstReplies('127.0.0.2');
+    t.regex(stranger, /^421 .*You talk too soon/m);
+    const trusted = await firstReplies('127.0.0.1');
+    t.regex(trusted, /^220 /);
+    t.regex(trusted, /^250[- ]/m);
+  } finally {
+    await stop();
+  }
+});
