@@ -12,8 +12,12 @@ import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, IngestResult, KeyStore, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
 import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
+import { Checkpointer, MAIN_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
 import { MEMORY_SCHEMES, MemoryIndexes, inMemory } from './memory-index.js';
 import { BATCH_TTL_MS, emptyPair, emptyState, judge, observe, type FingerprintState, type Observation, type PairState } from '../scoring.js';
+
+/** Size the WAL file is truncated back to after a checkpoint restarts it. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** Requests per second a key gets when `nimbus keys add` names no rate. */
 export const DEFAULT_KEY_RATE = 100;
@@ -53,21 +57,13 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
   },
 ];
 
-interface FpRow {
-  item: string;
-  seen: number;
-  spam_reports: number;
-  ham_reports: number;
-  sensor_ev: number;
-  spam_ev: number;
-  weak_ev: number;
-  ham_ev: number;
-  reporters: number;
-  first_seen: number | null;
-  last_seen: number | null;
-  ts: number;
-  admin: OverrideVerdict | null;
-}
+/**
+ * A row of `fp` as read by FP_COLUMNS, as an array: better-sqlite3's raw mode skips building an
+ * object per row, about half the cost of a read on the ingest path (micro-benchmark, 250k rows).
+ */
+type FpRow = [number, number, number, number, number, number, number, number, number | null, number | null, number, OverrideVerdict | null];
+const FP_COLUMNS = 'seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin';
+type PairRow = [number, number, number, number, number];
 
 interface KeyRow {
   id: string;
@@ -80,19 +76,21 @@ interface KeyRow {
 }
 
 const toState = (r: FpRow): FingerprintState => ({
-  seen: r.seen,
-  spamReports: r.spam_reports,
-  hamReports: r.ham_reports,
-  sensorEv: r.sensor_ev,
-  spamEv: r.spam_ev,
-  weakEv: r.weak_ev,
-  hamEv: r.ham_ev,
-  reporters: r.reporters,
-  firstSeen: r.first_seen,
-  lastSeen: r.last_seen,
-  ts: r.ts,
-  admin: r.admin,
+  seen: r[0],
+  spamReports: r[1],
+  hamReports: r[2],
+  sensorEv: r[3],
+  spamEv: r[4],
+  weakEv: r[5],
+  hamEv: r[6],
+  reporters: r[7],
+  firstSeen: r[8],
+  lastSeen: r[9],
+  ts: r[10],
+  admin: r[11],
 });
+
+const toPair = (r: PairRow): PairState => ({ sensor: r[0], spam: r[1], weak: r[2], ham: r[3], ts: r[4] });
 
 const toKey = (r: KeyRow): StoredKey => ({
   id: r.id,
@@ -106,13 +104,17 @@ const toKey = (r: KeyRow): StoredKey => ({
 
 export class SqliteStore implements ReputationEngine, KeyStore {
   readonly #db: Database.Database;
+  readonly #path: string;
   readonly #s;
+  /** Started by the first ingest (CLI commands that only read or add a key never need it). */
+  #checkpointer: Checkpointer | null = null;
   readonly #memory = new MemoryIndexes();
   /** Last `fuzzy_log` row replayed into #memory. */
   #logSeq = 0;
 
   constructor(path: string) {
     this.#db = new Database(path);
+    this.#path = path;
     this.#db.pragma('journal_mode = WAL');
     // NORMAL in WAL: a power cut may lose the last transactions, never corrupt the file; the
     // statistics that feed it are resent by idempotent batch id.
@@ -127,7 +129,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
       }
     }).immediate();
     this.#s = {
-      getFp: db.prepare<[string], FpRow>('SELECT * FROM fp WHERE item = ?'),
+      getFp: db.prepare<[string], FpRow>(`SELECT ${FP_COLUMNS} FROM fp WHERE item = ?`).raw(),
       putFp: db.prepare(
         `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
@@ -135,7 +137,13 @@ export class SqliteStore implements ReputationEngine, KeyStore {
            sensor_ev = excluded.sensor_ev, spam_ev = excluded.spam_ev, weak_ev = excluded.weak_ev, ham_ev = excluded.ham_ev,
            reporters = excluded.reporters, first_seen = excluded.first_seen, last_seen = excluded.last_seen, ts = excluded.ts`,
       ),
-      getPair: db.prepare<[string, string], PairState>('SELECT sensor, spam, weak, ham, ts FROM pair WHERE item = ? AND reporter = ?'),
+      getPair: db.prepare<[string, string], PairRow>('SELECT sensor, spam, weak, ham, ts FROM pair WHERE item = ? AND reporter = ?').raw(),
+      // Plain updates for rows just read: one B-tree descent where an upsert takes two.
+      updateFp: db.prepare(
+        `UPDATE fp SET seen = ?, spam_reports = ?, ham_reports = ?, sensor_ev = ?, spam_ev = ?, weak_ev = ?, ham_ev = ?, reporters = ?, first_seen = ?, last_seen = ?, ts = ?
+         WHERE item = ?`,
+      ),
+      updatePair: db.prepare('UPDATE pair SET sensor = ?, spam = ?, weak = ?, ham = ?, ts = ? WHERE item = ? AND reporter = ?'),
       putPair: db.prepare(
         `INSERT INTO pair (item, reporter, sensor, spam, weak, ham, ts) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (item, reporter) DO UPDATE SET sensor = excluded.sensor, spam = excluded.spam, weak = excluded.weak, ham = excluded.ham, ts = excluded.ts`,
@@ -197,9 +205,11 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   #apply(item: string, reporter: string, o: Observation, now: number): void {
     const row = this.#s.getFp.get(item);
     const pairRow = row === undefined ? undefined : this.#s.getPair.get(item, reporter);
-    const { state, pair } = observe(row === undefined ? emptyState(now) : toState(row), pairRow ?? emptyPair(now), pairRow === undefined, o, now);
-    this.#putFp(item, state);
-    this.#s.putPair.run(item, reporter, pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts);
+    const { state: s, pair } = observe(row === undefined ? emptyState(now) : toState(row), pairRow === undefined ? emptyPair(now) : toPair(pairRow), pairRow === undefined, o, now);
+    if (row === undefined) this.#putFp(item, s);
+    else this.#s.updateFp.run(s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, item);
+    if (pairRow === undefined) this.#s.putPair.run(item, reporter, pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts);
+    else this.#s.updatePair.run(pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts, item, reporter);
     if (row === undefined) this.#index(item);
   }
 
@@ -225,6 +235,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     })();
 
   async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
+    this.#startCheckpointer();
     return this.#ingest(batchId, sensor, records, now);
   }
 
@@ -272,7 +283,20 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     return true;
   }
 
+  /** Moves checkpoints to a worker (checkpointer.ts); the main connection keeps only a safety cap. */
+  #startCheckpointer(): void {
+    if (this.#checkpointer !== null || this.#db.memory) return;
+    this.#checkpointer = new Checkpointer(this.#path);
+    this.#db.pragma(`wal_autocheckpoint = ${MAIN_AUTOCHECKPOINT_PAGES}`);
+    // The WAL file is cut back to this size when it restarts, so a burst leaves no 256 MB file.
+    this.#db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+  }
+
   async close(): Promise<void> {
+    const checkpointer = this.#checkpointer;
+    this.#checkpointer = null;
+    if (checkpointer !== null) await checkpointer.close();
+    // The last connection to close checkpoints the whole WAL and removes it.
     if (this.#db.open) this.#db.close();
   }
 }
