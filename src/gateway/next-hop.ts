@@ -54,10 +54,15 @@ export class NextHopSession {
   #failure: NextHopError | null = null;
   #extensions = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
+  /** No mail transaction open at the next hop: MAIL can follow without RSET (RFC 5321 4.1.4). */
+  #clean = true;
+  #transactions = 0;
+  readonly target: HostPort;
 
-  private constructor(socket: Socket, timeoutMs: number) {
+  private constructor(socket: Socket, timeoutMs: number, target: HostPort) {
     this.#socket = socket;
     this.#timeoutMs = timeoutMs;
+    this.target = target;
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => this.#onData(chunk));
     socket.on('error', (error) => this.#fail(new NextHopError('NEXT_HOP_DROPPED', `next hop connection error: ${error.message}`, { cause: error })));
@@ -84,7 +89,7 @@ export class NextHopSession {
         reject(new NextHopError('NEXT_HOP_UNREACHABLE', `next hop ${options.target.host}:${options.target.port}: ${error.message}`, { cause: error }));
       });
     });
-    const session = new NextHopSession(socket, options.timeoutMs);
+    const session = new NextHopSession(socket, options.timeoutMs, options.target);
     try {
       const greeting = await session.#read();
       if (greeting.code !== 220) throw new NextHopError('NEXT_HOP_PROTOCOL', `next hop greeting: ${greeting.code} ${greeting.text}`);
@@ -110,7 +115,22 @@ export class NextHopSession {
   }
 
   get usable(): boolean {
-    return this.#failure === null && !this.#socket.destroyed;
+    return this.#failure === null && !this.#socket.destroyed && !this.#quitting;
+  }
+
+  /** Usable, no transaction open and no command pending: fit for another sender's MAIL. */
+  get idle(): boolean {
+    return this.usable && this.#clean && this.#waiter === null;
+  }
+
+  /** Whether a transaction is open (MAIL sent, not yet ended by DATA's final reply or RSET). */
+  get inTransaction(): boolean {
+    return !this.#clean;
+  }
+
+  /** MAIL commands sent on this session so far. */
+  get transactions(): number {
+    return this.#transactions;
   }
 
   async mail(from: string, params: MailParams): Promise<SmtpResponse> {
@@ -118,6 +138,8 @@ export class NextHopSession {
     if (params.eightBitMime && this.supports('8BITMIME')) line += ' BODY=8BITMIME';
     if (params.smtpUtf8 && this.supports('SMTPUTF8')) line += ' SMTPUTF8';
     if (params.size !== undefined && this.supports('SIZE')) line += ` SIZE=${params.size}`;
+    this.#clean = false;
+    this.#transactions++;
     return this.command(line);
   }
 
@@ -126,7 +148,9 @@ export class NextHopSession {
   }
 
   async rset(): Promise<SmtpResponse> {
-    return this.command('RSET');
+    const reply = await this.command('RSET');
+    if (reply.code === 250) this.#clean = true;
+    return reply;
   }
 
   /**
@@ -156,7 +180,10 @@ export class NextHopSession {
       this.#fail(new NextHopError('NEXT_HOP_DROPPED', `sending the message failed: ${(error as Error).message}`, { cause: error }));
     }
     if (this.#failure) throw this.#failure;
-    return this.#read();
+    const reply = await this.#read();
+    // The reply to the message ends the transaction, whatever its code.
+    this.#clean = true;
+    return reply;
   }
 
   async command(line: string): Promise<SmtpResponse> {
@@ -171,7 +198,7 @@ export class NextHopSession {
   async quit(): Promise<void> {
     if (this.#quitting) return;
     this.#quitting = true;
-    if (this.usable && !this.#waiter) {
+    if (this.#failure === null && !this.#socket.destroyed && !this.#waiter) {
       // A short wait for 221: a next hop that does not answer QUIT must not hold a shutdown.
       this.#timeoutMs = Math.min(this.#timeoutMs, QUIT_TIMEOUT_MS);
       try {

@@ -17,6 +17,7 @@ import { DefaultInspector, unknownInspection } from './default-inspector.js';
 import { stripVerdictFields, tagSubject } from './header-block.js';
 import type { GatewayHooks, Inspection, InspectionRequest, MessageInspector } from './inspection.js';
 import { Maildir } from './maildir.js';
+import { NextHopPool } from './hop-pool.js';
 import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
 import { ENHANCED_CODE_PREFIX, SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
@@ -83,6 +84,7 @@ class Gateway implements RunningGateway {
   #idleWaiters: (() => void)[] = [];
   #closing = false;
   #maildir: Maildir | null = null;
+  #pool = new NextHopPool();
   #address = { host: '', port: 0 };
 
   constructor(config: Config, log: Logger, hooks: GatewayHooks) {
@@ -169,6 +171,7 @@ class Gateway implements RunningGateway {
       connection.close();
     }
     await stopped;
+    await this.#pool.close();
     this.#log.info({ event: 'gateway_closed' }, 'gateway closed');
   }
 
@@ -176,6 +179,7 @@ class Gateway implements RunningGateway {
     const needsRestart: string[] = [];
     if (config.listen.host !== this.#config.listen.host || config.listen.port !== this.#config.listen.port) needsRestart.push('NIMBUS_LISTEN');
     if (JSON.stringify(config.tls) !== JSON.stringify(this.#config.tls)) needsRestart.push('NIMBUS_TLS_CERT/NIMBUS_TLS_KEY');
+    const previousNextHop = this.#config.nextHop;
     this.#config = config;
     if (!this.#hooks.inspector) this.#inspector = new DefaultInspector(config);
     // smtp-server reads these options per connection/command, so changing them takes effect.
@@ -183,6 +187,8 @@ class Gateway implements RunningGateway {
     this.#options.maxClients = config.maxConnections;
     this.#options.socketTimeout = config.socketTimeoutMs;
     this.#maildir = config.nextHop === null ? new Maildir(join(config.dataDir, 'maildir')) : null;
+    // Idle sessions to a next hop that is no longer the configured one end now.
+    if (JSON.stringify(config.nextHop) !== JSON.stringify(previousNextHop)) void this.#pool.drain();
     this.#log.info({ event: 'gateway_reloaded', needsRestart }, needsRestart.length > 0 ? `configuration reloaded; restart needed for ${needsRestart.join(', ')}` : 'configuration reloaded');
   }
 
@@ -243,7 +249,8 @@ class Gateway implements RunningGateway {
     if (!state) return;
     // A transaction the sender abandoned (QUIT after a refused RCPT, dropped connection) ends here.
     this.#finishTransaction(state);
-    if (state.hop) void state.hop.quit();
+    // Kept for the next sender when its transaction is over, ended otherwise (hop-pool.ts).
+    if (state.hop) this.#pool.release(state.hop, this.#closing ? null : this.#config.nextHop);
   }
 
   #state(session: SMTPServerSession): ConnectionState {
@@ -312,13 +319,14 @@ class Gateway implements RunningGateway {
   }
 
   /**
-   * Runs a command on this connection's next-hop session, opening it (or resetting it for a new
-   * transaction) first. Any failure of the next hop itself becomes 451 4.4.1.
+   * Runs a command on this connection's next-hop session, first taking one for a new transaction
+   * (RSET of this connection's own session if a transaction is open there, else an idle pooled
+   * one, else a new one). Any failure of the next hop itself becomes 451 4.4.1.
    */
   async #hopCommand(state: ConnectionState, command: (hop: NextHopSession) => Promise<SmtpResponse>, fresh = false): Promise<SmtpResponse> {
     const target = this.#config.nextHop!;
     try {
-      if (fresh && state.hop?.usable) {
+      if (fresh && state.hop?.usable && state.hop.inTransaction) {
         const reset = await state.hop.rset().catch(() => null);
         if (reset?.code !== 250) {
           state.hop.close();
@@ -327,6 +335,19 @@ class Gateway implements RunningGateway {
       }
       if (!state.hop?.usable) {
         if (!fresh) throw new NextHopError('NEXT_HOP_DROPPED', 'next hop session lost during the transaction');
+        const pooled = this.#pool.take(target);
+        if (pooled) {
+          state.hop = pooled;
+          try {
+            return await command(pooled);
+          } catch (error) {
+            if (!(error instanceof NextHopError)) throw error;
+            // The next hop closed the idle session just as it was taken: nothing of this
+            // transaction has reached it, so a new session is as good.
+            pooled.close();
+            state.hop = null;
+          }
+        }
         state.hop = await NextHopSession.open({ target, hostname: this.#config.hostname, timeoutMs: this.#config.nextHopTimeoutMs });
       }
       return await command(state.hop);
