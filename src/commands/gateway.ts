@@ -24,9 +24,10 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type PrometheusContentType } from 'prom-client';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger } from '../log.js';
-import { startGateway } from '../gateway/server.js';
-import { startMetricsServer, type MetricsServer } from '../stats/index.js';
-import { openGatewayRuntime } from '../verdict/runtime.js';
+import type { RunningGateway } from '../gateway/server.js';
+// Only the metrics module here: the primary never loads the SMTP stack, sharp or SQLite, which
+// would cost it as much memory as a worker (serve() imports them).
+import { startMetricsServer, type MetricsServer } from '../stats/metrics.js';
 
 /** Delay before a dead worker is replaced; doubled per consecutive early death. */
 export const RESTART_BASE_MS = 1_000;
@@ -73,8 +74,9 @@ async function serve(config: Config, role: Role): Promise<number> {
 
   // In a worker the metrics endpoint is the primary's (see the top of this file).
   const own = (c: Config): Config => (role === 'worker' ? { ...c, metricsListen: null } : c);
+  const [{ startGateway }, { openGatewayRuntime }] = await Promise.all([import('../gateway/server.js'), import('../verdict/runtime.js')]);
   const runtime = await openGatewayRuntime(own(config), log);
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  let gateway: RunningGateway;
   try {
     gateway = await startGateway(config, log, runtime.hooks);
   } catch (error) {
