@@ -183,7 +183,7 @@ test('a message being released by one process is not released again by another; 
   const { dataDir, quarantine, id } = await stored();
   let open: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => (open = resolve));
-  const hop = await startScriptedServer({ data: async () => { await gate; return 'accept'; } });
+  const hop = await startScriptedServer({ data: async () => { await gate; return 'accept' as const; } });
   const env = { NIMBUS_DATA_DIR: dataDir, NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}` };
   try {
     const first = nimbus(['release', id], env);
