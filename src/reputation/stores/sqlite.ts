@@ -232,7 +232,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
       this.#s.putBatch.run(batchId, now);
       for (const [item, o] of recordObservations(sensor, records)) this.#apply(item, sensor.id, o, now);
       return { accepted: records.length, duplicate: false };
-    })();
+    }).immediate();
 
   async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
     this.#startCheckpointer();
@@ -243,7 +243,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     const o = feedbackObservation(reporter, label);
     this.#db.transaction(() => {
       for (const item of new Set(items)) this.#apply(item, reporter.id, o, now);
-    })();
+    }).immediate();
   }
 
   async setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now = Date.now()): Promise<void> {
@@ -253,7 +253,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
         this.#index(item);
       }
       this.#s.setAdmin.run(verdict, reason ?? null, item);
-    })();
+    }).immediate();
   }
 
   async clearVerdict(item: string): Promise<boolean> {
