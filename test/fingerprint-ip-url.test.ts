@@ -57,6 +57,17 @@ test('links come from text and HTML hrefs, normalised and deduplicated, fragment
   t.deepEqual(urls.sort(), ['http://cheap.pills.example.biz/buy', 'http://www.example.com/a', 'https://shop.example.co.uk/x?y=1'].sort());
 });
 
+test('addresses inside HTML markup other than href (xmlns, DOCTYPE, comments, styles) are not links; links written in the visible text are', (t) => {
+  const html = [
+    '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN" "http://www.w3.org/TR/html4/loose.dtd">',
+    '<html xmlns:o="urn:schemas-microsoft-com:office:office" xmlns="http://www.w3.org/TR/REC-html40">',
+    '<!-- http://comment.example.net/ --><style>@import url(http://style.example.org/a.css);</style>',
+    '<body><img src="http://images.example.com/x.gif"><p>Visit http://written.example.biz/offer today</p>',
+    '<a href="https://clicked.example.info/go">here</a></body></html>',
+  ].join('\n');
+  t.deepEqual(extractUrls('', html), ['https://clicked.example.info/go', 'http://written.example.biz/offer']);
+});
+
 test('the url domain is the registrable domain from the public suffix list, plus the SHA-256 of the full URL', (t) => {
   t.is(registrableDomain('https://a.b.shop.example.co.uk/x'), 'example.co.uk');
   t.is(registrableDomain('http://198.51.100.4/x'), '198.51.100.4');

@@ -23,14 +23,27 @@ export function normaliseUrl(candidate: string): string | null {
   }
 }
 
-/** Distinct links of the plain text and the HTML (href attributes), in order of appearance. */
+/**
+ * What a reader of the HTML sees as text: markup, comments, scripts and styles removed. Links
+ * written out in the text count; addresses inside markup other than href do not (an Outlook
+ * message's `xmlns="http://www.w3.org/TR/REC-html40"` is no link, and counting it made w3.org a
+ * spam domain after one report).
+ */
+export function htmlVisibleText(html: string): string {
+  return html
+    .replace(/<!--[\s\S]*?-->/g, ' ')
+    .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ');
+}
+
+/** Distinct links of the plain text and the HTML (href attributes and visible text), in order of appearance. */
 export function extractUrls(text: string, html: string): string[] {
   const found = new Set<string>();
   for (const match of html.matchAll(HREF)) {
     const url = normaliseUrl(match[1] ?? match[2] ?? match[3] ?? '');
     if (url) found.add(url);
   }
-  for (const source of [text, html]) {
+  for (const source of [text, htmlVisibleText(html)]) {
     for (const match of source.matchAll(TEXT_LINK)) {
       const url = normaliseUrl(match[0]);
       if (url) found.add(url);
