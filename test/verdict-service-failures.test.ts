@@ -133,3 +133,17 @@ test('a revoked key (401 from the real service): mail flows, headers mark NIMBUS
   t.is(rejected.length, 1, 'said loudly once, not per message');
   t.is(rejected[0]?.level, 50, 'at error level');
 });
+
+test('report with a sensor key: the local engine learns, the 403 is named with what to do, and the exit status is 1, not "try again later"', async (t) => {
+  const service = await startReputationProcess(t);
+  const { token } = await service.addKey('sensor');
+  const dir = workDir(t);
+  const file = dataFile(dir, 'spam.eml', corpusMessage(IMAGE_SPAM));
+  const env = { NIMBUS_DATA_DIR: dir, ...participating(service.url, token) };
+  const report = await nimbus(['report', '--spam', file], env);
+  t.is(report.code, 1, report.stderr);
+  t.regex(report.stdout, /fingerprints learnt locally; service: forbidden/);
+  t.regex(report.stderr, /403.*use a reporter or admin key/);
+  const check = JSON.parse((await nimbus(['check', '--json', file], env)).stdout) as { verdict: string };
+  t.is(check.verdict, 'spam');
+});

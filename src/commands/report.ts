@@ -4,8 +4,8 @@
  * gateway's voice, only while participation allows and only what the mode may send.
  *
  * Exit status: 0 when every message was learnt locally and, when participating, delivered to the
- * service; 1 when a file could not be read or parsed; 75 (EX_TEMPFAIL) when the service could
- * not be reached (the local engine learnt anyway: run the command again later to tell the service).
+ * service; 1 when a file could not be read or parsed, or the key may not send feedback (403); 75
+ * (EX_TEMPFAIL) when the service could not be reached (the local engine learnt anyway: run the command again later to tell the service).
  */
 import { readFile } from 'node:fs/promises';
 import { loadConfig } from '../config.js';
@@ -63,6 +63,10 @@ export async function run(args: string[]): Promise<number> {
         const result = await reputation.feedback.report(label, found.fingerprints, 'admin');
         process.stdout.write(`${name}: reported as ${label}: ${result.local} fingerprints learnt locally; service: ${result.remote}\n`);
         if (result.remote === 'failed' && status === 0) status = EXIT_TEMPFAIL;
+        if (result.remote === 'forbidden') {
+          process.stderr.write(`nimbus report: the service refused feedback from NIMBUS_REPUTATION_KEY (403: its role may not report; use a reporter or admin key)\n`);
+          status = EXIT_FAILED;
+        }
       }
     }
   } finally {

@@ -9,7 +9,8 @@ import type { ReputationClient } from '../reputation/client.js';
 import type { FeedbackLabel, ReputationEngine } from '../reputation/engine-types.js';
 
 export type FeedbackSource = 'admin' | 'trap';
-export type RemoteFeedback = 'sent' | 'disabled' | 'nothing-sendable' | 'failed';
+/** `forbidden`: the key's role may not send feedback (a sensor key); retrying will not help. */
+export type RemoteFeedback = 'sent' | 'disabled' | 'nothing-sendable' | 'failed' | 'forbidden';
 
 export interface FeedbackOptions {
   readonly local: ReputationEngine;
@@ -20,8 +21,11 @@ export interface FeedbackOptions {
   readonly log: Logger;
 }
 
+const HTTP_FORBIDDEN = 403;
+
 export class Feedback {
   readonly #options: FeedbackOptions;
+  #forbiddenLogged = false;
 
   constructor(options: FeedbackOptions) {
     this.#options = options;
@@ -40,7 +44,16 @@ export class Feedback {
       await remote.feedback({ label, items: sendable }, AbortSignal.timeout(Math.max(this.#options.timeoutMs, 5000)));
       return { local: items.length, remote: 'sent' };
     } catch (error) {
-      this.#options.log.warn({ event: 'feedback.remote_failed', source, err: error instanceof Error ? error.message : String(error) }, 'feedback not delivered to the reputation service (kept locally)');
+      const message = error instanceof Error ? error.message : String(error);
+      if ((error as { status?: unknown }).status === HTTP_FORBIDDEN) {
+        // Said once per process: every trap hit would repeat it, and only the admin can fix it.
+        if (!this.#forbiddenLogged) {
+          this.#options.log.error({ event: 'feedback.forbidden', source, err: message }, 'NIMBUS_REPUTATION_KEY may not send feedback (a sensor key?): give this gateway a reporter key; reports and spam traps teach only the local engine until then');
+          this.#forbiddenLogged = true;
+        }
+        return { local: items.length, remote: 'forbidden' };
+      }
+      this.#options.log.warn({ event: 'feedback.remote_failed', source, err: message }, 'feedback not delivered to the reputation service (kept locally)');
       return { local: items.length, remote: 'failed' };
     }
   }
