@@ -342,6 +342,39 @@ export function loadConfig(processEnv: Env = process.env): Config {
   return Object.freeze(config);
 }
 
+export interface ReloadedConfig {
+  readonly config: Config;
+  /** Participation was forced off because the edit withdrew consent but was otherwise invalid. */
+  readonly consentWithdrawn: boolean;
+}
+
+/**
+ * The configuration to apply on SIGHUP. Like loadConfig, except that withdrawing consent always
+ * takes effect (DESIGN: opting out, or withdrawing acceptance, stops every exchange at once):
+ * `NIMBUS_ACCEPT_STATEMENT=no` with `standard` still set is refused at start, but on a running
+ * gateway keeping the old, consenting configuration would go on sending. So when the edited
+ * environment is valid with participation off, that is what applies.
+ */
+export function loadConfigForReload(processEnv: Env = process.env): ReloadedConfig {
+  try {
+    return { config: loadConfig(processEnv), consentWithdrawn: false };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const env = effectiveEnv(processEnv);
+    const accepted = ['yes', 'true', '1', 'on'].includes(env.NIMBUS_ACCEPT_STATEMENT?.trim().toLowerCase() ?? '');
+    const mode = env.NIMBUS_PARTICIPATION?.trim().toLowerCase() ?? 'off';
+    if (accepted || mode === 'off' || mode === '') throw error;
+    let config: Config;
+    try {
+      // The env file is already folded into `env`; pass its name on for the next reload only.
+      config = loadConfig({ ...env, NIMBUS_ENV_FILE: undefined, NIMBUS_PARTICIPATION: 'off' });
+    } catch {
+      throw error;
+    }
+    return { config: Object.freeze({ ...config, envFile: processEnv.NIMBUS_ENV_FILE ?? null }), consentWithdrawn: true };
+  }
+}
+
 function defaultHostname(): string {
   // May be a short name; that is still what Postfix would use without myhostname.
   return hostname() || 'localhost';

@@ -130,14 +130,11 @@ test('opting in again resends the aborted batch under its own id; the service en
 });
 
 /*
- * KNOWN BUG (not in src/stats): NIMBUS_PARTICIPATION=standard with NIMBUS_ACCEPT_STATEMENT=no
- * fails validation (loadConfig: "needs NIMBUS_ACCEPT_STATEMENT=yes"), so SIGHUP logs
- * reload_failed and the gateway keeps the running configuration: it goes on looking up and
- * uploading. DESIGN: "Opting out (or withdrawing acceptance) stops every exchange at once".
- * The reload path (src/commands/gateway.ts) must apply a withdrawal even though the new
- * configuration would refuse to start. `test.failing` until then; make it `test` with the fix.
+ * NIMBUS_PARTICIPATION=standard with NIMBUS_ACCEPT_STATEMENT=no would refuse to start; on a
+ * running gateway the reload applies it as off (loadConfigForReload) instead of keeping the old,
+ * consenting configuration.
  */
-test.failing('withdrawing acceptance (NIMBUS_ACCEPT_STATEMENT=no, mode unchanged) stops every exchange at once too', async (t) => {
+test('withdrawing acceptance (NIMBUS_ACCEPT_STATEMENT=no, mode unchanged) stops every exchange at once too', async (t) => {
   const setup = await uploadingGateway(t);
   const { recorder, gateway } = setup;
   const held = recorder.reports().slice(1).map((r) => r.request);

@@ -22,7 +22,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type PrometheusContentType } from 'prom-client';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, loadConfig, loadConfigForReload, type Config } from '../config.js';
 import { createLogger } from '../log.js';
 import type { RunningGateway } from '../gateway/server.js';
 // Only the metrics module here: the primary never loads the SMTP stack, sharp or SQLite, which
@@ -108,7 +108,11 @@ async function serve(config: Config, role: Role): Promise<number> {
     };
     onReload = () => {
       try {
-        const next = loadConfig();
+        const reloaded = loadConfigForReload();
+        const next = reloaded.config;
+        if (reloaded.consentWithdrawn && role === 'single') {
+          log.warn({ event: 'consent_withdrawn' }, 'NIMBUS_ACCEPT_STATEMENT is no longer yes: participation stops now (off); nothing more is sent to the reputation service');
+        }
         gateway.reload(next);
         runtime.reload(own(next));
       } catch (error) {
@@ -228,7 +232,11 @@ async function supervise(config: Config): Promise<number> {
     const reload = (): void => {
       let next: Config;
       try {
-        next = loadConfig();
+        const reloaded = loadConfigForReload();
+        next = reloaded.config;
+        if (reloaded.consentWithdrawn) {
+          log.warn({ event: 'consent_withdrawn' }, 'NIMBUS_ACCEPT_STATEMENT is no longer yes: participation stops now (off); nothing more is sent to the reputation service');
+        }
       } catch (error) {
         // Checked here once, not N times in the workers; they keep their configuration.
         log.error({ event: 'reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
