@@ -31,7 +31,17 @@ export class Feedback {
     this.#options = options;
   }
 
-  async report(label: FeedbackLabel, fingerprints: readonly Fingerprint[], source: FeedbackSource): Promise<{ local: number; remote: RemoteFeedback }> {
+  /**
+   * The local engine has learnt when this resolves. With `background`, the service is told
+   * afterwards without being waited for (`remote: 'pending'`): a spam trap's SMTP reply must not
+   * wait on the service, which the lookup budget does not cover.
+   */
+  async report(
+    label: FeedbackLabel,
+    fingerprints: readonly Fingerprint[],
+    source: FeedbackSource,
+    options: { readonly background?: boolean } = {},
+  ): Promise<{ local: number; remote: RemoteFeedback | 'pending' }> {
     const items = [...new Set(fingerprints.map((fingerprint) => fingerprint.text))];
     if (items.length === 0) return { local: 0, remote: 'nothing-sendable' };
     // The gateway's own admin (and the traps the admin set) is trusted by the embedded engine.
@@ -40,9 +50,18 @@ export class Feedback {
     if (remote === null) return { local: items.length, remote: 'disabled' };
     const sendable = [...new Set(fingerprints.filter(this.#options.sendable).map((fingerprint) => fingerprint.text))];
     if (sendable.length === 0) return { local: items.length, remote: 'nothing-sendable' };
+    const sent = this.#send(remote, label, sendable, source);
+    if (options.background) {
+      void sent;
+      return { local: items.length, remote: 'pending' };
+    }
+    return { local: items.length, remote: await sent };
+  }
+
+  async #send(remote: Pick<ReputationClient, 'feedback'>, label: FeedbackLabel, sendable: string[], source: FeedbackSource): Promise<RemoteFeedback> {
     try {
       await remote.feedback({ label, items: sendable }, AbortSignal.timeout(Math.max(this.#options.timeoutMs, 5000)));
-      return { local: items.length, remote: 'sent' };
+      return 'sent';
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if ((error as { status?: unknown }).status === HTTP_FORBIDDEN) {
@@ -51,10 +70,10 @@ export class Feedback {
           this.#options.log.error({ event: 'feedback.forbidden', source, err: message }, 'NIMBUS_REPUTATION_KEY may not send feedback (a sensor key?): give this gateway a reporter key; reports and spam traps teach only the local engine until then');
           this.#forbiddenLogged = true;
         }
-        return { local: items.length, remote: 'forbidden' };
+        return 'forbidden';
       }
       this.#options.log.warn({ event: 'feedback.remote_failed', source, err: message }, 'feedback not delivered to the reputation service (kept locally)');
-      return { local: items.length, remote: 'failed' };
+      return 'failed';
     }
   }
 }

@@ -73,7 +73,7 @@ export class ReputationInspector implements MessageInspector {
     const trapped = request.spamtrapHits.length > 0;
     if (trapped) {
       // A trap address has no real reader: whatever reaches it is spam, and teaches the network.
-      await this.#feedback.report('spam', analysed.fingerprints, 'trap').catch((error: unknown) => {
+      await this.#feedback.report('spam', analysed.fingerprints, 'trap', { background: true }).catch((error: unknown) => {
         this.#log.warn({ event: 'trap.feedback_failed', queueId: request.queueId, err: String(error) }, 'spam-trap feedback failed');
       });
     }
