@@ -48,6 +48,9 @@ export interface RunFigures {
   readonly kinds: Readonly<Record<string, { caught_present: number; caught_spam: number; missed_present: number; missed_spam: number }>>;
   /** Which tests scored the caught copies (after the first two). */
   readonly tests: Readonly<Record<string, number>>;
+  /** Tests that scored the false positives, and how many came from an IP that also sent a campaign (a list server, a forwarder). */
+  readonly false_positive_tests: Readonly<Record<string, number>>;
+  readonly false_positives_from_campaign_ips: number;
   readonly false_positive_samples: readonly { file: string; gateway: number; score: number | null; tests: readonly string[]; resend: boolean }[];
 }
 
@@ -124,6 +127,10 @@ export function computeFigures(plan: Plan, outcomes: readonly Outcome[], stats: 
   }
 
   const errors = outcomes.filter((o) => o.how === 'error');
+  const fpTests: Record<string, number> = {};
+  for (const o of fps) for (const test of o.tests) fpTests[test] = (fpTests[test] ?? 0) + 1;
+  const campaignIps = new Set(plan.events.filter((e) => e.kind === 'spam').map((e) => e.ip));
+  const fpFromCampaignIps = fps.filter((o) => campaignIps.has(eventOf.get(o.seq)?.ip ?? '')).length;
   return {
     participation,
     detection_rate: pct(counted.filter((o) => o.flagged).length, counted.length),
@@ -150,6 +157,8 @@ export function computeFigures(plan: Plan, outcomes: readonly Outcome[], stats: 
     by_ip_change: byIp,
     kinds,
     tests,
+    false_positive_tests: fpTests,
+    false_positives_from_campaign_ips: fpFromCampaignIps,
     false_positive_samples: fps.slice(0, 20).map((o) => {
       const event = eventOf.get(o.seq);
       return { file: event?.kind === 'ham' ? event.message.file : '?', gateway: o.gateway + 1, score: o.score, tests: o.tests, resend: o.resend };

@@ -77,6 +77,8 @@ export function evalMarkdown(results: EvalResults): string {
     '',
     `Tests that scored the caught copies: ${tests || '–'}.`,
     '',
+    `False positives (participating): ${p.false_positives}, of which ${p.false_positives_from_campaign_ips} from a sending IP that also sent a campaign; tests that scored them: ${Object.entries(p.false_positive_tests).sort((x, y) => y[1] - x[1]).map(([n, c]) => `${n} ${c}`).join(', ') || '–'}.${b ? ` Baseline: ${b.false_positives}, ${b.false_positives_from_campaign_ips} from campaign IPs.` : ''}`,
+    '',
     'Plot: `bench/results/eval-detection.png`; every figure: `bench/results/eval.json`.',
     '',
     '![detection against copies seen](bench/results/eval-detection.png)',

@@ -8,13 +8,15 @@ import sharp from 'sharp';
 export interface Series {
   readonly label: string;
   readonly colour: string;
+  /** Dashed, drawn under the solid lines: so a line equal to another stays visible. */
+  readonly dashed?: boolean;
   /** [copies seen, detection %] */
   readonly points: readonly (readonly [number, number])[];
 }
 
 const WIDTH = 800;
 const HEIGHT = 500;
-const MARGIN = { left: 70, right: 30, top: 60, bottom: 60 };
+const MARGIN = { left: 70, right: 30, top: 84, bottom: 60 };
 
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -48,13 +50,19 @@ export function detectionSvg(series: readonly Series[], options: { title: string
     parts.push(`<line x1="${x(from)}" x2="${x(xMax)}" y1="${y(options.target.rate)}" y2="${y(options.target.rate)}" stroke="#888" stroke-dasharray="6 4"/>`);
     parts.push(`<text x="${x(xMax) - 4}" y="${y(options.target.rate) - 6}" font-size="11" text-anchor="end" fill="#666">target ${options.target.rate}%</text>`);
   }
-  series.forEach((s, i) => {
+  const order = [...series].sort((a, b) => Number(Boolean(b.dashed)) - Number(Boolean(a.dashed)));
+  for (const s of order) {
     const points = s.points.map(([px, py]) => `${x(px).toFixed(1)},${y(py).toFixed(1)}`).join(' ');
-    parts.push(`<polyline points="${points}" fill="none" stroke="${s.colour}" stroke-width="3"/>`);
-    for (const [px, py] of s.points) parts.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="4" fill="${s.colour}"/>`);
-    const ly = MARGIN.top + 16 + i * 20;
-    parts.push(`<line x1="${MARGIN.left + 16}" x2="${MARGIN.left + 42}" y1="${ly}" y2="${ly}" stroke="${s.colour}" stroke-width="3"/>`);
-    parts.push(`<text x="${MARGIN.left + 50}" y="${ly + 4}" font-size="13">${escape(s.label)}</text>`);
+    const dash = s.dashed ? ' stroke-dasharray="8 5"' : '';
+    parts.push(`<polyline points="${points}" fill="none" stroke="${s.colour}" stroke-width="${s.dashed ? 4 : 2.5}"${dash}/>`);
+    for (const [px, py] of s.points) parts.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="${s.dashed ? 5 : 3.5}" fill="${s.colour}"/>`);
+  }
+  // Legend in one row between the subtitle and the plot, so it never hides a line.
+  series.forEach((s, i) => {
+    const lx = MARGIN.left + 20 + i * 300;
+    const ly = 68;
+    parts.push(`<line x1="${lx}" x2="${lx + 28}" y1="${ly}" y2="${ly}" stroke="${s.colour}" stroke-width="3"${s.dashed ? ' stroke-dasharray="8 5"' : ''}/>`);
+    parts.push(`<text x="${lx + 36}" y="${ly + 4}" font-size="13">${escape(s.label)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
