@@ -12,14 +12,16 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
-/** How often the worker checkpoints (a checkpoint of an empty WAL costs next to nothing). */
+/** How often an idle worker checkpoints (one of an empty WAL costs next to nothing); a busy one loops. */
 export const CHECKPOINT_INTERVAL_MS = 250;
 
 /**
- * WAL pages at which the main connection still checkpoints by itself: a safety cap (256 MB of
- * 4 KB pages) for when the worker cannot keep up or is gone, never reached in normal running.
+ * WAL pages at which the main connection still checkpoints by itself (64 MB of 4 KB pages): only
+ * the frames the worker has not copied yet, then the WAL restarts at the next write. Without it,
+ * back-to-back ingest never leaves the worker a moment to catch up, and a WAL of hundreds of MB
+ * slows every page read (SQLite looks a page up in one hash table per 4,096 WAL frames).
  */
-export const MAIN_AUTOCHECKPOINT_PAGES = 65_536;
+export const MAIN_AUTOCHECKPOINT_PAGES = 16_384;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -27,11 +29,29 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.path);
 db.pragma('busy_timeout = 1000');
 db.pragma('synchronous = NORMAL');
-const timer = setInterval(() => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (error) { parentPort.postMessage({ error: String(error && error.message) }); }
-}, workerData.intervalMs);
+let timer = null;
+let closed = false;
+let copied = -1;
+// While the main connection keeps writing, checkpoint again at once: the WAL restarts (and stays
+// small) only when a checkpoint has caught up with every committed frame before the next write.
+function run() {
+  timer = null;
+  if (closed) return;
+  let again = false;
+  try {
+    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    // Frames a reader still uses cannot be copied: without progress, wait for the timer.
+    again = result.checkpointed < result.log && result.checkpointed !== copied;
+    copied = result.checkpointed;
+  } catch (error) {
+    parentPort.postMessage({ error: String(error && error.message) });
+  }
+  timer = again ? setImmediate(run) : setTimeout(run, workerData.intervalMs);
+}
+timer = setTimeout(run, workerData.intervalMs);
 parentPort.on('message', () => {
-  clearInterval(timer);
+  closed = true;
+  if (timer !== null) { clearTimeout(timer); clearImmediate(timer); }
   try { db.close(); } finally { parentPort.close(); }
 });
 `;
