@@ -17,6 +17,7 @@ import { DefaultInspector, unknownInspection } from './default-inspector.js';
 import { stripVerdictFields, tagSubject } from './header-block.js';
 import type { GatewayHooks, Inspection, InspectionRequest, MessageInspector } from './inspection.js';
 import { Maildir } from './maildir.js';
+import { AnalysisGate } from './analysis-gate.js';
 import { NextHopPool } from './hop-pool.js';
 import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
@@ -85,6 +86,7 @@ class Gateway implements RunningGateway {
   #closing = false;
   #maildir: Maildir | null = null;
   #pool = new NextHopPool();
+  #analysis = new AnalysisGate();
   #address = { host: '', port: 0 };
 
   constructor(config: Config, log: Logger, hooks: GatewayHooks) {
@@ -450,7 +452,7 @@ class Gateway implements RunningGateway {
     };
     let inspection: Inspection;
     try {
-      inspection = await this.#inspector.inspect(request);
+      inspection = await this.#analysis.run(size, () => this.#inspector.inspect(request));
     } catch (error) {
       state.log.error({ event: 'inspection_failed', queueId: transaction.queueId, err: error }, 'inspection failed, relaying with verdict unknown');
       inspection = unknownInspection(this.#config.tagScore);
