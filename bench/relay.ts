@@ -10,8 +10,12 @@
  * - Three servers per mix and concurrency, in the same run: none (smtp-source straight to the
  *   sink: the limit of the harness), Haraka (generated config dir: only `rcpt_to.in_host_list`
  *   and `queue/smtp_forward` to the sink; `nodes` unset, i.e. Haraka's default single process)
- *   and Nimbus (`node --import tsx src/cli.ts gateway`, full analysis, embedded store, fresh data
- *   dir, NIMBUS_WORKERS left at its default; pino logs to a file, as journald would take them).
+ *   and Nimbus as shipped: the sources compiled with tsc into the work dir, then
+ *   `node dist/cli.js gateway` (what the systemd unit runs), full analysis, embedded store,
+ *   fresh data dir, NIMBUS_WORKERS left at its default (the number of cores) unless --workers=N;
+ *   pino logs to a file, as journald would take them. The load comes from 127.0.0.1, a trusted
+ *   network by default (as Postfix in front of Nimbus is); --untrusted sets
+ *   NIMBUS_TRUSTED_NETWORKS to a network the load is not in (as MX traffic from the Internet).
  * - messages/s: messages / wall time from the start of the first smtp-source to the exit of the
  *   last. smtp-source aborts on any unexpected reply (no -A), so a run that exits 0 relayed
  *   every message with a 250, which both relays give only after the sink accepted the message.
@@ -21,12 +25,18 @@
  *   Added latency at p50/p99 = that percentile through the relay minus the same percentile
  *   straight to the sink under the same load (the limit run).
  * - Peak RSS: /proc/PID/status VmHWM of every process of the server's tree, polled every
- *   100 ms and summed (for one process: exactly its peak resident set).
+ *   100 ms and summed (for one process: exactly its peak resident set; for a tree it counts the
+ *   pages the processes share once per process, so it is an upper bound).
+ * - CPU per message: utime + stime of the server's process tree over the measured load, divided
+ *   by the messages (less sensitive than messages/s to other work on a shared machine).
+ * - Load average: taken before each measurement and reported with it.
+ * - --mixes=text5k,image40k and --sessions=20,100 run a subset (figures for a quick look; --mixes=
+ *   alone: the memory cases only); --no-memory skips the memory cases.
  * - Memory: one 50 MB message (NIMBUS_MAX_MESSAGE_SIZE raised to 60MB for it), and 200 × 1 MB
  *   messages over 200 concurrent sessions; peak RSS of Nimbus for each.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -51,6 +61,8 @@ interface RunFigures {
   latency_p99_ms: number;
   probes: number;
   rss_mb: number | null;
+  cpu_ms_per_msg: number | null;
+  loadavg: number[];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -190,13 +202,33 @@ async function startHaraka(workDir: string, sinkPort: number): Promise<Started> 
   return { child, port, stop: () => stopChild(child) };
 }
 
-async function startNimbus(workDir: string, sinkPort: number, extraEnv: Record<string, string> = {}): Promise<Started> {
+/**
+ * Compiles the sources as `npm ci` does (tsc), into the work dir, so that the benchmark runs what
+ * the systemd unit runs (`node dist/cli.js`), not the tsx loader used by the tests.
+ */
+async function buildNimbus(workDir: string): Promise<string> {
+  const dir = join(workDir, 'nimbus');
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const tsc = spawn(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json'), '--outDir', join(dir, 'dist'), '--sourceMap', 'false'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  tsc.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  tsc.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  const code = await new Promise<number | null>((resolve) => tsc.once('exit', resolve));
+  if (code !== 0) throw new Error(`bench relay: tsc failed (${code}):\n${output}`);
+  return join(dir, 'dist', 'cli.js');
+}
+
+interface NimbusOptions { cli: string; env: Record<string, string> }
+
+async function startNimbus(workDir: string, sinkPort: number, nimbus: NimbusOptions, extraEnv: Record<string, string> = {}): Promise<Started> {
   const port = await freePort();
   const dataDir = join(workDir, `nimbus-data-${port}`);
   mkdirSync(dataDir, { recursive: true });
   const log = openSync(join(workDir, 'nimbus.log'), 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'gateway'], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [nimbus.cli, 'gateway'], {
+    cwd: dataDir,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/root',
@@ -205,6 +237,7 @@ async function startNimbus(workDir: string, sinkPort: number, extraEnv: Record<s
       NIMBUS_DATA_DIR: dataDir,
       NIMBUS_RELAY_DOMAINS: DOMAIN,
       NIMBUS_LOG_LEVEL: 'info',
+      ...nimbus.env,
       ...extraEnv,
     },
     stdio: ['ignore', log, log],
@@ -222,10 +255,40 @@ function tail(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') : '';
 }
 
+/** The pids of a process tree (root first). */
+function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch { /* exited meanwhile */ }
+  }
+  const pids = [root];
+  for (let i = 0; i < pids.length; i += 1) pids.push(...(children.get(pids[i]!) ?? []));
+  return pids;
+}
+
+/** utime + stime of a process tree, in ms (clock ticks are 100 per second on Linux). */
+function treeCpuMs(root: number): number {
+  let ticks = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* exited meanwhile */ }
+  }
+  return ticks * 10;
+}
+
 /** Peak RSS of a process tree: max VmHWM seen per pid, summed, polled until stopped. */
 class PeakRss {
   #root: number;
   #peaks = new Map<number, number>();
+  #sharedOnceKb = 0;
   #timer: NodeJS.Timeout;
   constructor(pid: number) {
     this.#root = pid;
@@ -233,30 +296,36 @@ class PeakRss {
     this.#timer = setInterval(() => this.#poll(), 100);
   }
   #poll(): void {
-    const children = new Map<number, number[]>();
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
+    let anonKb = 0;
+    let fileKb = 0;
+    for (const pid of processTree(this.#root)) {
       try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const field = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+        this.#peaks.set(pid, Math.max(this.#peaks.get(pid) ?? 0, field('VmHWM')));
+        anonKb += field('RssAnon') + field('RssShmem');
+        // Workers map the same node binary and libraries as the primary (and more): their
+        // file-backed pages are one copy in the page cache, counted here once.
+        fileKb = Math.max(fileKb, field('RssFile'));
       } catch { /* exited meanwhile */ }
     }
-    const pids = [this.#root];
-    for (let i = 0; i < pids.length; i += 1) pids.push(...(children.get(pids[i]!) ?? []));
-    for (const pid of pids) {
-      try {
-        const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-        if (match) this.#peaks.set(pid, Math.max(this.#peaks.get(pid) ?? 0, Number(match[1])));
-      } catch { /* exited meanwhile */ }
-    }
+    this.#sharedOnceKb = Math.max(this.#sharedOnceKb, anonKb + fileKb);
   }
+  /** Sum of the per-process peaks (VmHWM): shared pages once per process, an upper bound. */
   stop(): number {
     this.#poll();
     clearInterval(this.#timer);
     let kb = 0;
     for (const value of this.#peaks.values()) kb += value;
     return Math.round(kb / 1024);
+  }
+  /** The largest single process's peak (the worker that got the big message). */
+  get largestMb(): number {
+    return Math.round(Math.max(0, ...this.#peaks.values()) / 1024);
+  }
+  /** Peak of the tree's anonymous memory plus the largest file-backed set (polled, 100 ms). */
+  get sharedOnceMb(): number {
+    return Math.round(this.#sharedOnceKb / 1024);
   }
 }
 
@@ -338,23 +407,29 @@ const round = (value: number, digits = 1): number => Number(value.toFixed(digits
 
 // ---------- the benchmark ----------
 
-async function measure(server: Server, workDir: string, files: readonly string[], probe: Buffer, sessions: number, messages: number, reuse: boolean): Promise<RunFigures> {
+async function measure(server: Server, workDir: string, files: readonly string[], probe: Buffer, sessions: number, messages: number, reuse: boolean, nimbus: NimbusOptions): Promise<RunFigures> {
+  const before = loadavg().map((x) => round(x, 2));
   const sink = await startSink(workDir);
   let target: Started | null = null;
   try {
     if (server === 'haraka') target = await startHaraka(workDir, sink.port);
-    if (server === 'nimbus') target = await startNimbus(workDir, sink.port);
+    if (server === 'nimbus') target = await startNimbus(workDir, sink.port, nimbus);
     const port = target?.port ?? sink.port;
     const rss = target ? new PeakRss(target.child.pid!) : null;
     // Warm-up: JIT, pools and the first store writes should not count against the throughput.
     await load(port, files, Math.min(sessions, files.length * 2), files.length * 10);
+    const cpuBefore = target ? treeCpuMs(target.child.pid!) : 0;
     const loadDone = load(port, files, sessions, messages, reuse);
     const samples = await probeWhile(port, probe, loadDone);
     const seconds = await loadDone;
+    const cpu = target ? treeCpuMs(target.child.pid!) - cpuBefore : null;
     return {
       messages, seconds: round(seconds, 2), mps: round(messages / seconds),
       latency_p50_ms: round(percentile(samples, 50), 2), latency_p99_ms: round(percentile(samples, 99), 2),
       probes: samples.length, rss_mb: rss ? rss.stop() : null,
+      // The probe's messages went through the server too.
+      cpu_ms_per_msg: cpu === null ? null : round(cpu / (messages + samples.length), 2),
+      loadavg: before,
     };
   } finally {
     await target?.stop();
@@ -362,15 +437,17 @@ async function measure(server: Server, workDir: string, files: readonly string[]
   }
 }
 
-async function memoryRun(workDir: string, file: string, sessions: number, messages: number): Promise<number> {
+interface MemoryFigures { rss_mb: number; largest_process_mb: number; shared_pages_once_mb: number }
+
+async function memoryRun(workDir: string, file: string, sessions: number, messages: number, nimbus: NimbusOptions): Promise<MemoryFigures> {
   const sink = await startSink(workDir);
-  const nimbus = await startNimbus(workDir, sink.port, { NIMBUS_MAX_MESSAGE_SIZE: '60MB', NIMBUS_MAX_CONNECTIONS: '1000' });
+  const started = await startNimbus(workDir, sink.port, nimbus, { NIMBUS_MAX_MESSAGE_SIZE: '60MB', NIMBUS_MAX_CONNECTIONS: '1000' });
   try {
-    const rss = new PeakRss(nimbus.child.pid!);
-    await load(nimbus.port, [file], sessions, messages);
-    return rss.stop();
+    const rss = new PeakRss(started.child.pid!);
+    await load(started.port, [file], sessions, messages);
+    return { rss_mb: rss.stop(), largest_process_mb: rss.largestMb, shared_pages_once_mb: rss.sharedOnceMb };
   } finally {
-    await nimbus.stop();
+    await started.stop();
     await sink.stop();
   }
 }
@@ -381,8 +458,19 @@ export async function run(args: string[]): Promise<number> {
   const write = args.includes('--write');
   // --reuse: smtp-source -d, several messages per connection (as an MTA's connection cache does).
   const reuse = args.includes('--reuse');
-  const onlyArg = args.find((arg) => arg.startsWith('--only='));
-  const servers = (onlyArg ? onlyArg.slice('--only='.length).split(',') : ['limit', 'haraka', 'nimbus']) as Server[];
+  const listArg = (name: string): string[] | null => {
+    const arg = args.find((a) => a.startsWith(`--${name}=`));
+    return arg ? arg.slice(name.length + 3).split(',').filter(Boolean) : null;
+  };
+  const servers = (listArg('only') ?? ['limit', 'haraka', 'nimbus']) as Server[];
+  const workersArg = listArg('workers');
+  const untrusted = args.includes('--untrusted');
+  const nimbusEnv: Record<string, string> = {
+    ...(workersArg ? { NIMBUS_WORKERS: workersArg[0]! } : {}),
+    // TEST-NET-1: a network the load (127.0.0.1) is not in, so Nimbus treats it as a stranger.
+    ...(untrusted ? { NIMBUS_TRUSTED_NETWORKS: '192.0.2.0/24' } : {}),
+  };
+  const subset = listArg('mixes') !== null || listArg('sessions') !== null;
   const say = (line: string): void => { if (!json) process.stderr.write(`${line}\n`); };
   for (const tool of ['/usr/sbin/smtp-source', '/usr/sbin/smtp-sink']) {
     if (!existsSync(tool)) { process.stderr.write(`bench relay: ${tool} is missing (apt-get install postfix)\n`); return 69; }
@@ -390,6 +478,8 @@ export async function run(args: string[]): Promise<number> {
 
   const workDir = mkdtempSync(join(tmpdir(), 'nimbus-bench-relay-'));
   try {
+    const loadBefore = loadavg().map((x) => round(x, 2));
+    const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv };
     const variants = 4;
     const mixes: Record<MixName, { files: string[]; probe: Buffer; bytes: number }> = {} as never;
     const text = Array.from({ length: variants }, (_, i) => textMessage(i));
@@ -404,39 +494,43 @@ export async function run(args: string[]): Promise<number> {
     }
     say(`image mix: ${images.map((m) => m.name).join(', ')}`);
 
-    const concurrency = [20, 100];
+    const concurrency = (listArg('sessions') ?? ['20', '100']).map(Number);
     const counts: Record<MixName, number> = quick ? { text5k: 400, image40k: 300 } : { text5k: 3000, image40k: 2000 };
     const results: Record<string, Record<string, Partial<Record<Server, RunFigures>>>> = {};
-    for (const mix of Object.keys(mixes) as MixName[]) {
+    for (const mix of (listArg('mixes') ?? Object.keys(mixes)) as MixName[]) {
       results[mix] = {};
       for (const sessions of concurrency) {
         const row: Partial<Record<Server, RunFigures>> = {};
         for (const server of servers) {
           say(`${mix} ${sessions} sessions: ${server}…`);
-          row[server] = await measure(server, workDir, mixes[mix].files, mixes[mix].probe, sessions, counts[mix], reuse);
+          row[server] = await measure(server, workDir, mixes[mix].files, mixes[mix].probe, sessions, counts[mix], reuse, nimbus);
           say(`  ${JSON.stringify(row[server])}`);
         }
         results[mix]![String(sessions)] = row;
       }
     }
 
-    let memory: { one_50mb_rss_mb: number; concurrent_200x1mb_rss_mb: number } | null = null;
-    if (servers.includes('nimbus')) {
+    let memory: Figures['memory'] = null;
+    if (servers.includes('nimbus') && !args.includes('--no-memory')) {
       const big = join(workDir, 'big-50mb.eml');
       writeFileSync(big, bigMessage(50 * 1024 * 1024, 'fifty-megabytes'));
       const one = join(workDir, 'one-1mb.eml');
       writeFileSync(one, bigMessage(1024 * 1024, 'one-megabyte'));
       say('memory: one 50 MB message…');
-      const fifty = await memoryRun(workDir, big, 1, 1);
+      const fifty = await memoryRun(workDir, big, 1, 1, nimbus);
       say('memory: 200 concurrent 1 MB messages…');
-      const twoHundred = await memoryRun(workDir, one, 200, 200);
-      memory = { one_50mb_rss_mb: fifty, concurrent_200x1mb_rss_mb: twoHundred };
+      const twoHundred = await memoryRun(workDir, one, 200, 200, nimbus);
+      memory = {
+        one_50mb_rss_mb: fifty.rss_mb, concurrent_200x1mb_rss_mb: twoHundred.rss_mb,
+        one_50mb_largest_process_mb: fifty.largest_process_mb, concurrent_200x1mb_largest_process_mb: twoHundred.largest_process_mb,
+        one_50mb_shared_pages_once_mb: fifty.shared_pages_once_mb, concurrent_200x1mb_shared_pages_once_mb: twoHundred.shared_pages_once_mb,
+      };
     }
 
-    const figures = summarise(results, memory, mixes, quick, reuse);
+    const figures = summarise(results, memory, mixes, { quick, reuse, loadBefore, workers: workersArg?.[0] ?? `default (${cpus().length})`, untrusted });
     if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
     else process.stdout.write(`${markdown(figures)}\n`);
-    if (write && !quick) {
+    if (write && !quick && !subset) {
       const file = join(ROOT, 'BENCHMARKS.md');
       const current = readFileSync(file, 'utf8');
       const start = current.indexOf('## Relay\n');
@@ -452,25 +546,38 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
+interface RunOptions { quick: boolean; reuse: boolean; loadBefore: number[]; workers: string; untrusted: boolean }
+
 interface Figures {
   machine: { cpus: number; model: string; loadavg_before: number[]; node: string };
   quick: boolean;
   reuse: boolean;
-  memory: { one_50mb_rss_mb: number; concurrent_200x1mb_rss_mb: number } | null;
+  /** NIMBUS_WORKERS of the Nimbus runs. */
+  workers: string;
+  /** The load came from outside NIMBUS_TRUSTED_NETWORKS. */
+  untrusted: boolean;
+  memory: {
+    one_50mb_rss_mb: number; concurrent_200x1mb_rss_mb: number;
+    one_50mb_largest_process_mb: number; concurrent_200x1mb_largest_process_mb: number;
+    one_50mb_shared_pages_once_mb: number; concurrent_200x1mb_shared_pages_once_mb: number;
+  } | null;
   mixes: Record<string, { bytes: number; runs: Record<string, {
     limit_mps?: number; haraka_mps?: number; nimbus_mps?: number;
     nimbus_to_limit?: number; nimbus_to_haraka?: number;
     p50_added_ms?: number; p99_added_ms?: number; haraka_p99_added_ms?: number;
     rss_mb?: number | null; haraka_rss_mb?: number | null;
+    cpu_ms_per_msg?: number | null; haraka_cpu_ms_per_msg?: number | null;
+    /** 1-minute load average before the Nimbus run. */
+    load?: number;
     raw: Partial<Record<Server, RunFigures>>;
   }> }>;
 }
 
 function summarise(results: Record<string, Record<string, Partial<Record<Server, RunFigures>>>>, memory: Figures['memory'],
-  mixes: Record<MixName, { bytes: number }>, quick: boolean, reuse: boolean): Figures {
+  mixes: Record<MixName, { bytes: number }>, options: RunOptions): Figures {
   const out: Figures = {
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg_before: loadavg().map((x) => round(x, 2)), node: process.version },
-    quick, reuse, memory, mixes: {},
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg_before: options.loadBefore, node: process.version },
+    quick: options.quick, reuse: options.reuse, workers: options.workers, untrusted: options.untrusted, memory, mixes: {},
   };
   for (const [mix, bySessions] of Object.entries(results)) {
     out.mixes[mix] = { bytes: mixes[mix as MixName].bytes, runs: {} };
@@ -484,6 +591,8 @@ function summarise(results: Record<string, Record<string, Partial<Record<Server,
         p99_added_ms: limit && nimbus ? round(nimbus.latency_p99_ms - limit.latency_p99_ms, 2) : undefined,
         haraka_p99_added_ms: limit && haraka ? round(haraka.latency_p99_ms - limit.latency_p99_ms, 2) : undefined,
         rss_mb: nimbus?.rss_mb, haraka_rss_mb: haraka?.rss_mb,
+        cpu_ms_per_msg: nimbus?.cpu_ms_per_msg, haraka_cpu_ms_per_msg: haraka?.cpu_ms_per_msg,
+        load: nimbus?.loadavg[0],
         raw: row,
       };
     }
@@ -514,19 +623,25 @@ function targets(f: Figures): string[] {
 }
 
 function markdown(f: Figures): string {
-  const lines = ['## Relay', '', `Command: \`npm run bench -- relay --write${f.reuse ? ' --reuse' : ''}\` (the method is described at the top of bench/relay.ts; ${f.reuse ? 'several messages per connection, smtp-source -d' : 'one message per connection'}).`, '',
-    `Machine: ${f.machine.cpus} × ${f.machine.model}, Node ${f.machine.node}, load average before the run ${f.machine.loadavg_before.join(' / ')}.`, '',
-    '| mix | sessions | limit msg/s | Haraka msg/s | Nimbus msg/s | Nimbus/limit | Nimbus/Haraka | added p50 / p99 ms (Nimbus) | added p99 ms (Haraka) | peak RSS MB Nimbus / Haraka |',
-    '|---|---|---|---|---|---|---|---|---|---|'];
+  const flags = `${f.reuse ? ' --reuse' : ''}${f.workers.startsWith('default') ? '' : ` --workers=${f.workers}`}${f.untrusted ? ' --untrusted' : ''}`;
+  const lines = ['## Relay', '', `Command: \`npm run bench -- relay --write${flags}\` (the method is described at the top of bench/relay.ts; ${f.reuse ? 'several messages per connection, smtp-source -d' : 'one message per connection'}; NIMBUS_WORKERS ${f.workers}; load from ${f.untrusted ? 'an untrusted' : 'a trusted'} network).`, '',
+    `Machine: ${f.machine.cpus} × ${f.machine.model}, Node ${f.machine.node}, load average before the run ${f.machine.loadavg_before.join(' / ')} (shared with other work: the load column is the 1-minute load average before each Nimbus run).`, '',
+    '| mix | sessions | limit msg/s | Haraka msg/s | Nimbus msg/s | Nimbus/limit | Nimbus/Haraka | added p50 / p99 ms (Nimbus) | added p99 ms (Haraka) | peak RSS MB Nimbus / Haraka | CPU ms/msg Nimbus / Haraka | load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|'];
   const show = (value: number | null | undefined): string => (value === undefined || value === null || Number.isNaN(value) ? '–' : String(value));
   for (const [mix, { bytes, runs }] of Object.entries(f.mixes)) {
     for (const [sessions, r] of Object.entries(runs)) {
-      lines.push(`| ${mix} (~${Math.round(bytes / 1024)} KB) | ${sessions} | ${show(r.limit_mps)} | ${show(r.haraka_mps)} | ${show(r.nimbus_mps)} | ${show(r.nimbus_to_limit)} | ${show(r.nimbus_to_haraka)} | ${show(r.p50_added_ms)} / ${show(r.p99_added_ms)} | ${show(r.haraka_p99_added_ms)} | ${show(r.rss_mb)} / ${show(r.haraka_rss_mb)} |`);
+      lines.push(`| ${mix} (~${Math.round(bytes / 1024)} KB) | ${sessions} | ${show(r.limit_mps)} | ${show(r.haraka_mps)} | ${show(r.nimbus_mps)} | ${show(r.nimbus_to_limit)} | ${show(r.nimbus_to_haraka)} | ${show(r.p50_added_ms)} / ${show(r.p99_added_ms)} | ${show(r.haraka_p99_added_ms)} | ${show(r.rss_mb)} / ${show(r.haraka_rss_mb)} | ${show(r.cpu_ms_per_msg)} / ${show(r.haraka_cpu_ms_per_msg)} | ${show(r.load)} |`);
     }
   }
   lines.push('');
   lines.push(...targets(f), '');
-  if (f.memory) lines.push(`Memory (Nimbus peak RSS): one 50 MB message ${f.memory.one_50mb_rss_mb} MB; 200 concurrent 1 MB messages ${f.memory.concurrent_200x1mb_rss_mb} MB.`, '');
+  if (f.memory) {
+    const m = f.memory;
+    lines.push('| memory case | peak RSS MB, process tree (sum of VmHWM) | tree, shared file pages counted once | largest single process |', '|---|---|---|---|',
+      `| one 50 MB message | ${m.one_50mb_rss_mb} | ${m.one_50mb_shared_pages_once_mb} | ${m.one_50mb_largest_process_mb} |`,
+      `| 200 concurrent 1 MB messages | ${m.concurrent_200x1mb_rss_mb} | ${m.concurrent_200x1mb_shared_pages_once_mb} | ${m.concurrent_200x1mb_largest_process_mb} |`, '');
+  }
   lines.push('```json', JSON.stringify(f), '```', '');
   return lines.join('\n');
 }
