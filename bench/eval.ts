@@ -14,10 +14,11 @@
  *
  * Other options: --concurrency C (SMTP transactions in flight, default 8), --trap-copies T
  * (default 1), --report-rate R (0.1), --ham-mistake-rate R (0.01), --lookup-timeout-ms MS (2000:
- * see network.ts), --key-role reporter|admin (each gateway's key at the service; default reporter,
- * a network of organisations), --out NAME (results as bench/results/NAME.json and
- * NAME-detection.png; only the default `eval` writes BENCHMARKS.md), --no-baseline, --keep (keep
- * the work directory), --no-write.
+ * see network.ts), --key-role reporter|admin|split (keys at the service, see network.ts; default
+ * reporter, a network of organisations), --out NAME (results as bench/results/NAME.json and
+ * NAME-detection.png; only the default `eval` writes BENCHMARKS.md), --gateway-env NIMBUS_X=V
+ * (repeatable: extra configuration of every gateway, for experiments such as kind weights),
+ * --no-baseline, --keep (keep the work directory), --no-write.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -26,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { listCorpus, readCorpusMessage } from './eval/corpus.js';
 import { computeFigures, type RunFigures } from './eval/figures.js';
 import { evalMarkdown, writeBenchmarksBlock, type EvalResults } from './eval/markdown.js';
-import { buildProduct, startNetwork, type Participation } from './eval/network.js';
+import { buildProduct, startNetwork, type KeyRole, type Participation } from './eval/network.js';
 import { buildPlan, DEFAULT_PLAN, type Plan, type PlanEvent } from './eval/plan.js';
 import { detectionSvg, svgToPng, type Series } from './eval/plot.js';
 import { formatSeconds, Progress } from './eval/progress.js';
@@ -54,8 +55,9 @@ interface Args {
   baseline: boolean;
   keep: boolean;
   write: boolean;
-  keyRole: 'reporter' | 'admin';
+  keyRole: KeyRole;
   out: string;
+  gatewayEnv: Record<string, string>;
 }
 
 class UsageError extends Error {}
@@ -78,6 +80,7 @@ function parseArgs(argv: readonly string[]): Args {
     write: true,
     keyRole: 'reporter',
     out: 'eval',
+    gatewayEnv: {},
   };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -110,8 +113,15 @@ function parseArgs(argv: readonly string[]): Args {
       case '--no-write': args.write = false; break;
       case '--key-role': {
         const role = value();
-        if (role !== 'reporter' && role !== 'admin') throw new UsageError(`--key-role: reporter or admin, not ${JSON.stringify(role)}`);
+        if (role !== 'reporter' && role !== 'admin' && role !== 'split') throw new UsageError(`--key-role: reporter, admin or split, not ${JSON.stringify(role)}`);
         args.keyRole = role;
+        break;
+      }
+      case '--gateway-env': {
+        const pair = value();
+        const match = /^(NIMBUS_[A-Z0-9_]+)=(.*)$/.exec(pair);
+        if (!match) throw new UsageError(`--gateway-env: NIMBUS_NAME=VALUE, not ${JSON.stringify(pair)}`);
+        args.gatewayEnv[match[1]!] = match[2]!;
         break;
       }
       case '--out': {
@@ -192,7 +202,7 @@ async function runNetwork(plan: Plan, participation: Participation, workDir: str
   mkdirSync(workDir, { recursive: true });
   const sink = await startSink(workDir);
   log(`${participation}: starting ${participation === 'standard' ? 'the reputation service and ' : ''}${plan.gateways.length} gateways`);
-  const network = await startNetwork({ root: ROOT, cli: cliPath, keyRole: args.keyRole, workDir, gateways: plan.gateways, participation, sinkPort: sink.port, lookupTimeoutMs: args.lookupTimeoutMs });
+  const network = await startNetwork({ root: ROOT, cli: cliPath, keyRole: args.keyRole, gatewayEnv: args.gatewayEnv, workDir, gateways: plan.gateways, participation, sinkPort: sink.port, lookupTimeoutMs: args.lookupTimeoutMs });
   const started = Date.now();
   try {
     const progress = new Progress(`replay (${participation})`, plan.events.length);
@@ -288,13 +298,14 @@ async function main(): Promise<number> {
       spam_copies: p.spam_copies,
       median_copies_to_protection: p.median_copies_to_protection,
     };
-    const command = ['npm run eval --', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
+    // --keep and --no-write change where files go, not a figure: left out of the recorded command.
+    const command = ['npm run eval --', ...process.argv.slice(2).filter((arg) => arg !== '--keep' && arg !== '--no-write')].join(' ').replace(/ --$/, '');
     const results: EvalResults = {
       command: command === 'npm run eval --' ? 'npm run eval' : command,
       date: new Date().toISOString(),
       corpus: args.corpus,
       machine: { cpus: cpus().length, loadavg_at_start: loadAtStart, node: process.version },
-      options: { gateways: args.gateways, copies: args.copies, seed: args.seed, limit: args.limit, concurrency: args.concurrency, trap_copies: args.trapCopies, report_rate: args.reportRate, ham_mistake_rate: args.hamMistakeRate, lookup_timeout_ms: args.lookupTimeoutMs, key_role: args.keyRole },
+      options: { gateways: args.gateways, copies: args.copies, seed: args.seed, limit: args.limit, concurrency: args.concurrency, trap_copies: args.trapCopies, report_rate: args.reportRate, ham_mistake_rate: args.hamMistakeRate, lookup_timeout_ms: args.lookupTimeoutMs, key_role: args.keyRole, gateway_env: args.gatewayEnv },
       plan: { campaigns: plan.campaigns.length, corpus_spam: spam.length, ham: plan.ham.length, corpus_ham: ham.length, events: plan.events.length, ip_from_received: fromReceived, ip_derived: plan.campaigns.length - fromReceived },
       variants: { ...summary },
       seconds,

@@ -32,9 +32,9 @@ export function evalMarkdown(results: EvalResults): string {
   const row = (name: string, part: string | number, base: string | number | null, target = ''): void => {
     rows.push(`| ${name} | ${part} | ${base ?? '–'} | ${target} |`);
   };
-  const t = results.targets as { after_two: boolean; zero_fp: boolean; beats_baseline: boolean | null };
+  const t = results.targets as { after_two: boolean; zero_fp: boolean; beats_baseline: boolean | null; improvement_points: number | null };
   row('spam copies counted (after the first, traps excluded)', p.spam_copies, b?.spam_copies ?? null);
-  row('**detection rate, copies after the first**', `**${p.detection_rate}%**`, b ? `${b.detection_rate}%` : null, t.beats_baseline === null ? '' : `beats off: ${yes(t.beats_baseline)}`);
+  row('**detection rate, copies after the first**', `**${p.detection_rate}%**`, b ? `${b.detection_rate}%` : null, t.beats_baseline === null ? '' : `beats off: ${t.improvement_points! >= 0 ? '+' : ''}${t.improvement_points} points`);
   row('**detection rate, copies after the first two**', `**${p.detection_rate_after_two}%**`, b ? `${b.detection_rate_after_two}%` : null, `≥ 95%: ${yes(t.after_two)}`);
   for (let i = 0; i < p.by_copies_seen.length; i++) {
     const pc = p.by_copies_seen[i]!;

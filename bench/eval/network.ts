@@ -16,13 +16,21 @@ import { join } from 'node:path';
 import type { GatewayIdentity } from './plan.js';
 
 export type Participation = 'standard' | 'off';
+export type KeyRole = 'reporter' | 'admin' | 'split';
 
 export interface NetworkOptions {
   readonly root: string;
   /** The compiled CLI (buildProduct). */
   readonly cli: string;
-  /** Role of each gateway's key at the service: `reporter` (a shared network) or `admin` (one organisation's private service). */
-  readonly keyRole: 'reporter' | 'admin';
+  /**
+   * Keys at the service: `reporter` (a shared network: every voice is one voice), `admin` (one
+   * organisation's private service: the gateways' trap hits and `nimbus report` are trusted), or
+   * `split` (gateways hold admin keys, so their spam traps are trusted, while `nimbus report` for
+   * users runs with a reporter key of the same organisation).
+   */
+  readonly keyRole: KeyRole;
+  /** Extra NIMBUS_* settings for every gateway (experiments); applied last. */
+  readonly gatewayEnv?: Readonly<Record<string, string>>;
   readonly workDir: string;
   readonly gateways: readonly GatewayIdentity[];
   readonly participation: Participation;
@@ -164,17 +172,22 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
   const logLevel = options.logLevel ?? 'warn';
   let serviceUrl: string | null = null;
   const keys: string[] = [];
+  const reportKeys: string[] = [];
   try {
     if (options.participation === 'standard') {
       const dataDir = join(options.workDir, 'service');
       mkdirSync(dataDir, { recursive: true });
       const port = await freePort();
       const env = { ...baseEnv(), NIMBUS_DATA_DIR: dataDir, NIMBUS_STORE: 'sqlite', NIMBUS_HTTP_LISTEN: `127.0.0.1:${port}`, NIMBUS_LOG_LEVEL: logLevel };
-      for (const gateway of options.gateways) {
-        const made = await runCli(options.cli, options.root, ['keys', 'add', '--role', options.keyRole, '--label', gateway.domain, '--rate', String(KEY_RATE)], env);
+      const addKey = async (role: string, label: string): Promise<string> => {
+        const made = await runCli(options.cli, options.root, ['keys', 'add', '--role', role, '--label', label, '--rate', String(KEY_RATE)], env);
         const token = made.stdout.trim().split('\n').pop() ?? '';
         if (made.status !== 0 || !token.startsWith('nmb_')) throw new NetworkError(`nimbus keys add failed (${made.status}): ${made.stderr.trim()}`);
-        keys.push(token);
+        return token;
+      };
+      for (const gateway of options.gateways) {
+        keys.push(await addKey(options.keyRole === 'reporter' ? 'reporter' : 'admin', gateway.domain));
+        reportKeys.push(options.keyRole === 'split' ? await addKey('reporter', `${gateway.domain} users`) : keys[keys.length - 1]!);
       }
       const log = join(options.workDir, 'service.log');
       const child = cli(options.cli, options.root, ['reputation'], env, log);
@@ -204,6 +217,7 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
         ...(serviceUrl
           ? { NIMBUS_ACCEPT_STATEMENT: 'yes', NIMBUS_REPUTATION_URL: serviceUrl, NIMBUS_REPUTATION_KEY: keys[identity.index]! }
           : {}),
+        ...options.gatewayEnv,
       };
       const log = join(options.workDir, `gateway-${identity.index + 1}.log`);
       const child = cli(options.cli, options.root, ['gateway'], env, log);
@@ -215,7 +229,8 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
       gateways,
       serviceUrl,
       async report(index, label, files) {
-        const result = await runCli(options.cli, options.root, ['report', `--${label}`, ...files], gateways[index]!.env);
+        const env = { ...gateways[index]!.env, ...(reportKeys[index] ? { NIMBUS_REPUTATION_KEY: reportKeys[index] } : {}) };
+        const result = await runCli(options.cli, options.root, ['report', `--${label}`, ...files], env);
         return { status: result.status, output: `${result.stdout}${result.stderr}` };
       },
       check() {
