@@ -31,6 +31,12 @@ import { DEFAULT_KEY_RATE } from './sqlite.js';
 
 type Client = Redis | Cluster;
 
+/** Neighbours found in memory before a lookup's log read, and their rows being read meanwhile. */
+interface EarlyNeighbours {
+  readonly near: Neighbour[];
+  readonly states: Promise<(FingerprintState | null)[]>;
+}
+
 // One reporter's observations of N fingerprints. KEYS: fp hash 1, pair hash 1, …, fp hash N,
 // pair hash N. ARGV: reporter, now, halfLife, ttl, wall clock, then per fingerprint: seen,
 // spamReports, hamReports, sensor, spam, weak, ham, reindex interval (ms, 0 for items without a
@@ -203,14 +209,28 @@ export class RedisStore implements ReputationEngine, KeyStore {
     return toState(await this.#r.hmget(this.#fpKey(item), ...FP_FIELDS));
   }
 
-  /** The exact row (when stored) and, unless it is decisive, every near neighbour: see answerFuzzy. */
-  async #fuzzyLookup(item: string, f: FuzzyItem, exact: FingerprintState | null, now: number): Promise<LookupResult> {
+  /**
+   * The exact row (when stored) and, unless it is decisive, every near neighbour: see answerFuzzy.
+   * `early` are the neighbours of an in-memory scheme found before the log was caught up, with
+   * their rows already being read; `grew` says whether the catch-up added anything to the index.
+   */
+  async #fuzzyLookup(item: string, f: FuzzyItem, exact: FingerprintState | null, now: number, early: EarlyNeighbours | null, grew: boolean): Promise<LookupResult> {
     const judged: { match: Neighbour; result: LookupResult }[] = [];
     if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: judge(item, exact, now) });
     if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
-      const near = inMemory(f) ? this.#memory.near(f, item) : nearAll(f, (await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))))).flat(), item);
-      // Index sets outlive expired fingerprints: a neighbour no longer stored is skipped.
-      const states = await Promise.all(near.map((n) => this.#state(n.item)));
+      let near: Neighbour[];
+      let states: (FingerprintState | null)[];
+      if (early !== null) {
+        const read = await early.states;
+        near = grew ? this.#memory.near(f, item) : early.near;
+        const known = new Map(early.near.map((n, i) => [n.item, read[i]!] as const));
+        // Images logged meanwhile (rare): only their rows cost another wave.
+        states = await Promise.all(near.map((n) => (known.has(n.item) ? known.get(n.item)! : this.#state(n.item))));
+      } else {
+        near = nearAll(f, (await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))))).flat(), item);
+        states = await Promise.all(near.map((n) => this.#state(n.item)));
+      }
+      // Index sets and the log outlive expired fingerprints: a neighbour no longer stored is skipped.
       states.forEach((state, i) => {
         if (state !== null) judged.push({ match: near[i]!, result: judge(item, state, now) });
       });
@@ -220,13 +240,24 @@ export class RedisStore implements ReputationEngine, KeyStore {
 
   async lookup(items: readonly string[], now = Date.now()): Promise<LookupResult[]> {
     const fuzzy = items.map((item) => fuzzyItem(item));
-    // The log read rides in the same pipelined wave as the exact reads.
-    const [states] = await Promise.all([Promise.all(items.map((item) => this.#state(item))), fuzzy.some((f) => f !== null && inMemory(f)) ? this.#catchUp() : null]);
+    const known = this.#memory.size;
+    // In-memory schemes: the neighbours already indexed, their rows and the log's new entries
+    // are all read in the same pipelined wave as the exact rows, so a found neighbour costs one
+    // round trip, not two.
+    const early = fuzzy.map((f, i): EarlyNeighbours | null => {
+      if (f === null || !inMemory(f)) return null;
+      const near = this.#memory.near(f, items[i]!);
+      const rows = Promise.all(near.map((n) => this.#state(n.item)));
+      rows.catch(() => undefined); // not awaited when the exact row decides; a failure surfaces where it is
+      return { near, states: rows };
+    });
+    const [states] = await Promise.all([Promise.all(items.map((item) => this.#state(item))), early.some((e) => e !== null) ? this.#catchUp() : null]);
+    const grew = this.#memory.size !== known;
     return Promise.all(
       items.map(async (item, i) => {
         const f = fuzzy[i]!;
         const state = states[i]!;
-        return f === null ? judge(item, state, now) : this.#fuzzyLookup(item, f, state, now);
+        return f === null ? judge(item, state, now) : this.#fuzzyLookup(item, f, state, now, early[i]!, grew);
       }),
     );
   }
