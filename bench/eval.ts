@@ -29,7 +29,7 @@ import { computeFigures, type RunFigures } from './eval/figures.js';
 import { evalMarkdown, writeBenchmarksBlock, type EvalResults } from './eval/markdown.js';
 import { buildProduct, startNetwork, type KeyRole, type Participation } from './eval/network.js';
 import { buildPlan, DEFAULT_PLAN, type Plan, type PlanEvent } from './eval/plan.js';
-import { detectionSvg, svgToPng, type Series } from './eval/plot.js';
+import { resultsSvg, svgToPng } from './eval/plot.js';
 import { formatSeconds, Progress } from './eval/progress.js';
 import { replay } from './eval/replay.js';
 import { startSink } from './eval/sink.js';
@@ -323,13 +323,7 @@ async function main(): Promise<number> {
     if (args.write) {
       mkdirSync(RESULTS, { recursive: true });
       writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify(results, null, 2)}\n`);
-      const series: Series[] = [{ label: 'participating (standard)', colour: '#1f77b4', points: p.by_copies_seen.map((c) => [c.copies_seen, c.rate] as const) }];
-      if (baseline) series.push({ label: 'not participating (off)', colour: '#d62728', dashed: true, points: baseline.by_copies_seen.map((c) => [c.copies_seen, c.rate] as const) });
-      const svg = detectionSvg(series, {
-        title: 'Detection of campaign copies against copies already sent',
-        subtitle: `${plan.campaigns.length} campaigns × ${args.copies} copies, ${args.gateways} gateways, ${plan.ham.length} ham: FP ${p.false_positives} (standard)${baseline ? `, ${baseline.false_positives} (off)` : ''}; seed ${args.seed}`,
-        target: { from: 2, rate: 95 },
-      });
+      const svg = resultsSvg(results);
       writeFileSync(join(RESULTS, `${args.out}-detection.png`), await svgToPng(svg));
       // Only the default output is the BENCHMARKS row; other names are side experiments.
       if (args.out === 'eval') writeBenchmarksBlock(join(ROOT, 'BENCHMARKS.md'), evalMarkdown(results));

@@ -16,7 +16,7 @@ export interface Series {
 
 const WIDTH = 800;
 const HEIGHT = 500;
-const MARGIN = { left: 70, right: 30, top: 84, bottom: 60 };
+const MARGIN = { left: 70, right: 30, top: 96, bottom: 60 };
 
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -32,7 +32,10 @@ export function detectionSvg(series: readonly Series[], options: { title: string
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="DejaVu Sans, sans-serif">`);
   parts.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`);
   parts.push(`<text x="${WIDTH / 2}" y="26" font-size="18" text-anchor="middle" font-weight="bold">${escape(options.title)}</text>`);
-  parts.push(`<text x="${WIDTH / 2}" y="46" font-size="12" text-anchor="middle" fill="#555">${escape(options.subtitle)}</text>`);
+  // The subtitle may carry several facts separated by ' | ': one line each, at most two.
+  options.subtitle.split(' | ').slice(0, 2).forEach((line, i) => {
+    parts.push(`<text x="${WIDTH / 2}" y="${44 + i * 15}" font-size="12" text-anchor="middle" fill="#555">${escape(line)}</text>`);
+  });
   for (let v = 0; v <= 100; v += 10) {
     parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${MARGIN.left - 8}" y="${y(v) + 4}" font-size="12" text-anchor="end">${v}%</text>`);
@@ -48,7 +51,7 @@ export function detectionSvg(series: readonly Series[], options: { title: string
   if (options.target) {
     const from = Math.max(xMin, options.target.from);
     parts.push(`<line x1="${x(from)}" x2="${x(xMax)}" y1="${y(options.target.rate)}" y2="${y(options.target.rate)}" stroke="#888" stroke-dasharray="6 4"/>`);
-    parts.push(`<text x="${x(xMax) - 4}" y="${y(options.target.rate) - 6}" font-size="11" text-anchor="end" fill="#666">target ${options.target.rate}%</text>`);
+    parts.push(`<text x="${x(xMax) - 4}" y="${y(options.target.rate) + 14}" font-size="11" text-anchor="end" fill="#666">target ${options.target.rate}%</text>`);
   }
   const order = [...series].sort((a, b) => Number(Boolean(b.dashed)) - Number(Boolean(a.dashed)));
   for (const s of order) {
@@ -60,12 +63,32 @@ export function detectionSvg(series: readonly Series[], options: { title: string
   // Legend in one row between the subtitle and the plot, so it never hides a line.
   series.forEach((s, i) => {
     const lx = MARGIN.left + 20 + i * 300;
-    const ly = 68;
+    const ly = 80;
     parts.push(`<line x1="${lx}" x2="${lx + 28}" y1="${ly}" y2="${ly}" stroke="${s.colour}" stroke-width="3"${s.dashed ? ' stroke-dasharray="8 5"' : ''}/>`);
     parts.push(`<text x="${lx + 36}" y="${ly + 4}" font-size="13">${escape(s.label)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+/** The plot of one eval result (participating, and the baseline when it ran). */
+export function resultsSvg(results: {
+  readonly participating: { readonly by_copies_seen: readonly { copies_seen: number; rate: number }[]; readonly false_positives: number };
+  readonly baseline: { readonly by_copies_seen: readonly { copies_seen: number; rate: number }[]; readonly false_positives: number } | null;
+  readonly plan: { readonly campaigns: number; readonly ham: number };
+  readonly options: Record<string, unknown>;
+}): string {
+  const p = results.participating;
+  const b = results.baseline;
+  const series: Series[] = [{ label: 'participating (standard)', colour: '#1f77b4', points: p.by_copies_seen.map((c) => [c.copies_seen, c.rate] as const) }];
+  if (b) series.push({ label: 'not participating (off)', colour: '#d62728', dashed: true, points: b.by_copies_seen.map((c) => [c.copies_seen, c.rate] as const) });
+  const o = results.options;
+  const env = Object.entries((o.gateway_env ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(' ');
+  return detectionSvg(series, {
+    title: 'Detection of campaign copies against copies already sent',
+    subtitle: `${results.plan.campaigns} campaigns × ${String(o.copies)} copies, ${String(o.gateways)} gateways, ${results.plan.ham} ham; false positives ${p.false_positives} (standard)${b ? `, ${b.false_positives} (off)` : ''} | gateway keys: ${String(o.key_role ?? 'reporter')}${env ? `; ${env}` : ''}; seed ${String(o.seed)}`,
+    target: { from: 2, rate: 95 },
+  });
 }
 
 export async function svgToPng(svg: string): Promise<Buffer> {
