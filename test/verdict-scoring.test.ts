@@ -1,6 +1,7 @@
 import test from 'ava';
 import { makeFingerprint, type Fingerprint } from '../src/fingerprint/types.js';
 import type { LookupResult, Verdict } from '../src/reputation/api.js';
+import { loadConfig } from '../src/config.js';
 import { scoreMessage } from '../src/verdict/scoring.js';
 
 const policy = { weights: { ip: 4, net: 2, attachment: 8, image: 8, url: 4, body: 6 }, tagScore: 5 };
@@ -53,4 +54,15 @@ test('GTUBE is spam even with no reputation at all', (t) => {
   t.is(scored.verdict, 'spam');
   t.deepEqual(scored.parts.map((part) => part.test), ['NIMBUS_GTUBE']);
   t.true(scored.score >= 1000);
+});
+
+test('with the default weights a sender IP and network known as spam do not tag on their own, but add to content that does', (t) => {
+  const defaults = loadConfig({});
+  const net = makeFingerprint('net', 'sha256', 'dd');
+  const known = new Map([answer(ip, 'spam', 1), answer(net, 'spam', 1)]);
+  const alone = scoreMessage([ip, net, body], known, defaults, { gtube: false });
+  t.true(alone.score < defaults.tagScore, `ip + net = ${alone.score}`);
+  t.not(alone.verdict, 'spam');
+  const withLink = scoreMessage([ip, net, linkA], new Map([...known, answer(linkA, 'spam', 0.5)]), defaults, { gtube: false });
+  t.is(withLink.verdict, 'spam');
 });
