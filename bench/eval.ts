@@ -15,7 +15,9 @@
  * Other options: --concurrency C (SMTP transactions in flight, default 8), --trap-copies T
  * (default 1), --report-rate R (0.1), --ham-mistake-rate R (0.01), --lookup-timeout-ms MS (2000:
  * see network.ts), --key-role reporter|admin|split (keys at the service, see network.ts; default
- * reporter, a network of organisations), --out NAME (results as bench/results/NAME.json and
+ * split: one organisation's private network, where each gateway holds the organisation's admin
+ * key, so its spam traps are trusted, and users' reports come with reporter keys, one voice each;
+ * `reporter` models gateways of different organisations at a shared service), --out NAME (results as bench/results/NAME.json and
  * NAME-detection.png; only the default `eval` writes BENCHMARKS.md), --gateway-env NIMBUS_X=V
  * (repeatable: extra configuration of every gateway, for experiments such as kind weights),
  * --no-baseline, --keep (keep the work directory), --no-write.
@@ -78,7 +80,7 @@ function parseArgs(argv: readonly string[]): Args {
     baseline: true,
     keep: false,
     write: true,
-    keyRole: 'reporter',
+    keyRole: 'split',
     out: 'eval',
     gatewayEnv: {},
   };
