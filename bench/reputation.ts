@@ -307,7 +307,7 @@ async function benchStore(store: 'sqlite' | 'redis', total: number, duration: nu
 
 const round = (value: number, digits = 1): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
-function markdown(figures: Record<string, StoreFigures>, command: string): string {
+function markdown(figures: Record<string, StoreFigures>, command: string, load: { start: number[]; end: number[] }): string {
   const stores = Object.keys(figures);
   const rows: [string, (f: StoreFigures) => string, string][] = [
     ['fingerprints looked up / s (batches of 10)', (f) => f.lookups_per_second.toLocaleString('en'), '>= 20,000'],
@@ -322,7 +322,7 @@ function markdown(figures: Record<string, StoreFigures>, command: string): strin
     ['service RSS after the run / peak (MB)', (f) => `${f.service_rss_mb} / ${f.service_peak_rss_mb}`, ''],
   ];
   const lines = [
-    `Command: \`${command}\` (${new Date().toISOString().slice(0, 16)}Z, ${os.cpus().length} cores, Node ${process.version}).`,
+    `Command: \`${command}\` (${new Date().toISOString().slice(0, 16)}Z, ${os.cpus().length} cores, Node ${process.version}, load average ${load.start.map((l) => l.toFixed(1)).join(' / ')} at the start and ${load.end.map((l) => l.toFixed(1)).join(' / ')} at the end: the machine is shared, higher load means lower figures).`,
     `${(Object.values(figures)[0]?.fingerprints_loaded ?? 0).toLocaleString('en')} fingerprints loaded (a fifth image:phash256), service in a child process, autocannon in this one.`,
     '',
     `| figure | ${stores.join(' | ')} | target |`,
@@ -367,6 +367,7 @@ export async function run(args: string[]): Promise<number> {
     return 64;
   }
   const progress = (line: string) => process.stderr.write(`bench reputation: ${line}\n`);
+  const loadAtStart = os.loadavg();
   const figures: Record<string, StoreFigures> = {};
   const failed: Record<string, { error: string }> = {};
   for (const store of stores as ('sqlite' | 'redis')[]) {
@@ -379,9 +380,10 @@ export async function run(args: string[]): Promise<number> {
     }
   }
   if (Object.keys(figures).length === 0) return 1;
-  if (json) process.stdout.write(`${JSON.stringify({ ...figures, ...failed })}\n`);
+  const load = { start: loadAtStart, end: os.loadavg() };
+  if (json) process.stdout.write(`${JSON.stringify({ ...figures, ...failed, load_average: load })}\n`);
   const command = `npm run bench -- reputation ${args.filter((a) => a !== '--no-write').join(' ')}`.trim();
-  const table = markdown(figures, command) + Object.entries(failed).map(([store, f]) => `\n\n${store}: not measured (${f.error}).`).join('');
+  const table = markdown(figures, command, load) + Object.entries(failed).map(([store, f]) => `\n\n${store}: not measured (${f.error}).`).join('');
   if (!json) process.stdout.write(`${table}\n`);
   if (!args.includes('--no-write')) writeBenchmarks(table);
   return 0;
