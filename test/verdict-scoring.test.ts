@@ -56,13 +56,15 @@ test('GTUBE is spam even with no reputation at all', (t) => {
   t.true(scored.score >= 1000);
 });
 
-test('with the default weights a sender IP and network known as spam do not tag on their own, but add to content that does', (t) => {
+test('with the default weights a sender IP and network known as spam do not tag on their own, but tip a spam link over the tag score', (t) => {
   const defaults = loadConfig({});
   const net = makeFingerprint('net', 'sha256', 'dd');
   const known = new Map([answer(ip, 'spam', 1), answer(net, 'spam', 1)]);
   const alone = scoreMessage([ip, net, body], known, defaults, { gtube: false });
   t.true(alone.score < defaults.tagScore, `ip + net = ${alone.score}`);
   t.not(alone.verdict, 'spam');
-  const withLink = scoreMessage([ip, net, linkA], new Map([...known, answer(linkA, 'spam', 0.5)]), defaults, { gtube: false });
+  const linkOnly = scoreMessage([linkA], new Map([answer(linkA, 'spam', 1)]), defaults, { gtube: false });
+  t.not(linkOnly.verdict, 'spam');
+  const withLink = scoreMessage([ip, net, linkA], new Map([...known, answer(linkA, 'spam', 1)]), defaults, { gtube: false });
   t.is(withLink.verdict, 'spam');
 });
