@@ -69,6 +69,13 @@ export interface Config {
   readonly uploadBatchSize: number;
   /** Local statistics (for `nimbus stats`) are kept this many days. */
   readonly statsRetentionDays: number;
+  /**
+   * Largest attachment sample: the gateway (extended mode) captures unknown suspicious
+   * attachments up to this size, the service accepts samples up to it. 0: no samples at all.
+   */
+  readonly sampleMaxBytes: number;
+  /** Samples waiting for upload take at most this many bytes; past it the oldest are dropped (counted). */
+  readonly sampleOutboxMaxBytes: number;
   readonly tagScore: number;
   readonly rejectScore: number;
   readonly spamAction: SpamAction;
@@ -229,6 +236,16 @@ export function loadConfig(processEnv: Env = process.env): Config {
     }
     return parsed;
   };
+  /** Like size(), but 0 is allowed (it switches the feature off). */
+  const sizeOrZero = (name: string, fallback: string, max: number): number => {
+    const raw = env[name]?.trim() || fallback;
+    const parsed = parseSize(raw);
+    if (parsed === null || parsed > max) {
+      bad(name, `a size such as 1MB, 512KB, a number of bytes, or 0; at most ${max} bytes`);
+      return parseSize(fallback)!;
+    }
+    return parsed;
+  };
   const url = (name: string): string | null => {
     const raw = optional(name);
     if (raw === null) return null;
@@ -334,6 +351,9 @@ export function loadConfig(processEnv: Env = process.env): Config {
     outboxMaxAgeDays: num('NIMBUS_OUTBOX_MAX_AGE_DAYS', 30, { min: 0.001 }),
     uploadBatchSize: num('NIMBUS_UPLOAD_BATCH_SIZE', 500, { min: 1, max: 5000, integer: true }),
     statsRetentionDays: num('NIMBUS_STATS_RETENTION_DAYS', 90, { min: 1 }),
+    // 10 MB: the gateway analyses no larger message, so no larger attachment could be captured.
+    sampleMaxBytes: sizeOrZero('NIMBUS_SAMPLE_MAX_BYTES', '1MB', 10 * 1024 * 1024),
+    sampleOutboxMaxBytes: size('NIMBUS_SAMPLE_OUTBOX_MAX_BYTES', '64MB'),
     tagScore,
     rejectScore,
     spamAction: oneOf('NIMBUS_SPAM_ACTION', SPAM_ACTIONS, 'tag'),

@@ -85,5 +85,22 @@ export type FeedbackRequest = z.infer<typeof feedbackRequest>;
 export const verdictOverride = z.object({ verdict: z.enum(['spam', 'bulk', 'ham']), reason: z.string().max(500).optional() });
 export type VerdictOverride = z.infer<typeof verdictOverride>;
 
+/**
+ * A sample of an unknown suspicious attachment (extended participation; src/stats/samples.ts says
+ * which attachments qualify). Keyed by the SHA-256 of its bytes, so a resend stores it once. The
+ * file name is deliberately not a field.
+ */
+export const sampleUpload = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the content as 64 lower-case hex digits'),
+  /** The MIME type the message declared (untrusted; never served back as Content-Type). */
+  type: z.string().min(1).max(255),
+  size: z.number().int().nonnegative(),
+  /** The attachment's decoded bytes, base64 (RFC 4648, with padding). */
+  // Canonical base64 survives a round trip; faster on megabytes than a regex, which with a
+  // grouped repetition even overflows the regex stack.
+  content: z.string().refine((text) => Buffer.from(text, 'base64').toString('base64') === text, 'expected base64 (RFC 4648, with padding)'),
+});
+export type SampleUpload = z.infer<typeof sampleUpload>;
+
 export const KEY_ROLES = ['sensor', 'reporter', 'admin'] as const;
 export type KeyRole = (typeof KEY_ROLES)[number];

@@ -14,6 +14,7 @@ import {
   type FeedbackRequest,
   type LookupResult,
   type ReportBatch,
+  type SampleUpload,
   type VerdictOverride,
 } from './api.js';
 
@@ -54,6 +55,8 @@ export interface ReputationClient {
   lookup(items: readonly string[], signal?: AbortSignal): Promise<LookupResult[]>;
   report(batch: ReportBatch, signal?: AbortSignal): Promise<{ accepted: number; duplicate: boolean }>;
   feedback(body: FeedbackRequest, signal?: AbortSignal): Promise<{ accepted: number }>;
+  /** POST /v1/samples: idempotent by the sample's SHA-256 (`duplicate` when already stored). */
+  sample(body: SampleUpload, signal?: AbortSignal): Promise<{ sha256: string; duplicate: boolean }>;
   setVerdict(item: string, body: VerdictOverride, signal?: AbortSignal): Promise<void>;
   clearVerdict(item: string, signal?: AbortSignal): Promise<boolean>;
   /** Closes the idle keep-alive sockets. */
@@ -63,6 +66,7 @@ export interface ReputationClient {
 const reportResponse = z.object({ accepted: z.number(), duplicate: z.boolean() });
 const feedbackResponse = z.object({ accepted: z.number() });
 const clearResponse = z.object({ removed: z.boolean() });
+const sampleResponse = z.object({ sha256: z.string(), duplicate: z.boolean() });
 const errorBody = z.object({ error: z.string(), message: z.string() });
 
 function codeFor(status: number): ServiceErrorCode {
@@ -103,6 +107,10 @@ class HttpReputationClient implements ReputationClient {
 
   feedback(body: FeedbackRequest, signal?: AbortSignal): Promise<{ accepted: number }> {
     return this.#call('POST', '/v1/feedback', body, feedbackResponse, signal);
+  }
+
+  sample(body: SampleUpload, signal?: AbortSignal): Promise<{ sha256: string; duplicate: boolean }> {
+    return this.#call('POST', '/v1/samples', body, sampleResponse, signal);
   }
 
   async setVerdict(item: string, body: VerdictOverride, signal?: AbortSignal): Promise<void> {

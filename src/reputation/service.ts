@@ -14,6 +14,8 @@ import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
 import { registerRoutes } from './service/routes.js';
+import { registerSampleRoutes } from './service/sample-routes.js';
+import { openSampleStore, type SampleStore } from './service/samples.js';
 
 /** Largest request body: a full report batch (5,000 records) fits well below this. */
 export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
@@ -29,6 +31,13 @@ export interface RunningReputationService {
 export async function startReputationService(config: Config, log: Logger, opened?: OpenedReputation): Promise<RunningReputationService> {
   const owned = opened === undefined;
   const store = opened ?? (await openConfiguredReputation(config));
+  let samples: SampleStore;
+  try {
+    samples = await openSampleStore(config);
+  } catch (error) {
+    if (owned) await store.close();
+    throw error;
+  }
   const metrics = new ServiceMetrics();
   let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics) : null;
   let upstream = `${config.upstreamUrl} ${config.upstreamKey}`;
@@ -52,7 +61,8 @@ export async function startReputationService(config: Config, log: Logger, opened
     }
     const status = (error as FastifyError).statusCode ?? HTTP.INTERNAL;
     if (status === HTTP.PAYLOAD_TOO_LARGE) {
-      reply.code(status).send({ error: ERROR_CODES.TOO_LARGE, message: `request body over ${BODY_LIMIT_BYTES} bytes` });
+      // The sample route has its own limit (NIMBUS_SAMPLE_MAX_BYTES, base64-encoded).
+      reply.code(status).send({ error: ERROR_CODES.TOO_LARGE, message: `request body over ${request.routeOptions.bodyLimit ?? BODY_LIMIT_BYTES} bytes` });
     } else if (status === HTTP.UNSUPPORTED) {
       reply.code(status).send({ error: ERROR_CODES.UNSUPPORTED, message: 'expected Content-Type: application/json' });
     } else if (status >= 400 && status < 500) {
@@ -66,17 +76,16 @@ export async function startReputationService(config: Config, log: Logger, opened
     reply.code(HTTP.NOT_FOUND).send({ error: ERROR_CODES.NOT_FOUND, message: `no route ${request.method} ${request.url}` });
   });
 
-  registerRoutes(app, {
-    opened: store,
-    auth: new Authenticator(store.keys, KEY_CACHE_MS),
-    limiter: new RateLimiter(),
-    metrics,
-    proxy: () => proxy,
-  });
+  const auth = new Authenticator(store.keys, KEY_CACHE_MS);
+  const limiter = new RateLimiter();
+  registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
+  // Samples are kept here, never forwarded upstream in proxy mode.
+  registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
 
   try {
     await app.listen({ host: config.httpListen.host, port: config.httpListen.port });
   } catch (error) {
+    await samples.close();
     if (owned) await store.close();
     throw error;
   }
@@ -93,6 +102,7 @@ export async function startReputationService(config: Config, log: Logger, opened
       closed ??= (async () => {
         await app.close();
         proxy?.close();
+        await samples.close();
         if (owned) await store.close();
       })();
       return closed;

@@ -29,7 +29,7 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, where = 'body'
   throw new HttpError(HTTP.BAD_REQUEST, ERROR_CODES.BAD_REQUEST, issues.join('; '));
 }
 
-async function admit(context: RouteContext, request: FastifyRequest, role: KeyRole): Promise<StoredKey> {
+export async function admit(context: Pick<RouteContext, 'auth' | 'limiter'>, request: FastifyRequest, role: KeyRole): Promise<StoredKey> {
   const key = await context.auth.authenticate(request.headers.authorization, role);
   const wait = context.limiter.take(key.id, key.rateLimit);
   if (wait > 0) {

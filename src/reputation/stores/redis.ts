@@ -29,7 +29,7 @@ import { BATCH_TTL_MS, FORGET_AFTER_MS, HALF_LIFE_MS, judge, type FingerprintSta
 import { MemoryIndexes, inMemory } from './memory-index.js';
 import { DEFAULT_KEY_RATE } from './sqlite.js';
 
-type Client = Redis | Cluster;
+export type Client = Redis | Cluster;
 
 /** Neighbours found in memory before a lookup's log read, and their rows being read meanwhile. */
 interface EarlyNeighbours {
@@ -380,8 +380,11 @@ export class RedisStore implements ReputationEngine, KeyStore {
   }
 }
 
-/** Opens Redis (one URL) or Redis Cluster (several seed URLs); fails clearly when unreachable. */
-export async function openRedisStore(urls: readonly string[], prefix = 'nimbus:'): Promise<OpenedReputation> {
+/**
+ * A connected client: Redis (one URL) or Redis Cluster (several seed URLs); fails clearly when
+ * unreachable. Also used by the service's sample store (service/samples.ts).
+ */
+export async function connectRedis(urls: readonly string[]): Promise<Client> {
   if (urls.length === 0) throw new NimbusError('STORE_OPEN_FAILED', 'no Redis URL given for the reputation store');
   const options = { enableAutoPipelining: true, lazyConnect: true, maxRetriesPerRequest: 3 };
   let client: Client;
@@ -401,7 +404,11 @@ export async function openRedisStore(urls: readonly string[], prefix = 'nimbus:'
     client.disconnect();
     throw new NimbusError('STORE_OPEN_FAILED', `cannot connect to Redis at ${urls.join(', ')}: ${(error as Error).message}`, { cause: error });
   }
-  const store = new RedisStore(client, prefix);
-  return { engine: store, keys: store, close: () => store.close() };
+  return client;
 }
 
+/** Opens Redis (one URL) or Redis Cluster (several seed URLs); fails clearly when unreachable. */
+export async function openRedisStore(urls: readonly string[], prefix = 'nimbus:'): Promise<OpenedReputation> {
+  const store = new RedisStore(await connectRedis(urls), prefix);
+  return { engine: store, keys: store, close: () => store.close() };
+}
