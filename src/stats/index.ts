@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import { NimbusError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from './metrics.js';
+import { RecordWriter } from './record-writer.js';
 import { StatsStore, type StoreReport } from './store.js';
 import { ClientTransports, type StatsTransport } from './transport.js';
 import type { StatsInput } from './types.js';
@@ -76,6 +77,8 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
           ...(options.idleMs !== undefined ? { idleMs: options.idleMs } : {}),
           ...(metrics ? { metrics } : {}),
         });
+  // Created at the first record: `nimbus stats` only reads and needs no thread.
+  let writer: RecordWriter | null = null;
   const pruner = setInterval(() => dropped(store.prune(), 'age bound'), PRUNE_INTERVAL_MS);
   pruner.unref();
   let closed = false;
@@ -83,8 +86,9 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
   return {
     async record(input) {
       if (closed) throw new NimbusError('STATS_CLOSED', 'statistics record after close()');
-      // synchronous=FULL: the transaction is on disk when insert returns.
-      const result = store.insert(input, !participates(current));
+      writer ??= new RecordWriter(bounds(current));
+      // synchronous=FULL in the writer thread: the transaction is on disk when this resolves.
+      const result = await writer.write(input, !participates(current));
       dropped(result.dropped, 'full');
       metrics?.backlog.set(store.outboxSize());
       uploader?.notify();
@@ -105,6 +109,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
     reload(config) {
       current = config;
       store.setBounds(bounds(config));
+      writer?.setBounds(bounds(config));
       uploader?.reload(config);
     },
     async close() {
@@ -112,6 +117,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
       closed = true;
       if (metrics) metrics.backlogSource = null;
       clearInterval(pruner);
+      await writer?.close();
       await uploader?.close();
       transports.close();
       store.close();

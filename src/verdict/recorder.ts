@@ -1,24 +1,21 @@
 /**
  * What happens after the sender's message is decided, before its final reply: the statistics
  * record is made durable (STYLE: acknowledge nothing that is not stored), the message is counted
- * for Prometheus, and the embedded engine learns that these fingerprints were seen, with the
- * gateway's own verdict as a weak voice (src/reputation/scoring.ts caps it so the gateway can
- * never convict a fingerprint on its own say-so).
+ * for Prometheus, and the embedded engine is handed, to learn after the reply, that these
+ * fingerprints were seen, with the gateway's own verdict as a weak voice (src/reputation/scoring.ts
+ * caps it so the gateway can never convict a fingerprint on its own say-so).
  */
 import type { Logger } from 'pino';
 import { ipFingerprints } from '../fingerprint/ip.js';
 import type { MessageObserver, ProcessedMessage } from '../gateway/inspection.js';
 import type { ReportRecord } from '../reputation/api.js';
-import type { ReputationEngine } from '../reputation/engine-types.js';
 import { countMessage, type GatewayMetrics, type Statistics } from '../stats/index.js';
 import { evidenceOf } from './inspector.js';
-
-/** The embedded engine's sensor id for the gateway's own traffic. */
-export const LOCAL_SENSOR = { id: 'local', weight: 1 } as const;
+import type { LocalLearner } from './local-learner.js';
 
 export interface RecorderOptions {
   readonly stats: Statistics;
-  readonly local: ReputationEngine;
+  readonly learner: LocalLearner;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
 }
@@ -57,11 +54,6 @@ export class MessageRecorder implements MessageObserver {
       score: Number.isFinite(inspection.score) ? inspection.score : 0,
       action: inspection.action,
     };
-    try {
-      await this.#options.local.ingest(`local-${message.queueId}`, LOCAL_SENSOR, [record], message.time.getTime());
-    } catch (error) {
-      // Learning is a bonus; the record above is what must not be lost.
-      this.#options.log.warn({ event: 'local_learn_failed', queueId: message.queueId, err: String(error) }, 'the embedded engine could not learn from this message');
-    }
+    this.#options.learner.learn(record);
   }
 }

@@ -29,6 +29,7 @@ import { Feedback } from './feedback.js';
 import { ReputationInspector } from './inspector.js';
 import { ReputationLookups } from './lookups.js';
 import { Quarantine, quarantineDir } from './quarantine.js';
+import { LocalLearner } from './local-learner.js';
 import { MessageRecorder } from './recorder.js';
 
 /** The embedded engine's file inside NIMBUS_DATA_DIR (shared by gateway workers and `nimbus report`). */
@@ -71,6 +72,7 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
   const local = await openLocalReputation(config);
   const metrics = createGatewayMetrics();
   const stats = openStatistics(config, log, { metrics });
+  const learner = new LocalLearner(local.engine, log.child({ component: 'local-learning' }));
   const observer = lookupMetricsObserver(metrics);
   let client: ReputationClient | null = null;
 
@@ -106,7 +108,7 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
   return {
     hooks: {
       inspector,
-      observer: new MessageRecorder({ stats, local: local.engine, metrics, log }),
+      observer: new MessageRecorder({ stats, learner, metrics, log }),
       quarantine: new Quarantine(quarantineDir(config)),
     },
     metrics,
@@ -125,6 +127,7 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
       await metricsServer?.close();
       await stats.close();
       client?.close();
+      await learner.drain();
       await local.close();
     },
   };
