@@ -34,6 +34,7 @@ export function formatSummary(s: StatsSummary, days: number): string {
   out.push(`outbox backlog: ${s.backlog} records  dropped by overflow/age: ${s.dropped}  uploaded: ${s.uploaded}`);
   out.push(`last successful upload: ${s.lastUpload ?? 'never'}`);
   out.push(`last upload error: ${s.lastError ?? 'none'}`);
+  out.push(`attachment samples waiting: ${s.samples.waiting} (${s.samples.waitingBytes} bytes)  uploaded: ${s.samples.uploaded}  dropped: ${s.samples.dropped}`);
   out.push('', `messages per day (last ${days} days, UTC):`);
   if (s.perDay.length === 0) out.push('  (none)');
   for (const d of s.perDay) out.push(`  ${d.day}  ${String(d.messages).padStart(8)} messages  ${String(d.spam).padStart(8)} spam`);

@@ -18,6 +18,11 @@ export { makeFingerprint, parseFingerprint, type Fingerprint } from './types.js'
 export interface FingerprintContext {
   /** The connecting client (or XCLIENT/XFORWARD address); else taken from the topmost Received header with a public IP. */
   readonly clientIp?: string;
+  /**
+   * Attachments (not images) up to this many bytes keep their decoded bytes in `content`, for
+   * attachment samples (src/stats/samples.ts); 0 or absent: none are kept.
+   */
+  readonly keepAttachmentBytes?: number;
 }
 
 export interface Skip {
@@ -30,6 +35,10 @@ export interface AttachmentInfo {
   readonly sha256: string;
   readonly type: string;
   readonly size: number;
+  /** The file name, if the part has one (local only, like fingerprint labels). */
+  readonly name?: string;
+  /** The decoded bytes, only when asked for (FingerprintContext.keepAttachmentBytes). */
+  readonly content?: Buffer;
 }
 
 export interface MessageFingerprints {
@@ -148,7 +157,8 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
     }
     hashed++;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    attachments.push({ sha256, type, size: bytes.length });
+    const keep = bytes.length <= (context.keepAttachmentBytes ?? 0);
+    attachments.push({ sha256, type, size: bytes.length, ...(part.filename ? { name: part.filename } : {}), ...(keep ? { content: bytes } : {}) });
     fingerprints.push(makeFingerprint('attachment', 'sha256', sha256, part.filename));
   }
 

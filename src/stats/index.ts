@@ -8,6 +8,7 @@ import { NimbusError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from './metrics.js';
 import { RecordWriter } from './record-writer.js';
+import { SampleKeeper, type SampleOutboxSummary } from './sample-outbox.js';
 import { StatsStore, type StoreReport } from './store.js';
 import { ClientTransports, type StatsTransport } from './transport.js';
 import type { StatsInput } from './types.js';
@@ -17,6 +18,7 @@ export type { StatsInput, LocalRecord, MessageAction } from './types.js';
 export type { StatsTransport } from './transport.js';
 export { ClientTransports, failureOf } from './transport.js';
 export { isSendableFingerprint, toWireRecord, STATEMENT, NEVER_SENT } from './wire.js';
+export { sampleCapture, selectSamples, type Sample } from './samples.js';
 export { createGatewayMetrics, startMetricsServer, lookupMetricsObserver, countMessage, BREAKER_STATES, type GatewayMetrics, type MetricsServer } from './metrics.js';
 
 const PRUNE_INTERVAL_MS = 3_600_000;
@@ -42,6 +44,8 @@ export interface StatsSummary extends StoreReport {
   readonly uploaded: number;
   readonly lastUpload: string | null;
   readonly lastError: string | null;
+  /** Attachment samples (extended): waiting for upload, uploaded, dropped. */
+  readonly samples: SampleOutboxSummary;
 }
 
 export interface Statistics {
@@ -66,6 +70,8 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
   dropped(store.prune(), 'age bound');
   metrics?.backlog.set(store.backlog());
   if (metrics) metrics.backlogSource = () => store.outboxSize();
+  // `nimbus stats` (upload: false) only reads, and never deletes samples a gateway is keeping.
+  const samples = new SampleKeeper(config, statsLog, { readOnly: options.upload === false });
   const transports = new ClientTransports();
   const uploader =
     options.upload === false
@@ -76,16 +82,22 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
           ...(options.backoffMaxMs !== undefined ? { backoffMaxMs: options.backoffMaxMs } : {}),
           ...(options.idleMs !== undefined ? { idleMs: options.idleMs } : {}),
           ...(metrics ? { metrics } : {}),
+          ...(samples.outbox ? { samples: samples.outbox } : {}),
         });
   // Created at the first record: `nimbus stats` only reads and needs no thread.
   let writer: RecordWriter | null = null;
-  const pruner = setInterval(() => dropped(store.prune(), 'age bound'), PRUNE_INTERVAL_MS);
+  const pruner = setInterval(() => {
+    dropped(store.prune(), 'age bound');
+    samples.prune();
+  }, PRUNE_INTERVAL_MS);
   pruner.unref();
   let closed = false;
 
   return {
-    async record(input) {
+    async record({ samples: captured, ...input }) {
       if (closed) throw new NimbusError('STATS_CLOSED', 'statistics record after close()');
+      // On disk before the record, so both are before the sender's reply.
+      if (captured) samples.keep(captured, current);
       writer ??= new RecordWriter(bounds(current));
       // synchronous=FULL in the writer thread: the transaction is on disk when this resolves.
       const result = await writer.write(input, !participates(current));
@@ -103,6 +115,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
         uploaded: store.counter('uploaded'),
         lastUpload: store.meta('lastUpload'),
         lastError: store.meta('lastError'),
+        samples: samples.summary(),
         ...store.report(days, top),
       };
     },
@@ -111,6 +124,8 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
       store.setBounds(bounds(config));
       writer?.setBounds(bounds(config));
       uploader?.reload(config);
+      // After the uploader stopped sending them: leaving extended deletes what waits.
+      samples.reload(config);
     },
     async close() {
       if (closed) return;
@@ -119,6 +134,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
       clearInterval(pruner);
       await writer?.close();
       await uploader?.close();
+      samples.close();
       transports.close();
       store.close();
     },

@@ -4,10 +4,13 @@
  * error carrying the HTTP `status` (0: network, timeout or abort): ReputationServiceError.
  */
 import type { Config } from '../config.js';
-import type { ReportBatch } from '../reputation/api.js';
+import type { ReportBatch, SampleUpload } from '../reputation/api.js';
 import { createReputationClient, type ReputationClient } from '../reputation/client.js';
 
+export const HTTP_BAD_REQUEST = 400;
 export const HTTP_UNAUTHORIZED = 401;
+export const HTTP_FORBIDDEN = 403;
+export const HTTP_PAYLOAD_TOO_LARGE = 413;
 export const HTTP_TOO_MANY_REQUESTS = 429;
 
 /** A batch upload is larger than a lookup: its own budget, never under this. */
@@ -16,6 +19,8 @@ const MIN_UPLOAD_TIMEOUT_MS = 30_000;
 export interface StatsTransport {
   /** Resolves only when the service acknowledged the batch (2xx). */
   send(batch: ReportBatch, signal: AbortSignal): Promise<void>;
+  /** POST /v1/samples; resolves once stored (or already there). Without it no sample is sent. */
+  sendSample?(sample: SampleUpload, signal: AbortSignal): Promise<void>;
 }
 
 /** The HTTP status of a failed send (0 when none came), and a Retry-After in seconds if any. */
@@ -43,6 +48,9 @@ export class ClientTransports {
     return {
       async send(batch, signal) {
         await client.report(batch, signal);
+      },
+      async sendSample(sample, signal) {
+        await client.sample(sample, signal);
       },
     };
   }

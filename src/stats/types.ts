@@ -4,6 +4,7 @@
  */
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { Verdict, MESSAGE_ACTIONS } from '../reputation/api.js';
+import type { Sample } from './samples.js';
 
 export type MessageAction = (typeof MESSAGE_ACTIONS)[number];
 
@@ -21,6 +22,11 @@ export interface StatsInput {
   /** Full link URLs: sent in extended mode only. */
   readonly urls?: readonly string[];
   readonly attachments?: readonly { readonly sha256: string; readonly type: string; readonly size: number }[];
+  /**
+   * Unknown suspicious attachments (src/stats/samples.ts), kept in the sample outbox, not in the
+   * record; dropped unless participation is extended when the record is written.
+   */
+  readonly samples?: readonly Sample[];
 }
 
 /** What the store keeps and wire.ts reads. */

@@ -7,9 +7,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { SampleUpload } from '../reputation/api.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { StatsStore } from './store.js';
-import { HTTP_TOO_MANY_REQUESTS, HTTP_UNAUTHORIZED, failureOf, type StatsTransport } from './transport.js';
+import type { SampleOutbox } from './sample-outbox.js';
+import { toWireSample, type Sample } from './samples.js';
+import type { PendingBatch, StatsStore } from './store.js';
+import {
+  HTTP_BAD_REQUEST,
+  HTTP_FORBIDDEN,
+  HTTP_PAYLOAD_TOO_LARGE,
+  HTTP_TOO_MANY_REQUESTS,
+  HTTP_UNAUTHORIZED,
+  failureOf,
+  type StatsTransport,
+} from './transport.js';
 
 export interface UploaderOptions {
   /** Builds the transport for a configuration (default: HTTP to config.reputationUrl). */
@@ -19,7 +30,12 @@ export interface UploaderOptions {
   /** How often an idle uploader looks at the outbox even without a new record. */
   readonly idleMs?: number;
   readonly metrics?: GatewayMetrics;
+  /** Attachment samples to send in extended mode, taking turns with the record batches. */
+  readonly samples?: SampleOutbox;
 }
+
+/** One upload: a batch of records, or one attachment sample. */
+type Work = { readonly kind: 'batch'; readonly pending: PendingBatch } | { readonly kind: 'sample'; readonly sample: Sample; readonly body: SampleUpload };
 
 export type UploaderState = 'off' | 'uploading' | 'idle' | 'backoff' | 'stopped-auth';
 
@@ -39,6 +55,8 @@ export class Uploader {
   #wake: (() => void) | null = null;
   #wakeOnRecord = false;
   #authStopped = false;
+  /** The key may not upload samples (403): they stay local until the next reload. */
+  #samplesForbidden = false;
   #state: UploaderState = 'off';
   #closed = false;
   /** Whose claim a batch carries in the shared store (gateway workers each have an uploader). */
@@ -69,6 +87,8 @@ export class Uploader {
     const wasParticipating = participates(this.#config);
     const narrowed = this.#config.participation === 'extended' && config.participation === 'standard';
     this.#config = config;
+    // A reload is also how a key with a larger role is picked up.
+    this.#samplesForbidden = false;
     if (this.#closed) return;
     if (!participates(config)) {
       if (was || this.#authStopped) this.#log.info({ event: 'stats.upload.stopped', participation: config.participation, accepted: config.acceptStatement }, 'statistics uploads stopped: participation off or statement not accepted');
@@ -97,6 +117,7 @@ export class Uploader {
   #release(): void {
     try {
       this.#store.releaseClaims(this.#owner);
+      this.#options.samples?.releaseClaims(this.#owner);
     } catch (error) {
       // A claim also lapses on its own (CLAIM_LEASE_MS, or when this process is gone).
       this.#log.warn({ event: 'stats.upload.release_failed', err: String(error) }, 'could not release this uploader\'s batch claims');
@@ -130,6 +151,31 @@ export class Uploader {
     });
   }
 
+  /**
+   * What to send next: batches and samples take turns (`preferSample` after a batch), so a steady
+   * stream of records never starves the samples, nor the reverse. Samples only in extended mode.
+   */
+  #nextWork(config: Config, transport: StatsTransport, preferSample: boolean): Work | null {
+    const samples = this.#options.samples;
+    const samplesAllowed = samples !== undefined && config.participation === 'extended' && !this.#samplesForbidden && transport.sendSample !== undefined;
+    const batch = (): Work | null => {
+      const pending = this.#store.nextBatch(config.participation, config.uploadBatchSize, this.#owner);
+      return pending ? { kind: 'batch', pending } : null;
+    };
+    const sample = (): Work | null => {
+      if (!samplesAllowed) return null;
+      const next = samples.next(this.#owner);
+      if (!next) return null;
+      const body = toWireSample(next, config.participation);
+      if (!body) {
+        samples.releaseClaims(this.#owner);
+        return null;
+      }
+      return { kind: 'sample', sample: next, body };
+    };
+    return preferSample ? (sample() ?? batch()) : (batch() ?? sample());
+  }
+
   #current(generation: number): boolean {
     return generation === this.#generation && !this.#closed;
   }
@@ -154,44 +200,44 @@ export class Uploader {
       this.#log.warn({ event: 'stats.upload.store_error', batchId, failures, retryInMs: Math.round(delay), err: String(error) }, 'statistics store busy or failing during an upload, retrying');
       await backoff(delay);
     };
+    let preferSample = false;
     while (this.#current(generation)) {
       const config = this.#config;
-      let pending: ReturnType<StatsStore['nextBatch']>;
+      const transport = this.#options.transport(config);
+      let work: Work | null;
       try {
-        pending = this.#store.nextBatch(config.participation, config.uploadBatchSize, this.#owner);
+        work = this.#nextWork(config, transport, preferSample);
       } catch (error) {
         await storeFailed(error, null);
         continue;
       }
-      if (!pending) {
+      if (!work) {
         this.#state = 'idle';
         await this.#sleep(this.#options.idleMs ?? 30_000, true);
         continue;
       }
+      preferSample = work.kind === 'batch';
       this.#state = 'uploading';
       const controller = new AbortController();
       this.#controller = controller;
       let failure: unknown = null;
       try {
-        await this.#options.transport(config).send(pending.batch, controller.signal);
+        if (work.kind === 'batch') await transport.send(work.pending.batch, controller.signal);
+        else await transport.sendSample!(work.body, controller.signal);
       } catch (error) {
         failure = error;
       } finally {
         if (this.#controller === controller) this.#controller = null;
       }
       if (failure === null) {
-        // Acknowledged: even if an opt-out came this instant, the service has the batch.
+        // Acknowledged: even if an opt-out came this instant, the service has it.
         try {
-          const removed = this.#store.acknowledge(pending.id);
-          this.#store.setLastError(null);
+          if (work.kind === 'batch') this.#batchAcknowledged(work.pending);
+          else this.#sampleAcknowledged(work.sample);
           failures = 0;
-          const backlog = this.#store.outboxSize();
-          this.#options.metrics?.recordsUploaded.inc(removed);
-          this.#options.metrics?.backlog.set(backlog);
-          this.#log.info({ event: 'stats.upload.batch', batchId: pending.id, records: pending.count, backlog }, `uploaded ${pending.count} statistics records, ${backlog} waiting`);
         } catch (error) {
-          // Not recorded as sent: the batch goes again with the same id and counts once.
-          await storeFailed(error, pending.id);
+          // Not recorded as sent: it goes again (same batch id, same sample hash) and counts once.
+          await storeFailed(error, work.kind === 'batch' ? work.pending.id : null);
         }
         continue;
       }
@@ -214,10 +260,55 @@ export class Uploader {
         );
         return;
       }
+      if (work.kind === 'sample' && this.#sampleRefused(work.sample, status, message, config)) continue;
       const delay = nextDelay(status === HTTP_TOO_MANY_REQUESTS && retryAfter !== null ? retryAfter * 1000 : 0);
-      this.#log.warn({ event: 'stats.upload.failed', batchId: pending.id, status, failures, retryInMs: Math.round(delay), err: message }, 'statistics upload failed, retrying');
+      const what = work.kind === 'batch' ? { batchId: work.pending.id } : { sample: work.sample.sha256 };
+      this.#log.warn({ event: 'stats.upload.failed', ...what, status, failures, retryInMs: Math.round(delay), err: message }, 'statistics upload failed, retrying');
       await backoff(delay);
     }
+  }
+
+  #batchAcknowledged(pending: PendingBatch): void {
+    // 0 when another worker acknowledged the same batch first: counted once.
+    const removed = this.#store.acknowledge(pending.id);
+    this.#store.setLastError(null);
+    const backlog = this.#store.outboxSize();
+    this.#options.metrics?.recordsUploaded.inc(removed);
+    this.#options.metrics?.backlog.set(backlog);
+    this.#log.info({ event: 'stats.upload.batch', batchId: pending.id, records: pending.count, backlog }, `uploaded ${pending.count} statistics records, ${backlog} waiting`);
+  }
+
+  #sampleAcknowledged(sample: Sample): void {
+    this.#options.samples!.acknowledge(sample.sha256);
+    this.#store.setLastError(null);
+    this.#log.info({ event: 'stats.upload.sample', sha256: sample.sha256, size: sample.size }, `uploaded the sample of attachment ${sample.sha256}`);
+  }
+
+  /**
+   * A sample the service will not take, whatever the retries: true when handled. 403: this key
+   * may not upload samples (a sensor key), so none goes until a reload, and records carry on.
+   * 400 or 413: this sample is refused for good (over the service's size limit, say): dropped.
+   */
+  #sampleRefused(sample: Sample, status: number, message: string, config: Config): boolean {
+    if (status === HTTP_FORBIDDEN) {
+      this.#samplesForbidden = true;
+      this.#options.samples?.releaseClaims(this.#owner);
+      this.#log.error(
+        { event: 'stats.samples.forbidden', url: config.reputationUrl, err: message },
+        'the reputation service refused samples from NIMBUS_REPUTATION_KEY (403: samples need a reporter or admin key): samples stay local, records are still uploaded; change the key and reload (SIGHUP)',
+      );
+      return true;
+    }
+    if (status === HTTP_BAD_REQUEST || status === HTTP_PAYLOAD_TOO_LARGE) {
+      try {
+        this.#options.samples?.refuse(sample.sha256);
+      } catch {
+        // Still waiting, then: it is offered again and refused again, which costs one request.
+      }
+      this.#log.warn({ event: 'stats.samples.refused', sha256: sample.sha256, size: sample.size, status, err: message }, 'the reputation service refused an attachment sample; it is dropped');
+      return true;
+    }
+    return false;
   }
 
   /** Ends early on stop/reload/close, and on a new record when `wakeOnRecord`. */

@@ -13,7 +13,9 @@ import { ipFingerprints } from '../fingerprint/ip.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { GTUBE } from '../gateway/default-inspector.js';
 import type { Inspection, InspectionAction, InspectionRequest, MessageInspector } from '../gateway/inspection.js';
-import { formatVerdictHeaders } from '../gateway/verdict-headers.js';
+import { formatVerdictHeaders, type VerdictName } from '../gateway/verdict-headers.js';
+import type { LookupResult } from '../reputation/api.js';
+import { selectSamples, type Sample } from '../stats/samples.js';
 import type { Feedback } from './feedback.js';
 import { judge } from './judge.js';
 import type { ReputationLookups, RemoteOutcome } from './lookups.js';
@@ -25,9 +27,12 @@ export const MAX_ANALYSIS_BYTES = 10 * 1024 * 1024;
 export interface Evidence {
   readonly fingerprints: readonly Fingerprint[];
   readonly urls: readonly string[];
+  /** Without their bytes: those stay only in `samples`. */
   readonly attachments: readonly AttachmentInfo[];
   readonly skips: readonly Skip[];
   readonly remote: RemoteOutcome;
+  /** Unknown suspicious attachments to sample (extended participation only, else empty). */
+  readonly samples: readonly Sample[];
 }
 
 export interface InspectionWithEvidence extends Inspection {
@@ -45,30 +50,45 @@ export interface ReputationInspectorOptions {
   readonly lookups: ReputationLookups;
   readonly feedback: Feedback;
   readonly log: Logger;
+  /** Largest attachment sample this configuration captures (sampleCapture); 0 or absent: none. */
+  readonly sampleMaxBytes?: number;
 }
 
 export class ReputationInspector implements MessageInspector {
   #policy: Policy;
   #lookups: ReputationLookups;
   #feedback: Feedback;
+  #sampleMaxBytes: number;
   readonly #log: Logger;
 
   constructor(options: ReputationInspectorOptions) {
     this.#policy = options.policy;
     this.#lookups = options.lookups;
     this.#feedback = options.feedback;
+    this.#sampleMaxBytes = options.sampleMaxBytes ?? 0;
     this.#log = options.log;
   }
 
   /** SIGHUP: new thresholds, and lookups/feedback rebuilt for a changed participation. */
-  reload(next: Pick<ReputationInspectorOptions, 'policy' | 'lookups' | 'feedback'>): void {
+  reload(next: Pick<ReputationInspectorOptions, 'policy' | 'lookups' | 'feedback' | 'sampleMaxBytes'>): void {
     this.#policy = next.policy;
     this.#lookups = next.lookups;
     this.#feedback = next.feedback;
+    this.#sampleMaxBytes = next.sampleMaxBytes ?? 0;
   }
 
   async inspect(request: InspectionRequest): Promise<InspectionWithEvidence> {
-    const analysed = await analyse(request);
+    // Read once: a reload in the middle of this message does not mix two configurations.
+    const sampleMaxBytes = this.#sampleMaxBytes;
+    const analysed = await analyse(request, sampleMaxBytes);
+    const evidence = (verdict: VerdictName, remote: RemoteOutcome, results: ReadonlyMap<string, LookupResult>): Evidence => ({
+      fingerprints: analysed.fingerprints,
+      urls: analysed.urls,
+      attachments: analysed.attachments.map(({ content: _bytes, ...info }) => info),
+      skips: analysed.skips,
+      remote,
+      samples: selectSamples(analysed.attachments, (text) => results.get(text)?.verdict, verdict, sampleMaxBytes),
+    });
     const policy = this.#policy;
     const trapped = request.spamtrapHits.length > 0;
     if (trapped) {
@@ -79,7 +99,6 @@ export class ReputationInspector implements MessageInspector {
     }
     if (trapped && request.spamtrapHits.length === request.envelope.rcptTo.length) {
       // Only traps: nothing to deliver to anyone.
-      const evidence: Evidence = { ...analysed, remote: 'disabled' };
       return {
         verdict: 'spam',
         score: policy.rejectScore,
@@ -87,7 +106,7 @@ export class ReputationInspector implements MessageInspector {
         action: 'trap',
         headers: formatVerdictHeaders({ verdict: 'spam', score: policy.rejectScore, required: policy.tagScore, tests: ['NIMBUS_SPAMTRAP'] }),
         subjectTag: false,
-        evidence,
+        evidence: evidence('spam', 'disabled', new Map()),
       };
     }
     const { scored, outcome, tests, parts } = await judge(this.#lookups, policy, analysed.fingerprints, analysed.gtube);
@@ -102,7 +121,7 @@ export class ReputationInspector implements MessageInspector {
         action: actionFor(score, policy),
         headers: formatVerdictHeaders({ verdict: 'spam', score, required: policy.tagScore, parts, tests: ['NIMBUS_SPAMTRAP', ...tests] }),
         subjectTag: true,
-        evidence: { ...analysed, remote: outcome.remote },
+        evidence: evidence('spam', outcome.remote, outcome.results),
       };
     }
     return {
@@ -112,7 +131,7 @@ export class ReputationInspector implements MessageInspector {
       action: actionFor(scored.score, policy),
       headers: formatVerdictHeaders({ verdict: scored.verdict, score: scored.score, required: policy.tagScore, parts, tests }),
       subjectTag: scored.verdict === 'spam',
-      evidence: { ...analysed, remote: outcome.remote },
+      evidence: evidence(scored.verdict, outcome.remote, outcome.results),
     };
   }
 }
@@ -131,7 +150,7 @@ interface Analysed {
   readonly gtube: boolean;
 }
 
-async function analyse(request: InspectionRequest): Promise<Analysed> {
+async function analyse(request: InspectionRequest, keepAttachmentBytes: number): Promise<Analysed> {
   if (request.size > MAX_ANALYSIS_BYTES) {
     return {
       fingerprints: ipFingerprints(request.clientIp),
@@ -142,7 +161,7 @@ async function analyse(request: InspectionRequest): Promise<Analysed> {
     };
   }
   const raw = await request.readMessage();
-  const found = await fingerprintMessage(raw, { clientIp: request.clientIp });
+  const found = await fingerprintMessage(raw, { clientIp: request.clientIp, keepAttachmentBytes });
   return { ...found, gtube: raw.includes(GTUBE) };
 }
 

@@ -44,6 +44,7 @@ export class MessageRecorder implements MessageObserver {
       size: message.size,
       nextHop: message.nextHop,
       ...(evidence ? { urls: evidence.urls, attachments: evidence.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })) } : {}),
+      ...(evidence && evidence.samples.length > 0 ? { samples: evidence.samples } : {}),
     });
     if (inspection.action === 'trap') return; // the trap's feedback already taught the engine
     const record: ReportRecord = {

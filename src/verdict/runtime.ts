@@ -20,6 +20,7 @@ import {
   isSendableFingerprint,
   lookupMetricsObserver,
   openStatistics,
+  sampleCapture,
   startMetricsServer,
   type GatewayMetrics,
   type MetricsServer,
@@ -87,7 +88,12 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
       log: log.child({ component: 'lookups' }),
       observer,
     });
-    return { policy: current, lookups, feedback: feedbackFor(current, local, client, log.child({ component: 'feedback' })) };
+    return {
+      policy: current,
+      lookups,
+      feedback: feedbackFor(current, local, client, log.child({ component: 'feedback' })),
+      sampleMaxBytes: sampleCapture(current),
+    };
   };
 
   const inspector = new ReputationInspector({ ...parts(config), log: log.child({ component: 'inspector' }) });

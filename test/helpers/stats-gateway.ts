@@ -57,16 +57,21 @@ export interface ServiceProcess {
   readonly dataDir: string;
   /** nimbus_reputation_records_ingested_total: records counted, resent batches excluded. */
   ingested(): Promise<number>;
+  /** Another key (`nimbus keys add` on the service's store), e.g. an admin key to read samples. */
+  addKey(role: 'sensor' | 'reporter' | 'admin'): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** A real `nimbus reputation` on 127.0.0.1 (port 0) with a fresh sensor key. */
-export async function startServiceProcess(): Promise<ServiceProcess> {
+/** A real `nimbus reputation` on 127.0.0.1 (port 0) with a fresh key for the gateway (sensor unless `role`). */
+export async function startServiceProcess(options: { role?: 'sensor' | 'reporter' | 'admin' } = {}): Promise<ServiceProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-svc-'));
   const env = { NIMBUS_DATA_DIR: dataDir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'info' };
-  const added = await nimbus(['keys', 'add', '--role', 'sensor', '--label', 'gateway under test'], env);
-  if (added.code !== 0) throw new Error(`nimbus keys add failed: ${added.stderr}`);
-  const token = added.stdout.trim();
+  const addKey = async (role: 'sensor' | 'reporter' | 'admin'): Promise<string> => {
+    const added = await nimbus(['keys', 'add', '--role', role, '--label', `${role} under test`], env);
+    if (added.code !== 0) throw new Error(`nimbus keys add failed: ${added.stderr}`);
+    return added.stdout.trim();
+  };
+  const token = await addKey(options.role ?? 'sensor');
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'reputation'], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,6 +93,7 @@ export async function startServiceProcess(): Promise<ServiceProcess> {
     url,
     token,
     dataDir,
+    addKey,
     async ingested() {
       const text = await (await fetch(`${url}/metrics`)).text();
       const match = /^nimbus_reputation_records_ingested_total (\d+)/m.exec(text);
