@@ -7,7 +7,8 @@ import test from 'ava';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { SampleKeeper, SampleOutbox } from '../src/stats/sample-outbox.js';
-import { selectSamples, type Sample, type SampleCandidate } from '../src/stats/samples.js';
+import { SAMPLE_RULES, selectSamples, type Sample, type SampleCandidate } from '../src/stats/samples.js';
+import { statementText } from '../src/stats/statement.js';
 import { tempDir } from './helpers/smtp.js';
 
 const hash = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -84,4 +85,12 @@ test('samples are kept only while extended; leaving extended deletes those waiti
   reader.close();
   keeper.reload(standard);
   t.like(keeper.summary(), { waiting: 0, dropped: 1 });
+});
+
+test('nimbus statement says under extended, and only there, when samples are taken and what of them is sent', (t) => {
+  const text = statementText();
+  const [before, extended] = text.split('== extended ==') as [string, string];
+  for (const line of SAMPLE_RULES) t.true(extended.includes(line.trim()), line);
+  t.false(before.includes('POST /v1/samples'), 'off and standard send no samples');
+  t.regex(before.split('== standard ==')[1]!, /No attachment bytes/);
 });

@@ -5,6 +5,7 @@
  */
 import { PARTICIPATION_MODES, type ParticipationMode } from '../config.js';
 import type { ReportRecord } from '../reputation/api.js';
+import { SAMPLE_RULES } from './samples.js';
 import type { LocalRecord } from './types.js';
 import { NEVER_SENT, STATEMENT, toWireRecord } from './wire.js';
 
@@ -56,9 +57,11 @@ export function statementText(): string {
     for (const entry of STATEMENT[mode]) lines.push(`    ${entry.field}: ${entry.what}`);
     lines.push('  Example record as sent:');
     lines.push(...JSON.stringify(exampleRecord(mode), null, 2).split('\n').map((line) => `    ${line}`));
+    if (mode === 'extended') lines.push(...SAMPLE_RULES.map((line) => `  ${line}`));
+    else lines.push('  No attachment bytes: no samples are captured or sent in this mode.');
     lines.push('');
   }
-  lines.push('Opting in uploads the records gathered while off, unless NIMBUS_UPLOAD_BACKLOG=no.');
+  lines.push('Opting in uploads the records gathered while off, unless NIMBUS_UPLOAD_BACKLOG=no; never samples, which are only captured while extended.');
   lines.push('Opting out (or withdrawing acceptance) stops every exchange at once, including an upload in flight.');
   return `${lines.join('\n')}\n`;
 }
