@@ -71,5 +71,14 @@ export interface OpenedReputation {
 }
 
 export type ReputationStoreOptions =
-  | { readonly store: 'sqlite'; readonly path: string }
+  | {
+      readonly store: 'sqlite';
+      readonly path: string;
+      /**
+       * WAL checkpoints in a thread of their own (default true): what a service ingesting
+       * thousands of reports a second needs. A gateway's local learning writes small batches and
+       * saves the thread (a V8 isolate, about 9 MB per process) by checkpointing inline.
+       */
+      readonly backgroundCheckpoints?: boolean;
+    }
   | { readonly store: 'redis'; readonly urls: readonly string[]; readonly prefix?: string };

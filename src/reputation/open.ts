@@ -10,7 +10,7 @@ export async function openReputation(options: ReputationStoreOptions): Promise<O
   if (options.store === 'sqlite') {
     let store: SqliteStore;
     try {
-      store = new SqliteStore(options.path);
+      store = new SqliteStore(options.path, { backgroundCheckpoints: options.backgroundCheckpoints ?? true });
     } catch (error) {
       throw new NimbusError('STORE_OPEN_FAILED', `cannot open the reputation store at ${options.path}: ${(error as Error).message}`, { cause: error });
     }

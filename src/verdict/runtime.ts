@@ -40,7 +40,7 @@ export function localReputationPath(config: Pick<Config, 'dataDir'>): string {
 
 export async function openLocalReputation(config: Pick<Config, 'dataDir'>): Promise<OpenedReputation> {
   mkdirSync(config.dataDir, { recursive: true });
-  return openReputation({ store: 'sqlite', path: localReputationPath(config) });
+  return openReputation({ store: 'sqlite', path: localReputationPath(config), backgroundCheckpoints: false });
 }
 
 /** The service client, or null when this configuration must not talk to a service. */

@@ -115,9 +115,12 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   /** Last `fuzzy_log` row replayed into #memory. */
   #logSeq = 0;
 
-  constructor(path: string) {
+  readonly #backgroundCheckpoints: boolean;
+
+  constructor(path: string, options: { backgroundCheckpoints?: boolean } = {}) {
     this.#db = new Database(path);
     this.#path = path;
+    this.#backgroundCheckpoints = options.backgroundCheckpoints ?? true;
     this.#db.pragma('journal_mode = WAL');
     // NORMAL in WAL: a power cut may lose the last transactions, never corrupt the file; the
     // statistics that feed it are resent by idempotent batch id.
@@ -293,7 +296,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
 
   /** Moves checkpoints to a worker (checkpointer.ts); the main connection keeps only a safety cap. */
   #startCheckpointer(): void {
-    if (this.#checkpointer !== null || this.#db.memory) return;
+    if (this.#checkpointer !== null || this.#db.memory || !this.#backgroundCheckpoints) return;
     this.#checkpointer = new Checkpointer(this.#path);
     this.#db.pragma(`wal_autocheckpoint = ${MAIN_AUTOCHECKPOINT_PAGES}`);
     // The WAL file is cut back to this size when it restarts, so a burst leaves no 256 MB file.
