@@ -30,6 +30,7 @@
  * - CPU per message: utime + stime of the server's process tree over the measured load, divided
  *   by the messages (less sensitive than messages/s to other work on a shared machine).
  * - Load average: taken before each measurement and reported with it.
+ * - --cpu-prof=DIR writes a V8 CPU profile of every Nimbus process into DIR.
  * - --mixes=text5k,image40k and --sessions=20,100 run a subset (figures for a quick look; --mixes=
  *   alone: the memory cases only); --no-memory skips the memory cases.
  * - Memory: one 50 MB message (NIMBUS_MAX_MESSAGE_SIZE raised to 60MB for it), and 200 × 1 MB
@@ -220,14 +221,15 @@ async function buildNimbus(workDir: string): Promise<string> {
   return join(dir, 'dist', 'cli.js');
 }
 
-interface NimbusOptions { cli: string; env: Record<string, string> }
+interface NimbusOptions { cli: string; env: Record<string, string>; nodeArgs: string[] }
 
 async function startNimbus(workDir: string, sinkPort: number, nimbus: NimbusOptions, extraEnv: Record<string, string> = {}): Promise<Started> {
   const port = await freePort();
   const dataDir = join(workDir, `nimbus-data-${port}`);
   mkdirSync(dataDir, { recursive: true });
   const log = openSync(join(workDir, 'nimbus.log'), 'a');
-  const child = spawn(process.execPath, [nimbus.cli, 'gateway'], {
+  // Cluster workers inherit the primary's node arguments (--cpu-prof included).
+  const child = spawn(process.execPath, [...nimbus.nodeArgs, nimbus.cli, 'gateway'], {
     cwd: dataDir,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -465,6 +467,10 @@ export async function run(args: string[]): Promise<number> {
   const servers = (listArg('only') ?? ['limit', 'haraka', 'nimbus']) as Server[];
   const workersArg = listArg('workers');
   const untrusted = args.includes('--untrusted');
+  // --cpu-prof=DIR: every Nimbus process writes a V8 CPU profile there when it exits (for Chrome
+  // DevTools or a script); the figures of such a run include the profiler's own overhead.
+  const cpuProfDir = listArg('cpu-prof')?.[0] ?? null;
+  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
   const nimbusEnv: Record<string, string> = {
     ...(workersArg ? { NIMBUS_WORKERS: workersArg[0]! } : {}),
     // TEST-NET-1: a network the load (127.0.0.1) is not in, so Nimbus treats it as a stranger.
@@ -479,7 +485,7 @@ export async function run(args: string[]): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), 'nimbus-bench-relay-'));
   try {
     const loadBefore = loadavg().map((x) => round(x, 2));
-    const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv };
+    const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv, nodeArgs: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [] };
     const variants = 4;
     const mixes: Record<MixName, { files: string[]; probe: Buffer; bytes: number }> = {} as never;
     const text = Array.from({ length: variants }, (_, i) => textMessage(i));
