@@ -55,19 +55,27 @@ function mix(value: number, seed: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-const SEEDS = Object.freeze(Array.from({ length: MINHASH_COUNT }, (_, i) => mix(i + 1, 0x9e3779b9)));
+const SEEDS = Int32Array.from({ length: MINHASH_COUNT }, (_, i) => mix(i + 1, 0x9e3779b9) | 0);
+/** Flipping the top bit maps unsigned order onto signed order, so minimums stay int32 (no boxed doubles). */
+const SIGN = -0x80000000;
 
 /** Hex minhash (4 hex digits per position) of a word list, or null when it is too short. */
 export function minhash(words: readonly string[]): string | null {
   if (words.length < MIN_WORDS) return null;
   const shingles = new Set<number>();
   for (let i = 0; i + SHINGLE_WORDS <= words.length; i++) shingles.add(hashString(words.slice(i, i + SHINGLE_WORDS).join(' ')));
-  const minimums = new Array<number>(MINHASH_COUNT).fill(0xffffffff);
+  // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic.
+  const minimums = new Int32Array(MINHASH_COUNT).fill(0x7fffffff);
   for (const shingle of shingles) {
     for (let i = 0; i < MINHASH_COUNT; i++) {
-      const h = mix(shingle, SEEDS[i]!);
-      if (h < minimums[i]!) minimums[i] = h;
+      let x = shingle ^ SEEDS[i]!;
+      x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+      x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+      x = (x ^ (x >>> 16)) ^ SIGN;
+      if (x < minimums[i]!) minimums[i] = x;
     }
   }
-  return minimums.map((m) => (m & 0xffff).toString(16).padStart(4, '0')).join('');
+  let hex = '';
+  for (let i = 0; i < MINHASH_COUNT; i++) hex += (minimums[i]! & 0xffff).toString(16).padStart(4, '0');
+  return hex;
 }
