@@ -7,8 +7,23 @@
  * so the event loop is never blocked by pixel work.
  */
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
+import type { Sharp, SharpOptions } from 'sharp';
 import { MIN_IMAGE_SIDE, type FingerprintLimits } from './limits.js';
+
+/**
+ * sharp (libvips, ~13 MB resident) is loaded at the first image, not at start: a gateway worker
+ * that has seen no image, and every command that never hashes one, does without it. Its
+ * operation cache is off: every image a gateway hashes is new to it, so the cache (up to 50 MB
+ * per process by default) would only hold memory.
+ */
+let loadingSharp: Promise<(input: Buffer, options: SharpOptions) => Sharp> | null = null;
+function loadSharp(): Promise<(input: Buffer, options: SharpOptions) => Sharp> {
+  loadingSharp ??= import('sharp').then(({ default: sharp }) => {
+    sharp.cache(false);
+    return (input, options) => sharp(input, options);
+  });
+  return loadingSharp;
+}
 
 export const PHASH_ALGORITHM = 'phash256';
 export const PHASH_BITS = 256;
@@ -106,6 +121,7 @@ async function decodeAndHash(bytes: Buffer, sha256: string, limits: FingerprintL
   // First page only (animated GIF/WebP: the first frame); a pixel cap against decompression
   // bombs; sequential reading since the thumbnail is built in one pass; a time cap per image.
   const input = { limitInputPixels: limits.maxImagePixels, sequentialRead: true, pages: 1, page: 0, failOn } as const;
+  const sharp = await loadSharp();
   const meta = await sharp(bytes, input).metadata();
   const width = meta.width ?? 0;
   const height = meta.pageHeight ?? meta.height ?? 0;
