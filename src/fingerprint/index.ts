@@ -8,6 +8,7 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { hashImage, PHASH_ALGORITHM } from './image.js';
 import { clientIpFromReceived, ipFingerprints } from './ip.js';
 import { DEFAULT_LIMITS, MIN_ATTACHMENT_BYTES, type FingerprintLimits } from './limits.js';
+import { isListLink, mailingListOf, splitListFooter } from './mailing-list.js';
 import { htmlToText, minhash, normalisedWords } from './text.js';
 import { makeFingerprint, type Fingerprint } from './types.js';
 import { extractUrls, urlFingerprints } from './url.js';
@@ -75,6 +76,15 @@ async function parse(raw: Buffer, limits: FingerprintLimits, skips: Skip[]): Pro
   }
 }
 
+/**
+ * Values of a header as written (unfolded). mailparser turns List-* headers into a structured
+ * `list` entry, so these are read from its raw header lines.
+ */
+function rawHeaders(parsed: ParsedMail | null, raw: Buffer, name: string): string[] {
+  if (!parsed) return headerList(null, raw, name);
+  return parsed.headerLines.filter((h) => h.key === name).map((h) => h.line.slice(h.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim());
+}
+
 function headerList(parsed: ParsedMail | null, raw: Buffer, name: string): string[] {
   if (parsed) {
     const value = parsed.headers.get(name);
@@ -108,6 +118,17 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   const plain = parsed ? (parsed.text ?? '') : bodyOf(message);
   // What the reader sees: the HTML rendering when there is one, else the plain text.
   let visible = html ? htmlToText(html) : plain;
+  const list = mailingListOf(rawHeaders(parsed, message, 'list-id'), rawHeaders(parsed, message, 'mailing-list'));
+  let footerUrls = new Set<string>();
+  if (list) {
+    const split = splitListFooter(visible);
+    if (split !== null) {
+      skips.push({ reason: 'text-list-footer', detail: list.id });
+      visible = split.content;
+      const plainSplit = html ? splitListFooter(plain) : split;
+      footerUrls = new Set([...extractUrls(split.footer, ''), ...(plainSplit ? extractUrls(plainSplit.footer, '') : [])]);
+    }
+  }
   if (visible.length > caps.maxTextChars) {
     skips.push({ reason: 'text-truncated', detail: `${visible.length} characters` });
     visible = visible.slice(0, caps.maxTextChars);
@@ -120,6 +141,13 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   if (urls.length > caps.maxUrls) {
     skips.push({ reason: 'url-over-limit', detail: `${urls.length - caps.maxUrls} of ${urls.length}` });
     urls = urls.slice(0, caps.maxUrls);
+  }
+  if (list) {
+    const own = urls.filter((url) => isListLink(url, list) || footerUrls.has(url));
+    if (own.length > 0) {
+      skips.push({ reason: 'url-mailing-list', detail: `${own.length} link(s) of the list's footer or site (${list.id})` });
+      urls = urls.filter((url) => !own.includes(url));
+    }
   }
   fingerprints.push(...urlFingerprints(urls));
 

@@ -1,0 +1,64 @@
+import test from 'ava';
+import { fingerprintMessage } from '../src/fingerprint/index.js';
+import { prose } from '../fixtures/fingerprint/factory.js';
+
+const FOOTER = ['-- ', "Irish Linux Users' Group: ilug@linux.ie", 'http://www.linux.ie/mailman/listinfo/ilug for (un)subscription information.', 'List maintainer: listmaster@linux.ie'].join('\r\n');
+
+function mail(headers: readonly string[], body: string): Buffer {
+  return Buffer.from(
+    [
+      'Received: from lists.example.net (lists.example.net [198.51.100.23]) by mx.example.org with ESMTP id 1; Mon, 23 Nov 2026 07:00:00 +0000',
+      'From: Sender <sender@example.net>',
+      'To: rcpt@example.org',
+      'Subject: test',
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      ...headers,
+      '',
+      body,
+      '',
+    ].join('\r\n'),
+  );
+}
+
+const texts = async (raw: Buffer) => (await fingerprintMessage(raw)).fingerprints.map((f) => f.text);
+const LIST_ID = "List-Id: Irish Linux Users' Group <ilug.linux.ie>";
+
+test('list mail: the footer a List-Id list appends changes neither the body hash nor the links fingerprinted', async (t) => {
+  const text = `${prose(60, 7)}\r\nsee http://www.example.com/notes for details`;
+  const withFooter = await fingerprintMessage(mail([LIST_ID], `${text}\r\n\r\n${FOOTER}`));
+  const bare = await fingerprintMessage(mail([LIST_ID], text));
+  t.deepEqual(withFooter.fingerprints.map((f) => f.text), bare.fingerprints.map((f) => f.text));
+  t.false(withFooter.fingerprints.some((f) => f.text === 'url:domain:linux.ie'));
+  t.true(withFooter.fingerprints.some((f) => f.text === 'url:domain:example.com'), 'the author’s own link still counts');
+  t.true(withFooter.skips.some((s) => s.reason === 'text-list-footer'));
+  t.true(withFooter.skips.some((s) => s.reason === 'url-mailing-list'));
+});
+
+test('list mail: links to the List-Id domain in the text are not fingerprinted, other links are', async (t) => {
+  const prints = await texts(mail([LIST_ID], `${prose(40, 3)}\r\nthe archive http://www.linux.ie/pipermail/ilug/ and http://offers.example.biz/buy`));
+  t.false(prints.includes('url:domain:linux.ie'));
+  t.true(prints.includes('url:domain:example.biz'));
+});
+
+test('Yahoo!-Groups style list mail (Mailing-List header): the sponsor block and terms link at the end are cut', async (t) => {
+  const sponsor = ['------------------------ Yahoo! Groups Sponsor ---------------------~-->', '4 DVDs Free Join Now', 'http://us.click.yahoo.com/pt6YBB/NXiEAA', '---------------------------------------------------------------------~->', '', 'Your use of Yahoo! Groups is subject to http://docs.yahoo.com/info/terms/'].join('\r\n');
+  const text = prose(50, 11);
+  const withSponsor = await texts(mail(['Mailing-List: list forteana@yahoogroups.com; contact forteana-owner@yahoogroups.com'], `${text}\r\n\r\n${sponsor}`));
+  t.deepEqual(withSponsor, await texts(mail(['Mailing-List: list forteana@yahoogroups.com'], text)));
+  t.false(withSponsor.includes('url:domain:yahoo.com'));
+});
+
+test('List-Unsubscribe alone is not list mail: a bulk sender’s own footer and its links are fingerprinted', async (t) => {
+  const footer = ['______________________________', 'To stop these offers visit http://unsubscribe.example.biz/u?id=1'].join('\r\n');
+  const text = prose(50, 5);
+  const prints = await texts(mail(['List-Unsubscribe: <http://unsubscribe.example.biz/u?id=1>'], `${text}\r\n${footer}`));
+  t.true(prints.includes('url:domain:example.biz'));
+  t.notDeepEqual(prints, await texts(mail(['List-Unsubscribe: <http://unsubscribe.example.biz/u?id=1>'], text)), 'the footer is part of the body hash');
+});
+
+test('list mail: trailing blocks longer than a footer (over 15 lines) stay part of the text', async (t) => {
+  const long = ['-- ', ...Array.from({ length: 20 }, (_, i) => `${prose(8, 100 + i)} linux.ie`)].join('\r\n');
+  const text = prose(40, 9);
+  t.notDeepEqual(await texts(mail([LIST_ID], `${text}\r\n${long}`)), await texts(mail([LIST_ID], text)));
+});
