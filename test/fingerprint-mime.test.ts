@@ -10,7 +10,7 @@ test('each attachment of 64 bytes or more gives the SHA-256 of its decoded bytes
   const raw = message({ parts: [{ type: 'text/plain', content: 'invoice attached', encoding: '7bit' }, { type: 'application/pdf', content: payload, filename: 'invoice.pdf' }] });
   const result = await fingerprintMessage(raw, {});
   t.true(result.fingerprints.some((f) => f.text === `attachment:sha256:${sha256(payload)}` && f.label === 'invoice.pdf'));
-  t.deepEqual(result.attachments, [{ sha256: sha256(payload), type: 'application/pdf', size: payload.length }]);
+  t.deepEqual(result.attachments, [{ sha256: sha256(payload), type: 'application/pdf', size: payload.length, name: 'invoice.pdf' }]);
 });
 
 test('attachments under 64 bytes are skipped and counted', async (t) => {
