@@ -5,6 +5,9 @@
  * - Images: every distinct decodable image is transformed (scale, re-encode, format change,
  *   crop, brightness, border, noise); a transform matches when the fuzzy scheme calls the
  *   hashes near. False matches: near pairs among all pairs of distinct images (distinct SHA-256).
+ *   Two readings of the false matches, apart from that figure: what an aspect-ratio gate would
+ *   remove (and cost in transform matches), and how many near pairs an independent pixel
+ *   comparison finds no further apart than the transforms the hash must match (PIXEL_RULE).
  * - Text: each spam's visible text is personalised (greeting and name), 10% of its words are
  *   replaced and a random token appended; it matches when the store would find it (an LSH key in
  *   common) and the scheme calls it near. False matches: ham×spam and ham×ham pairs.
@@ -132,6 +135,59 @@ const TRANSFORMS: Record<string, Transform> = {
   },
 };
 
+/** How much two aspect ratios differ, as a fraction (0.05 = one is 5% wider for its height). */
+const aspectDifference = (a: { width: number; height: number }, b: { width: number; height: number }): number =>
+  Math.exp(Math.abs(Math.log(a.width / a.height) - Math.log(b.width / b.height))) - 1;
+const ASPECT_GATES = [0.05, 0.1] as const;
+
+// An independent reading of "the same picture", computed from the image bytes and not from the
+// hash: greyscale on white, resized to PIXEL_SIDE², brightness and contrast normalised (mean 0,
+// standard deviation 1), and the smallest mean absolute difference over shifts of up to
+// PIXEL_SHIFT pixels either way (spam campaigns move the content on a jittered canvas). A pair is
+// judged the same picture when that difference is within the 99th percentile of the differences
+// between the images and their matched transformed copies. It misses campaign copies whose
+// canvas changed shape (stretching the content when resized), so it undercounts.
+const PIXEL_SIDE = 48;
+const PIXEL_SHIFT = 3;
+const PIXEL_SAMPLE = 5000;
+const PIXEL_RULE = `greyscale ${PIXEL_SIDE}x${PIXEL_SIDE}, mean 0 and deviation 1, best shift within ${PIXEL_SHIFT} px, mean |difference| <= the 99th percentile of image vs matched transformed copy`;
+
+async function pixelRaster(bytes: Buffer): Promise<Float64Array | null> {
+  try {
+    const grey = await sharp(bytes, { pages: 1, failOn: 'none', limitInputPixels: DEFAULT_LIMITS.maxImagePixels })
+      .flatten({ background: '#ffffff' })
+      .greyscale()
+      .resize(PIXEL_SIDE, PIXEL_SIDE, { fit: 'fill' })
+      .raw()
+      .toBuffer();
+    const px = Float64Array.from(grey.subarray(0, PIXEL_SIDE * PIXEL_SIDE));
+    const mean = px.reduce((s, v) => s + v, 0) / px.length;
+    const deviation = Math.sqrt(px.reduce((s, v) => s + (v - mean) ** 2, 0) / px.length) || 1;
+    return px.map((v) => (v - mean) / deviation);
+  } catch {
+    return null;
+  }
+}
+
+function pixelDifference(a: Float64Array, b: Float64Array): number {
+  const n = PIXEL_SIDE;
+  let best = Infinity;
+  for (let dy = -PIXEL_SHIFT; dy <= PIXEL_SHIFT; dy++) {
+    for (let dx = -PIXEL_SHIFT; dx <= PIXEL_SHIFT; dx++) {
+      let sum = 0;
+      let count = 0;
+      for (let y = Math.max(0, dy); y < Math.min(n, n + dy); y++) {
+        for (let x = Math.max(0, dx); x < Math.min(n, n + dx); x++) {
+          sum += Math.abs(a[y * n + x]! - b[(y - dy) * n + x - dx]!);
+          count++;
+        }
+      }
+      best = Math.min(best, sum / count);
+    }
+  }
+  return best;
+}
+
 function popcountHex(a: string, b: string): number {
   let count = 0;
   for (let i = 0; i < a.length; i += 8) {
@@ -149,6 +205,11 @@ async function imageRobustness(images: CorpusImage[]) {
   const perTransform: Record<string, { tried: number; matched: number; sha256: number; failed: number }> = {};
   // [DCT-half distance, gradient-half distance] per transformed copy and per pair of images.
   const distances: [number, number][] = [];
+  // Of the matched copies: how far their aspect ratio moved, and their pixel difference.
+  const matchedAspects: number[] = [];
+  const copyPixelDifferences: number[] = [];
+  const rasters = new Map<CorpusImage, Promise<Float64Array | null>>();
+  const rasterOf = (image: CorpusImage) => rasters.get(image) ?? rasters.set(image, pixelRaster(image.bytes)).get(image)!;
   const halves = (a: string, b: string): [number, number] => [popcountHex(a.slice(0, 32), b.slice(0, 32)), popcountHex(a.slice(32), b.slice(32))];
   for (const image of images) {
     for (const [name, transform] of Object.entries(TRANSFORMS)) {
@@ -165,9 +226,17 @@ async function imageRobustness(images: CorpusImage[]) {
       if (result.sha256 === image.sha256) stat.sha256++;
       if (!result.ok) continue;
       distances.push(halves(image.phash, result.phash));
-      if (scheme.isNear(image.phash, result.phash)) stat.matched++;
+      if (!scheme.isNear(image.phash, result.phash)) continue;
+      stat.matched++;
+      matchedAspects.push(aspectDifference(image, result));
+      const [original, copy] = [await rasterOf(image), await pixelRaster(bytes)];
+      if (original && copy) copyPixelDifferences.push(pixelDifference(original, copy));
     }
   }
+  copyPixelDifferences.sort((x, y) => x - y);
+  const pixelThreshold = copyPixelDifferences[Math.floor(0.99 * (copyPixelDifferences.length - 1))] ?? 0;
+  const tried = Object.values(perTransform).reduce((s, t) => s + t.tried, 0);
+  const matched = Object.values(perTransform).reduce((s, t) => s + t.matched, 0);
   // All pairs of distinct images.
   let pairs = 0;
   let near = 0;
@@ -176,6 +245,7 @@ async function imageRobustness(images: CorpusImage[]) {
   let sameSize = 0;
   let hamHamNear = 0;
   let nearlyIdentical = 0;
+  const nearPairs: [CorpusImage, CorpusImage][] = [];
   const pairDistances: [number, number][] = [];
   for (let a = 0; a < images.length; a++) {
     for (let b = a + 1; b < images.length; b++) {
@@ -194,10 +264,34 @@ async function imageRobustness(images: CorpusImage[]) {
         if (isNear && !images[a]!.spam && !images[b]!.spam) hamHamNear++;
       }
       if (isNear && images[a]!.width === images[b]!.width && images[a]!.height === images[b]!.height) sameSize++;
+      if (isNear) nearPairs.push([images[a]!, images[b]!]);
     }
   }
-  const tried = Object.values(perTransform).reduce((s, t) => s + t.tried, 0);
-  const matched = Object.values(perTransform).reduce((s, t) => s + t.matched, 0);
+  const nearAspects = nearPairs.map(([a, b]) => aspectDifference(a, b));
+  const aspectGates = Object.fromEntries(
+    ASPECT_GATES.map((gate) => {
+      const removed = nearAspects.filter((d) => d > gate).length;
+      const lost = matchedAspects.filter((d) => d > gate).length;
+      return [`aspect_differs_over_${gate * 100}pct`, { false_match_pairs_removed: removed, false_match_rate: pct(near - removed, pairs), transform_matches_lost: lost, match_rate: pct(matched - lost, tried) }];
+    }),
+  );
+  let samePicture = 0;
+  for (const [a, b] of nearPairs) {
+    const [ra, rb] = [await rasterOf(a), await rasterOf(b)];
+    if (ra && rb && pixelDifference(ra, rb) <= pixelThreshold) samePicture++;
+  }
+  // The rule's own reading of pairs the hash keeps apart (a fixed sample): how often it calls
+  // those the same picture says how loose it is (or how many campaign copies the hash misses).
+  const sample = prng(99);
+  let otherSampled = 0;
+  let otherSame = 0;
+  while (otherSampled < PIXEL_SAMPLE && images.length > 1) {
+    const [a, b] = [images[Math.floor(sample() * images.length)]!, images[Math.floor(sample() * images.length)]!];
+    if (a === b || scheme.isNear(a.phash, b.phash)) continue;
+    otherSampled++;
+    const [ra, rb] = [await rasterOf(a), await rasterOf(b)];
+    if (ra && rb && pixelDifference(ra, rb) <= pixelThreshold) otherSame++;
+  }
   const shaMatched = Object.values(perTransform).reduce((s, t) => s + t.sha256, 0);
   // Other thresholds (DCT half, gradient half) for comparison; 128 means "not checked".
   const threshold = (dct: number, gradient: number) => ({
@@ -218,6 +312,16 @@ async function imageRobustness(images: CorpusImage[]) {
     image_pairs_with_ham: hamPairs,
     image_false_match_ham_ham_pairs: hamHamNear,
     image_pairs_nearly_identical: nearlyIdentical,
+    // Not the target's figure: readings of the false matches above (see the top of this file).
+    image_false_match_aspect_gates: aspectGates,
+    image_false_match_largest_aspect_difference: Math.max(0, ...nearAspects),
+    image_transform_largest_aspect_difference: Math.max(0, ...matchedAspects),
+    image_pixel_rule: PIXEL_RULE,
+    image_pixel_rule_threshold: pixelThreshold,
+    image_false_match_pairs_same_picture: samePicture,
+    image_false_match_rate_not_same_picture: pct(near - samePicture, pairs),
+    image_pixel_rule_same_in_sampled_other_pairs: otherSame,
+    image_pixel_rule_sampled_other_pairs: otherSampled,
     sha256_match_rate: pct(shaMatched, tried),
     sha256_false_match_rate: 0,
     per_transform: Object.fromEntries(Object.entries(perTransform).map(([k, v]) => [k, { match_rate: pct(v.matched, v.tried), tried: v.tried, failed: v.failed }])),
