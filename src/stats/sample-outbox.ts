@@ -46,9 +46,10 @@ export class SampleOutbox {
     this.#bounds = bounds;
     mkdirSync(dataDir, { recursive: true });
     this.#db = new Database(sampleOutboxPath(dataDir));
+    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
+    this.#db.pragma('busy_timeout = 5000');
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
-    this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS samples (
         sha256 TEXT PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL,
         content BLOB, sent INTEGER, owner TEXT, claimed INTEGER);

@@ -96,9 +96,10 @@ export class StatsStore {
     this.#options = options;
     mkdirSync(options.dataDir, { recursive: true });
     this.#db = new Database(join(options.dataDir, 'nimbus.sqlite'));
+    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
+    this.#db.pragma('busy_timeout = 5000');
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
-    this.#db.pragma('busy_timeout = 5000');
     this.#migrate();
   }
 

@@ -47,8 +47,9 @@ export class SqliteSampleStore implements SampleStore {
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
     this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
+    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
     this.#db.pragma('busy_timeout = 5000');
+    this.#db.pragma('journal_mode = WAL');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS samples (
       sha256 TEXT PRIMARY KEY, type TEXT NOT NULL, size INTEGER NOT NULL, reporter TEXT NOT NULL,
       received INTEGER NOT NULL, content BLOB NOT NULL);

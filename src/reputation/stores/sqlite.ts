@@ -121,11 +121,12 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     this.#db = new Database(path);
     this.#path = path;
     this.#backgroundCheckpoints = options.backgroundCheckpoints ?? true;
+    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
+    this.#db.pragma('busy_timeout = 5000');
     this.#db.pragma('journal_mode = WAL');
     // NORMAL in WAL: a power cut may lose the last transactions, never corrupt the file; the
     // statistics that feed it are resent by idempotent batch id.
     this.#db.pragma('synchronous = NORMAL');
-    this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(SCHEMA);
     const db = this.#db;
     db.transaction(() => {
