@@ -17,6 +17,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { sampleCapture, type Sample } from './samples.js';
 import { CLAIM_LEASE_MS } from './store.js';
+import { useWal } from '../sqlite-wal.js';
 
 const DAY_MS = 86_400_000;
 
@@ -46,9 +47,7 @@ export class SampleOutbox {
     this.#bounds = bounds;
     mkdirSync(dataDir, { recursive: true });
     this.#db = new Database(sampleOutboxPath(dataDir));
-    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.pragma('journal_mode = WAL');
+    useWal(this.#db);
     this.#db.pragma('synchronous = FULL');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS samples (
         sha256 TEXT PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL,

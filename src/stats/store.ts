@@ -22,6 +22,7 @@ import type { ParticipationMode } from '../config.js';
 import type { ReportBatch } from '../reputation/api.js';
 import type { LocalRecord, StatsInput } from './types.js';
 import { toWireRecord } from './wire.js';
+import { useWal } from '../sqlite-wal.js';
 
 const DAY_MS = 86_400_000;
 /**
@@ -96,9 +97,7 @@ export class StatsStore {
     this.#options = options;
     mkdirSync(options.dataDir, { recursive: true });
     this.#db = new Database(join(options.dataDir, 'nimbus.sqlite'));
-    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.pragma('journal_mode = WAL');
+    useWal(this.#db);
     this.#db.pragma('synchronous = FULL');
     this.#migrate();
   }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Config } from '../../config.js';
 import type { Client as RedisClient } from '../stores/redis.js';
+import { useWal } from '../../sqlite-wal.js';
 
 export const SAMPLE_RETENTION_DAYS = 30;
 const RETENTION_MS = SAMPLE_RETENTION_DAYS * 86_400_000;
@@ -47,9 +48,7 @@ export class SqliteSampleStore implements SampleStore {
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
     this.#db = new Database(file);
-    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.pragma('journal_mode = WAL');
+    useWal(this.#db);
     this.#db.exec(`CREATE TABLE IF NOT EXISTS samples (
       sha256 TEXT PRIMARY KEY, type TEXT NOT NULL, size INTEGER NOT NULL, reporter TEXT NOT NULL,
       received INTEGER NOT NULL, content BLOB NOT NULL);

@@ -15,6 +15,7 @@ import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import { Checkpointer, MAIN_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
 import { MEMORY_SCHEMES, MemoryIndexes, inMemory } from './memory-index.js';
 import { BATCH_TTL_MS, emptyPair, emptyState, judge, observe, type FingerprintState, type Observation, type PairState } from '../scoring.js';
+import { useWal } from '../../sqlite-wal.js';
 
 /** `fuzzy_log` rows read per query when an engine replays the log. */
 const LOG_PAGE = 10_000;
@@ -121,9 +122,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     this.#db = new Database(path);
     this.#path = path;
     this.#backgroundCheckpoints = options.backgroundCheckpoints ?? true;
-    // Before anything else: turning a new file to WAL takes a lock another worker may hold.
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.pragma('journal_mode = WAL');
+    useWal(this.#db);
     // NORMAL in WAL: a power cut may lose the last transactions, never corrupt the file; the
     // statistics that feed it are resent by idempotent batch id.
     this.#db.pragma('synchronous = NORMAL');
