@@ -280,24 +280,31 @@ export class NextHopSession {
  * messages are stuffed the same way the receiving side unstuffs them. A message not ending in
  * CRLF gets one before the final dot: the only byte the transport itself has to add.
  */
+const DOT = 0x2e;
+const LF = 0x0a;
+const NEWLINE_DOT = Buffer.from('\n.');
+const STUFFED_DOT = Buffer.from('.');
+
 export class DotStuffer extends Transform {
   #atLineStart = true;
   #lastTwo = Buffer.from('\r\n');
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (chunk.length === 0) return callback(null, chunk);
+    // Native searches for "\n." instead of a loop over every byte: the message body is most of
+    // what a relay touches, and most chunks need no dot at all (then they pass uncopied).
     const pieces: Buffer[] = [];
     let start = 0;
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i];
-      if (this.#atLineStart && byte === 0x2e) {
-        pieces.push(chunk.subarray(start, i), Buffer.from('.'));
-        start = i;
-      }
-      this.#atLineStart = byte === 0x0a;
+    if (this.#atLineStart && chunk[0] === DOT) pieces.push(STUFFED_DOT);
+    for (let at = chunk.indexOf(NEWLINE_DOT); at !== -1; at = chunk.indexOf(NEWLINE_DOT, at + 1)) {
+      pieces.push(chunk.subarray(start, at + 1), STUFFED_DOT);
+      start = at + 1;
     }
-    pieces.push(chunk.subarray(start));
+    this.#atLineStart = chunk[chunk.length - 1] === LF;
     if (chunk.length >= 2) this.#lastTwo = Buffer.from(chunk.subarray(chunk.length - 2));
-    else if (chunk.length === 1) this.#lastTwo = Buffer.from([this.#lastTwo[1]!, chunk[0]!]);
+    else this.#lastTwo = Buffer.from([this.#lastTwo[1]!, chunk[0]!]);
+    if (pieces.length === 0) return callback(null, chunk);
+    pieces.push(chunk.subarray(start));
     callback(null, Buffer.concat(pieces));
   }
 
