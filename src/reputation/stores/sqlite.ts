@@ -59,7 +59,58 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
       db.prepare('DELETE FROM fuzzy WHERE k > ? AND k < ?').run(`${id}#`, `${id}$`);
     }
   },
+  // 1 → 2: a fingerprint's first reporters live in its own row (`pairs`, see encodePair), so an
+  // ingest dirties one page per fingerprint instead of two. Rows written before keep theirs in
+  // `pair`: the default `spilled = 1` sends them there, and nothing has to be rewritten.
+  (db) => {
+    db.exec('ALTER TABLE fp ADD COLUMN pairs BLOB');
+    db.exec('ALTER TABLE fp ADD COLUMN spilled INTEGER NOT NULL DEFAULT 1');
+  },
 ];
+
+/**
+ * Reporters kept in the fingerprint's row; further ones go to `pair` and set `spilled`. Most
+ * fingerprints have a few reporters; a widely seen one (a newsletter's sender) has hundreds,
+ * and a row that grew with each would rewrite kilobytes of overflow pages per report.
+ */
+export const INLINE_PAIRS = 4;
+
+/** One inline pair: u16 LE length, the reporter id in UTF-8, then sensor, spam, weak, ham, ts as float64 LE. */
+const PAIR_VALUES_BYTES = 5 * 8;
+/** The length prefix is a u16: a longer reporter id (none is in practice) goes to `pair`. */
+const MAX_INLINE_REPORTER_BYTES = 0xffff;
+
+function encodePair(reporter: Buffer, p: PairState): Buffer {
+  const b = Buffer.allocUnsafe(2 + reporter.length + PAIR_VALUES_BYTES);
+  b.writeUInt16LE(reporter.length, 0);
+  reporter.copy(b, 2);
+  writePairValues(b, 2 + reporter.length, p);
+  return b;
+}
+
+function writePairValues(b: Buffer, at: number, p: PairState): void {
+  b.writeDoubleLE(p.sensor, at);
+  b.writeDoubleLE(p.spam, at + 8);
+  b.writeDoubleLE(p.weak, at + 16);
+  b.writeDoubleLE(p.ham, at + 24);
+  b.writeDoubleLE(p.ts, at + 32);
+}
+
+/** Offset of the reporter's values in an inline pairs blob, or -1; and how many pairs it holds. */
+function findPair(pairs: Buffer | null, reporter: Buffer): { at: number; count: number } {
+  let at = -1;
+  let count = 0;
+  if (pairs === null) return { at, count };
+  for (let off = 0; off < pairs.length; count++) {
+    const len = pairs.readUInt16LE(off);
+    const values = off + 2 + len;
+    if (at < 0 && len === reporter.length && pairs.compare(reporter, 0, len, off + 2, values) === 0) at = values;
+    off = values + PAIR_VALUES_BYTES;
+  }
+  return { at, count };
+}
+
+const readPair = (b: Buffer, at: number): PairState => ({ sensor: b.readDoubleLE(at), spam: b.readDoubleLE(at + 8), weak: b.readDoubleLE(at + 16), ham: b.readDoubleLE(at + 24), ts: b.readDoubleLE(at + 32) });
 
 /**
  * A row of `fp` as read by FP_COLUMNS, as an array: better-sqlite3's raw mode skips building an
@@ -68,6 +119,8 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
 type FpRow = [number, number, number, number, number, number, number, number, number | null, number | null, number, OverrideVerdict | null];
 const FP_COLUMNS = 'seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin';
 type PairRow = [number, number, number, number, number];
+/** FpRow followed by the inline pairs and the `spilled` flag, as the ingest path reads it. */
+type FpPairsRow = [...FpRow, Buffer | null, number];
 
 interface KeyRow {
   id: string;
@@ -136,18 +189,20 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     }).immediate();
     this.#s = {
       getFp: db.prepare<[string], FpRow>(`SELECT ${FP_COLUMNS} FROM fp WHERE item = ?`).raw(),
+      getFpPairs: db.prepare<[string], FpPairsRow>(`SELECT ${FP_COLUMNS}, pairs, spilled FROM fp WHERE item = ?`).raw(),
       putFp: db.prepare(
-        `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+        `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin, pairs, spilled)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
          ON CONFLICT (item) DO UPDATE SET seen = excluded.seen, spam_reports = excluded.spam_reports, ham_reports = excluded.ham_reports,
            sensor_ev = excluded.sensor_ev, spam_ev = excluded.spam_ev, weak_ev = excluded.weak_ev, ham_ev = excluded.ham_ev,
-           reporters = excluded.reporters, first_seen = excluded.first_seen, last_seen = excluded.last_seen, ts = excluded.ts`,
+           reporters = excluded.reporters, first_seen = excluded.first_seen, last_seen = excluded.last_seen, ts = excluded.ts,
+           pairs = excluded.pairs, spilled = excluded.spilled`,
       ),
       getPair: db.prepare<[string, string], PairRow>('SELECT sensor, spam, weak, ham, ts FROM pair WHERE item = ? AND reporter = ?').raw(),
       // Plain updates for rows just read: one B-tree descent where an upsert takes two.
       updateFp: db.prepare(
-        `UPDATE fp SET seen = ?, spam_reports = ?, ham_reports = ?, sensor_ev = ?, spam_ev = ?, weak_ev = ?, ham_ev = ?, reporters = ?, first_seen = ?, last_seen = ?, ts = ?
-         WHERE item = ?`,
+        `UPDATE fp SET seen = ?, spam_reports = ?, ham_reports = ?, sensor_ev = ?, spam_ev = ?, weak_ev = ?, ham_ev = ?, reporters = ?, first_seen = ?, last_seen = ?, ts = ?,
+           pairs = ?, spilled = ? WHERE item = ?`,
       ),
       updatePair: db.prepare('UPDATE pair SET sensor = ?, spam = ?, weak = ?, ham = ?, ts = ? WHERE item = ? AND reporter = ?'),
       putPair: db.prepare(
@@ -213,20 +268,43 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     return this.#memory.near(fuzzy, item);
   }
 
-  #apply(item: string, reporter: string, o: Observation, now: number): void {
-    const row = this.#s.getFp.get(item);
-    const pairRow = row === undefined ? undefined : this.#s.getPair.get(item, reporter);
-    const { state: s, pair } = observe(row === undefined ? emptyState(now) : toState(row), pairRow === undefined ? emptyPair(now) : toPair(pairRow), pairRow === undefined, o, now);
-    if (row === undefined) this.#putFp(item, s);
-    else this.#s.updateFp.run(s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, item);
-    if (pairRow === undefined) this.#s.putPair.run(item, reporter, pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts);
-    else this.#s.updatePair.run(pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts, item, reporter);
-    if (row === undefined) this.#index(item);
+  /**
+   * One reporter's observation of one item: one read and one write of the item's row when the
+   * reporter's pair is inline (or new, with room for it), plus a read and a write of `pair` for a
+   * reporter beyond the first INLINE_PAIRS (or one stored before inline pairs existed).
+   */
+  #apply(item: string, reporter: string, reporterBytes: Buffer, o: Observation, now: number): void {
+    const row = this.#s.getFpPairs.get(item);
+    const inlinable = reporterBytes.length <= MAX_INLINE_REPORTER_BYTES;
+    if (row === undefined) {
+      const { state: s, pair } = observe(emptyState(now), emptyPair(now), true, o, now);
+      if (inlinable) this.#putFp(item, s, encodePair(reporterBytes, pair), 0);
+      else {
+        this.#putFp(item, s, null, 1);
+        this.#s.putPair.run(item, reporter, pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts);
+      }
+      this.#index(item);
+      return;
+    }
+    let pairs = row[12];
+    let spilled = row[13];
+    const found = findPair(pairs, reporterBytes);
+    const pairRow = found.at < 0 && spilled !== 0 ? this.#s.getPair.get(item, reporter) : undefined;
+    const old = found.at >= 0 ? readPair(pairs!, found.at) : pairRow !== undefined ? toPair(pairRow) : emptyPair(now);
+    const isNew = found.at < 0 && pairRow === undefined;
+    const { state: s, pair } = observe(toState(row as unknown as FpRow), old, isNew, o, now);
+    if (found.at >= 0) writePairValues(pairs!, found.at, pair);
+    else if (isNew && inlinable && found.count < INLINE_PAIRS) pairs = pairs === null ? encodePair(reporterBytes, pair) : Buffer.concat([pairs, encodePair(reporterBytes, pair)]);
+    else if (isNew) {
+      this.#s.putPair.run(item, reporter, pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts);
+      spilled = 1;
+    } else this.#s.updatePair.run(pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts, item, reporter);
+    this.#s.updateFp.run(s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, pairs, spilled, item);
   }
 
   // Positional parameters: named ones cost an object per row on the ingest hot path.
-  #putFp(item: string, s: FingerprintState): void {
-    this.#s.putFp.run(item, s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts);
+  #putFp(item: string, s: FingerprintState, pairs: Buffer | null, spilled: number): void {
+    this.#s.putFp.run(item, s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, pairs, spilled);
   }
 
   #index(item: string): void {
@@ -241,7 +319,11 @@ export class SqliteStore implements ReputationEngine, KeyStore {
       if (this.#s.hasBatch.get(batchId) !== undefined) return { accepted: 0, duplicate: true };
       this.#s.expireBatches.run(now - BATCH_TTL_MS);
       this.#s.putBatch.run(batchId, now);
-      for (const [item, o] of recordObservations(sensor, records)) this.#apply(item, sensor.id, o, now);
+      const reporterBytes = Buffer.from(sensor.id);
+      // In key order, successive reads descend through the same interior pages, still cached:
+      // ~5% faster on a store of a million (bench/reputation-engine.ts).
+      const observations = [...recordObservations(sensor, records)].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      for (const [item, o] of observations) this.#apply(item, sensor.id, reporterBytes, o, now);
       return { accepted: records.length, duplicate: false };
     }).immediate();
 
@@ -252,15 +334,16 @@ export class SqliteStore implements ReputationEngine, KeyStore {
 
   async feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<void> {
     const o = feedbackObservation(reporter, label);
+    const reporterBytes = Buffer.from(reporter.id);
     this.#db.transaction(() => {
-      for (const item of new Set(items)) this.#apply(item, reporter.id, o, now);
+      for (const item of new Set(items)) this.#apply(item, reporter.id, reporterBytes, o, now);
     }).immediate();
   }
 
   async setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now = Date.now()): Promise<void> {
     this.#db.transaction(() => {
       if (this.#s.getFp.get(item) === undefined) {
-        this.#putFp(item, emptyState(now));
+        this.#putFp(item, emptyState(now), null, 0);
         this.#index(item);
       }
       this.#s.setAdmin.run(verdict, reason ?? null, item);
@@ -299,7 +382,8 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     if (this.#checkpointer !== null || this.#db.memory || !this.#backgroundCheckpoints) return;
     this.#checkpointer = new Checkpointer(this.#path);
     this.#db.pragma(`wal_autocheckpoint = ${MAIN_AUTOCHECKPOINT_PAGES}`);
-    // The WAL file is cut back to this size when it restarts, so a burst leaves no 256 MB file.
+    // The WAL file is cut back to this size when it restarts, so a burst leaves no 256 MB file
+    // behind (MAIN_AUTOCHECKPOINT_PAGES lets it reach that while ingest runs back to back).
     this.#db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   }
 
