@@ -62,3 +62,34 @@ test('list mail: trailing blocks longer than a footer (over 15 lines) stay part 
   const text = prose(40, 9);
   t.notDeepEqual(await texts(mail([LIST_ID], `${text}\r\n${long}`)), await texts(mail([LIST_ID], text)));
 });
+
+// A list message whose author links fill the cap of 100 URLs, with links of the list's own site
+// before them in the text and a footer (after them) naming the list's site and a sponsor.
+function busyListMail(authorLinks: number): { raw: Buffer; author: string[]; list: string[] } {
+  const author = Array.from({ length: authorLinks }, (_, i) => `http://shop${i}.example.biz/item/${i}`);
+  const site = Array.from({ length: 5 }, (_, i) => `http://www.linux.ie/pipermail/ilug/2026-November/${i}.html`);
+  const footer = [FOOTER, 'Sponsored by http://sponsor.example.org/ad'].join('\r\n');
+  const body = [`${prose(40, 13)}: the thread so far ${site.join(' ')}`, '', prose(30, 17), ...author, '', footer].join('\r\n');
+  return { raw: mail([LIST_ID], body), author, list: [...site, 'http://www.linux.ie/mailman/listinfo/ilug', 'http://sponsor.example.org/ad'] };
+}
+
+test('list mail: the list’s links do not use up the 100 links fingerprinted per message, the author’s 100 links all count', async (t) => {
+  const { raw, author, list } = busyListMail(100);
+  const result = await fingerprintMessage(raw);
+  t.deepEqual(result.urls, author);
+  const prints = result.fingerprints.map((f) => f.text);
+  t.true(prints.includes('url:domain:example.biz'));
+  t.false(prints.includes('url:domain:linux.ie'));
+  t.false(prints.includes('url:domain:example.org'), 'a link only in the footer is not fingerprinted');
+  t.is(prints.filter((p) => p.startsWith('url:sha256:')).length, 100);
+  t.false(result.skips.some((s) => s.reason === 'url-over-limit'), 'nothing of the author’s was dropped');
+  t.deepEqual(result.skips.filter((s) => s.reason === 'url-mailing-list').map((s) => s.detail), [`${list.length} link(s) of the list's footer or site (ilug.linux.ie)`]);
+});
+
+test('list mail over the cap: each dropped link is counted once, list links as url-mailing-list and author links past 100 as url-over-limit', async (t) => {
+  const { raw, author, list } = busyListMail(103);
+  const result = await fingerprintMessage(raw);
+  t.deepEqual(result.urls, author.slice(0, 100));
+  t.deepEqual(result.skips.filter((s) => s.reason === 'url-over-limit').map((s) => s.detail), ['3 of 103']);
+  t.deepEqual(result.skips.filter((s) => s.reason === 'url-mailing-list').map((s) => s.detail), [`${list.length} link(s) of the list's footer or site (ilug.linux.ie)`]);
+});

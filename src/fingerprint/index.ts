@@ -138,16 +138,16 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   else fingerprints.push(makeFingerprint('body', 'minhash64', body));
 
   let urls = extractUrls(plain.slice(0, caps.maxTextChars), html.slice(0, caps.maxTextChars * 4));
+  // The list's own links first, then the cap: they must not take the places of the author's links.
+  if (list) {
+    const before = urls.length;
+    urls = urls.filter((url) => !(footerUrls.has(url) || isListLink(url, list)));
+    const own = before - urls.length;
+    if (own > 0) skips.push({ reason: 'url-mailing-list', detail: `${own} link(s) of the list's footer or site (${list.id})` });
+  }
   if (urls.length > caps.maxUrls) {
     skips.push({ reason: 'url-over-limit', detail: `${urls.length - caps.maxUrls} of ${urls.length}` });
     urls = urls.slice(0, caps.maxUrls);
-  }
-  if (list) {
-    const own = urls.filter((url) => isListLink(url, list) || footerUrls.has(url));
-    if (own.length > 0) {
-      skips.push({ reason: 'url-mailing-list', detail: `${own.length} link(s) of the list's footer or site (${list.id})` });
-      urls = urls.filter((url) => !own.includes(url));
-    }
   }
   fingerprints.push(...urlFingerprints(urls));
 
