@@ -23,13 +23,12 @@
  *     for its registry (prom-client's AggregatorRegistry) and sums the counters.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry, type PrometheusContentType } from 'prom-client';
 import { ConfigError, loadConfig, loadConfigForReload, type Config } from '../config.js';
 import { createLogger } from '../log.js';
 import type { RunningGateway } from '../gateway/server.js';
-// Only the metrics module here: the primary never loads the SMTP stack, sharp or SQLite, which
-// would cost it as much memory as a worker (serve() imports them).
-import { startMetricsServer, type MetricsServer } from '../stats/metrics.js';
+// Types only: the primary never loads the SMTP stack, sharp or SQLite, which would cost it as
+// much memory as a worker (serve() imports them), nor prom-client unless metrics are on.
+import type { MetricsServer } from '../stats/metrics.js';
 
 /** Delay before a dead worker is replaced; doubled per consecutive early death. */
 export const RESTART_BASE_MS = 1_000;
@@ -86,9 +85,8 @@ async function serve(config: Config, role: Role): Promise<number> {
     throw error;
   }
   if (role === 'worker') {
-    AggregatorRegistry.setRegistries([runtime.metrics.registry]);
-    // The constructor installs the listener that answers the primary's metrics requests.
-    void new AggregatorRegistry();
+    const { answerPrimaryMetricsRequests } = await import('../stats/cluster-metrics.js');
+    answerPrimaryMetricsRequests(runtime.metrics.registry);
   }
 
   return new Promise<number>((resolve) => {
@@ -128,13 +126,6 @@ async function serve(config: Config, role: Role): Promise<number> {
   });
 }
 
-/** The primary's view of the scrape: every worker's registry, aggregated. */
-class ClusterRegistry extends AggregatorRegistry<PrometheusContentType> {
-  override metrics(): Promise<string> {
-    return this.clusterMetrics();
-  }
-}
-
 interface Slot {
   readonly index: number;
   worker: Worker | null;
@@ -152,7 +143,10 @@ async function supervise(config: Config): Promise<number> {
   if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   let current = config;
   let metricsServer: MetricsServer | null = null;
-  if (config.metricsListen) metricsServer = await startMetricsServer(config.metricsListen, new ClusterRegistry());
+  if (config.metricsListen) {
+    const { startClusterMetricsServer } = await import('../stats/cluster-metrics.js');
+    metricsServer = await startClusterMetricsServer(config.metricsListen);
+  }
   log.info({ event: 'workers_starting', workers: config.workers, metrics: metricsServer?.address ?? null }, `starting ${config.workers} gateway workers`);
 
   return new Promise<number>((resolve) => {
