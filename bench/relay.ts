@@ -31,6 +31,8 @@
  *   by the messages (less sensitive than messages/s to other work on a shared machine).
  * - Load average: taken before each measurement and reported with it.
  * - --cpu-prof=DIR writes a V8 CPU profile of every Nimbus process into DIR.
+ * - --node-args=A,B passes extra flags to node for Nimbus (the cluster workers inherit them), to
+ *   measure a V8 setting before shipping it.
  * - --mixes=text5k,image40k and --sessions=20,100 run a subset (figures for a quick look; --mixes=
  *   alone: the memory cases only); --no-memory skips the memory cases.
  * - Memory: one 50 MB message (NIMBUS_MAX_MESSAGE_SIZE raised to 60MB for it), and 200 × 1 MB
@@ -485,7 +487,7 @@ export async function run(args: string[]): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), 'nimbus-bench-relay-'));
   try {
     const loadBefore = loadavg().map((x) => round(x, 2));
-    const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv, nodeArgs: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [] };
+    const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv, nodeArgs: [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), ...(listArg('node-args') ?? [])] };
     const variants = 4;
     const mixes: Record<MixName, { files: string[]; probe: Buffer; bytes: number }> = {} as never;
     const text = Array.from({ length: variants }, (_, i) => textMessage(i));
