@@ -99,8 +99,9 @@ async function collectImages(files: CorpusFile[]): Promise<CorpusImage[]> {
         if (!file.spam && known.spam) bySha.set(result.sha256, { ...known, spam: false }); // in ham at least once
         continue;
       }
-      const format = await sharp(part.content, { failOn: 'none' }).metadata().then((m) => m.format ?? 'unknown', () => 'unknown');
-      bySha.set(result.sha256, { bytes: part.content, sha256: result.sha256, phash: result.phash, width: result.width, height: result.height, spam: file.spam, format });
+      const meta = await sharp(part.content, { failOn: 'none', pages: 1 }).metadata().catch(() => null);
+      const [format, width, height] = [meta?.format ?? 'unknown', meta?.width ?? 0, meta?.pageHeight ?? meta?.height ?? 0];
+      bySha.set(result.sha256, { bytes: part.content, sha256: result.sha256, phash: result.phash, width, height, spam: file.spam, format });
     }
   }
   return [...bySha.values()];
@@ -228,7 +229,8 @@ async function imageRobustness(images: CorpusImage[]) {
       distances.push(halves(image.phash, result.phash));
       if (!scheme.isNear(image.phash, result.phash)) continue;
       stat.matched++;
-      matchedAspects.push(aspectDifference(image, result));
+      const copyMeta = await sharp(bytes, { failOn: 'none', pages: 1 }).metadata().catch(() => null);
+      if (copyMeta?.width && copyMeta.height) matchedAspects.push(aspectDifference(image, { width: copyMeta.width, height: copyMeta.pageHeight ?? copyMeta.height }));
       const [original, copy] = [await rasterOf(image), await pixelRaster(bytes)];
       if (original && copy) copyPixelDifferences.push(pixelDifference(original, copy));
     }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import test from 'ava';
 import sharp from 'sharp';
 import { hashImage } from '../src/fingerprint/image.js';
@@ -19,9 +20,8 @@ test('an image gives its SHA-256 and a 256-bit perceptual hash', async (t) => {
   const result = await hashImage(png, DEFAULT_LIMITS);
   t.true(result.ok);
   if (!result.ok) return;
-  t.regex(result.sha256, /^[0-9a-f]{64}$/);
+  t.is(result.sha256, createHash('sha256').update(png).digest('hex'));
   t.regex(result.phash, /^[0-9a-f]{64}$/);
-  t.is(result.width, 200);
 });
 
 test('the perceptual hash survives rescaling, JPEG re-encoding and brightness, while SHA-256 does not', async (t) => {
