@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- reputation [--json] [--store sqlite|redis] [--fingerprints N] [--duration S] [--no-write]`
+ * `npm run bench -- reputation [--json] [--store sqlite|redis] [--fingerprints N] [--duration S] [--no-write] [--cpu-prof DIR]`
  *
  * Loads N (default 1,000,000) fingerprints, a fifth of them image perceptual hashes, into each
  * store through the engine, then runs the service in a child process (so the load generator
@@ -9,6 +9,7 @@
  * In the engine, a near-neighbour image lookup (3 bits flipped in each half) is timed.
  * Also: store size (SQLite file + WAL, Redis used_memory delta) and the service's RSS.
  * Redis runs under its own key prefix at 127.0.0.1:6379, deleted afterwards.
+ * --cpu-prof DIR: the service child writes a V8 CPU profile into DIR when it stops.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -157,7 +158,8 @@ function rssOf(pid: number): { rss: number; peak: number } {
 }
 
 async function startChild(options: ReputationStoreOptions, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'reputation.ts'), '--serve'], {
+  const profile = process.env.NIMBUS_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.NIMBUS_BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(here, 'reputation.ts'), '--serve'], {
     cwd: root,
     env: { ...process.env, NIMBUS_BENCH_STORE: JSON.stringify(options), NIMBUS_BENCH_DATA_DIR: dataDir },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -358,12 +360,14 @@ function option(args: string[], name: string): string | undefined {
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json');
+  const cpuProfDir = option(args, '--cpu-prof');
+  if (cpuProfDir) process.env.NIMBUS_BENCH_CPU_PROF = path.resolve(cpuProfDir);
   const total = Number(option(args, '--fingerprints') ?? 1_000_000);
   const duration = Number(option(args, '--duration') ?? 10);
   const only = option(args, '--store');
   const stores = only ? [only] : ['sqlite', 'redis'];
   if (!stores.every((s) => s === 'sqlite' || s === 'redis') || !(total > 0) || !(duration > 0)) {
-    process.stderr.write('usage: npm run bench -- reputation [--json] [--store sqlite|redis] [--fingerprints N] [--duration S] [--no-write]\n');
+    process.stderr.write('usage: npm run bench -- reputation [--json] [--store sqlite|redis] [--fingerprints N] [--duration S] [--no-write] [--cpu-prof DIR]\n');
     return 64;
   }
   const progress = (line: string) => process.stderr.write(`bench reputation: ${line}\n`);
