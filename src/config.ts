@@ -8,7 +8,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
-import { z } from 'zod';
 import { NimbusError } from './errors.js';
 
 export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body'] as const;
@@ -195,15 +194,14 @@ export function loadConfig(processEnv: Env = process.env): Config {
   const num = (name: string, fallback: number, options: { min?: number; max?: number; integer?: boolean } = {}): number => {
     const raw = env[name];
     if (raw === undefined || raw.trim() === '') return fallback;
-    const schema = z.coerce.number().finite();
-    const parsed = schema.safeParse(raw.trim());
+    const value = Number(raw.trim());
     const { min = -Infinity, max = Infinity, integer = false } = options;
     const describe = `${integer ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? ` <= ${max}` : ''}`;
-    if (!parsed.success || parsed.data < min || parsed.data > max || (integer && !Number.isInteger(parsed.data))) {
+    if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
       bad(name, describe);
       return fallback;
     }
-    return parsed.data;
+    return value;
   };
   const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
     const raw = env[name]?.trim().toLowerCase();
@@ -249,8 +247,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
   const url = (name: string): string | null => {
     const raw = optional(name);
     if (raw === null) return null;
-    const parsed = z.url({ protocol: /^https?$/ }).safeParse(raw);
-    if (!parsed.success) {
+    if (!isUrlOf(raw, ['http:', 'https:'])) {
       bad(name, 'an http:// or https:// URL');
       return null;
     }
@@ -298,7 +295,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
 
   const redisUrls = list(env.NIMBUS_REDIS_URL ?? 'redis://127.0.0.1:6379').map((item) => (item.includes('://') ? item : `redis://${item}`));
   for (const item of redisUrls) {
-    if (!z.url({ protocol: /^rediss?$/ }).safeParse(item).success) bad('NIMBUS_REDIS_URL', 'redis://host:port, or a comma-separated list of cluster nodes');
+    if (!isUrlOf(item, ['redis:', 'rediss:'])) bad('NIMBUS_REDIS_URL', 'redis://host:port, or a comma-separated list of cluster nodes');
   }
 
   const participation = oneOf('NIMBUS_PARTICIPATION', PARTICIPATION_MODES, 'off');
@@ -413,4 +410,17 @@ export function printableConfig(config: Config): Record<string, unknown> {
     reputationKey: config.reputationKey ? '********' : null,
     upstreamKey: config.upstreamKey ? '********' : null,
   };
+}
+
+/**
+ * Whether `raw` is an absolute URL with one of these schemes and a host. WHATWG URL rather than
+ * zod: the gateway's supervisor loads this module and nothing else heavy (zod is ~12 MB of it).
+ */
+function isUrlOf(raw: string, protocols: readonly string[]): boolean {
+  try {
+    const url = new URL(raw);
+    return protocols.includes(url.protocol) && url.hostname !== '';
+  } catch {
+    return false;
+  }
 }

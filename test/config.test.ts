@@ -31,6 +31,20 @@ test('every wrong variable is named with its value and what is allowed, all at o
   t.regex(error.message, /NIMBUS_LISTEN="nowhere": expected host:port/);
 });
 
+test('URLs must be absolute with the right scheme and a host; numbers must be finite', (t) => {
+  const error = t.throws(
+    () => loadConfig({ NIMBUS_REPUTATION_URL: 'ftp://rep.example', NIMBUS_REDIS_URL: 'redis://,http://cache:6379', NIMBUS_TAG_SCORE: 'Infinity' }),
+    { instanceOf: ConfigError },
+  );
+  t.regex(error.message, /NIMBUS_REPUTATION_URL="ftp:\/\/rep.example": expected an http:\/\/ or https:\/\/ URL/);
+  t.regex(error.message, /NIMBUS_REDIS_URL=.*expected redis:\/\/host:port/);
+  t.regex(error.message, /NIMBUS_TAG_SCORE="Infinity": expected a number/);
+  const config = loadConfig({ NIMBUS_REPUTATION_URL: 'https://rep.example:8443/', NIMBUS_REDIS_URL: '10.0.0.1:7000,rediss://cache.example:6380', NIMBUS_TAG_SCORE: ' 4.5 ' });
+  t.is(config.reputationUrl, 'https://rep.example:8443');
+  t.is(config.tagScore, 4.5);
+  t.deepEqual(config.redisUrls, ['redis://10.0.0.1:7000', 'rediss://cache.example:6380']);
+});
+
 test('participation without the accepted statement refuses to start, naming the variable and the command', (t) => {
   const error = t.throws(() => loadConfig({ NIMBUS_PARTICIPATION: 'standard', NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787' }), {
     instanceOf: ConfigError,
