@@ -6,7 +6,14 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import fetch, { type RequestInit } from 'node-fetch';
+import type { RequestInit } from 'node-fetch';
+
+/**
+ * node-fetch is loaded at the first request: a gateway on its embedded store with participation
+ * off never makes one, and the module is ~9 MB of every worker's memory.
+ */
+let loadingFetch: Promise<typeof import('node-fetch').default> | null = null;
+const loadFetch = (): Promise<typeof import('node-fetch').default> => (loadingFetch ??= import('node-fetch').then((m) => m.default));
 import { z } from 'zod';
 import { NimbusError } from '../errors.js';
 import {
@@ -143,6 +150,7 @@ class HttpReputationClient implements ReputationClient {
     let text: string;
     let retryAfterHeader: string | null = null;
     try {
+      const fetch = await loadFetch();
       const response = await fetch(`${this.#base}${path}`, init);
       status = response.status;
       retryAfterHeader = response.headers.get('retry-after');
