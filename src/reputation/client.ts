@@ -151,6 +151,9 @@ class HttpReputationClient implements ReputationClient {
     let retryAfterHeader: string | null = null;
     try {
       const fetch = await loadFetch();
+      // The first call waits for the module; a budget that ran out meanwhile ends it here
+      // (node-fetch given a signal already aborted leaves an unhandled error on the body stream).
+      combined.throwIfAborted();
       const response = await fetch(`${this.#base}${path}`, init);
       status = response.status;
       retryAfterHeader = response.headers.get('retry-after');
