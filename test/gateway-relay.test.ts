@@ -186,6 +186,32 @@ test.serial('a 30 MB message is relayed intact through the spool', async (t) => 
   }
 });
 
+test.serial('a spooled message with dot-leading lines across many read buffers reaches the next hop byte for byte', async (t) => {
+  const { hop, gw, stop } = await withNextHop({}, { NIMBUS_SPOOL_THRESHOLD: '64KB' });
+  try {
+    const dir = tempDir();
+    const file = join(dir, 'dots.eml');
+    // ~3 MB: a dozen of the relay's 256 KB reads, with a line starting with "." or ".." every few lines.
+    const lines: string[] = [];
+    for (let i = 0, length = 0; length < 3 * 1024 * 1024; i++) {
+      const line = i % 3 === 0 ? `.line ${i}\r\n` : i % 7 === 0 ? `..${'x'.repeat(i % 97)}\r\n` : `text ${'y'.repeat(i % 131)}\r\n`;
+      lines.push(line);
+      length += line.length;
+    }
+    writeFileSync(file, `Subject: dots\r\nFrom: a@example.org\r\n\r\n${lines.join('')}`);
+    const original = readFileSync(file);
+    const result = await swaks(gw.address.port, ['--to', 'bob@example.com', '--from', 'a@example.org', '--data', `@${file}`]);
+    t.is(result.exitCode, 0, result.output.slice(-2000));
+    t.is(hop.messages.length, 1);
+    const relayed = hop.messages[0]!.bytes;
+    // Every byte as sent, dot-leading lines included, after the headers the gateway prepends.
+    t.true(relayed.includes(original), `relayed ${relayed.length} bytes do not contain the ${original.length} sent`);
+    rmSync(dir, { recursive: true, force: true });
+  } finally {
+    await stop();
+  }
+});
+
 test('forged X-Spam-* and X-Nimbus-* fields (folded lines included) are removed from an untrusted client and nothing else', async (t) => {
   const { hop, gw, stop } = await withNextHop({}, { NIMBUS_TRUSTED_NETWORKS: '127.0.0.1/32' });
   try {
