@@ -15,6 +15,7 @@ import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, start
 const IMAGE_SPAM = 'spam/trec07p_inmail.45046.eml';
 /** Generous: this is behaviour on a shared machine, not a benchmark. */
 const MARGIN_MS = 2000;
+const FIRST_MESSAGE_WARMUP_MS = 3000;
 
 function participating(url: string, key: string, extra: Record<string, string> = {}): Record<string, string> {
   return { NIMBUS_PARTICIPATION: 'standard', NIMBUS_ACCEPT_STATEMENT: 'yes', NIMBUS_REPUTATION_URL: url, NIMBUS_REPUTATION_KEY: key, NIMBUS_RELAY_DOMAINS: 'example.com', ...extra };
@@ -64,7 +65,10 @@ test('a hung service costs at most the lookup budget: mail is judged on local da
 
   const first = await send(gw.port, spam);
   t.regex(first.reply, /^250 /);
-  t.true(first.ms < budgetMs + MARGIN_MS, `the transaction took ${Math.round(first.ms)} ms with a ${budgetMs} ms budget`);
+  // The gateway's first message also pays one-time costs that have nothing to do with the
+  // service (sharp loaded at the first image, modules compiled by tsx on first use: 0.9 s alone,
+  // over 2 s with the whole suite running on a 2-core machine); a hang would be tens of seconds.
+  t.true(first.ms < budgetMs + MARGIN_MS + FIRST_MESSAGE_WARMUP_MS, `the transaction took ${Math.round(first.ms)} ms with a ${budgetMs} ms budget`);
   t.is(peer.requests('POST /v1/lookup'), 1, 'the service was asked');
   const [spamCopy] = await relayedCopies(next, 1, seen);
   t.deepEqual(header(spamCopy!, 'X-Spam-Flag'), ['YES'], 'local data still convicts the spam');

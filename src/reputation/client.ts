@@ -6,14 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { RequestInit } from 'node-fetch';
-
-/**
- * node-fetch is loaded at the first request: a gateway on its embedded store with participation
- * off never makes one, and the module is ~9 MB of every worker's memory.
- */
-let loadingFetch: Promise<typeof import('node-fetch').default> | null = null;
-const loadFetch = (): Promise<typeof import('node-fetch').default> => (loadingFetch ??= import('node-fetch').then((m) => m.default));
+import fetch, { type RequestInit } from 'node-fetch';
 import { z } from 'zod';
 import { NimbusError } from '../errors.js';
 import {
@@ -150,10 +143,6 @@ class HttpReputationClient implements ReputationClient {
     let text: string;
     let retryAfterHeader: string | null = null;
     try {
-      const fetch = await loadFetch();
-      // The first call waits for the module; a budget that ran out meanwhile ends it here
-      // (node-fetch given a signal already aborted leaves an unhandled error on the body stream).
-      combined.throwIfAborted();
       const response = await fetch(`${this.#base}${path}`, init);
       status = response.status;
       retryAfterHeader = response.headers.get('retry-after');
