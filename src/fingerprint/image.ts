@@ -83,7 +83,7 @@ export function perceptualHash(pixels: Uint8Array): string {
       for (let y = r * 2; y < r * 2 + 2; y++) for (let x = x0; x < x1; x++) sum += pixels[y * SIDE + x]!;
       cells[c] = sum / ((x1 - x0) * 2);
     }
-    for (let c = 0; c < GRADIENT_CELLS - 1; c++) bits[dct.length + r * 8 + c] = cells[c]! < cells[c + 1]! ? 1 : 0;
+    for (let c = 0; c < GRADIENT_CELLS - 1; c++) bits[dct.length + r * (GRADIENT_CELLS - 1) + c] = cells[c]! < cells[c + 1]! ? 1 : 0;
   }
   let hex = '';
   for (let i = 0; i < bits.length; i += 4) hex += ((bits[i]! << 3) | (bits[i + 1]! << 2) | (bits[i + 2]! << 1) | bits[i + 3]!).toString(16);
@@ -114,9 +114,11 @@ function classify(error: unknown): { reason: string; detail: string } {
   return { reason: 'image-corrupt', detail };
 }
 
-/** Hashes one image; hostile or unusable input gives `ok: false` with a reason, never a throw. */
-export async function hashImage(bytes: Buffer, limits: FingerprintLimits): Promise<ImageHashResult> {
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+/**
+ * Hashes one image; hostile or unusable input gives `ok: false` with a reason, never a throw.
+ * `sha256`: the bytes' SHA-256 when the caller has it already (the message walk does).
+ */
+export async function hashImage(bytes: Buffer, limits: FingerprintLimits, sha256 = createHash('sha256').update(bytes).digest('hex')): Promise<ImageHashResult> {
   if (bytes.length > limits.maxImageBytes) return { ok: false, sha256, reason: 'image-too-large', detail: `${bytes.length} bytes` };
   try {
     return await decodeAndHash(bytes, sha256, limits, 'error');

@@ -170,7 +170,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
         continue;
       }
       decoded++;
-      const result = await hashImage(bytes, caps);
+      const result = await hashImage(bytes, caps, sha256);
       if (result.ok) fingerprints.push(makeFingerprint('image', PHASH_ALGORITHM, result.phash, part.filename));
       else skips.push({ reason: result.reason, detail: result.detail });
       continue;
