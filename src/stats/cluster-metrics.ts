@@ -5,6 +5,7 @@
  * the primary's memory, which otherwise only forks and supervises.
  */
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
+import type { HostPort } from '../config.js';
 import { startMetricsServer, type MetricsServer } from './metrics.js';
 
 class ClusterRegistry extends AggregatorRegistry<PrometheusContentType> {
@@ -14,7 +15,7 @@ class ClusterRegistry extends AggregatorRegistry<PrometheusContentType> {
 }
 
 /** Primary: the metrics endpoint, answered from every worker's registry. */
-export function startClusterMetricsServer(listen: Parameters<typeof startMetricsServer>[0]): Promise<MetricsServer> {
+export function startClusterMetricsServer(listen: HostPort): Promise<MetricsServer> {
   return startMetricsServer(listen, new ClusterRegistry());
 }
 
