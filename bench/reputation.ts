@@ -157,8 +157,8 @@ function rssOf(pid: number): { rss: number; peak: number } {
   }
 }
 
-async function startChild(options: ReputationStoreOptions, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const profile = process.env.NIMBUS_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.NIMBUS_BENCH_CPU_PROF}`] : [];
+async function startChild(options: ReputationStoreOptions, dataDir: string, cpuProfDir: string | null): Promise<{ child: ChildProcess; url: string }> {
+  const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(here, 'reputation.ts'), '--serve'], {
     cwd: root,
     env: { ...process.env, NIMBUS_BENCH_STORE: JSON.stringify(options), NIMBUS_BENCH_DATA_DIR: dataDir },
@@ -206,7 +206,7 @@ async function deleteRedisPrefix(prefix: string): Promise<void> {
   redis.disconnect();
 }
 
-async function benchStore(store: 'sqlite' | 'redis', total: number, duration: number, progress: (line: string) => void): Promise<StoreFigures> {
+async function benchStore(store: 'sqlite' | 'redis', total: number, duration: number, progress: (line: string) => void, cpuProfDir: string | null): Promise<StoreFigures> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `nimbus-bench-rep-${store}-`));
   const prefix = `nimbus-bench-${process.pid}-${hex(3)}:`;
   const options: ReputationStoreOptions =
@@ -223,7 +223,7 @@ async function benchStore(store: 'sqlite' | 'redis', total: number, duration: nu
     const { token } = await opened.keys.addKey('sensor', 'bench', 1e9);
     await opened.close();
 
-    const started = await startChild(options, dir);
+    const started = await startChild(options, dir, cpuProfDir);
     child = started.child;
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const known = loaded.known;
@@ -360,8 +360,8 @@ function option(args: string[], name: string): string | undefined {
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json');
-  const cpuProfDir = option(args, '--cpu-prof');
-  if (cpuProfDir) process.env.NIMBUS_BENCH_CPU_PROF = path.resolve(cpuProfDir);
+  const cpuProfArg = option(args, '--cpu-prof');
+  const cpuProfDir = cpuProfArg ? path.resolve(cpuProfArg) : null;
   const total = Number(option(args, '--fingerprints') ?? 1_000_000);
   const duration = Number(option(args, '--duration') ?? 10);
   const only = option(args, '--store');
@@ -376,7 +376,7 @@ export async function run(args: string[]): Promise<number> {
   const failed: Record<string, { error: string }> = {};
   for (const store of stores as ('sqlite' | 'redis')[]) {
     try {
-      figures[store] = await benchStore(store, total, duration, progress);
+      figures[store] = await benchStore(store, total, duration, progress, cpuProfDir);
     } catch (error) {
       // One store missing (e.g. no Redis) must not hide the other's figures.
       failed[store] = { error: (error as Error).message };
