@@ -106,6 +106,11 @@ async function setup(t: ExecutionContext, role: 'sensor' | 'reporter', env: Reco
     NIMBUS_REPUTATION_URL: recorder.url,
     NIMBUS_REPUTATION_KEY: service.token,
     NIMBUS_SAMPLE_MAX_BYTES: String(MAX_BYTES),
+    // An attachment is sampled when the service did not answer in time, too (samples.ts): with
+    // the default 300 ms budget a first lookup from a fresh worker under the whole suite on two
+    // cores sometimes ran out, and a checksum the service knew was sampled. These tests are about
+    // what is chosen from the service's answers, so they give it time to answer.
+    NIMBUS_LOOKUP_TIMEOUT_MS: '5000',
     ...env,
   });
   const gateway = await startNimbusGateway({ NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: String(WORKERS) });
