@@ -210,7 +210,8 @@ async function benchStore(store: 'sqlite' | 'redis', total: number, duration: nu
   const dir = mkdtempSync(path.join(os.tmpdir(), `nimbus-bench-rep-${store}-`));
   const prefix = `nimbus-bench-${process.pid}-${hex(3)}:`;
   const options: ReputationStoreOptions =
-    store === 'sqlite' ? { store: 'sqlite', path: path.join(dir, 'reputation.sqlite') } : { store: 'redis', urls: [REDIS_URL], prefix };
+    // Write-behind on SQLite, as `nimbus reputation` opens its store (service/open-store.ts).
+    store === 'sqlite' ? { store: 'sqlite', path: path.join(dir, 'reputation.sqlite'), writeBehind: true } : { store: 'redis', urls: [REDIS_URL], prefix };
   const memoryBefore = store === 'redis' ? await redisUsedMemory() : 0;
   let child: ChildProcess | null = null;
   try {

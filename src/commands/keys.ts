@@ -46,7 +46,7 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write(`nimbus keys revoke: which key id?\n${USAGE}`);
     return EX_USAGE;
   }
-  const opened = await openConfiguredReputation(loadConfig());
+  const opened = await openConfiguredReputation(loadConfig(), 'keys');
   try {
     if (command === 'add') {
       const { key, token } = await opened.keys.addKey(role, option(rest, '--label') ?? '', rate);

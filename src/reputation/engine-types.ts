@@ -80,5 +80,11 @@ export type ReputationStoreOptions =
        * saves the thread (a V8 isolate, about 9 MB per process) by checkpointing inline.
        */
       readonly backgroundCheckpoints?: boolean;
+      /**
+       * Rows written behind a journal (default false; see stores/sqlite-write-behind.ts): the
+       * reputation service's ingest rate. Needs the file to itself: a second write-behind engine
+       * on the same file fails to open.
+       */
+      readonly writeBehind?: boolean;
     }
   | { readonly store: 'redis'; readonly urls: readonly string[]; readonly prefix?: string };

@@ -10,8 +10,9 @@ export async function openReputation(options: ReputationStoreOptions): Promise<O
   if (options.store === 'sqlite') {
     let store: SqliteStore;
     try {
-      store = new SqliteStore(options.path, { backgroundCheckpoints: options.backgroundCheckpoints ?? true });
+      store = new SqliteStore(options.path, { backgroundCheckpoints: options.backgroundCheckpoints ?? true, writeBehind: options.writeBehind ?? false });
     } catch (error) {
+      if (error instanceof NimbusError) throw error;
       throw new NimbusError('STORE_OPEN_FAILED', `cannot open the reputation store at ${options.path}: ${(error as Error).message}`, { cause: error });
     }
     return { engine: store, keys: store, close: () => store.close() };

@@ -30,7 +30,7 @@ export interface RunningReputationService {
 
 export async function startReputationService(config: Config, log: Logger, opened?: OpenedReputation): Promise<RunningReputationService> {
   const owned = opened === undefined;
-  const store = opened ?? (await openConfiguredReputation(config));
+  const store = opened ?? (await openConfiguredReputation(config, 'service'));
   let samples: SampleStore;
   try {
     samples = await openSampleStore(config);

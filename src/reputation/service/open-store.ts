@@ -8,15 +8,21 @@ import path from 'node:path';
 import type { Config } from '../../config.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../engine-types.js';
 
-export function storeOptions(config: Config): ReputationStoreOptions {
+/**
+ * `service`: the one process that writes fingerprints, so SQLite writes them behind a journal
+ * (stores/sqlite-write-behind.ts); `keys`: the CLI beside it, which writes only API keys.
+ */
+export type StoreUser = 'service' | 'keys';
+
+export function storeOptions(config: Config, user: StoreUser): ReputationStoreOptions {
   if (config.store === 'redis') return { store: 'redis', urls: config.redisUrls };
-  return { store: 'sqlite', path: path.join(config.dataDir, 'reputation.sqlite') };
+  return { store: 'sqlite', path: path.join(config.dataDir, 'reputation.sqlite'), writeBehind: user === 'service' };
 }
 
-export async function openConfiguredReputation(config: Config): Promise<OpenedReputation> {
+export async function openConfiguredReputation(config: Config, user: StoreUser): Promise<OpenedReputation> {
   if (config.store === 'sqlite') mkdirSync(config.dataDir, { recursive: true });
   // Loaded lazily: the engine (src/reputation/open.ts) is built in parallel by its owner.
   const specifier = '../open.js';
   const engine = (await import(specifier)) as { openReputation(options: ReputationStoreOptions): Promise<OpenedReputation> };
-  return engine.openReputation(storeOptions(config));
+  return engine.openReputation(storeOptions(config, user));
 }

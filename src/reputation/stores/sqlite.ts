@@ -14,8 +14,10 @@ import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, pro
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import { Checkpointer, MAIN_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
 import { MEMORY_SCHEMES, MemoryIndexes, inMemory } from './memory-index.js';
-import { BATCH_TTL_MS, emptyPair, emptyState, judge, observe, type FingerprintState, type Observation, type PairState } from '../scoring.js';
+import { BATCH_TTL_MS, emptyState, judge, type FingerprintState, type Observation, type PairState } from '../scoring.js';
 import { useWal } from '../../sqlite-wal.js';
+import { applyObservation, type FpRecord } from './sqlite-rows.js';
+import { WriteBehind, type WriteBehindHooks } from './sqlite-write-behind.js';
 
 /** `fuzzy_log` rows read per query when an engine replays the log. */
 const LOG_PAGE = 10_000;
@@ -40,6 +42,9 @@ CREATE TABLE IF NOT EXISTS pair (
 CREATE TABLE IF NOT EXISTS fuzzy (k TEXT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (k, item)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fuzzy_log (seq INTEGER PRIMARY KEY, item TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batch (id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+-- AUTOINCREMENT: a flushed row's lsn names a journal row, so numbers must never be reused once
+-- the journal has been emptied (plain rowids restart after the largest is deleted).
+CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS batch_at ON batch (at);
 CREATE TABLE IF NOT EXISTS api_key (
   id TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL, secret_hash TEXT NOT NULL,
@@ -66,51 +71,12 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
     db.exec('ALTER TABLE fp ADD COLUMN pairs BLOB');
     db.exec('ALTER TABLE fp ADD COLUMN spilled INTEGER NOT NULL DEFAULT 1');
   },
+  // 2 → 3: the last write-behind journal row a row includes (sqlite-write-behind.ts); rows written
+  // before, or by a direct-mode engine, have 0 and are never ahead of a journal row.
+  (db) => {
+    db.exec('ALTER TABLE fp ADD COLUMN lsn INTEGER NOT NULL DEFAULT 0');
+  },
 ];
-
-/**
- * Reporters kept in the fingerprint's row; further ones go to `pair` and set `spilled`. Most
- * fingerprints have a few reporters; a widely seen one (a newsletter's sender) has hundreds,
- * and a row that grew with each would rewrite kilobytes of overflow pages per report.
- */
-export const INLINE_PAIRS = 4;
-
-/** One inline pair: u16 LE length, the reporter id in UTF-8, then sensor, spam, weak, ham, ts as float64 LE. */
-const PAIR_VALUES_BYTES = 5 * 8;
-/** The length prefix is a u16: a longer reporter id (none is in practice) goes to `pair`. */
-const MAX_INLINE_REPORTER_BYTES = 0xffff;
-
-function encodePair(reporter: Buffer, p: PairState): Buffer {
-  const b = Buffer.allocUnsafe(2 + reporter.length + PAIR_VALUES_BYTES);
-  b.writeUInt16LE(reporter.length, 0);
-  reporter.copy(b, 2);
-  writePairValues(b, 2 + reporter.length, p);
-  return b;
-}
-
-function writePairValues(b: Buffer, at: number, p: PairState): void {
-  b.writeDoubleLE(p.sensor, at);
-  b.writeDoubleLE(p.spam, at + 8);
-  b.writeDoubleLE(p.weak, at + 16);
-  b.writeDoubleLE(p.ham, at + 24);
-  b.writeDoubleLE(p.ts, at + 32);
-}
-
-/** Offset of the reporter's values in an inline pairs blob, or -1; and how many pairs it holds. */
-function findPair(pairs: Buffer | null, reporter: Buffer): { at: number; count: number } {
-  let at = -1;
-  let count = 0;
-  if (pairs === null) return { at, count };
-  for (let off = 0; off < pairs.length; count++) {
-    const len = pairs.readUInt16LE(off);
-    const values = off + 2 + len;
-    if (at < 0 && len === reporter.length && pairs.compare(reporter, 0, len, off + 2, values) === 0) at = values;
-    off = values + PAIR_VALUES_BYTES;
-  }
-  return { at, count };
-}
-
-const readPair = (b: Buffer, at: number): PairState => ({ sensor: b.readDoubleLE(at), spam: b.readDoubleLE(at + 8), weak: b.readDoubleLE(at + 16), ham: b.readDoubleLE(at + 24), ts: b.readDoubleLE(at + 32) });
 
 /**
  * A row of `fp` as read by FP_COLUMNS, as an array: better-sqlite3's raw mode skips building an
@@ -119,8 +85,8 @@ const readPair = (b: Buffer, at: number): PairState => ({ sensor: b.readDoubleLE
 type FpRow = [number, number, number, number, number, number, number, number, number | null, number | null, number, OverrideVerdict | null];
 const FP_COLUMNS = 'seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin';
 type PairRow = [number, number, number, number, number];
-/** FpRow followed by the inline pairs and the `spilled` flag, as the ingest path reads it. */
-type FpPairsRow = [...FpRow, Buffer | null, number];
+/** FpRow followed by the inline pairs, the `spilled` flag and the lsn, as the write paths read it. */
+type FpPairsRow = [...FpRow, Buffer | null, number, number];
 
 interface KeyRow {
   id: string;
@@ -148,6 +114,7 @@ const toState = (r: FpRow): FingerprintState => ({
 });
 
 const toPair = (r: PairRow): PairState => ({ sensor: r[0], spam: r[1], weak: r[2], ham: r[3], ts: r[4] });
+const toRecord = (r: FpPairsRow): FpRecord => ({ state: toState(r as unknown as FpRow), pairs: r[12], spilled: r[13] });
 
 const toKey = (r: KeyRow): StoredKey => ({
   id: r.id,
@@ -170,8 +137,10 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   #logSeq = 0;
 
   readonly #backgroundCheckpoints: boolean;
+  /** Set for the reputation service (see sqlite-write-behind.ts); null: every call writes its rows at once. */
+  readonly #writeBehind: WriteBehind | null = null;
 
-  constructor(path: string, options: { backgroundCheckpoints?: boolean } = {}) {
+  constructor(path: string, options: { backgroundCheckpoints?: boolean; writeBehind?: boolean; writeBehindHooks?: WriteBehindHooks } = {}) {
     this.#db = new Database(path);
     this.#path = path;
     this.#backgroundCheckpoints = options.backgroundCheckpoints ?? true;
@@ -189,7 +158,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     }).immediate();
     this.#s = {
       getFp: db.prepare<[string], FpRow>(`SELECT ${FP_COLUMNS} FROM fp WHERE item = ?`).raw(),
-      getFpPairs: db.prepare<[string], FpPairsRow>(`SELECT ${FP_COLUMNS}, pairs, spilled FROM fp WHERE item = ?`).raw(),
+      getFpPairs: db.prepare<[string], FpPairsRow>(`SELECT ${FP_COLUMNS}, pairs, spilled, lsn FROM fp WHERE item = ?`).raw(),
       putFp: db.prepare(
         `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin, pairs, spilled)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
@@ -205,6 +174,19 @@ export class SqliteStore implements ReputationEngine, KeyStore {
            pairs = ?, spilled = ? WHERE item = ?`,
       ),
       updatePair: db.prepare('UPDATE pair SET sensor = ?, spam = ?, weak = ?, ham = ?, ts = ? WHERE item = ? AND reporter = ?'),
+      // The write-behind flush's versions of putFp and updateFp: the same columns and the row's lsn.
+      flushNew: db.prepare(
+        `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin, pairs, spilled, lsn)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
+         ON CONFLICT (item) DO UPDATE SET seen = excluded.seen, spam_reports = excluded.spam_reports, ham_reports = excluded.ham_reports,
+           sensor_ev = excluded.sensor_ev, spam_ev = excluded.spam_ev, weak_ev = excluded.weak_ev, ham_ev = excluded.ham_ev,
+           reporters = excluded.reporters, first_seen = excluded.first_seen, last_seen = excluded.last_seen, ts = excluded.ts,
+           pairs = excluded.pairs, spilled = excluded.spilled, lsn = excluded.lsn`,
+      ),
+      flushUpdate: db.prepare(
+        `UPDATE fp SET seen = ?, spam_reports = ?, ham_reports = ?, sensor_ev = ?, spam_ev = ?, weak_ev = ?, ham_ev = ?, reporters = ?, first_seen = ?, last_seen = ?, ts = ?,
+           pairs = ?, spilled = ?, lsn = ? WHERE item = ?`,
+      ),
       putPair: db.prepare(
         `INSERT INTO pair (item, reporter, sensor, spam, weak, ham, ts) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (item, reporter) DO UPDATE SET sensor = excluded.sensor, spam = excluded.spam, weak = excluded.weak, ham = excluded.ham, ts = excluded.ts`,
@@ -225,6 +207,30 @@ export class SqliteStore implements ReputationEngine, KeyStore {
       revokeKey: db.prepare('UPDATE api_key SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       keyExists: db.prepare<[string], { id: string }>('SELECT id FROM api_key WHERE id = ?'),
     };
+    if (options.writeBehind) {
+      try {
+        this.#writeBehind = this.#openWriteBehind(options.writeBehindHooks);
+      } catch (error) {
+        db.close();
+        throw error;
+      }
+    }
+  }
+
+  #openWriteBehind(hooks: WriteBehindHooks | undefined): WriteBehind {
+    return new WriteBehind(this.#db, this.#path, {
+      read: (item) => {
+        const row = this.#s.getFpPairs.get(item);
+        return row === undefined ? undefined : { record: toRecord(row), lsn: row[14] };
+      },
+      readPair: (item, reporter) => this.#storedPair(item, reporter),
+      write: (item, { state: s, pairs, spilled }, lsn, inDb) => {
+        if (inDb) this.#s.flushUpdate.run(s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, pairs, spilled, lsn, item);
+        else this.#s.flushNew.run(item, s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, pairs, spilled, lsn);
+      },
+      writePair: (item, reporter, p) => this.#s.putPair.run(item, reporter, p.sensor, p.spam, p.weak, p.ham, p.ts),
+      index: (item) => this.#index(item),
+    }, hooks);
   }
 
   // One transaction per call: a lookup of N items reads a consistent snapshot with N exact
@@ -233,20 +239,28 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   readonly #lookup = (items: readonly string[], now: number): LookupResult[] =>
     this.#db.transaction(() =>
       items.map((item) => {
-        const exact = this.#s.getFp.get(item);
+        const exact = this.#state(item);
         const fuzzy = fuzzyItem(item);
-        if (fuzzy === null) return judge(item, exact === undefined ? null : toState(exact), now);
+        if (fuzzy === null) return judge(item, exact, now);
         const judged: { match: Neighbour; result: LookupResult }[] = [];
-        if (exact !== undefined) judged.push({ match: { item, similarity: 1 }, result: judge(item, toState(exact), now) });
+        if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: judge(item, exact, now) });
         if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
           for (const match of this.#near(item, fuzzy)) {
-            const row = this.#s.getFp.get(match.item);
-            if (row !== undefined) judged.push({ match, result: judge(item, toState(row), now) });
+            const state = this.#state(match.item);
+            if (state !== null) judged.push({ match, result: judge(item, state, now) });
           }
         }
         return answerFuzzy(item, judged, now);
       }),
     )();
+
+  /** A fingerprint's current state: pending in write-behind, else its row. */
+  #state(item: string): FingerprintState | null {
+    const pending = this.#writeBehind?.state(item);
+    if (pending !== undefined) return pending;
+    const row = this.#s.getFp.get(item);
+    return row === undefined ? null : toState(row);
+  }
 
   async lookup(items: readonly string[], now = Date.now()): Promise<LookupResult[]> {
     return this.#lookup(items, now);
@@ -268,38 +282,39 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     return this.#memory.near(fuzzy, item);
   }
 
+  #storedPair(item: string, reporter: string): PairState | undefined {
+    const row = this.#s.getPair.get(item, reporter);
+    return row === undefined ? undefined : toPair(row);
+  }
+
   /**
-   * One reporter's observation of one item: one read and one write of the item's row when the
-   * reporter's pair is inline (or new, with room for it), plus a read and a write of `pair` for a
-   * reporter beyond the first INLINE_PAIRS (or one stored before inline pairs existed).
+   * One reporter's observation of one item, written at once: one read and one write of the
+   * item's row when the reporter's pair is inline (or new, with room for it), plus a read and a
+   * write of `pair` for a reporter beyond the first INLINE_PAIRS (or one stored before inline
+   * pairs existed).
    */
   #apply(item: string, reporter: string, reporterBytes: Buffer, o: Observation, now: number): void {
     const row = this.#s.getFpPairs.get(item);
-    const inlinable = reporterBytes.length <= MAX_INLINE_REPORTER_BYTES;
-    if (row === undefined) {
-      const { state: s, pair } = observe(emptyState(now), emptyPair(now), true, o, now);
-      if (inlinable) this.#putFp(item, s, encodePair(reporterBytes, pair), 0);
-      else {
-        this.#putFp(item, s, null, 1);
-        this.#s.putPair.run(item, reporter, pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts);
-      }
-      this.#index(item);
-      return;
+    const applied = applyObservation(row === undefined ? null : toRecord(row), reporterBytes, o, now, () => this.#storedPair(item, reporter));
+    const { state: s, pairs, spilled } = applied.record;
+    if (applied.created) this.#putFp(item, s, pairs, spilled);
+    else this.#s.updateFp.run(s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, pairs, spilled, item);
+    const p = applied.spilledPair;
+    if (p !== null && applied.spilledPairExists) this.#s.updatePair.run(p.sensor, p.spam, p.weak, p.ham, p.ts, item, reporter);
+    else if (p !== null) this.#s.putPair.run(item, reporter, p.sensor, p.spam, p.weak, p.ham, p.ts);
+    if (applied.created) this.#index(item);
+  }
+
+  /** One reporter's observations: journalled and pending in write-behind, else written at once. */
+  #applyAll(reporter: string, observations: readonly (readonly [string, Observation])[], now: number): (() => void) | null {
+    if (this.#writeBehind === null) {
+      const reporterBytes = Buffer.from(reporter);
+      for (const [item, o] of observations) this.#apply(item, reporter, reporterBytes, o, now);
+      return null;
     }
-    let pairs = row[12];
-    let spilled = row[13];
-    const found = findPair(pairs, reporterBytes);
-    const pairRow = found.at < 0 && spilled !== 0 ? this.#s.getPair.get(item, reporter) : undefined;
-    const old = found.at >= 0 ? readPair(pairs!, found.at) : pairRow !== undefined ? toPair(pairRow) : emptyPair(now);
-    const isNew = found.at < 0 && pairRow === undefined;
-    const { state: s, pair } = observe(toState(row as unknown as FpRow), old, isNew, o, now);
-    if (found.at >= 0) writePairValues(pairs!, found.at, pair);
-    else if (isNew && inlinable && found.count < INLINE_PAIRS) pairs = pairs === null ? encodePair(reporterBytes, pair) : Buffer.concat([pairs, encodePair(reporterBytes, pair)]);
-    else if (isNew) {
-      this.#s.putPair.run(item, reporter, pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts);
-      spilled = 1;
-    } else this.#s.updatePair.run(pair.sensor, pair.spam, pair.weak, pair.ham, pair.ts, item, reporter);
-    this.#s.updateFp.run(s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, pairs, spilled, item);
+    const writeBehind = this.#writeBehind;
+    const staged = writeBehind.stage(reporter, observations, now);
+    return () => writeBehind.install(staged);
   }
 
   // Positional parameters: named ones cost an object per row on the ingest hot path.
@@ -314,44 +329,49 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     else for (const k of storeIndexKeys(fuzzy)) this.#s.putIndex.run(k, item);
   }
 
-  readonly #ingest = (batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number): IngestResult =>
-    this.#db.transaction((): IngestResult => {
-      if (this.#s.hasBatch.get(batchId) !== undefined) return { accepted: 0, duplicate: true };
+  /** Returns what to run once the transaction has committed (write-behind's install), if anything. */
+  readonly #ingest = (batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number): { result: IngestResult; committed: (() => void) | null } =>
+    this.#db.transaction(() => {
+      if (this.#s.hasBatch.get(batchId) !== undefined) return { result: { accepted: 0, duplicate: true }, committed: null };
       this.#s.expireBatches.run(now - BATCH_TTL_MS);
       this.#s.putBatch.run(batchId, now);
-      const reporterBytes = Buffer.from(sensor.id);
       // In key order, successive reads descend through the same interior pages, still cached:
       // ~5% faster on a store of a million (bench/reputation-engine.ts).
       const observations = [...recordObservations(sensor, records)].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-      for (const [item, o] of observations) this.#apply(item, sensor.id, reporterBytes, o, now);
-      return { accepted: records.length, duplicate: false };
+      return { result: { accepted: records.length, duplicate: false }, committed: this.#applyAll(sensor.id, observations, now) };
     }).immediate();
 
   async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
     this.#startCheckpointer();
-    return this.#ingest(batchId, sensor, records, now);
+    await this.#writeBehind?.admit();
+    const { result, committed } = this.#ingest(batchId, sensor, records, now);
+    committed?.();
+    return result;
   }
 
   async feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<void> {
     const o = feedbackObservation(reporter, label);
-    const reporterBytes = Buffer.from(reporter.id);
-    this.#db.transaction(() => {
-      for (const item of new Set(items)) this.#apply(item, reporter.id, reporterBytes, o, now);
-    }).immediate();
+    await this.#writeBehind?.admit();
+    const committed = this.#db.transaction(() => this.#applyAll(reporter.id, [...new Set(items)].map((item) => [item, o] as const), now)).immediate();
+    committed?.();
   }
 
   async setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now = Date.now()): Promise<void> {
+    // The admin columns are written here only, never by a write-behind flush; a fingerprint
+    // pending but not yet stored gets an empty row for them, which its flush then fills.
     this.#db.transaction(() => {
-      if (this.#s.getFp.get(item) === undefined) {
-        this.#putFp(item, emptyState(now), null, 0);
-        this.#index(item);
-      }
+      const known = this.#state(item) !== null;
+      if (this.#s.getFp.get(item) === undefined) this.#putFp(item, emptyState(now), null, 0);
+      if (!known) this.#index(item);
       this.#s.setAdmin.run(verdict, reason ?? null, item);
     }).immediate();
+    this.#writeBehind?.setAdmin(item, verdict);
   }
 
   async clearVerdict(item: string): Promise<boolean> {
-    return this.#s.clearAdmin.run(item).changes > 0;
+    const removed = this.#s.clearAdmin.run(item).changes > 0;
+    if (removed) this.#writeBehind?.setAdmin(item, null);
+    return removed;
   }
 
   async addKey(role: KeyRole, label: string, rateLimit = DEFAULT_KEY_RATE): Promise<{ key: StoredKey; token: string }> {
@@ -388,6 +408,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   }
 
   async close(): Promise<void> {
+    await this.#writeBehind?.close();
     const checkpointer = this.#checkpointer;
     this.#checkpointer = null;
     if (checkpointer !== null) await checkpointer.close();
