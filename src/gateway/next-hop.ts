@@ -9,8 +9,7 @@
  * MAIL, RCPT, DATA, RSET, QUIT) is small enough to speak directly on node:net.
  */
 import { connect, type Socket } from 'node:net';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { HostPort } from '../config.js';
 import { NimbusError } from '../errors.js';
 
@@ -160,23 +159,23 @@ export class NextHopSession {
   async data(parts: readonly (Buffer | (() => Readable))[]): Promise<SmtpResponse> {
     const go = await this.command('DATA');
     if (go.code !== 354) return go;
-    const stuffer = new DotStuffer();
-    const sending = pipeline(stuffer, this.#socket, { end: false }).catch((error: unknown) => {
-      this.#fail(new NextHopError('NEXT_HOP_DROPPED', `sending the message failed: ${(error as Error).message}`, { cause: error }));
-    });
+    // Written straight to the socket, not through a stream pipeline: a pipeline per message
+    // aborts an AbortController when it finishes, and the DOMException that makes (stack trace
+    // included) was ~3% of a gateway worker's CPU on the 5 KB mix (CPU profile, bench relay).
+    const stuffing = new DotStuffing();
     try {
       for (const part of parts) {
         if (this.#failure) break;
-        if (Buffer.isBuffer(part)) {
-          if (!stuffer.write(part)) await new Promise<void>((resolve) => stuffer.once('drain', resolve));
-        } else {
-          await pipeline(part(), stuffer, { end: false });
+        if (Buffer.isBuffer(part)) await this.#send(stuffing.stuff(part));
+        else {
+          for await (const chunk of part()) {
+            if (this.#failure) break;
+            await this.#send(stuffing.stuff(chunk as Buffer));
+          }
         }
       }
-      stuffer.end();
-      await sending;
+      if (!this.#failure) await this.#send(stuffing.end());
     } catch (error) {
-      stuffer.destroy();
       this.#fail(new NextHopError('NEXT_HOP_DROPPED', `sending the message failed: ${(error as Error).message}`, { cause: error }));
     }
     if (this.#failure) throw this.#failure;
@@ -184,6 +183,20 @@ export class NextHopSession {
     // The reply to the message ends the transaction, whatever its code.
     this.#clean = true;
     return reply;
+  }
+
+  /** Writes a piece of the message, waiting while the socket's buffer is full (or until it closes). */
+  async #send(chunk: Buffer): Promise<void> {
+    if (chunk.length === 0 || this.#socket.write(chunk)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.#socket.off('drain', done);
+        this.#socket.off('close', done);
+        resolve();
+      };
+      this.#socket.on('drain', done);
+      this.#socket.on('close', done);
+    });
   }
 
   async command(line: string): Promise<SmtpResponse> {
@@ -285,12 +298,13 @@ const LF = 0x0a;
 const NEWLINE_DOT = Buffer.from('\n.');
 const STUFFED_DOT = Buffer.from('.');
 
-export class DotStuffer extends Transform {
+export class DotStuffing {
   #atLineStart = true;
   #lastTwo = Buffer.from('\r\n');
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (chunk.length === 0) return callback(null, chunk);
+  /** The next chunk of the message, stuffed (the chunk itself when it needs no dot). */
+  stuff(chunk: Buffer): Buffer {
+    if (chunk.length === 0) return chunk;
     // Native searches for "\n." instead of a loop over every byte: the message body is most of
     // what a relay touches, and most chunks need no dot at all (then they pass uncopied).
     const pieces: Buffer[] = [];
@@ -303,13 +317,14 @@ export class DotStuffer extends Transform {
     this.#atLineStart = chunk[chunk.length - 1] === LF;
     if (chunk.length >= 2) this.#lastTwo = Buffer.from(chunk.subarray(chunk.length - 2));
     else this.#lastTwo = Buffer.from([this.#lastTwo[1]!, chunk[0]!]);
-    if (pieces.length === 0) return callback(null, chunk);
+    if (pieces.length === 0) return chunk;
     pieces.push(chunk.subarray(start));
-    callback(null, Buffer.concat(pieces));
+    return Buffer.concat(pieces);
   }
 
-  override _flush(callback: TransformCallback): void {
+  /** The end-of-data marker, with the CRLF the message lacks, if it does. */
+  end(): Buffer {
     const endsWithCrlf = this.#lastTwo[0] === 0x0d && this.#lastTwo[1] === 0x0a;
-    callback(null, Buffer.from(endsWithCrlf ? '.\r\n' : '\r\n.\r\n'));
+    return Buffer.from(endsWithCrlf ? '.\r\n' : '\r\n.\r\n');
   }
 }
