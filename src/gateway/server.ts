@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { reverse } from 'node:dns';
-import type { Socket } from 'node:net';
+import type { BlockList, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { inBlockList, type Config } from '../config.js';
@@ -222,8 +222,20 @@ class Gateway implements RunningGateway {
     };
   }
 
+  /**
+   * The last answer, for its address and list: a session asks up to five times, and sessions
+   * from one MTA in front share an address (each BlockList check builds a SocketAddress, ~0.8%
+   * of a worker's CPU on the 5 KB mix). A reloaded config brings a new list, so a new answer.
+   */
+  #lastTrusted: { list: BlockList; address: string; trusted: boolean } | null = null;
+
   #trusted(address: string): boolean {
-    return inBlockList(this.#config.trustedBlockList, address);
+    const list = this.#config.trustedBlockList;
+    const last = this.#lastTrusted;
+    if (last !== null && last.list === list && last.address === address) return last.trusted;
+    const trusted = inBlockList(list, address);
+    this.#lastTrusted = { list, address, trusted };
+    return trusted;
   }
 
   #onConnect(session: SMTPServerSession, callback: (error?: Error | null) => void): void {
