@@ -22,7 +22,7 @@
  * are kept). Every call issues its commands concurrently with auto-pipelining, so a lookup of N
  * items costs at most three pipelined waves, whatever N.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Redis, Cluster } from 'ioredis';
 import { NimbusError } from '../../errors.js';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
@@ -320,7 +320,8 @@ export class RedisStore implements ReputationEngine, KeyStore {
   }
 
   #tag(item: string): string {
-    return createHash('sha1').update(item).digest('base64url').slice(0, 16);
+    // One-shot: a Hash object per item was ~1.8 µs, a tenth of the ingest's JS per fingerprint.
+    return hash('sha1', item, 'base64url').slice(0, 16);
   }
   #stateKey(tag: string): string {
     return `${this.#p}st:{${tag}}`;
