@@ -491,7 +491,11 @@ export class RedisStore implements ReputationEngine, KeyStore {
       const call = observe(keys, [reporter, now, HALF_LIFE_MS, FORGET_AFTER_MS, wall, packed]).then(async (reindex) => {
         await Promise.all(part.map(([item], i) => (reindex[i] === 1 ? this.#index(item) : undefined)));
       });
+      call.catch(() => undefined); // awaited below; a failure while later calls are built is not unhandled
       calls.push(call);
+      // Let the auto-pipeline send what is built before building more: Redis works through it
+      // meanwhile instead of waiting for the whole batch.
+      if ((from + chunk) % OBSERVE_CHUNK === 0 && from + chunk < observations.length) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     await Promise.all(calls);
   }
