@@ -6,6 +6,10 @@
  * in-memory index (`image:phash256`) are instead appended to `fuzzy_log`, which this instance
  * replays into memory (memory-index.ts): probing ~1,200 buckets through SQL costs milliseconds,
  * in memory a fraction of one.
+ *
+ * Two write modes: rows written at once (the gateway's embedded engine, whose workers share the
+ * file), or behind a journal (`writeBehind`, the reputation service: sqlite-write-behind.ts).
+ * Both apply an observation to a row the same way (sqlite-rows.ts).
  */
 import Database from 'better-sqlite3';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
