@@ -5,10 +5,12 @@
  * `nimbus statement` does not pay for sharp or the SMTP stack.
  */
 import { ConfigError } from './config.js';
+import { NimbusError } from './errors.js';
 
 /** Exit code for a bad configuration (sysexits EX_CONFIG), so systemd logs show it as such. */
 export const EXIT_CONFIG = 78;
 export const EXIT_USAGE = 64;
+export const EXIT_FAILURE = 1;
 
 interface CommandModule {
   run(args: string[]): Promise<number>;
@@ -50,6 +52,12 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof ConfigError) {
       process.stderr.write(`nimbus ${name}: ${error.message}\n`);
       return EXIT_CONFIG;
+    }
+    // Our own errors say what is wrong and what to do (a store already written by another
+    // service, Redis unreachable…): the message and code, not a stack trace.
+    if (error instanceof NimbusError) {
+      process.stderr.write(`nimbus ${name}: ${error.message} (${error.code})\n`);
+      return EXIT_FAILURE;
     }
     throw error;
   }

@@ -14,7 +14,7 @@ function nimbus(args: string[], env: Record<string, string>) {
   return spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
 }
 
-it('a key added with nimbus keys is accepted by nimbus reputation, refused once revoked, and SIGTERM exits 0', async (t) => {
+it('a key added with nimbus keys is accepted by nimbus reputation, refused once revoked, a second nimbus reputation on the same data dir is refused in one line, and SIGTERM exits 0', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nimbus-rep-proc-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const env = { NIMBUS_DATA_DIR: dir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'info' };
@@ -49,6 +49,10 @@ it('a key added with nimbus keys is accepted by nimbus reputation, refused once 
     status = (await call(url, 'POST', '/v1/lookup', token, body)).status;
   }
   t.is(status, 401);
+  // The running service writes its store behind a journal: a second one would undo its rows.
+  const second = nimbus(['reputation'], env);
+  t.is(second.status, 1);
+  t.regex(second.stderr, /^nimbus reputation: .*reputation\.sqlite is already being written by another nimbus reputation.*\(STORE_LOCKED\)\n$/);
   child.kill('SIGHUP');
   t.is((await call(url, 'GET', '/healthz', null)).status, 200, 'SIGHUP reloads without stopping');
   child.kill('SIGTERM');
