@@ -29,7 +29,7 @@ import { applyObservation, type FpRecord } from './sqlite-rows.js';
 /** Pending rows that start a flush at once; otherwise a flush starts FLUSH_AFTER_MS after the first change. */
 export const FLUSH_AT_ROWS = 20_000;
 export const FLUSH_AFTER_MS = 1000;
-/** Pending rows at which ingest waits for the flush in progress: bounds memory (~0.5 KB per row) and replay. */
+/** Pending rows at which ingest waits for the next flush slice: bounds memory (~0.9 KB per row, measured) and replay. */
 export const MAX_PENDING_ROWS = 100_000;
 /** Rows written per flush transaction: the event loop serves requests between slices. */
 export const FLUSH_SLICE_ROWS = 1000;
