@@ -10,6 +10,7 @@
  * per-fingerprint aggregate exactly while only touching the one pair that changed.
  */
 import type { LookupResult, Verdict } from './api.js';
+import { isoTime } from './iso-time.js';
 
 export const DAY_MS = 86_400_000;
 /** Evidence loses half its weight in two weeks: a reused IP or domain recovers in weeks, not years. */
@@ -146,7 +147,7 @@ export function reporterCap(weight: number, trusted: boolean | undefined): numbe
   return Math.max(0, Math.min(1, weight));
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null): string | null => (ms === null ? null : isoTime(ms));
 
 /** Judges a state as of `now`: the verdict, score, confidence and the counters shown. */
 export function judge(item: string, stored: FingerprintState | null, now: number): LookupResult {
