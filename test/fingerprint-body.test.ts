@@ -99,3 +99,13 @@ test('the image:phash256 index finds every stored hash whose DCT and gradient ha
     t.is(image.isNear(a, hex(far)), [...Array(128).keys()].filter((i) => far[i] !== bits[i]).length <= 20);
   }
 });
+
+// Values written by the implementation before 2026-12-07 (words joined per shingle): every body
+// fingerprint already stored in a reputation store must keep matching new copies of its text.
+test('body fingerprints of a text are the same as the ones stores already hold (English prose, and German with umlauts, an address and a link)', (t) => {
+  t.is(hash(prose(150, 1)), '5898307520965d7a37a9204b9f87172ac557ad35484917f42b4413b3b5b5ddd29c1798d5234e3a005d64066bc98c6c1afcc015abcb5031d3a592c1f2b29b66b23ac0a62ad03162020d58a93844589aae9bc4fa93887ad09d36f57b315e0f817eb30ed12a562cb664056cf2f66e32c7fffaf80c06c56d402a052fe69de27bdd93');
+  t.is(
+    hash('Grüße aus München: das Angebot für Ihr Büro gilt nur heute, schreiben Sie an info@example.de oder besuchen Sie https://example.de/angebot jetzt sofort'),
+    '3c2951a6949b6741e040eafedbf9ac0d3eb7cba5fba5b3cf7087b55fa5ac6459298184d6e6bb7e36972c2fdae677c2c47d1fb2c24c8772c6eec1283dda88f778be0ad8697b151e5472f9903f365572fab875ed2b44045e979f3c8eefd01e2574b68b903435f6a2d4b8ec58c7076b58144273b8bc71f45064cf65a75844ca03be',
+  );
+});

@@ -43,10 +43,24 @@ export function normalisedWords(text: string): string[] {
   return words;
 }
 
-/** FNV-1a over UTF-16 code units: fast, deterministic and plenty for shingle identity. */
-function hashString(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+const SPACE = 0x20;
+
+/** FNV-1a over UTF-16 code units, continued from `h`: fast, deterministic and plenty for shingle identity. */
+function fnv(h: number, text: string): number {
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
+  return h;
+}
+
+/**
+ * The hash of the shingle starting at word `i`: FNV-1a of its words joined by single spaces,
+ * computed word by word instead of on the joined string (slice and join per shingle were half the
+ * time of minhash on a 5 KB text; the same hashes).
+ */
+function shingleHash(words: readonly string[], i: number): number {
+  let h = fnv(FNV_OFFSET, words[i]!);
+  for (let k = 1; k < SHINGLE_WORDS; k++) h = fnv(Math.imul(h ^ SPACE, FNV_PRIME), words[i + k]!);
   return h >>> 0;
 }
 
@@ -66,7 +80,7 @@ const SIGN = -0x80000000;
 export function minhash(words: readonly string[]): string | null {
   if (words.length < MIN_WORDS) return null;
   const shingles = new Set<number>();
-  for (let i = 0; i + SHINGLE_WORDS <= words.length; i++) shingles.add(hashString(words.slice(i, i + SHINGLE_WORDS).join(' ')));
+  for (let i = 0; i + SHINGLE_WORDS <= words.length; i++) shingles.add(shingleHash(words, i));
   // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic.
   const minimums = new Int32Array(MINHASH_COUNT).fill(0x7fffffff);
   for (const shingle of shingles) {
