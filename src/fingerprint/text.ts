@@ -30,16 +30,68 @@ export function htmlToText(html: string): string {
 
 /** Lower-case words of letters only: digits, links, addresses and punctuation carry no identity here. */
 export function normalisedWords(text: string): string[] {
-  const cleaned = text
-    .normalize('NFKC')
-    .toLowerCase()
-    .replace(/\b(?:https?:\/\/|www\.)\S+/g, ' ')
-    // Tried only where a non-space run starts: a match always spans its whole run anyway, and
-    // without the lookbehind every position inside every word was tried (quadratic per word;
-    // same output on 3,000 corpus messages and 200,000 random strings, 4x faster).
-    .replace(/(?<!\S)\S+@\S+/g, ' ');
+  const cleaned = withoutAddresses(
+    text
+      .normalize('NFKC')
+      .toLowerCase()
+      .replace(/\b(?:https?:\/\/|www\.)\S+/g, ' '),
+  );
+  return ASCII_ONLY.test(cleaned) ? asciiWords(cleaned) : unicodeWords(cleaned);
+}
+
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
+/** What `\s` matches in a JavaScript regular expression. */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
+/**
+ * Each run of non-space characters with an '@' inside it (a character of the run before and after
+ * it) replaced by one space: what `.replace(/(?<!\S)\S+@\S+/g, ' ')` does, found from the '@'s
+ * instead of tried at every run (that regex took 23 us of a 5 KB text). normalisedWords gives the
+ * same words as with the regexes on the corpus's 4,768 files and 200,000 random strings of
+ * letters, '@', Unicode spaces and surrogates.
+ */
+function withoutAddresses(text: string): string {
+  let at = text.indexOf('@');
+  if (at < 0) return text;
+  let out = '';
+  let copied = 0;
+  while (at >= 0) {
+    let start = at;
+    while (start > 0 && !isSpace(text.charCodeAt(start - 1))) start--;
+    let end = at + 1;
+    while (end < text.length && !isSpace(text.charCodeAt(end))) end++;
+    const inside = text.indexOf('@', start + 1);
+    if (inside >= 0 && inside < end - 1) {
+      out += `${text.slice(copied, start)} `;
+      copied = end;
+    }
+    at = text.indexOf('@', end);
+  }
+  return out + text.slice(copied);
+}
+
+/** Runs of ASCII letters (`\p{L}` on ASCII) of two or more, scanned without a regular expression. */
+function asciiWords(text: string): string[] {
   const words: string[] = [];
-  for (const match of cleaned.matchAll(/\p{L}+/gu)) if (match[0].length >= 2) words.push(match[0]);
+  let start = -1;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) | 0x20 : 0;
+    if (c >= 0x61 && c <= 0x7a) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      if (i - start >= 2) words.push(text.slice(start, i));
+      start = -1;
+    }
+  }
+  return words;
+}
+
+function unicodeWords(text: string): string[] {
+  const words: string[] = [];
+  for (const match of text.matchAll(/\p{L}+/gu)) if (match[0].length >= 2) words.push(match[0]);
   return words;
 }
 
