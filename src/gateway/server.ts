@@ -552,11 +552,12 @@ class Gateway implements RunningGateway {
       date: new Date(transaction.started),
     });
     const prepended = Buffer.from([received, ...inspection.headers].map((field) => `${field}\r\n`).join(''), 'utf8');
+    const body = (start: number): Part[] => spool.chunksFrom(start) ?? [() => spool.stream(start)];
     let block = spool.headerBlock();
-    if (block === null) return [prepended, () => spool.stream(0)];
+    if (block === null) return [prepended, ...body(0)];
     if (!trustedClient) block = stripVerdictFields(block).block;
     if (inspection.subjectTag && this.#config.subjectTag !== '') block = tagSubject(block, this.#config.subjectTag);
-    return [prepended, block, () => spool.stream(spool.headerLength)];
+    return [prepended, block, ...body(spool.headerLength)];
   }
 }
 

@@ -89,6 +89,14 @@ export class MessageSpool {
     return Readable.from(sliceChunks(this.#chunks, start));
   }
 
+  /**
+   * The bytes from `start` to the end as the chunks held in memory (no copy), or null once the
+   * message went to a file: a message under the spool threshold is relayed without a stream.
+   */
+  chunksFrom(start = 0): Buffer[] | null {
+    return this.#file ? null : [...sliceChunks(this.#chunks, start)];
+  }
+
   /** The whole message in memory: for inspectors that need it (bounded by the size limit). */
   async readAll(): Promise<Buffer> {
     if (this.#file) return readFile(this.#path);
