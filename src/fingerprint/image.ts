@@ -6,7 +6,7 @@
  * Both come from one decode to a 32×32 thumbnail, done by sharp in libvips threads, so the event
  * loop is never blocked by pixel work (it only turns the thumbnail's 1,024 pixels to grey).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Sharp, SharpOptions } from 'sharp';
 import { MIN_IMAGE_SIDE, type FingerprintLimits } from './limits.js';
 
@@ -118,7 +118,7 @@ function classify(error: unknown): { reason: string; detail: string } {
  * Hashes one image; hostile or unusable input gives `ok: false` with a reason, never a throw.
  * `sha256`: the bytes' SHA-256 when the caller has it already (the message walk does).
  */
-export async function hashImage(bytes: Buffer, limits: FingerprintLimits, sha256 = createHash('sha256').update(bytes).digest('hex')): Promise<ImageHashResult> {
+export async function hashImage(bytes: Buffer, limits: FingerprintLimits, sha256 = hash('sha256', bytes)): Promise<ImageHashResult> {
   if (bytes.length > limits.maxImageBytes) return { ok: false, sha256, reason: 'image-too-large', detail: `${bytes.length} bytes` };
   try {
     return await decodeAndHash(bytes, sha256, limits, 'error');

@@ -3,7 +3,7 @@
  * the outside world: no lookups, no state kept between messages. Hostile input never throws:
  * whatever cannot be analysed is skipped and the skip recorded with its reason.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { hashImage, PHASH_ALGORITHM } from './image.js';
 import { clientIpFromReceived, ipFingerprints } from './ip.js';
@@ -160,7 +160,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
     const type = part.contentType || 'application/octet-stream';
     if (!Buffer.isBuffer(bytes)) continue;
     if (looksLikeImage(type, bytes)) {
-      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const sha256 = hash('sha256', bytes);
       attachments.push({ sha256, type, size: bytes.length });
       if (seenImages.has(sha256)) continue; // the same picture twice is decoded once
       seenImages.add(sha256);
@@ -184,7 +184,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
       continue;
     }
     hashed++;
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const sha256 = hash('sha256', bytes);
     const keep = bytes.length <= (context.keepAttachmentBytes ?? 0);
     attachments.push({ sha256, type, size: bytes.length, ...(part.filename ? { name: part.filename } : {}), ...(keep ? { content: bytes } : {}) });
     fingerprints.push(makeFingerprint('attachment', 'sha256', sha256, part.filename));

@@ -4,7 +4,7 @@
  * Hashing the bytes, not a text form, makes every spelling of one address (`::ffff:1.2.3.4`,
  * zero-compressed IPv6) give the same checksum.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { makeFingerprint, type Fingerprint } from './types.js';
 
@@ -30,7 +30,7 @@ export function addressBytes(input: string): Uint8Array | null {
   return mapped ? bytes.slice(12) : bytes;
 }
 
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+const sha256 = (bytes: Uint8Array): string => hash('sha256', bytes);
 
 /** `ip:sha256`, for IPv6 also `ip:sha256-64`, and `net:sha256` of the /24 or /48; [] when not an address. */
 export function ipFingerprints(address: string): Fingerprint[] {

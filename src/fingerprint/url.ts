@@ -2,7 +2,7 @@
  * `url` fingerprints: the registrable domain of each link (public suffix list via tldts) and the
  * SHA-256 of the full normalised URL, for privacy-preserving lookups in extended participation.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { parse as parseDomain } from 'tldts';
 import { makeFingerprint, type Fingerprint } from './types.js';
 
@@ -68,7 +68,7 @@ export function urlFingerprints(urls: readonly string[]): Fingerprint[] {
       domains.add(domain);
       out.push(makeFingerprint('url', 'domain', domain, domain));
     }
-    out.push(makeFingerprint('url', 'sha256', createHash('sha256').update(url).digest('hex'), url));
+    out.push(makeFingerprint('url', 'sha256', hash('sha256', url), url));
   }
   return out;
 }
