@@ -73,6 +73,8 @@ export interface Config {
    * attachments up to this size, the service accepts samples up to it. 0: no samples at all.
    */
   readonly sampleMaxBytes: number;
+  /** Perceptual hashes kept per gateway process for images seen again (0: none kept). */
+  readonly imageHashCache: number;
   /** Samples waiting for upload take at most this many bytes; past it the oldest are dropped (counted). */
   readonly sampleOutboxMaxBytes: number;
   readonly tagScore: number;
@@ -351,6 +353,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
     // 10 MB: the gateway analyses no larger message, so no larger attachment could be captured.
     sampleMaxBytes: sizeOrZero('NIMBUS_SAMPLE_MAX_BYTES', '1MB', 10 * 1024 * 1024),
     sampleOutboxMaxBytes: size('NIMBUS_SAMPLE_OUTBOX_MAX_BYTES', '64MB'),
+    imageHashCache: num('NIMBUS_IMAGE_HASH_CACHE', 10_000, { min: 0, max: 10_000_000, integer: true }),
     tagScore,
     rejectScore,
     spamAction: oneOf('NIMBUS_SPAM_ACTION', SPAM_ACTIONS, 'tag'),

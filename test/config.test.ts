@@ -22,13 +22,14 @@ test('defaults from DESIGN.md apply when no variable is set', (t) => {
 
 test('every wrong variable is named with its value and what is allowed, all at once', (t) => {
   const error = t.throws(
-    () => loadConfig({ NIMBUS_TAG_SCORE: 'abc', NIMBUS_SPAM_ACTION: 'bounce', NIMBUS_TRUSTED_NETWORKS: '10.0.0.0/33', NIMBUS_LISTEN: 'nowhere' }),
+    () => loadConfig({ NIMBUS_TAG_SCORE: 'abc', NIMBUS_SPAM_ACTION: 'bounce', NIMBUS_TRUSTED_NETWORKS: '10.0.0.0/33', NIMBUS_LISTEN: 'nowhere', NIMBUS_IMAGE_HASH_CACHE: '-1' }),
     { instanceOf: ConfigError },
   );
   t.regex(error.message, /NIMBUS_TAG_SCORE="abc": expected a number/);
   t.regex(error.message, /NIMBUS_SPAM_ACTION="bounce": expected one of tag, reject, quarantine, discard/);
   t.regex(error.message, /NIMBUS_TRUSTED_NETWORKS=.*bad entry "10.0.0.0\/33"/);
   t.regex(error.message, /NIMBUS_LISTEN="nowhere": expected host:port/);
+  t.regex(error.message, /NIMBUS_IMAGE_HASH_CACHE="-1": expected an integer >= 0/);
 });
 
 test('URLs must be absolute with the right scheme and a host; numbers must be finite', (t) => {

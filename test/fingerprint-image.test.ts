@@ -5,6 +5,7 @@ import { hashImage } from '../src/fingerprint/image.js';
 import { DEFAULT_LIMITS } from '../src/fingerprint/limits.js';
 import { fuzzySchemeFor } from '../src/fingerprint/fuzzy.js';
 import { fingerprintMessage } from '../src/fingerprint/index.js';
+import { ImageHashCache } from '../src/fingerprint/image-cache.js';
 import { animatedGif, message, picture, pngBomb } from '../fixtures/fingerprint/factory.js';
 
 const scheme = fuzzySchemeFor('image', 'phash256')!;
@@ -129,4 +130,37 @@ test('a truncated GIF that libvips can partly decode is hashed, the same way eve
   const [a, b] = [await hashImage(cut, DEFAULT_LIMITS), await hashImage(cut, DEFAULT_LIMITS)];
   t.deepEqual(a, b);
   if (!a.ok) t.is(a.reason, 'image-corrupt');
+});
+
+test('an image seen before is answered from the hash cache: the same fingerprints and skips as decoding it, and no decode (a planted hash comes back)', async (t) => {
+  const jpeg = await picture(120, 90, 16, 'jpeg');
+  const sha256 = createHash('sha256').update(jpeg).digest('hex');
+  const raw = message({
+    parts: [
+      { type: 'text/plain', content: 'pictures attached', encoding: '7bit' },
+      { type: 'image/jpeg', content: jpeg, filename: 'logo.jpg' },
+      { type: 'image/png', content: await picture(10, 10, 17), filename: 'tiny.png' },
+    ],
+  });
+  const cache = new ImageHashCache(100);
+  const uncached = await fingerprintMessage(raw, {});
+  const first = await fingerprintMessage(raw, { imageHashes: cache });
+  const second = await fingerprintMessage(raw, { imageHashes: cache });
+  t.deepEqual(first, uncached);
+  t.deepEqual(second, uncached);
+  t.is(cache.size, 1, 'only the hashed image is kept, not the one skipped as too small');
+  t.is(cache.get(sha256), uncached.fingerprints.find((f) => f.algorithm === 'phash256')!.value);
+  cache.set(sha256, 'f'.repeat(64));
+  const planted = await fingerprintMessage(raw, { imageHashes: cache });
+  t.deepEqual(planted.fingerprints.filter((f) => f.algorithm === 'phash256').map((f) => f.value), ['f'.repeat(64)]);
+});
+
+test('with the hash cache, images past the per-message cap are skipped exactly as without it', async (t) => {
+  const pictures = await Promise.all(Array.from({ length: DEFAULT_LIMITS.maxImages + 2 }, (_, i) => picture(64, 64, 40 + i)));
+  const raw = message({ parts: [{ type: 'text/plain', content: 'many pictures', encoding: '7bit' }, ...pictures.map((content, i) => ({ type: 'image/png', content, filename: `${i}.png` }))] });
+  const cache = new ImageHashCache(100);
+  const uncached = await fingerprintMessage(raw, {});
+  await fingerprintMessage(raw, { imageHashes: cache });
+  t.deepEqual(await fingerprintMessage(raw, { imageHashes: cache }), uncached);
+  t.is(uncached.skips.filter((s) => s.reason === 'image-over-limit').length, 2);
 });

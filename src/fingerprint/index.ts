@@ -6,6 +6,7 @@
 import { hash } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { hashImage, PHASH_ALGORITHM } from './image.js';
+import type { ImageHashCache } from './image-cache.js';
 import { clientIpFromReceived, ipFingerprints } from './ip.js';
 import { DEFAULT_LIMITS, MIN_ATTACHMENT_BYTES, type FingerprintLimits } from './limits.js';
 import { isListLink, mailingListOf, splitListFooter } from './mailing-list.js';
@@ -24,6 +25,11 @@ export interface FingerprintContext {
    * attachment samples (src/stats/samples.ts); 0 or absent: none are kept.
    */
   readonly keepAttachmentBytes?: number;
+  /**
+   * Hashes of images decoded before, by SHA-256 (image-cache.ts): a repeat is not decoded again.
+   * The fingerprints and skips are the same with or without it.
+   */
+  readonly imageHashes?: ImageHashCache;
 }
 
 export interface Skip {
@@ -170,9 +176,16 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
         continue;
       }
       decoded++;
+      const known = context.imageHashes?.get(sha256);
+      if (known !== undefined) {
+        fingerprints.push(makeFingerprint('image', PHASH_ALGORITHM, known, part.filename));
+        continue;
+      }
       const result = await hashImage(bytes, caps, sha256);
-      if (result.ok) fingerprints.push(makeFingerprint('image', PHASH_ALGORITHM, result.phash, part.filename));
-      else skips.push({ reason: result.reason, detail: result.detail });
+      if (result.ok) {
+        context.imageHashes?.set(sha256, result.phash);
+        fingerprints.push(makeFingerprint('image', PHASH_ALGORITHM, result.phash, part.filename));
+      } else skips.push({ reason: result.reason, detail: result.detail });
       continue;
     }
     if (bytes.length < MIN_ATTACHMENT_BYTES) {

@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { fingerprintMessage, type AttachmentInfo, type Skip } from '../fingerprint/index.js';
+import type { ImageHashCache } from '../fingerprint/image-cache.js';
 import { ipFingerprints } from '../fingerprint/ip.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { GTUBE } from '../gateway/default-inspector.js';
@@ -52,6 +53,8 @@ export interface ReputationInspectorOptions {
   readonly log: Logger;
   /** Largest attachment sample this configuration captures (sampleCapture); 0 or absent: none. */
   readonly sampleMaxBytes?: number;
+  /** Hashes of images seen before (absent: every image is decoded). */
+  readonly imageHashes?: ImageHashCache;
 }
 
 export class ReputationInspector implements MessageInspector {
@@ -59,6 +62,7 @@ export class ReputationInspector implements MessageInspector {
   #lookups: ReputationLookups;
   #feedback: Feedback;
   #sampleMaxBytes: number;
+  #imageHashes: ImageHashCache | undefined;
   readonly #log: Logger;
 
   constructor(options: ReputationInspectorOptions) {
@@ -66,21 +70,23 @@ export class ReputationInspector implements MessageInspector {
     this.#lookups = options.lookups;
     this.#feedback = options.feedback;
     this.#sampleMaxBytes = options.sampleMaxBytes ?? 0;
+    this.#imageHashes = options.imageHashes;
     this.#log = options.log;
   }
 
   /** SIGHUP: new thresholds, and lookups/feedback rebuilt for a changed participation. */
-  reload(next: Pick<ReputationInspectorOptions, 'policy' | 'lookups' | 'feedback' | 'sampleMaxBytes'>): void {
+  reload(next: Pick<ReputationInspectorOptions, 'policy' | 'lookups' | 'feedback' | 'sampleMaxBytes' | 'imageHashes'>): void {
     this.#policy = next.policy;
     this.#lookups = next.lookups;
     this.#feedback = next.feedback;
     this.#sampleMaxBytes = next.sampleMaxBytes ?? 0;
+    this.#imageHashes = next.imageHashes;
   }
 
   async inspect(request: InspectionRequest): Promise<InspectionWithEvidence> {
     // Read once: a reload in the middle of this message does not mix two configurations.
     const sampleMaxBytes = this.#sampleMaxBytes;
-    const analysed = await analyse(request, sampleMaxBytes);
+    const analysed = await analyse(request, sampleMaxBytes, this.#imageHashes);
     const evidence = (verdict: VerdictName, remote: RemoteOutcome, results: ReadonlyMap<string, LookupResult>): Evidence => ({
       fingerprints: analysed.fingerprints,
       urls: analysed.urls,
@@ -150,7 +156,7 @@ interface Analysed {
   readonly gtube: boolean;
 }
 
-async function analyse(request: InspectionRequest, keepAttachmentBytes: number): Promise<Analysed> {
+async function analyse(request: InspectionRequest, keepAttachmentBytes: number, imageHashes: ImageHashCache | undefined): Promise<Analysed> {
   if (request.size > MAX_ANALYSIS_BYTES) {
     return {
       fingerprints: ipFingerprints(request.clientIp),
@@ -161,7 +167,7 @@ async function analyse(request: InspectionRequest, keepAttachmentBytes: number):
     };
   }
   const raw = await request.readMessage();
-  const found = await fingerprintMessage(raw, { clientIp: request.clientIp, keepAttachmentBytes });
+  const found = await fingerprintMessage(raw, { clientIp: request.clientIp, keepAttachmentBytes, ...(imageHashes ? { imageHashes } : {}) });
   return { ...found, gtube: raw.includes(GTUBE) };
 }
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Fingerprint } from '../fingerprint/types.js';
+import { ImageHashCache } from '../fingerprint/image-cache.js';
 import type { GatewayHooks } from '../gateway/inspection.js';
 import { createReputationClient, type ReputationClient } from '../reputation/client.js';
 import type { OpenedReputation } from '../reputation/engine-types.js';
@@ -76,8 +77,11 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
   const learner = new LocalLearner(local.engine, log.child({ component: 'local-learning' }));
   const observer = lookupMetricsObserver(metrics);
   let client: ReputationClient | null = null;
+  // Kept across reloads (a reload only replaces it when NIMBUS_IMAGE_HASH_CACHE changes size).
+  let imageHashes: ImageHashCache | undefined;
 
   const parts = (current: Config) => {
+    if ((imageHashes?.max ?? 0) !== current.imageHashCache) imageHashes = current.imageHashCache > 0 ? new ImageHashCache(current.imageHashCache) : undefined;
     client?.close();
     client = serviceClientFor(current);
     const lookups = new ReputationLookups({
@@ -93,6 +97,7 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
       lookups,
       feedback: feedbackFor(current, local, client, log.child({ component: 'feedback' })),
       sampleMaxBytes: sampleCapture(current),
+      imageHashes,
     };
   };
 
