@@ -2,9 +2,10 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startScriptedServer, stopChild, swaks, tempDir, waitFor } from './helpers/smtp.js';
+import { WORKER_SEMI_SPACE_MB, workerExecArgv } from '../src/commands/gateway.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -99,6 +100,12 @@ test.serial('with NIMBUS_WORKERS=2 messages are relayed by two different worker 
     const pids = messagePids(gateway);
     t.is(pids.size, 2, gateway.logs());
     t.false(pids.has(gateway.child.pid));
+    // Each worker runs with the smaller young generation (WORKER_SEMI_SPACE_MB), the primary's own flags kept.
+    for (const pid of pids) {
+      const args = readFileSync(`/proc/${String(pid)}/cmdline`, 'utf8').split('\0');
+      t.true(args.includes(`--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`), args.join(' '));
+      t.true(args.includes('tsx'), args.join(' '));
+    }
   } finally {
     await gateway.stop();
     await hop.stop();
@@ -238,4 +245,10 @@ test.serial('a worker that cannot start (port taken) stops the gateway with a no
     await gateway.stop();
     await new Promise<void>((resolve) => blocker.close(() => resolve()));
   }
+});
+
+test("workers get the smaller young generation unless the admin set a semi-space size on node's command line or in NODE_OPTIONS", (t) => {
+  t.deepEqual(workerExecArgv(['--import', 'tsx'], ''), ['--import', 'tsx', `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`]);
+  t.deepEqual(workerExecArgv(['--max-semi-space-size=16'], ''), ['--max-semi-space-size=16']);
+  t.deepEqual(workerExecArgv([], '--max_semi_space_size=8 --enable-source-maps'), []);
 });
