@@ -433,8 +433,8 @@ async function measure(server: Server, workDir: string, files: readonly string[]
     const rss = target ? new PeakRss(target.child.pid!) : null;
     // Warm-up at the run's own load, so what is measured is the steady state a relay that runs
     // for weeks is in, not its first seconds: V8 takes thousands of messages to finish optimising
-    // the hot code (the compiler was ~18% of Nimbus's CPU over the first 4,000 text messages and
-    // ~2% after 10,000, perf record), pools fill and the store's pages are cached.
+    // the hot code (perf record: the compiler was ~18% of Nimbus's CPU over 4 s of text load after
+    // 200 messages, ~2% over 4 s after 10,000), pools fill and the store's pages are cached.
     const warmUntil = Date.now() + warmupSeconds * 1000;
     do await load(port, files, sessions, messages, reuse);
     while (Date.now() < warmUntil);
