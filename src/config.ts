@@ -49,6 +49,8 @@ export interface Config {
   readonly reputationUrl: string | null;
   readonly reputationKey: string | null;
   readonly lookupTimeoutMs: number;
+  /** The whole scan of one message (waiting for room, parsing, every check); past it: verdict unknown. */
+  readonly scanTimeoutMs: number;
   readonly httpListen: HostPort;
   readonly store: 'sqlite' | 'redis';
   /** One URL for a single Redis, several for Redis Cluster seed nodes. */
@@ -336,6 +338,10 @@ export function loadConfig(processEnv: Env = process.env): Config {
     reputationUrl,
     reputationKey: optional('NIMBUS_REPUTATION_KEY'),
     lookupTimeoutMs: num('NIMBUS_LOOKUP_TIMEOUT_MS', 300, { min: 1, integer: true }),
+    // Far above a scan's usual tens of milliseconds (a queue of image messages under load takes
+    // seconds), far below what senders and Postfix wait for an answer (smtpd_proxy_timeout,
+    // milter_content_timeout): a stuck scan never turns into a sender's timeout and retry.
+    scanTimeoutMs: num('NIMBUS_SCAN_TIMEOUT_MS', 10_000, { min: 1, integer: true }),
     httpListen: hostPort('NIMBUS_HTTP_LISTEN', '127.0.0.1:8787') ?? { host: '127.0.0.1', port: 8787 },
     store: oneOf('NIMBUS_STORE', ['sqlite', 'redis'] as const, 'sqlite'),
     redisUrls,

@@ -3,7 +3,9 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkMessages, formatTable, splitMessages } from '../src/commands/check.js';
+import { formatTable } from '../src/commands/check.js';
+import { splitMessages } from '../src/scan/mbox.js';
+import { checkMessages } from '../src/scan/offline.js';
 import { message, picture, prose } from '../fixtures/fingerprint/factory.js';
 
 const root = join(import.meta.dirname, '..');

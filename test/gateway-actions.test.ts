@@ -3,8 +3,11 @@ import { rmSync } from 'node:fs';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startGateway } from '../src/gateway/server.js';
-import { GTUBE } from '../src/gateway/default-inspector.js';
-import type { GatewayHooks, ProcessedMessage, InspectionRequest } from '../src/gateway/inspection.js';
+import { GTUBE } from '../src/scan/gtube.js';
+import type { GatewayHooks } from '../src/gateway/hooks.js';
+import type { ProcessedMessage } from '../src/scan/recorder.js';
+import { Scanner } from '../src/scan/scanner.js';
+import type { ScanResult } from '../src/scan/types.js';
 import { startScriptedServer, swaks, tempDir } from './helpers/smtp.js';
 
 async function setup(env: Record<string, string>, hooks: GatewayHooks = {}) {
@@ -41,8 +44,8 @@ test('with NIMBUS_SPAM_ACTION=reject a GTUBE message gets 550 5.7.1 and the next
   }
 });
 
-test('an inspector that throws does not lose the mail: it is relayed with verdict unknown', async (t) => {
-  const { hop, port, stop } = await setup({}, { inspector: { inspect: async () => Promise.reject(new Error('analysis bug')) } });
+test('a scanner that throws does not lose the mail: it is relayed with verdict unknown', async (t) => {
+  const { hop, port, stop } = await setup({}, { scanner: { scan: async () => Promise.reject(new Error('analysis bug')) } });
   try {
     const result = await swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org']);
     t.is(result.exitCode, 0, result.output);
@@ -53,16 +56,15 @@ test('an inspector that throws does not lose the mail: it is relayed with verdic
 });
 
 test('a spam-trap recipient is accepted by the gateway and never sent to the next hop as RCPT', async (t) => {
-  const seen: InspectionRequest[] = [];
-  const { hop, port, stop } = await setup(
-    { NIMBUS_SPAMTRAPS: 'trap@example.com' },
-    { inspector: { inspect: async (request) => { seen.push(request); return { verdict: 'unknown', score: 0, required: 5, action: 'deliver', headers: [], subjectTag: false }; } } },
-  );
+  const seen: ScanResult[] = [];
+  const env = { NIMBUS_SPAMTRAPS: 'trap@example.com', NIMBUS_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'silent' };
+  const scanner = new Scanner({ policy: loadConfig(env), lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log: createLogger('silent') });
+  const { hop, port, stop } = await setup(env, { scanner: { scan: async (request) => { const result = await scanner.scan(request); seen.push(result); return result; } } });
   try {
     const result = await swaks(port, ['--to', 'trap@example.com,bob@example.com', '--from', 'a@example.org']);
     t.is(result.exitCode, 0, result.output);
     t.deepEqual(hop.messages[0]!.rcptTo, ['bob@example.com']);
-    t.deepEqual(seen[0]!.spamtrapHits, ['trap@example.com']);
+    t.deepEqual(seen[0]!.trapHits, ['trap@example.com']);
   } finally {
     await stop();
   }
@@ -90,7 +92,7 @@ test('the observer is awaited before the sender gets its final reply, and sees t
     t.is(result.exitCode, 0, result.output);
     t.is(processed.length, 1);
     t.is(processed[0]!.nextHop?.code, 250);
-    t.is(processed[0]!.inspection.verdict, 'unknown');
+    t.is(processed[0]!.scan.verdict, 'unknown');
   } finally {
     releaseObserver();
     await stop();

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatVerdictHeaders, foldHeader } from '../src/gateway/verdict-headers.js';
+import { formatVerdictHeaders, foldHeader } from '../src/scan/headers.js';
 import { splitFields, stripVerdictFields, tagSubject } from '../src/gateway/header-block.js';
 import { formatReceived } from '../src/gateway/received.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startGateway, type RunningGateway } from '../src/gateway/server.js';
-import { GTUBE } from '../src/gateway/default-inspector.js';
+import { GTUBE } from '../src/scan/gtube.js';
 import { lf, smtpDialogue, startScriptedServer, startSmtpSink, sinkMessage, swaks, tempDir, waitForFiles, freePort, type ScriptedServerOptions } from './helpers/smtp.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'gateway');

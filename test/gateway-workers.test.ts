@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startScriptedServer, stopChild, swaks, tempDir, waitFor } from './helpers/smtp.js';
-import { WORKER_SEMI_SPACE_MB, workerExecArgv } from '../src/commands/gateway.js';
+import { WORKER_SEMI_SPACE_MB, workerExecArgv } from '../src/gateway/supervisor.js';
 
 const ROOT = join(import.meta.dirname, '..');
 

@@ -2,13 +2,11 @@ import test from 'ava';
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { loadConfig } from '../src/config.js';
-import { GTUBE } from '../src/gateway/default-inspector.js';
-import type { InspectionRequest } from '../src/gateway/inspection.js';
+import { GTUBE } from '../src/scan/gtube.js';
 import { startGateway } from '../src/gateway/server.js';
 import { createLogger } from '../src/log.js';
-import { Quarantine, QuarantineError, quarantineDir, type QuarantineMeta } from '../src/verdict/quarantine.js';
+import { Quarantine, QuarantineError, quarantineDir, type QuarantineInput, type QuarantineMeta } from '../src/quarantine/store.js';
 import { lf, sinkMessage, startScriptedServer, startSmtpSink, swaks, tempDir, waitFor, waitForFiles } from './helpers/smtp.js';
 
 interface CliResult {
@@ -53,7 +51,7 @@ function relayedMessage(marker: string): Buffer {
   );
 }
 
-function request(envelope: { mailFrom: string; rcptTo: string[] }, bytes: Buffer, spamtrapHits: string[] = []): InspectionRequest {
+function request(envelope: { mailFrom: string; rcptTo: string[] }, bytes: Buffer, spamtrapHits: string[] = []): QuarantineInput {
   return {
     queueId: '0123456789AB',
     clientIp: '192.0.2.7',
@@ -62,8 +60,6 @@ function request(envelope: { mailFrom: string; rcptTo: string[] }, bytes: Buffer
     envelope,
     spamtrapHits,
     size: bytes.length,
-    readMessage: async () => bytes,
-    streamMessage: () => Readable.from([bytes]),
   };
 }
 

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { GTUBE } from '../src/gateway/default-inspector.js';
-import type { QuarantineMeta } from '../src/verdict/quarantine.js';
+import { GTUBE } from '../src/scan/gtube.js';
+import type { QuarantineMeta } from '../src/quarantine/store.js';
 import { nextRun } from '../fixtures/verdict/variants.js';
 import { lf, startSmtpSink, swaks, waitForFiles, type SmtpSink } from './helpers/smtp.js';
 import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, workDir } from './helpers/verdict.js';

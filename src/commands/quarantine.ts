@@ -1,6 +1,6 @@
 /**
  * `nimbus quarantine list [--json] | show [--raw] ID | release ID… | delete ID…`: the local
- * quarantine under NIMBUS_DATA_DIR/quarantine (src/verdict/quarantine.ts). `release` relays to
+ * quarantine under NIMBUS_DATA_DIR/quarantine (src/quarantine/). `release` relays to
  * NIMBUS_NEXT_HOP (or into the Maildir when it is empty) with the original envelope.
  *
  * Exit codes: 0 all done; 1 an id unknown, or a release/delete failed (the others are still
@@ -9,7 +9,7 @@
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../config.js';
-import { Quarantine, QuarantineError, checkQuarantineId, quarantineDir, type QuarantineMeta } from '../verdict/quarantine.js';
+import { Quarantine, QuarantineError, checkQuarantineId, quarantineDir, type QuarantineMeta } from '../quarantine/store.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;

@@ -9,11 +9,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { loadConfig } from '../config.js';
-import { fingerprintMessage } from '../fingerprint/index.js';
 import { createLogger } from '../log.js';
 import type { FeedbackLabel } from '../reputation/engine-types.js';
-import { openCommandReputation } from '../verdict/runtime.js';
-import { splitMessages } from './check.js';
+import { analyseBytes } from '../scan/analyse.js';
+import { splitMessages } from '../scan/mbox.js';
+import { openCommandReputation } from '../scan/runtime.js';
 
 export const EXIT_USAGE = 64;
 export const EXIT_FAILED = 1;
@@ -54,7 +54,7 @@ export async function run(args: string[]): Promise<number> {
       const messages = splitMessages(raw);
       for (const [index, message] of messages.entries()) {
         const name = messages.length > 1 ? `${file}#${index + 1}` : file;
-        const found = await fingerprintMessage(message, {});
+        const found = await analyseBytes(message, { clientIp: null, keepAttachmentBytes: 0, imageHashes: undefined });
         if (found.fingerprints.length === 0) {
           process.stderr.write(`nimbus report: ${name}: no fingerprints (${found.skips.map((s) => s.reason).join(', ') || 'empty message'}); nothing learnt\n`);
           status = EXIT_FAILED;

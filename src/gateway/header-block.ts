@@ -2,6 +2,7 @@
  * Edits of the raw header block, byte for byte: never parsed and re-serialised, so every header
  * the gateway does not touch (and the body) stays exactly as signed by DKIM.
  */
+import { VERDICT_FIELD_PREFIXES, isRemovedField } from '../scan/headers.js';
 
 /** Splits a header block into fields: each field is its first line plus folded continuations. */
 export function splitFields(block: Buffer): Buffer[] {
@@ -29,17 +30,16 @@ function fieldName(field: Buffer): string {
   return field.subarray(0, colon).toString('latin1').trim().toLowerCase();
 }
 
-/** Fields whose names only the gateway may write: a copy from outside would forge a verdict. */
-export function isVerdictField(name: string): boolean {
-  return name.startsWith('x-nimbus-') || name.startsWith('x-spam-');
-}
-
-/** The header block without X-Nimbus-* and X-Spam-* fields (with their continuation lines). */
-export function stripVerdictFields(block: Buffer): { block: Buffer; removed: number } {
+/**
+ * The header block without the fields whose names start with one of `prefixes` (with their
+ * continuation lines): by default X-Nimbus-* and X-Spam-*, which only Nimbus may write.
+ */
+export function stripVerdictFields(block: Buffer, prefixes: readonly string[] = VERDICT_FIELD_PREFIXES): { block: Buffer; removed: number } {
+  if (prefixes.length === 0) return { block, removed: 0 };
   const kept: Buffer[] = [];
   let removed = 0;
   for (const field of splitFields(block)) {
-    if (isVerdictField(fieldName(field))) removed++;
+    if (isRemovedField(fieldName(field), prefixes)) removed++;
     else kept.push(field);
   }
   return { block: removed === 0 ? block : Buffer.concat(kept), removed };

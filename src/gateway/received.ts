@@ -4,7 +4,7 @@
  *   Received: from HELO (rdns-or-[ip] [ip]) by hostname (Nimbus) with ESMTPS id QUEUEID for <rcpt>; date
  * `for <rcpt>` only with a single recipient (as Postfix): listing several would disclose Bcc.
  */
-import { foldHeader } from './verdict-headers.js';
+import { foldHeader } from '../scan/headers.js';
 
 export interface ReceivedInput {
   readonly helo: string;

@@ -13,11 +13,14 @@ import type { Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { inBlockList, type Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { DefaultInspector, unknownInspection } from './default-inspector.js';
+import { formatHeaderField } from '../scan/headers.js';
+import { Scanner } from '../scan/scanner.js';
+import { isSpamTrap } from '../scan/traps.js';
+import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
+import { undecided } from '../scan/verdict.js';
 import { stripVerdictFields, tagSubject } from './header-block.js';
-import type { GatewayHooks, Inspection, InspectionRequest, MessageInspector } from './inspection.js';
+import type { GatewayHooks } from './hooks.js';
 import { Maildir } from './maildir.js';
-import { AnalysisGate } from './analysis-gate.js';
 import { NextHopPool } from './hop-pool.js';
 import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
@@ -77,7 +80,7 @@ class Gateway implements RunningGateway {
   #config: Config;
   #log: Logger;
   #hooks: GatewayHooks;
-  #inspector: MessageInspector;
+  #scanner: MessageScanner;
   #server: SMTPServer;
   #options: SMTPServerOptions;
   #connections = new Map<string, ConnectionState>();
@@ -86,14 +89,13 @@ class Gateway implements RunningGateway {
   #closing = false;
   #maildir: Maildir | null = null;
   #pool = new NextHopPool();
-  #analysis = new AnalysisGate();
   #address = { host: '', port: 0 };
 
   constructor(config: Config, log: Logger, hooks: GatewayHooks) {
     this.#config = config;
     this.#log = log;
     this.#hooks = hooks;
-    this.#inspector = hooks.inspector ?? new DefaultInspector(config);
+    this.#scanner = hooks.scanner ?? this.#policyOnlyScanner(config);
     this.#options = {
       name: config.hostname,
       banner: 'Nimbus ESMTP',
@@ -183,7 +185,7 @@ class Gateway implements RunningGateway {
     if (JSON.stringify(config.tls) !== JSON.stringify(this.#config.tls)) needsRestart.push('NIMBUS_TLS_CERT/NIMBUS_TLS_KEY');
     const previousNextHop = this.#config.nextHop;
     this.#config = config;
-    if (!this.#hooks.inspector) this.#inspector = new DefaultInspector(config);
+    if (!this.#hooks.scanner) this.#scanner = this.#policyOnlyScanner(config);
     // smtp-server reads these options per connection/command, so changing them takes effect.
     this.#options.size = config.maxMessageSize;
     this.#options.maxClients = config.maxConnections;
@@ -192,6 +194,11 @@ class Gateway implements RunningGateway {
     // Idle sessions to a next hop that is no longer the configured one end now.
     if (JSON.stringify(config.nextHop) !== JSON.stringify(previousNextHop)) void this.#pool.drain();
     this.#log.info({ event: 'gateway_reloaded', needsRestart }, needsRestart.length > 0 ? `configuration reloaded; restart needed for ${needsRestart.join(', ')}` : 'configuration reloaded');
+  }
+
+  /** Without a scanner of its own (a bare gateway, tests): the scan core with no reputation. */
+  #policyOnlyScanner(config: Config): Scanner {
+    return new Scanner({ policy: config, lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log: this.#log });
   }
 
   /**
@@ -385,7 +392,7 @@ class Gateway implements RunningGateway {
       throw new SmtpReplyError(SMTP_REPLIES.RELAY_DENIED);
     }
     if (session.envelope.rcptTo.length >= this.#config.maxRecipients) throw new SmtpReplyError(SMTP_REPLIES.TOO_MANY_RECIPIENTS);
-    if (this.#config.spamtraps.includes(recipient.toLowerCase())) {
+    if (isSpamTrap(this.#config, recipient)) {
       // Accepted by the gateway itself: a trap address must never reach a mailbox.
       transaction.trapRcpts.push(recipient);
       return;
@@ -451,27 +458,22 @@ class Gateway implements RunningGateway {
     }
 
     const trustedClient = this.#trusted(session.remoteAddress);
-    const request: InspectionRequest = {
-      queueId: transaction.queueId,
-      clientIp: client.ip,
-      clientHelo: client.helo,
-      trustedClient,
+    const request: ScanRequest = {
+      id: transaction.queueId,
+      message: { size, read: () => spool.readAll(), stream: () => spool.stream(0) },
       envelope: { mailFrom: transaction.mailFrom, rcptTo: [...transaction.relayRcpts, ...transaction.trapRcpts] },
-      spamtrapHits: [...transaction.trapRcpts],
-      size,
-      readMessage: () => spool.readAll(),
-      streamMessage: () => spool.stream(0),
+      client: { ip: client.ip, helo: client.helo, name: client.name, trusted: trustedClient },
     };
-    let inspection: Inspection;
+    let scan: ScanResult;
     try {
-      inspection = await this.#analysis.run(size, () => this.#inspector.inspect(request));
+      scan = await this.#scanner.scan(request);
     } catch (error) {
-      state.log.error({ event: 'inspection_failed', queueId: transaction.queueId, err: error }, 'inspection failed, relaying with verdict unknown');
-      inspection = unknownInspection(this.#config.tagScore);
+      state.log.error({ event: 'scan_failed', queueId: transaction.queueId, err: error }, 'scan failed, relaying with verdict unknown');
+      scan = undecided('failed', { trapHits: transaction.trapRcpts, recipients: request.envelope.rcptTo.length, trustedClient, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 } }, this.#config);
     }
 
-    const parts = this.#relayParts(session, transaction, spool, inspection, trustedClient, client);
-    let action = inspection.action;
+    const parts = this.#relayParts(session, transaction, spool, scan, client);
+    let action = scan.action;
     let nextHop: SmtpResponse | null = null;
     let reply: SmtpReplyError | null = null;
     let quarantineId: string | null = null;
@@ -487,7 +489,8 @@ class Gateway implements RunningGateway {
     } else if (action === 'quarantine') {
       await this.#resetHop(state);
       try {
-        quarantineId = await this.#hooks.quarantine!.store(request, await collect(parts));
+        const input = { queueId: transaction.queueId, clientIp: client.ip, clientHelo: client.helo, trustedClient, envelope: request.envelope, spamtrapHits: scan.trapHits, size };
+        quarantineId = await this.#hooks.quarantine!.store(input, await collect(parts));
       } catch (error) {
         state.log.error({ event: 'quarantine_failed', queueId: transaction.queueId, err: error }, 'quarantine failed, answered 451');
         reply = new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
@@ -514,14 +517,14 @@ class Gateway implements RunningGateway {
 
     if (this.#hooks.observer && (reply === null || action === 'reject')) {
       try {
-        await this.#hooks.observer.processed({ queueId: transaction.queueId, time: new Date(transaction.started), clientIp: client.ip, helo: client.helo, size, inspection, nextHop });
+        await this.#hooks.observer.processed({ id: transaction.queueId, time: new Date(transaction.started), clientIp: client.ip, helo: client.helo, size, scan, action, nextHop });
       } catch (error) {
         state.log.error({ event: 'observer_failed', queueId: transaction.queueId, err: error }, 'statistics observer failed');
       }
     }
     const final = reply ? `${reply.responseCode} ${reply.message}` : `250 ${formatReplyText(SMTP_REPLIES.MESSAGE_ACCEPTED)} ${transaction.queueId}`;
     state.log.info(
-      { ...base, verdict: inspection.verdict, score: inspection.score, action, quarantineId, nextHop: nextHop ? `${nextHop.code} ${nextHop.text}` : null, reply: final, ms: Date.now() - transaction.started },
+      { ...base, verdict: scan.verdict, score: scan.score, action, quarantineId, nextHop: nextHop ? `${nextHop.code} ${nextHop.text}` : null, reply: final, ms: Date.now() - transaction.started },
       'message processed',
     );
     if (reply) throw reply;
@@ -540,7 +543,7 @@ class Gateway implements RunningGateway {
   }
 
   /** Received + verdict headers, then the (edited) header block, then the untouched body. */
-  #relayParts(session: SMTPServerSession, transaction: Transaction, spool: MessageSpool, inspection: Inspection, trustedClient: boolean, client: { ip: string; helo: string; name: string | null }): Part[] {
+  #relayParts(session: SMTPServerSession, transaction: Transaction, spool: MessageSpool, scan: ScanResult, client: { ip: string; helo: string; name: string | null }): Part[] {
     const received = formatReceived({
       helo: client.helo,
       clientHostname: client.name,
@@ -551,12 +554,12 @@ class Gateway implements RunningGateway {
       recipients: transaction.relayRcpts,
       date: new Date(transaction.started),
     });
-    const prepended = Buffer.from([received, ...inspection.headers].map((field) => `${field}\r\n`).join(''), 'utf8');
+    const prepended = Buffer.from([received, ...scan.headers.add.map(formatHeaderField)].map((field) => `${field}\r\n`).join(''), 'utf8');
     const body = (start: number): Part[] => spool.chunksFrom(start) ?? [() => spool.stream(start)];
     let block = spool.headerBlock();
     if (block === null) return [prepended, ...body(0)];
-    if (!trustedClient) block = stripVerdictFields(block).block;
-    if (inspection.subjectTag && this.#config.subjectTag !== '') block = tagSubject(block, this.#config.subjectTag);
+    block = stripVerdictFields(block, scan.headers.removePrefixes).block;
+    if (scan.headers.subjectTag !== null) block = tagSubject(block, scan.headers.subjectTag);
     return [prepended, block, ...body(spool.headerLength)];
   }
 }

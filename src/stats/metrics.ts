@@ -14,6 +14,8 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   /** labels: verdict (spam|bulk|ham|unknown), action (deliver|tag|reject|…) */
   readonly messages: Counter<'verdict' | 'action'>;
+  /** label outcome (scanned|timeout|failed): a timeout or failure means the verdict was `unknown`. */
+  readonly scans: Counter<'outcome'>;
   /** Seconds per lookup request to the service; label outcome (ok|cached|timeout|error|breaker-open|auth-rejected|disabled). */
   readonly lookupLatency: Histogram<'outcome'>;
   /** label result (hit|miss) */
@@ -42,6 +44,7 @@ export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {})
   const metrics: GatewayMetrics = {
     registry,
     messages: new Counter({ name: 'nimbus_messages_total', help: 'Messages processed, by verdict and action', labelNames: ['verdict', 'action'], registers }),
+    scans: new Counter({ name: 'nimbus_scans_total', help: 'Scans by outcome: scanned, timeout (NIMBUS_SCAN_TIMEOUT_MS ran out), failed', labelNames: ['outcome'], registers }),
     lookupLatency: new Histogram({
       name: 'nimbus_lookup_duration_seconds',
       help: 'Reputation lookup latency',
@@ -75,7 +78,7 @@ export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {})
 }
 
 /**
- * Adapts the registry to the lookup code's observer (src/verdict/lookups.ts LookupObserver):
+ * Adapts the registry to the lookup code's observer (src/scan/lookups.ts LookupObserver):
  * structural types, so this module does not depend on the verdict part.
  */
 export function lookupMetricsObserver(metrics: GatewayMetrics): {

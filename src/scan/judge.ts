@@ -1,13 +1,13 @@
 /**
- * From fingerprints to a verdict: one batched lookup, the score, and the report lines. Shared by
- * the gateway's inspector and `nimbus check`, so the command shows exactly what the gateway would
- * stamp on the same message.
+ * From fingerprints to a verdict: one batched lookup, the score, and the report lines. Every
+ * front and `nimbus check` go through this, so the command shows exactly what the relay or the
+ * milter would stamp on the same message.
  */
 import type { Config } from '../config.js';
 import type { Fingerprint } from '../fingerprint/types.js';
-import type { ReportPart } from '../gateway/verdict-headers.js';
 import type { LookupOutcome, ReputationLookups } from './lookups.js';
-import { scoreMessage, type MessageScore } from './scoring.js';
+import { scoreMessage, type MessageScore } from './score.js';
+import type { FingerprintResult, ReportPart } from './types.js';
 
 /** X-Nimbus-Report lists at most this many fingerprints, the decisive ones first. */
 export const MAX_REPORT_ENTRIES = 12;
@@ -23,14 +23,40 @@ export interface Judgement {
   /** `tests=` names: every part of the score, and whether the service could not answer. */
   readonly tests: string[];
   readonly parts: ReportPart[];
+  readonly fingerprints: FingerprintResult[];
+  readonly lookupMs: number;
 }
 
-export async function judge(lookups: ReputationLookups, policy: JudgePolicy, fingerprints: readonly Fingerprint[], gtube: boolean): Promise<Judgement> {
-  const outcome = await lookups.lookup(fingerprints);
+/** What a scan without any reputation (no lookups configured) "finds": nothing is known. */
+const NOTHING_LOOKED_UP: LookupOutcome = { results: new Map(), remote: 'disabled', incomplete: new Set(), cacheHits: 0, remoteMs: null };
+
+export async function judge(lookups: ReputationLookups | null, policy: JudgePolicy, fingerprints: readonly Fingerprint[], gtube: boolean): Promise<Judgement> {
+  const started = performance.now();
+  const outcome = lookups === null ? NOTHING_LOOKED_UP : await lookups.lookup(fingerprints);
+  const lookupMs = performance.now() - started;
   const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube, incomplete: outcome.incomplete });
   const tests = scored.parts.map((part) => part.test);
   if (outcome.incomplete.size > 0) tests.push(`NIMBUS_LOOKUP_${outcome.remote.toUpperCase().replace(/-/g, '_')}`);
-  return { scored, outcome, tests, parts: reportParts(scored) };
+  // Without any reputation to ask, a report of fingerprints all `unknown` would say nothing.
+  const parts = lookups === null ? [] : reportParts(scored);
+  return { scored, outcome, tests, parts, fingerprints: fingerprintResults(scored, policy), lookupMs };
+}
+
+/** Each looked-up fingerprint with its answer, weight and what it added to the score. */
+function fingerprintResults(scored: MessageScore, policy: JudgePolicy): FingerprintResult[] {
+  const contributed = new Map(scored.parts.filter((part) => part.fingerprint !== null).map((part) => [part.fingerprint!, part]));
+  return scored.entries.map((entry) => {
+    const part = contributed.get(entry.fingerprint);
+    return {
+      fingerprint: entry.fingerprint,
+      verdict: entry.verdict,
+      reputation: entry.reputation,
+      complete: entry.complete,
+      weight: policy.weights[entry.fingerprint.kind],
+      contribution: part?.points ?? 0,
+      test: part?.test ?? null,
+    };
+  });
 }
 
 /** The decisive fingerprints first (spam, ham, bulk), then what is unknown, capped. */
@@ -51,9 +77,4 @@ export function reportLabel(fingerprint: Fingerprint): string {
   if (fingerprint.kind === 'ip' && fingerprint.label) return `ip=${fingerprint.label}`;
   const value = fingerprint.value.length > 16 ? `${fingerprint.value.slice(0, 12)}${ELLIPSIS}` : fingerprint.value;
   return `${fingerprint.kind}:${fingerprint.algorithm}:${value}`;
-}
-
-/** One report entry as X-Nimbus-Report writes it. */
-export function formatReportPart(part: ReportPart): string {
-  return `${part.label}=${part.verdict}(${part.score.toFixed(2)})`;
 }

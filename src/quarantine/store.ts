@@ -20,85 +20,20 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
-import { NimbusError } from '../errors.js';
-import type { InspectionRequest, QuarantineSink } from '../gateway/inspection.js';
 import { Maildir } from '../gateway/maildir.js';
-import { NextHopSession, type SmtpResponse } from '../gateway/next-hop.js';
+import { DIR_MODE, FILE_MODE, syncDirectory, writeDurably } from './files.js';
+import { SMTP_OK, relayEntry, type ReleaseTarget } from './release.js';
+import { ID_PATTERN, QuarantineError, checkQuarantineId, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseResult } from './types.js';
 
-/** SMTP reply codes the release path looks at (a release succeeds only on 250 to the message). */
-const SMTP_OK = 250;
-const SMTP_POSITIVE_LIMIT = 300;
+export { QuarantineError, checkQuarantineId, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseResult } from './types.js';
+export type { ReleaseTarget } from './release.js';
 
 const MESSAGES = 'messages';
 const TMP = 'tmp';
-const FILE_MODE = 0o600;
-const DIR_MODE = 0o700;
-
-/** What an id may look like: the form `newId()` makes, and nothing a path could be built from. */
-const ID_PATTERN = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9]{1,64}$/;
 
 /** The quarantine inside NIMBUS_DATA_DIR. */
 export function quarantineDir(config: Pick<Config, 'dataDir'>): string {
   return join(config.dataDir, 'quarantine');
-}
-
-export type QuarantineErrorCode = 'QUARANTINE_BAD_ID' | 'QUARANTINE_NOT_FOUND' | 'QUARANTINE_BUSY' | 'QUARANTINE_RELEASE_REFUSED' | 'QUARANTINE_RELEASE_FAILED';
-
-export class QuarantineError extends NimbusError {
-  /** The next hop's reply when it refused the release. */
-  readonly reply: SmtpResponse | null;
-  constructor(code: QuarantineErrorCode, message: string, options?: { cause?: unknown; reply?: SmtpResponse }) {
-    super(code, message, options);
-    this.reply = options?.reply ?? null;
-  }
-}
-
-export interface QuarantineMeta {
-  readonly id: string;
-  /** When it was quarantined (ISO 8601, UTC). */
-  readonly time: string;
-  readonly queueId: string;
-  readonly clientIp: string;
-  readonly helo: string;
-  readonly trustedClient: boolean;
-  /** '' for the null sender <>. */
-  readonly mailFrom: string;
-  /** The recipients a release delivers to (spam-trap recipients excluded: they never reach a mailbox). */
-  readonly rcptTo: readonly string[];
-  /** Recipients that were spam traps, for the record only. */
-  readonly spamtrapHits: readonly string[];
-  /** Bytes stored (the message as it would have been relayed). */
-  readonly size: number;
-  /** Bytes the sender sent. */
-  readonly receivedSize: number;
-  /** null when neither given to store() nor found in the stored X-Nimbus-Verdict field. */
-  readonly verdict: string | null;
-  readonly score: number | null;
-}
-
-export interface QuarantineEntry {
-  readonly meta: QuarantineMeta;
-  /** The stored message file (read it; do not move it: the quarantine owns it). */
-  readonly path: string;
-}
-
-export interface ReleaseResult {
-  readonly id: string;
-  /** `host:port` of the next hop, or `maildir`. */
-  readonly to: string;
-  readonly reply: SmtpResponse;
-}
-
-export type ReleaseTarget = Pick<Config, 'nextHop' | 'hostname' | 'nextHopTimeoutMs' | 'dataDir'>;
-
-/** Refuses anything that is not an id this quarantine could have made, naming what is wrong. */
-export function checkQuarantineId(id: string): void {
-  if (/[/\\]/.test(id) || id.includes('\0')) {
-    throw new QuarantineError('QUARANTINE_BAD_ID', `invalid quarantine id ${JSON.stringify(id)}: ids never contain path separators`);
-  }
-  if (!ID_PATTERN.test(id)) {
-    throw new QuarantineError('QUARANTINE_BAD_ID', `invalid quarantine id ${JSON.stringify(id)}: expected the form 20250101T120000123Z-ABCDEF123456 (see \`nimbus quarantine list\`)`);
-  }
 }
 
 export class Quarantine implements QuarantineSink {
@@ -121,7 +56,7 @@ export class Quarantine implements QuarantineSink {
    * the caller has it; otherwise the gateway's own X-Nimbus-Verdict field at the top of `bytes`
    * is read.
    */
-  async store(request: InspectionRequest, bytes: Buffer, info?: { verdict: string; score: number }): Promise<string> {
+  async store(request: QuarantineInput, bytes: Buffer, info?: { verdict: string; score: number }): Promise<string> {
     const messages = join(this.#root, MESSAGES);
     const tmp = join(this.#root, TMP);
     await mkdir(messages, { recursive: true, mode: DIR_MODE });
@@ -214,7 +149,7 @@ export class Quarantine implements QuarantineSink {
         const name = await new Maildir(join(target.dataDir, 'maildir')).deliver([() => createReadStream(path)]);
         result = { id, to: 'maildir', reply: { code: SMTP_OK, text: `delivered into the Maildir as ${name}` } };
       } else {
-        result = { id, to: `${target.nextHop.host}:${target.nextHop.port}`, reply: await relay(meta, path, target) };
+        result = { id, to: `${target.nextHop.host}:${target.nextHop.port}`, reply: await relayEntry(meta, path, target) };
       }
       await this.#remove(id);
       return result;
@@ -294,46 +229,6 @@ export class Quarantine implements QuarantineSink {
   }
 }
 
-/** One SMTP transaction to the next hop with the stored envelope; resolves with the reply to the message. */
-async function relay(meta: QuarantineMeta, path: string, target: ReleaseTarget): Promise<SmtpResponse> {
-  const hop = target.nextHop!;
-  if (meta.rcptTo.length === 0) {
-    throw new QuarantineError('QUARANTINE_RELEASE_FAILED', `quarantined message ${meta.id} has no recipient to deliver to (only spam traps)`);
-  }
-  const refused = (step: string, reply: SmtpResponse): QuarantineError =>
-    new QuarantineError('QUARANTINE_RELEASE_REFUSED', `next hop ${hop.host}:${hop.port} refused ${step}: ${reply.code} ${reply.text}`, { reply });
-  let session: NextHopSession;
-  try {
-    session = await NextHopSession.open({ target: hop, hostname: target.hostname, timeoutMs: target.nextHopTimeoutMs });
-  } catch (error) {
-    throw new QuarantineError('QUARANTINE_RELEASE_FAILED', (error as Error).message, { cause: error });
-  }
-  try {
-    const nonAscii = /[^\x00-\x7f]/;
-    const mail = await session.mail(meta.mailFrom, {
-      smtpUtf8: nonAscii.test(meta.mailFrom) || meta.rcptTo.some((address) => nonAscii.test(address)),
-      eightBitMime: await hasEightBitBytes(path),
-      size: meta.size,
-    });
-    if (mail.code >= SMTP_POSITIVE_LIMIT) throw refused(`MAIL FROM:<${meta.mailFrom}>`, mail);
-    for (const recipient of meta.rcptTo) {
-      const rcpt = await session.rcpt(recipient);
-      if (rcpt.code >= SMTP_POSITIVE_LIMIT) {
-        await session.rset().catch(() => undefined);
-        throw refused(`RCPT TO:<${recipient}>`, rcpt);
-      }
-    }
-    const reply = await session.data([() => createReadStream(path)]);
-    if (reply.code !== SMTP_OK) throw refused('the message', reply);
-    return reply;
-  } catch (error) {
-    if (error instanceof QuarantineError) throw error;
-    throw new QuarantineError('QUARANTINE_RELEASE_FAILED', (error as Error).message, { cause: error });
-  } finally {
-    await session.quit();
-  }
-}
-
 /** `20250101T120000123Z-QUEUEID` + 4 random hex: fixed-width time first, so ids sort by time. */
 function newId(now: Date, queueId: string): string {
   const stamp = now.toISOString().replace(/[-:.]/g, '');
@@ -347,32 +242,6 @@ function verdictFromHeaders(bytes: Buffer): { verdict: string; score: number } |
   const head = bytes.subarray(0, end < 0 ? Math.min(bytes.length, 64 * 1024) : end).toString('latin1');
   const match = /(?:^|\n)X-Nimbus-Verdict:\s*([a-z]+);\s*score=(-?[0-9.]+)/i.exec(head);
   return match ? { verdict: match[1]!.toLowerCase(), score: Number(match[2]) } : null;
-}
-
-async function hasEightBitBytes(path: string): Promise<boolean> {
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    if (chunk.some((byte) => byte > 0x7f)) return true;
-  }
-  return false;
-}
-
-async function writeDurably(path: string, content: Buffer): Promise<void> {
-  const handle = await open(path, 'wx', FILE_MODE);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function processRuns(pid: number): boolean {

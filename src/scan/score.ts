@@ -7,6 +7,7 @@
 import type { FingerprintKind } from '../config.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { LookupResult, Verdict } from '../reputation/api.js';
+import { GTUBE_POINTS, GTUBE_TEST } from './gtube.js';
 
 /** SpamAssassin-style test names, one per kind, listed in `tests=` of X-Spam-Status. */
 export const KIND_TESTS: Readonly<Record<FingerprintKind, string>> = {
@@ -17,9 +18,6 @@ export const KIND_TESTS: Readonly<Record<FingerprintKind, string>> = {
   url: 'NIMBUS_URL',
   body: 'NIMBUS_BODY',
 };
-export const GTUBE_TEST = 'NIMBUS_GTUBE';
-/** GTUBE must always be spam, whatever the thresholds: it is how admins test the path. */
-export const GTUBE_POINTS = 1000;
 
 /** One looked-up fingerprint as it appears in X-Nimbus-Report. */
 export interface ReportEntry {

@@ -1,7 +1,8 @@
 /**
- * Assembles what `nimbus gateway` runs with beyond the SMTP relay: the embedded reputation
- * engine, the service client when participation allows, lookups, feedback, statistics, metrics
- * and the quarantine; and re-assembles the parts that depend on configuration on SIGHUP.
+ * Assembles what a front (the relay, the milter) runs with beyond its protocol: the embedded
+ * reputation engine, the service client when participation allows, lookups, feedback, the
+ * scanner, statistics, metrics and the quarantine; and re-assembles the parts that depend on
+ * configuration on SIGHUP.
  *
  * Participation is decided here, once per configuration: with `off` (or no accepted statement)
  * no client exists at all, so nothing can be sent by mistake.
@@ -12,7 +13,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { ImageHashCache } from '../fingerprint/image-cache.js';
-import type { GatewayHooks } from '../gateway/inspection.js';
+import { Quarantine, quarantineDir } from '../quarantine/store.js';
 import { createReputationClient, type ReputationClient } from '../reputation/client.js';
 import type { OpenedReputation } from '../reputation/engine-types.js';
 import { openReputation } from '../reputation/open.js';
@@ -28,11 +29,10 @@ import {
   type Statistics,
 } from '../stats/index.js';
 import { Feedback } from './feedback.js';
-import { ReputationInspector } from './inspector.js';
-import { ReputationLookups } from './lookups.js';
-import { Quarantine, quarantineDir } from './quarantine.js';
 import { LocalLearner } from './local-learner.js';
+import { ReputationLookups } from './lookups.js';
 import { MessageRecorder } from './recorder.js';
+import { Scanner, type ScanParts } from './scanner.js';
 
 /** The embedded engine's file inside NIMBUS_DATA_DIR (shared by gateway workers and `nimbus report`). */
 export function localReputationPath(config: Pick<Config, 'dataDir'>): string {
@@ -60,8 +60,10 @@ export function feedbackFor(config: Config, local: OpenedReputation, client: Rep
   return new Feedback({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs: config.lookupTimeoutMs, log });
 }
 
-export interface GatewayRuntime {
-  readonly hooks: GatewayHooks;
+export interface ScanRuntime {
+  readonly scanner: Scanner;
+  readonly recorder: MessageRecorder;
+  readonly quarantine: Quarantine;
   readonly metrics: GatewayMetrics;
   readonly metricsServer: MetricsServer | null;
   readonly stats: Statistics;
@@ -70,7 +72,7 @@ export interface GatewayRuntime {
   close(): Promise<void>;
 }
 
-export async function openGatewayRuntime(config: Config, log: Logger): Promise<GatewayRuntime> {
+export async function openScanRuntime(config: Config, log: Logger): Promise<ScanRuntime> {
   const local = await openLocalReputation(config);
   const metrics = createGatewayMetrics();
   const stats = openStatistics(config, log, { metrics });
@@ -80,7 +82,7 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
   // Kept across reloads (a reload only replaces it when NIMBUS_IMAGE_HASH_CACHE changes size).
   let imageHashes: ImageHashCache | undefined;
 
-  const parts = (current: Config) => {
+  const parts = (current: Config): ScanParts => {
     if ((imageHashes?.max ?? 0) !== current.imageHashCache) imageHashes = current.imageHashCache > 0 ? new ImageHashCache(current.imageHashCache) : undefined;
     client?.close();
     client = serviceClientFor(current);
@@ -101,7 +103,7 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
     };
   };
 
-  const inspector = new ReputationInspector({ ...parts(config), log: log.child({ component: 'inspector' }) });
+  const scanner = new Scanner({ ...parts(config), log: log.child({ component: 'scan' }), observer: { scanned: (outcome) => metrics.scans.inc({ outcome }) } });
   let metricsServer: MetricsServer | null = null;
   try {
     metricsServer = config.metricsListen ? await startMetricsServer(config.metricsListen, metrics.registry) : null;
@@ -117,18 +119,16 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
   const metricsListen = config.metricsListen;
 
   return {
-    hooks: {
-      inspector,
-      observer: new MessageRecorder({ stats, learner, metrics, log }),
-      quarantine: new Quarantine(quarantineDir(config)),
-    },
+    scanner,
+    recorder: new MessageRecorder({ stats, learner, metrics, log }),
+    quarantine: new Quarantine(quarantineDir(config)),
     metrics,
     metricsServer,
     stats,
     local,
     reload(next) {
       // Opting out takes effect here: the old client is closed and no new one exists.
-      inspector.reload(parts(next));
+      scanner.reload(parts(next));
       stats.reload(next);
       if (JSON.stringify(next.metricsListen) !== JSON.stringify(metricsListen)) {
         log.warn({ event: 'reload_needs_restart', variable: 'NIMBUS_METRICS_LISTEN' }, 'NIMBUS_METRICS_LISTEN changes on restart');
@@ -148,21 +148,29 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
 export const COMMAND_SERVICE_TIMEOUT_MS = 10_000;
 
 export interface CommandReputation {
-  readonly lookups: ReputationLookups;
+  readonly scanner: Scanner;
   readonly feedback: Feedback;
   /** True when this configuration exchanges with a service. */
   readonly participating: boolean;
   close(): Promise<void>;
 }
 
-/** What `nimbus check` and `nimbus report` use: the same engine file and service as the gateway. */
+/**
+ * What `nimbus check` and `nimbus report` use: the same engine file, service and scan as the
+ * fronts; the service is waited for longer, and the scan's own budget with it.
+ */
 export async function openCommandReputation(config: Config, log: Logger): Promise<CommandReputation> {
   const local = await openLocalReputation(config);
-  const client = serviceClientFor({ ...config, lookupTimeoutMs: Math.max(config.lookupTimeoutMs, COMMAND_SERVICE_TIMEOUT_MS) });
   const timeoutMs = Math.max(config.lookupTimeoutMs, COMMAND_SERVICE_TIMEOUT_MS);
+  const client = serviceClientFor({ ...config, lookupTimeoutMs: timeoutMs });
+  const lookups = new ReputationLookups({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log, cacheSize: 1000 });
+  const feedback = new Feedback({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log });
+  const policy = { ...config, scanTimeoutMs: Math.max(config.scanTimeoutMs, timeoutMs * 2) };
+  // Spam traps are a front's business: a command's message has no envelope to trap.
+  const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log });
   return {
-    lookups: new ReputationLookups({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log, cacheSize: 1000 }),
-    feedback: new Feedback({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log }),
+    scanner,
+    feedback,
     participating: client !== null,
     async close() {
       client?.close();

@@ -1,0 +1,83 @@
+/** The quarantine's data: an entry's metadata, its errors, and what an id may look like. */
+import { NimbusError } from '../errors.js';
+import type { SmtpResponse } from '../gateway/next-hop.js';
+
+/** What an id may look like: the form the store makes, and nothing a path could be built from. */
+export const ID_PATTERN = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9]{1,64}$/;
+
+/** What a front hands over with the bytes of a message it quarantines. */
+export interface QuarantineInput {
+  /** The front's queue id. */
+  readonly queueId: string;
+  readonly clientIp: string;
+  readonly clientHelo: string;
+  readonly trustedClient: boolean;
+  readonly envelope: { readonly mailFrom: string; readonly rcptTo: readonly string[] };
+  /** Recipients that are spam traps: never delivered to on release. */
+  readonly spamtrapHits: readonly string[];
+  /** Bytes the sender sent. */
+  readonly size: number;
+}
+
+export interface QuarantineSink {
+  /** Stores the message (as it would have been relayed); resolves with the quarantine id. */
+  store(input: QuarantineInput, bytes: Buffer, info?: { verdict: string; score: number }): Promise<string>;
+}
+
+export type QuarantineErrorCode = 'QUARANTINE_BAD_ID' | 'QUARANTINE_NOT_FOUND' | 'QUARANTINE_BUSY' | 'QUARANTINE_RELEASE_REFUSED' | 'QUARANTINE_RELEASE_FAILED';
+
+export class QuarantineError extends NimbusError {
+  /** The next hop's reply when it refused the release. */
+  readonly reply: SmtpResponse | null;
+  constructor(code: QuarantineErrorCode, message: string, options?: { cause?: unknown; reply?: SmtpResponse }) {
+    super(code, message, options);
+    this.reply = options?.reply ?? null;
+  }
+}
+
+export interface QuarantineMeta {
+  readonly id: string;
+  /** When it was quarantined (ISO 8601, UTC). */
+  readonly time: string;
+  readonly queueId: string;
+  readonly clientIp: string;
+  readonly helo: string;
+  readonly trustedClient: boolean;
+  /** '' for the null sender <>. */
+  readonly mailFrom: string;
+  /** The recipients a release delivers to (spam-trap recipients excluded: they never reach a mailbox). */
+  readonly rcptTo: readonly string[];
+  /** Recipients that were spam traps, for the record only. */
+  readonly spamtrapHits: readonly string[];
+  /** Bytes stored (the message as it would have been relayed). */
+  readonly size: number;
+  /** Bytes the sender sent. */
+  readonly receivedSize: number;
+  /** null when neither given to store() nor found in the stored X-Nimbus-Verdict field. */
+  readonly verdict: string | null;
+  readonly score: number | null;
+}
+
+export interface QuarantineEntry {
+  readonly meta: QuarantineMeta;
+  /** The stored message file (read it; do not move it: the quarantine owns it). */
+  readonly path: string;
+}
+
+export interface ReleaseResult {
+  readonly id: string;
+  /** `host:port` of the next hop, or `maildir`. */
+  readonly to: string;
+  readonly reply: SmtpResponse;
+}
+
+/** Refuses anything that is not an id this quarantine could have made, naming what is wrong. */
+export function checkQuarantineId(id: string): void {
+  if (/[/\\]/.test(id) || id.includes('\0')) {
+    throw new QuarantineError('QUARANTINE_BAD_ID', `invalid quarantine id ${JSON.stringify(id)}: ids never contain path separators`);
+  }
+  if (!ID_PATTERN.test(id)) {
+    throw new QuarantineError('QUARANTINE_BAD_ID', `invalid quarantine id ${JSON.stringify(id)}: expected the form 20250101T120000123Z-ABCDEF123456 (see \`nimbus quarantine list\`)`);
+  }
+}
+

@@ -1,0 +1,55 @@
+/**
+ * The message half of a scan: fingerprints, links, attachments and GTUBE. A message above
+ * MAX_ANALYSIS_BYTES is not parsed (MIME, images): only the sender's IP and network count, and it
+ * is searched for GTUBE as a stream, so a huge message never holds a front.
+ */
+import { fingerprintMessage, type AttachmentInfo, type Skip } from '../fingerprint/index.js';
+import type { ImageHashCache } from '../fingerprint/image-cache.js';
+import { ipFingerprints } from '../fingerprint/ip.js';
+import type { Fingerprint } from '../fingerprint/types.js';
+import { GTUBE, streamContainsGtube } from './gtube.js';
+import type { MessageSource } from './types.js';
+
+/** Messages above this are not parsed (MIME, images): IP and network reputation only. */
+export const MAX_ANALYSIS_BYTES = 10 * 1024 * 1024;
+
+export interface Analysed {
+  readonly fingerprints: Fingerprint[];
+  readonly urls: string[];
+  /** With their bytes when asked for (samples), else without. */
+  readonly attachments: AttachmentInfo[];
+  readonly skips: Skip[];
+  readonly gtube: boolean;
+}
+
+export interface AnalyseOptions {
+  /** The client address; null: the topmost Received header naming a public address. */
+  readonly clientIp: string | null;
+  /** Attachments up to this many bytes keep their bytes (for samples); 0: none. */
+  readonly keepAttachmentBytes: number;
+  readonly imageHashes: ImageHashCache | undefined;
+}
+
+export async function analyseMessage(message: MessageSource, options: AnalyseOptions): Promise<Analysed> {
+  if (message.size > MAX_ANALYSIS_BYTES) {
+    return {
+      fingerprints: options.clientIp === null ? [] : ipFingerprints(options.clientIp),
+      urls: [],
+      attachments: [],
+      skips: [{ reason: 'message-too-large', detail: `${message.size} bytes > ${MAX_ANALYSIS_BYTES}` }],
+      gtube: await streamContainsGtube(message.stream()),
+    };
+  }
+  const raw = await message.read();
+  return analyseBytes(raw, options);
+}
+
+/** The same for a message already in memory (`nimbus check`, `nimbus report`). */
+export async function analyseBytes(raw: Buffer, options: AnalyseOptions): Promise<Analysed> {
+  const found = await fingerprintMessage(raw, {
+    ...(options.clientIp === null ? {} : { clientIp: options.clientIp }),
+    keepAttachmentBytes: options.keepAttachmentBytes,
+    ...(options.imageHashes ? { imageHashes: options.imageHashes } : {}),
+  });
+  return { ...found, gtube: raw.includes(GTUBE) };
+}

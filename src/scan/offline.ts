@@ -1,0 +1,63 @@
+/**
+ * Scanning messages that did not come over a wire (`nimbus check`, `nimbus report`): no
+ * envelope, no connecting client. The sender's address is then taken from the message's
+ * Received header (src/fingerprint/ip.ts), and the same scan core decides as for the fronts.
+ */
+import { Readable } from 'node:stream';
+import type { AttachmentInfo, Skip } from '../fingerprint/index.js';
+import type { Fingerprint } from '../fingerprint/types.js';
+import { createLogger } from '../log.js';
+import { formatReportPart } from './headers.js';
+import { splitMessages } from './mbox.js';
+import { Scanner } from './scanner.js';
+import type { MessageScanner, MessageSource, ScanRequest, Verdict } from './types.js';
+
+export interface CheckResult {
+  /** File name, `-` for stdin; `name#N` for the N-th message of an mbox. */
+  readonly file: string;
+  readonly fingerprints: readonly Fingerprint[];
+  readonly skips: readonly Skip[];
+  readonly urls: readonly string[];
+  readonly attachments: readonly AttachmentInfo[];
+  readonly verdict: Verdict;
+  readonly score: number;
+  /** X-Nimbus-Report entries as the header would write them. */
+  readonly report: string[];
+}
+
+export function bytesSource(bytes: Buffer): MessageSource {
+  return { size: bytes.length, read: async () => bytes, stream: () => Readable.from([bytes]) };
+}
+
+/** A message read from a file or stdin, as the scan core takes it. */
+export function offlineRequest(id: string, bytes: Buffer): ScanRequest {
+  return { id, message: bytesSource(bytes), envelope: { mailFrom: '', rcptTo: [] }, client: { ip: null, helo: '', name: null, trusted: false } };
+}
+
+/** A scanner that knows no reputation: fingerprints and GTUBE only (every fingerprint `unknown`). */
+export function fingerprintsOnlyScanner(): Scanner {
+  const policy = { tagScore: 5, rejectScore: 15, spamAction: 'tag', subjectTag: '', weights: { ip: 0, net: 0, attachment: 0, image: 0, url: 0, body: 0 }, spamtraps: [], scanTimeoutMs: 600_000 } as const;
+  return new Scanner({ policy, lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log: createLogger('silent') });
+}
+
+/** Fingerprints and verdict of every message of one input (an mbox is several). */
+export async function checkMessages(file: string, raw: Buffer, scanner: MessageScanner = fingerprintsOnlyScanner()): Promise<CheckResult[]> {
+  const messages = splitMessages(raw);
+  const results: CheckResult[] = [];
+  for (const [index, message] of messages.entries()) {
+    const name = messages.length > 1 ? `${file}#${index + 1}` : file;
+    const scan = await scanner.scan(offlineRequest(name, message));
+    const evidence = scan.evidence;
+    results.push({
+      file: name,
+      fingerprints: evidence?.fingerprints ?? [],
+      skips: evidence?.skips ?? [],
+      urls: evidence?.urls ?? [],
+      attachments: evidence?.attachments ?? [],
+      verdict: scan.verdict,
+      score: scan.score,
+      report: scan.report.map(formatReportPart),
+    });
+  }
+  return results;
+}

@@ -1,0 +1,136 @@
+/**
+ * The scan core's one entry: a message, its envelope and its client in; a typed verdict out
+ * (types.ts). It knows no protocol: the relay, the milter, `nimbus check` and `nimbus report`
+ * all go through it, so a message gets the same verdict whichever way it comes.
+ *
+ * Failure policy (STYLE 4), per check:
+ * - the whole scan (waiting for room to analyse, parsing, every check) has NIMBUS_SCAN_TIMEOUT_MS;
+ *   past it the message goes on with verdict `unknown` and `tests=NIMBUS_SCAN_TIMEOUT`;
+ * - a scan that throws (a bug) gives `unknown` too: mail is never lost or held for Nimbus's failure;
+ * - a lookup that fails or runs out of its own budget lets mail through on local data (lookups.ts);
+ * - a message too large to parse keeps only its IP, network and GTUBE (analyse.ts).
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { ImageHashCache } from '../fingerprint/image-cache.js';
+import type { LookupResult } from '../reputation/api.js';
+import { selectSamples } from '../stats/samples.js';
+import { AnalysisGate } from './analysis-gate.js';
+import { analyseMessage, type Analysed } from './analyse.js';
+import type { Feedback } from './feedback.js';
+import { judge } from './judge.js';
+import type { ReputationLookups, RemoteOutcome } from './lookups.js';
+import { spamTrapHits } from './traps.js';
+import type { Evidence, MessageScanner, ScanOutcome, ScanRequest, ScanResult, ScanTimings, Verdict } from './types.js';
+import { decide, scanResult, undecided } from './verdict.js';
+
+export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'>;
+
+/** What a scan uses; replaced whole on reload, so one scan never mixes two configurations. */
+export interface ScanParts {
+  readonly policy: ScanPolicy;
+  /** Null: nothing is looked up (every fingerprint `unknown`; GTUBE and traps still count). */
+  readonly lookups: ReputationLookups | null;
+  /** Null: spam-trap hits teach nothing. */
+  readonly feedback: Feedback | null;
+  /** Largest attachment sample this configuration captures; 0: none. */
+  readonly sampleMaxBytes: number;
+  /** Hashes of images seen before (undefined: every image is decoded). */
+  readonly imageHashes: ImageHashCache | undefined;
+}
+
+export interface ScanObserver {
+  /** Every scan's outcome (a timeout or failure is a metric an admin watches). */
+  scanned?(outcome: ScanOutcome): void;
+}
+
+export interface ScannerOptions extends ScanParts {
+  readonly log: Logger;
+  readonly gate?: AnalysisGate;
+  readonly observer?: ScanObserver;
+}
+
+export class Scanner implements MessageScanner {
+  #parts: ScanParts;
+  readonly #log: Logger;
+  readonly #gate: AnalysisGate;
+  readonly #observer: ScanObserver | undefined;
+
+  constructor(options: ScannerOptions) {
+    this.#parts = options;
+    this.#log = options.log;
+    this.#gate = options.gate ?? new AnalysisGate();
+    this.#observer = options.observer;
+  }
+
+  /** SIGHUP: new policy, lookups and feedback for the next scans; scans under way keep theirs. */
+  reload(parts: ScanParts): void {
+    this.#parts = parts;
+  }
+
+  async scan(request: ScanRequest): Promise<ScanResult> {
+    const parts = this.#parts;
+    const started = performance.now();
+    const trapHits = spamTrapHits(parts.policy, request.envelope.rcptTo);
+    const context = { trapHits, recipients: request.envelope.rcptTo.length, trustedClient: request.client.trusted };
+    let expired = false;
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), parts.policy.scanTimeoutMs)));
+    // A message still waiting for the gate when the budget runs out is never analysed: its front
+    // has moved on and may have dropped its bytes.
+    const work = this.#gate.run(request.message.size, () => (expired ? Promise.resolve(null) : this.#scanNow(request, parts, trapHits, started)));
+    try {
+      const result = await Promise.race([work, budget]);
+      if (result === 'timeout') {
+        expired = true;
+        work.catch((error: unknown) => this.#log.debug({ event: 'scan_late_failure', id: request.id, err: error }, 'a scan that had timed out failed later'));
+        this.#log.warn({ event: 'scan_timeout', id: request.id, size: request.message.size, ms: Math.round(performance.now() - started) }, 'scan time budget ran out: verdict unknown');
+        return this.#settled(undecided('timeout', { ...context, timings: totalOnly(started) }, parts.policy));
+      }
+      return this.#settled(result!);
+    } catch (error) {
+      this.#log.error({ event: 'scan_failed', id: request.id, err: error }, 'scan failed: verdict unknown');
+      return this.#settled(undecided('failed', { ...context, timings: totalOnly(started) }, parts.policy));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #settled(result: ScanResult): ScanResult {
+    this.#observer?.scanned?.(result.outcome);
+    return result;
+  }
+
+  async #scanNow(request: ScanRequest, parts: ScanParts, trapHits: readonly string[], started: number): Promise<ScanResult> {
+    const queuedMs = performance.now() - started;
+    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes });
+    const analysisMs = performance.now() - started - queuedMs;
+    if (trapHits.length > 0 && parts.feedback !== null) {
+      // A trap address has no real reader: whatever reaches it is spam, and teaches the network.
+      await parts.feedback.report('spam', analysed.fingerprints, 'trap', { background: true }).catch((error: unknown) => {
+        this.#log.warn({ event: 'trap.feedback_failed', id: request.id, err: String(error) }, 'spam-trap feedback failed');
+      });
+    }
+    const onlyTraps = trapHits.length > 0 && trapHits.length === request.envelope.rcptTo.length;
+    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube);
+    const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
+    const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
+    const evidence = evidenceOf(analysed, decided.verdict, judgement?.outcome.remote ?? 'disabled', judgement?.outcome.results ?? new Map(), parts.sampleMaxBytes);
+    return scanResult(decided, { judgement, trapHits, trustedClient: request.client.trusted, evidence, timings, outcome: 'scanned' }, parts.policy);
+  }
+}
+
+function evidenceOf(analysed: Analysed, verdict: Verdict, remote: RemoteOutcome, results: ReadonlyMap<string, LookupResult>, sampleMaxBytes: number): Evidence {
+  return {
+    fingerprints: analysed.fingerprints,
+    urls: analysed.urls,
+    attachments: analysed.attachments.map(({ content: _bytes, ...info }) => info),
+    skips: analysed.skips,
+    remote,
+    samples: selectSamples(analysed.attachments, (text) => results.get(text)?.verdict, verdict, sampleMaxBytes),
+  };
+}
+
+function totalOnly(started: number): ScanTimings {
+  return { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: performance.now() - started };
+}

@@ -1,0 +1,86 @@
+/**
+ * Policy: from the judgement of a message's fingerprints (and its spam-trap recipients) to the
+ * typed verdict every front acts on: verdict, score, action, `tests=`, report and header edits.
+ * Pure: no lookups, no clock, no protocol.
+ */
+import type { Config } from '../config.js';
+import { VERDICT_FIELD_PREFIXES, verdictHeaderFields } from './headers.js';
+import type { Judgement } from './judge.js';
+import type { Evidence, ReportPart, ScanAction, ScanOutcome, ScanResult, ScanTimings, Verdict } from './types.js';
+
+export type VerdictPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag'>;
+
+export const SPAMTRAP_TEST = 'NIMBUS_SPAMTRAP';
+export const SCAN_TIMEOUT_TEST = 'NIMBUS_SCAN_TIMEOUT';
+
+export function actionFor(score: number, policy: Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction'>): ScanAction {
+  if (score >= policy.rejectScore) return policy.spamAction;
+  if (score >= policy.tagScore) return 'tag';
+  return 'deliver';
+}
+
+interface Decided {
+  readonly verdict: Verdict;
+  readonly score: number;
+  readonly action: ScanAction;
+  readonly tests: readonly string[];
+  readonly report: readonly ReportPart[];
+  readonly subjectTag: boolean;
+}
+
+/**
+ * Only traps among the recipients: nothing to deliver, and the message is spam at the reject
+ * score. Traps beside real recipients: the real ones get it as spam at (at least) the reject
+ * score, so the configured action applies to them; never a silent drop behind a 250.
+ */
+export function decide(judgement: Judgement | null, trapHits: readonly string[], recipients: number, policy: VerdictPolicy): Decided {
+  if (trapHits.length > 0 && trapHits.length === recipients) {
+    return { verdict: 'spam', score: policy.rejectScore, action: 'trap', tests: [SPAMTRAP_TEST], report: [], subjectTag: false };
+  }
+  const { scored, tests, parts } = judgement!;
+  if (trapHits.length > 0) {
+    const score = Math.max(scored.score, policy.rejectScore);
+    return { verdict: 'spam', score, action: actionFor(score, policy), tests: [SPAMTRAP_TEST, ...tests], report: parts, subjectTag: true };
+  }
+  return { verdict: scored.verdict, score: scored.score, action: actionFor(scored.score, policy), tests, report: parts, subjectTag: scored.verdict === 'spam' };
+}
+
+export function scanResult(
+  decided: Decided,
+  context: { judgement: Judgement | null; trapHits: readonly string[]; trustedClient: boolean; evidence: Evidence | null; timings: ScanTimings; outcome: ScanOutcome },
+  policy: VerdictPolicy,
+): ScanResult {
+  return {
+    outcome: context.outcome,
+    verdict: decided.verdict,
+    score: decided.score,
+    required: policy.tagScore,
+    action: decided.action,
+    tests: decided.tests,
+    fingerprints: context.judgement?.fingerprints ?? [],
+    report: decided.report,
+    trapHits: context.trapHits,
+    headers: {
+      add: verdictHeaderFields({ verdict: decided.verdict, score: decided.score, required: policy.tagScore, parts: decided.report, tests: decided.tests }),
+      removePrefixes: context.trustedClient ? [] : VERDICT_FIELD_PREFIXES,
+      subjectTag: decided.subjectTag && policy.subjectTag !== '' ? policy.subjectTag : null,
+    },
+    evidence: context.evidence,
+    timings: context.timings,
+  };
+}
+
+/**
+ * What is stamped when the scan could not decide (it timed out or failed): `unknown`, delivered,
+ * never held. Spam-trap recipients are still never delivered to: with only traps, `trap`.
+ */
+export function undecided(
+  outcome: Exclude<ScanOutcome, 'scanned'>,
+  context: { trapHits: readonly string[]; recipients: number; trustedClient: boolean; timings: ScanTimings },
+  policy: VerdictPolicy,
+): ScanResult {
+  const onlyTraps = context.trapHits.length > 0 && context.trapHits.length === context.recipients;
+  const tests = outcome === 'timeout' ? [SCAN_TIMEOUT_TEST] : [];
+  const decided: Decided = { verdict: 'unknown', score: 0, action: onlyTraps ? 'trap' : 'deliver', tests, report: [], subjectTag: false };
+  return scanResult(decided, { judgement: null, trapHits: context.trapHits, trustedClient: context.trustedClient, evidence: null, timings: context.timings, outcome }, policy);
+}
