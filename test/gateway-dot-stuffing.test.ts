@@ -1,5 +1,5 @@
 import test from 'ava';
-import { DotStuffing } from '../src/gateway/next-hop.js';
+import { DotStuffing } from '../src/gateway/dot-stuffing.js';
 
 /** RFC 5321 4.5.2 byte by byte: a dot that starts a line is doubled; the end is CRLF . CRLF. */
 function stuffedByRule(chunks: readonly Buffer[]): Buffer {
