@@ -21,6 +21,7 @@ import { AnalysisGate } from './analysis-gate.js';
 import { NextHopPool } from './hop-pool.js';
 import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
+import { checkRecipient } from './recipient-policy.js';
 import { ENHANCED_CODE_PREFIX, SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
 import { MessageSpool } from './spool.js';
 
@@ -379,10 +380,14 @@ class Gateway implements RunningGateway {
     const transaction = state.transaction;
     if (!transaction) throw new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
     const recipient = address.address;
-    const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase();
-    if (!this.#trusted(session.remoteAddress) && !relayDomainMatches(this.#config.relayDomains, domain)) {
+    const verdict = checkRecipient(recipient, this.#trusted(session.remoteAddress), this.#config.relayDomains);
+    if (verdict === 'relay-denied') {
       state.log.info({ event: 'relay_denied', rcpt: recipient }, 'relay denied');
       throw new SmtpReplyError(SMTP_REPLIES.RELAY_DENIED);
+    }
+    if (verdict === 'routing-refused') {
+      state.log.info({ event: 'routing_refused', rcpt: recipient }, 'sender-specified routing refused');
+      throw new SmtpReplyError(SMTP_REPLIES.ROUTING_REFUSED);
     }
     if (session.envelope.rcptTo.length >= this.#config.maxRecipients) throw new SmtpReplyError(SMTP_REPLIES.TOO_MANY_RECIPIENTS);
     if (this.#config.spamtraps.includes(recipient.toLowerCase())) {
@@ -568,16 +573,6 @@ async function collect(parts: readonly Part[]): Promise<Buffer> {
     else for await (const chunk of part()) chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
-}
-
-/** `example.com` matches itself; `*.example.com` and `.example.com` match its subdomains. */
-export function relayDomainMatches(relayDomains: readonly string[], domain: string): boolean {
-  const d = domain.replace(/^\[|\]$/g, '').toLowerCase();
-  return relayDomains.some((entry) => {
-    if (entry.startsWith('*.')) return d.endsWith(entry.slice(1));
-    if (entry.startsWith('.')) return d.endsWith(entry);
-    return d === entry;
-  });
 }
 
 /** 12 upper-case hex digits, like a Postfix queue id: unique enough, short in logs. */
