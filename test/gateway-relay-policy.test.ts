@@ -1,6 +1,6 @@
 /**
  * Relay policy against clients outside NIMBUS_TRUSTED_NETWORKS, on the wire: sender-specified
- * routing, the cap on refused recipients. The gateway trusts only 127.0.0.1;
+ * routing, the cap on refused recipients, XCLIENT/XFORWARD. The gateway trusts only 127.0.0.1;
  * the untrusted client connects from 127.0.0.2.
  */
 import test from 'ava';
@@ -199,6 +199,29 @@ test('a trusted client is never disconnected for refused recipients', async (t) 
     ]);
     t.deepEqual(replies.slice(3, 8), Array(5).fill('550 5.1.1 User unknown'));
     t.regex(replies.at(-1) ?? '', /^221 /);
+  } finally {
+    await stop();
+  }
+});
+
+test('XCLIENT and XFORWARD from an untrusted client are not advertised and are refused with 550 5.7.0', async (t) => {
+  const { port, stop } = await setup();
+  try {
+    const replies = await smtpDialogue(port, [
+      'EHLO client.example',
+      'XCLIENT ADDR=127.0.0.1',
+      'XFORWARD ADDR=127.0.0.1',
+      'MAIL FROM:<a@example.net>',
+      'RCPT TO:<victim@elsewhere.example>',
+      'QUIT',
+    ], '127.0.0.1', UNTRUSTED);
+    t.notRegex(replies[1] ?? '', /XCLIENT|XFORWARD/);
+    t.is(replies[2], '550 5.7.0 XCLIENT and XFORWARD are accepted only from trusted networks');
+    t.is(replies[3], '550 5.7.0 XCLIENT and XFORWARD are accepted only from trusted networks');
+    t.is(replies[5], '550 5.7.1 Relay access denied', 'the session stays the untrusted client\'s');
+    const trusted = await smtpDialogue(port, ['EHLO mta.example', 'XFORWARD ADDR=203.0.113.7', 'QUIT']);
+    t.regex(trusted[1] ?? '', /XFORWARD/);
+    t.regex(trusted[2] ?? '', /^250 /);
   } finally {
     await stop();
   }

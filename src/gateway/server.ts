@@ -59,6 +59,12 @@ interface ConnectionState {
   hangUpAfterReply: boolean;
 }
 
+/**
+ * Disabled for untrusted sessions, so smtp-server neither advertises them nor runs them, but it
+ * would answer them as unknown (500 5.5.2): they are known, and refused (550 5.7.0).
+ */
+const PROXY_COMMANDS: ReadonlySet<string> = new Set(['XCLIENT', 'XFORWARD']);
+
 type Part = Buffer | (() => Readable);
 
 interface PatchableConnection {
@@ -245,6 +251,7 @@ class Gateway implements RunningGateway {
 
   #onConnect(session: SMTPServerSession, callback: (error?: Error | null) => void): void {
     const trusted = this.#trusted(session.remoteAddress);
+    // Disabled commands are not advertised in the EHLO reply (README: offered only to trusted networks).
     session.disabledCommands = trusted ? ['AUTH'] : ['AUTH', 'XCLIENT', 'XFORWARD'];
     const state = newConnectionState(this.#log.child({ cid: session.id, client: session.remoteAddress }));
     const connections = (this.#server as unknown as { connections: Set<PatchableConnection> }).connections;
@@ -252,6 +259,11 @@ class Gateway implements RunningGateway {
       if (connection.session !== session) continue;
       const send = connection.send.bind(connection);
       connection.send = (code, data, context) => {
+        // smtp-server names the command as the context of its "command not recognized".
+        if (!trusted && code === 500 && typeof context === 'string' && PROXY_COMMANDS.has(context)) {
+          send(SMTP_REPLIES.PROXY_COMMAND_REFUSED.code, formatReplyText(SMTP_REPLIES.PROXY_COMMAND_REFUSED), false);
+          return;
+        }
         // Our texts carry their exact enhanced code (smtp-replies.ts): stop smtp-server adding one.
         send(code, data, context === undefined && typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) ? false : context);
         if (state.hangUpAfterReply && code >= 400) {

@@ -33,6 +33,8 @@ export const SMTP_REPLIES = Object.freeze({
    * (Postfix's smtpd_hard_error_limit, whose reply is `421 4.7.0 … Error: too many errors`).
    */
   TOO_MANY_REFUSED_RECIPIENTS: reply(421, '4.7.0', 'Too many refused recipients, closing connection'),
+  /** XCLIENT or XFORWARD from a client outside NIMBUS_TRUSTED_NETWORKS (neither is advertised to it). */
+  PROXY_COMMAND_REFUSED: reply(550, '5.7.0', 'XCLIENT and XFORWARD are accepted only from trusted networks'),
   /** SIZE= over the limit, or more bytes than the limit arrived in DATA. */
   MESSAGE_TOO_BIG: reply(552, '5.3.4', 'Message exceeds the fixed maximum message size'),
   /** NIMBUS_MAX_RECIPIENTS reached: the sender sends the rest in another transaction. */
