@@ -38,6 +38,12 @@ export interface Config {
   readonly trustedBlockList: BlockList;
   readonly maxMessageSize: number;
   readonly maxRecipients: number;
+  /**
+   * Refused recipients a client outside trustedNetworks may have in one session: the last one's
+   * refusal is followed by 421 and the connection is closed (Postfix's smtpd_hard_error_limit).
+   * A message accepted from the session starts the count again.
+   */
+  readonly maxRefusedRecipients: number;
   readonly maxConnections: number;
   readonly socketTimeoutMs: number;
   /** Messages larger than this are spooled to disk instead of held in memory. */
@@ -328,6 +334,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
     trustedBlockList,
     maxMessageSize: size('NIMBUS_MAX_MESSAGE_SIZE', '25MB'),
     maxRecipients: num('NIMBUS_MAX_RECIPIENTS', 1000, { min: 1, integer: true }),
+    maxRefusedRecipients: num('NIMBUS_MAX_REFUSED_RECIPIENTS', 20, { min: 1, integer: true }),
     maxConnections: num('NIMBUS_MAX_CONNECTIONS', 500, { min: 1, integer: true }),
     socketTimeoutMs: num('NIMBUS_SOCKET_TIMEOUT_MS', 300_000, { min: 1000, integer: true }),
     spoolThreshold: size('NIMBUS_SPOOL_THRESHOLD', '1MB'),

@@ -14,6 +14,7 @@ test('defaults from DESIGN.md apply when no variable is set', (t) => {
   t.is(config.tagScore, 5);
   t.is(config.rejectScore, 15);
   t.is(config.lookupTimeoutMs, 300);
+  t.is(config.maxRefusedRecipients, 20);
   t.true(inBlockList(config.trustedBlockList, '127.0.0.1'));
   t.true(inBlockList(config.trustedBlockList, '::1'));
   t.true(inBlockList(config.trustedBlockList, '::ffff:127.0.0.5'));

@@ -24,6 +24,7 @@ import { Maildir } from './maildir.js';
 import { NextHopPool } from './hop-pool.js';
 import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
+import { checkRecipient } from './recipient-policy.js';
 import { ENHANCED_CODE_PREFIX, SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
 import { MessageSpool } from './spool.js';
 
@@ -55,7 +56,17 @@ interface ConnectionState {
   readonly log: Logger;
   hop: NextHopSession | null;
   transaction: Transaction | null;
+  /** Recipients refused to an untrusted client since the session began or last had a message accepted. */
+  refusedRecipients: number;
+  /** The next error reply is the session's last: 421 follows it and the connection closes. */
+  hangUpAfterReply: boolean;
 }
+
+/**
+ * Disabled for untrusted sessions, so smtp-server neither advertises them nor runs them, but it
+ * would answer them as unknown (500 5.5.2): they are known, and refused (550 5.7.0).
+ */
+const PROXY_COMMANDS: ReadonlySet<string> = new Set(['XCLIENT', 'XFORWARD']);
 
 type Part = Buffer | (() => Readable);
 
@@ -247,20 +258,30 @@ class Gateway implements RunningGateway {
 
   #onConnect(session: SMTPServerSession, callback: (error?: Error | null) => void): void {
     const trusted = this.#trusted(session.remoteAddress);
+    // Disabled commands are not advertised in the EHLO reply (README: offered only to trusted networks).
     session.disabledCommands = trusted ? ['AUTH'] : ['AUTH', 'XCLIENT', 'XFORWARD'];
+    const state = newConnectionState(this.#log.child({ cid: session.id, client: session.remoteAddress }));
     const connections = (this.#server as unknown as { connections: Set<PatchableConnection> }).connections;
     for (const connection of connections) {
       if (connection.session !== session) continue;
-      // Our texts carry their exact enhanced code (smtp-replies.ts): stop smtp-server adding one.
       const send = connection.send.bind(connection);
-      connection.send = (code, data, context) =>
+      connection.send = (code, data, context) => {
+        // smtp-server names the command as the context of its "command not recognized".
+        if (!trusted && code === 500 && typeof context === 'string' && PROXY_COMMANDS.has(context)) {
+          send(SMTP_REPLIES.PROXY_COMMAND_REFUSED.code, formatReplyText(SMTP_REPLIES.PROXY_COMMAND_REFUSED), false);
+          return;
+        }
+        // Our texts carry their exact enhanced code (smtp-replies.ts): stop smtp-server adding one.
         send(code, data, context === undefined && typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) ? false : context);
+        if (state.hangUpAfterReply && code >= 400) {
+          state.hangUpAfterReply = false;
+          // smtp-server closes the connection on any 421 it sends, here before its parser hands
+          // over a command the client pipelined after the refused one: that one gets no reply.
+          send(SMTP_REPLIES.TOO_MANY_REFUSED_RECIPIENTS.code, formatReplyText(SMTP_REPLIES.TOO_MANY_REFUSED_RECIPIENTS), false);
+        }
+      };
     }
-    this.#connections.set(session.id, {
-      log: this.#log.child({ cid: session.id, client: session.remoteAddress }),
-      hop: null,
-      transaction: null,
-    });
+    this.#connections.set(session.id, state);
     callback();
   }
 
@@ -277,7 +298,7 @@ class Gateway implements RunningGateway {
   #state(session: SMTPServerSession): ConnectionState {
     let state = this.#connections.get(session.id);
     if (!state) {
-      state = { log: this.#log.child({ cid: session.id }), hop: null, transaction: null };
+      state = newConnectionState(this.#log.child({ cid: session.id }));
       this.#connections.set(session.id, state);
     }
     return state;
@@ -386,10 +407,15 @@ class Gateway implements RunningGateway {
     const transaction = state.transaction;
     if (!transaction) throw new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
     const recipient = address.address;
-    const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase();
-    if (!this.#trusted(session.remoteAddress) && !relayDomainMatches(this.#config.relayDomains, domain)) {
+    const trusted = this.#trusted(session.remoteAddress);
+    const verdict = checkRecipient(recipient, trusted, this.#config.relayDomains);
+    if (verdict === 'relay-denied') {
       state.log.info({ event: 'relay_denied', rcpt: recipient }, 'relay denied');
-      throw new SmtpReplyError(SMTP_REPLIES.RELAY_DENIED);
+      throw this.#recipientRefused(state, trusted, new SmtpReplyError(SMTP_REPLIES.RELAY_DENIED));
+    }
+    if (verdict === 'routing-refused') {
+      state.log.info({ event: 'routing_refused', rcpt: recipient }, 'sender-specified routing refused');
+      throw this.#recipientRefused(state, trusted, new SmtpReplyError(SMTP_REPLIES.ROUTING_REFUSED));
     }
     if (session.envelope.rcptTo.length >= this.#config.maxRecipients) throw new SmtpReplyError(SMTP_REPLIES.TOO_MANY_RECIPIENTS);
     if (isSpamTrap(this.#config, recipient)) {
@@ -399,9 +425,26 @@ class Gateway implements RunningGateway {
     }
     if (this.#config.nextHop !== null) {
       const reply = await this.#hopCommand(state, (hop) => hop.rcpt(recipient));
-      if (reply.code >= 300) throw mirroredReplyError(reply.code, reply.text);
+      if (reply.code >= 300) throw this.#recipientRefused(state, trusted, mirroredReplyError(reply.code, reply.text));
     }
     transaction.relayRcpts.push(recipient);
+  }
+
+  /**
+   * Counts a refused recipient of an untrusted client (relay policy or the next hop's refusal;
+   * not 452 for too many recipients, which only asks for another transaction) and, at
+   * NIMBUS_MAX_REFUSED_RECIPIENTS, ends the session after this refusal, as Postfix's
+   * smtpd_hard_error_limit does. Trusted MTAs are not cut off: they relay queued mail whose
+   * recipients the next hop may refuse by the dozen, and a 421 would only defer it to fail again.
+   */
+  #recipientRefused(state: ConnectionState, trusted: boolean, refusal: SmtpReplyError): SmtpReplyError {
+    if (trusted) return refusal;
+    state.refusedRecipients++;
+    if (state.refusedRecipients >= this.#config.maxRefusedRecipients) {
+      state.hangUpAfterReply = true;
+      state.log.info({ event: 'refused_recipients_limit', refused: state.refusedRecipients }, 'too many refused recipients, connection closed');
+    }
+    return refusal;
   }
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
@@ -528,6 +571,8 @@ class Gateway implements RunningGateway {
       'message processed',
     );
     if (reply) throw reply;
+    // A message accepted forgives earlier refusals (Postfix counts errors "without delivering mail").
+    state.refusedRecipients = 0;
     // smtp-server adds 2.6.0 (DATA_OK) to a successful DATA reply itself.
     return `${SMTP_REPLIES.MESSAGE_ACCEPTED.text} ${transaction.queueId}`;
   }
@@ -564,6 +609,10 @@ class Gateway implements RunningGateway {
   }
 }
 
+function newConnectionState(log: Logger): ConnectionState {
+  return { log, hop: null, transaction: null, refusedRecipients: 0, hangUpAfterReply: false };
+}
+
 async function collect(parts: readonly Part[]): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for (const part of parts) {
@@ -571,16 +620,6 @@ async function collect(parts: readonly Part[]): Promise<Buffer> {
     else for await (const chunk of part()) chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
-}
-
-/** `example.com` matches itself; `*.example.com` and `.example.com` match its subdomains. */
-export function relayDomainMatches(relayDomains: readonly string[], domain: string): boolean {
-  const d = domain.replace(/^\[|\]$/g, '').toLowerCase();
-  return relayDomains.some((entry) => {
-    if (entry.startsWith('*.')) return d.endsWith(entry.slice(1));
-    if (entry.startsWith('.')) return d.endsWith(entry);
-    return d === entry;
-  });
 }
 
 /** 12 upper-case hex digits, like a Postfix queue id: unique enough, short in logs. */

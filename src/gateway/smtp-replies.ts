@@ -21,6 +21,20 @@ const reply = (code: number, enhanced: string, text: string): SmtpReply => Objec
 export const SMTP_REPLIES = Object.freeze({
   /** Recipient outside NIMBUS_RELAY_DOMAINS from a client outside NIMBUS_TRUSTED_NETWORKS. */
   RELAY_DENIED: reply(550, '5.7.1', 'Relay access denied'),
+  /**
+   * Recipient in a relay domain with sender-specified routing in its local part (`%`, `!` or
+   * `@`, quoted or not: recipient-policy.ts) from a client outside NIMBUS_TRUSTED_NETWORKS, as
+   * Postfix's allow_untrusted_routing=no refuses it.
+   */
+  ROUTING_REFUSED: reply(550, '5.7.1', 'Relay access denied: sender-specified routing (%, ! or @ in the local part) is refused'),
+  /**
+   * The NIMBUS_MAX_REFUSED_RECIPIENTS-th refused recipient of a client outside
+   * NIMBUS_TRUSTED_NETWORKS: sent right after that refusal, then the connection is closed
+   * (Postfix's smtpd_hard_error_limit, whose reply is `421 4.7.0 … Error: too many errors`).
+   */
+  TOO_MANY_REFUSED_RECIPIENTS: reply(421, '4.7.0', 'Too many refused recipients, closing connection'),
+  /** XCLIENT or XFORWARD from a client outside NIMBUS_TRUSTED_NETWORKS (neither is advertised to it). */
+  PROXY_COMMAND_REFUSED: reply(550, '5.7.0', 'XCLIENT and XFORWARD are accepted only from trusted networks'),
   /** SIZE= over the limit, or more bytes than the limit arrived in DATA. */
   MESSAGE_TOO_BIG: reply(552, '5.3.4', 'Message exceeds the fixed maximum message size'),
   /** NIMBUS_MAX_RECIPIENTS reached: the sender sends the rest in another transaction. */

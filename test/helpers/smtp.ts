@@ -280,10 +280,11 @@ export function readBytes(path: string): Buffer {
  * A minimal SMTP dialogue for what swaks cannot express (MAIL parameters such as SMTPUTF8):
  * sends each command after the previous reply; `DATA` content is a command too (send it with its
  * final `\r\n.`). Returns every reply (multi-line replies joined with `\n`), greeting first.
+ * `localAddress` is the client's own address, e.g. 127.0.0.2 to be outside a trusted 127.0.0.1.
  */
-export async function smtpDialogue(port: number, commands: readonly string[], host = '127.0.0.1'): Promise<string[]> {
+export async function smtpDialogue(port: number, commands: readonly string[], host = '127.0.0.1', localAddress?: string): Promise<string[]> {
   const { connect } = await import('node:net');
-  const socket = connect({ host, port });
+  const socket = connect({ host, port, ...(localAddress ? { localAddress } : {}) });
   const replies: string[] = [];
   let buffer = '';
   let current: string[] = [];
