@@ -1,31 +1,29 @@
 /**
- * `startGateway`: the SMTP listener (smtp-server) and, per message, the before-queue path:
- * relay policy at RCPT, next hop in lockstep (next-hop.ts), spool, inspection, header edits,
- * relay or Maildir, observer, then the sender's final reply. No process-wide state: several
- * gateways may run in one process (tests) or one per worker process.
+ * `startGateway`: the SMTP listener (smtp-server) and its sessions. Per message, the
+ * before-queue path: relay policy at RCPT (recipient-policy.ts), the next hop in lockstep
+ * (hop-lockstep.ts, next-hop.ts), then at DATA the spool, the scan, the verdict's action and the
+ * record (message-path.ts) before the sender's final reply. Where smtp-server's internals are
+ * reached into is smtp-server-patches.ts. No process-wide state: several gateways may run in one
+ * process (tests) or one per worker process.
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { reverse } from 'node:dns';
-import type { BlockList, Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { BlockList } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { inBlockList, type Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { formatHeaderField } from '../scan/headers.js';
 import { Scanner } from '../scan/scanner.js';
 import { isSpamTrap } from '../scan/traps.js';
-import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
-import { undecided } from '../scan/verdict.js';
-import { stripVerdictFields, tagSubject } from './header-block.js';
+import type { MessageScanner } from '../scan/types.js';
 import type { GatewayHooks } from './hooks.js';
+import { HopLockstep } from './hop-lockstep.js';
 import { Maildir } from './maildir.js';
+import { relayMessage, type RelayClient } from './message-path.js';
 import { NextHopPool } from './hop-pool.js';
-import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
-import { formatReceived } from './received.js';
 import { checkRecipient } from './recipient-policy.js';
-import { ENHANCED_CODE_PREFIX, SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
+import { newConnectionState, newQueueId, type ConnectionState, type Transaction } from './session-state.js';
+import { connectionsOf, greetTrustedAtOnce, patchReplies } from './smtp-server-patches.js';
+import { protocolOptions } from './smtp-options.js';
+import { SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
 import { MessageSpool } from './spool.js';
 
 export interface RunningGateway {
@@ -42,51 +40,6 @@ export async function startGateway(config: Config, log: Logger, hooks: GatewayHo
   return gateway;
 }
 
-/** What one transaction (MAIL … final reply) has gathered. */
-interface Transaction {
-  readonly queueId: string;
-  readonly started: number;
-  readonly mailFrom: string;
-  readonly relayRcpts: string[];
-  readonly trapRcpts: string[];
-}
-
-/** Per SMTP connection: its logger, its next-hop session, its current transaction. */
-interface ConnectionState {
-  readonly log: Logger;
-  hop: NextHopSession | null;
-  transaction: Transaction | null;
-  /** Recipients refused to an untrusted client since the session began or last had a message accepted. */
-  refusedRecipients: number;
-  /** The next error reply is the session's last: 421 follows it and the connection closes. */
-  hangUpAfterReply: boolean;
-}
-
-/**
- * Disabled for untrusted sessions, so smtp-server neither advertises them nor runs them, but it
- * would answer them as unknown (500 5.5.2): they are known, and refused (550 5.7.0).
- */
-const PROXY_COMMANDS: ReadonlySet<string> = new Set(['XCLIENT', 'XFORWARD']);
-
-type Part = Buffer | (() => Readable);
-
-interface PatchableConnection {
-  session: SMTPServerSession;
-  remoteAddress: string;
-  _socket: Socket;
-  _ready: boolean;
-  _closing: boolean;
-  connectionReady(next?: () => void): void;
-  send(code: number, data?: string | string[], context?: string | false): void;
-  close(): void;
-}
-
-/** The parts of SMTPServer that the trusted-client greeting (#greetTrustedAtOnce) reaches into. */
-interface PatchableServer {
-  connections: Set<PatchableConnection>;
-  connect(socket: Socket, options: unknown): void;
-}
-
 class Gateway implements RunningGateway {
   #config: Config;
   #log: Logger;
@@ -100,6 +53,7 @@ class Gateway implements RunningGateway {
   #closing = false;
   #maildir: Maildir | null = null;
   #pool = new NextHopPool();
+  #hops = new HopLockstep(this.#pool, () => this.#config);
   #address = { host: '', port: 0 };
 
   constructor(config: Config, log: Logger, hooks: GatewayHooks) {
@@ -108,29 +62,7 @@ class Gateway implements RunningGateway {
     this.#hooks = hooks;
     this.#scanner = hooks.scanner ?? this.#policyOnlyScanner(config);
     this.#options = {
-      name: config.hostname,
-      banner: 'Nimbus ESMTP',
-      logger: false,
-      size: config.maxMessageSize,
-      // smtp-server answers 552 5.3.4 itself after reading the whole oversized stream.
-      rejectOversized: true,
-      maxClients: config.maxConnections,
-      socketTimeout: config.socketTimeoutMs,
-      closeTimeout: config.nextHopTimeoutMs * 2 + 10_000,
-      hideENHANCEDSTATUSCODES: false,
-      hideSTARTTLS: config.tls === null,
-      hideDSN: true,
-      hideREQUIRETLS: true,
-      authOptional: true,
-      disabledCommands: ['AUTH'],
-      // Enabled for everyone here, then disabled per session for untrusted clients (onConnect):
-      // smtp-server's own lists match exact addresses only, not NIMBUS_TRUSTED_NETWORKS's CIDRs.
-      useXClient: true,
-      useXForward: true,
-      // No reverse DNS for a trusted client: it is our own MTA (Postfix passes the real client's
-      // name with XFORWARD), and its lookup would hold the greeting of every connection.
-      resolver: { reverse: (ip, callback) => (this.#trusted(ip) ? callback(null, []) : reverse(ip, callback)) },
-      ...(config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : {}),
+      ...protocolOptions(config, (ip) => this.#trusted(ip)),
       onConnect: (session, callback) => this.#onConnect(session, callback),
       onMailFrom: (address, session, callback) => this.#callback(session, callback, () => this.#onMailFrom(address, session)),
       onRcptTo: (address, session, callback) => this.#callback(session, callback, () => this.#onRcptTo(address, session)),
@@ -151,7 +83,7 @@ class Gateway implements RunningGateway {
       onClose: (session) => this.#onClose(session),
     };
     this.#server = new SMTPServer(this.#options);
-    this.#greetTrustedAtOnce();
+    greetTrustedAtOnce(this.#server, (address) => this.#trusted(address), () => this.#options.maxClients);
     this.#server.on('error', (error) => this.#log.warn({ event: 'smtp_error', err: error }, 'SMTP connection error'));
     if (config.nextHop === null) this.#maildir = new Maildir(join(config.dataDir, 'maildir'));
   }
@@ -180,8 +112,7 @@ class Gateway implements RunningGateway {
     const stopped = new Promise<void>((resolve) => this.#server.server.close(() => resolve()));
     await new Promise<void>((resolve) => (this.#inFlight === 0 ? resolve() : this.#idleWaiters.push(resolve)));
     // Nothing is in flight: the remaining sessions are idle, end them the way smtp-server would.
-    const connections = (this.#server as unknown as { connections: Set<PatchableConnection> }).connections;
-    for (const connection of connections) {
+    for (const connection of connectionsOf(this.#server)) {
       connection.send(421, formatReplyText(SMTP_REPLIES.SHUTTING_DOWN), false);
       connection.close();
     }
@@ -213,34 +144,6 @@ class Gateway implements RunningGateway {
   }
 
   /**
-   * smtp-server waits 100 ms before its 220 on every connection to catch clients that talk
-   * first (hard-coded in SMTPConnection.init). That is worth it for strangers, but a trusted MTA
-   * (Postfix handing over its queue, one message per connection) would pay it for every message:
-   * with 20 connections it alone caps the relay near 200 messages/s. A trusted client is greeted
-   * as soon as it is accepted; the delayed call then finds the connection ready and does nothing.
-   */
-  #greetTrustedAtOnce(): void {
-    const server = this.#server as unknown as PatchableServer;
-    const connect = server.connect.bind(server);
-    server.connect = (socket, options) => {
-      connect(socket, options);
-      let connection: PatchableConnection | undefined;
-      for (const candidate of server.connections) if (candidate._socket === socket) connection = candidate;
-      if (!connection || connection._ready || connection._closing || !this.#trusted(connection.remoteAddress)) return;
-      // Over maxClients smtp-server has already answered 421 and greets nobody.
-      if (this.#options.maxClients && server.connections.size > this.#options.maxClients) return;
-      const ready = connection.connectionReady.bind(connection);
-      let started = false;
-      connection.connectionReady = (next) => {
-        if (started) return;
-        started = true;
-        ready(next);
-      };
-      connection.connectionReady();
-    };
-  }
-
-  /**
    * The last answer, for its address and list: a session asks up to five times, and sessions
    * from one MTA in front share an address (each BlockList check builds a SocketAddress, ~0.8%
    * of a worker's CPU on the 5 KB mix). A reloaded config brings a new list, so a new answer.
@@ -261,26 +164,7 @@ class Gateway implements RunningGateway {
     // Disabled commands are not advertised in the EHLO reply (README: offered only to trusted networks).
     session.disabledCommands = trusted ? ['AUTH'] : ['AUTH', 'XCLIENT', 'XFORWARD'];
     const state = newConnectionState(this.#log.child({ cid: session.id, client: session.remoteAddress }));
-    const connections = (this.#server as unknown as { connections: Set<PatchableConnection> }).connections;
-    for (const connection of connections) {
-      if (connection.session !== session) continue;
-      const send = connection.send.bind(connection);
-      connection.send = (code, data, context) => {
-        // smtp-server names the command as the context of its "command not recognized".
-        if (!trusted && code === 500 && typeof context === 'string' && PROXY_COMMANDS.has(context)) {
-          send(SMTP_REPLIES.PROXY_COMMAND_REFUSED.code, formatReplyText(SMTP_REPLIES.PROXY_COMMAND_REFUSED), false);
-          return;
-        }
-        // Our texts carry their exact enhanced code (smtp-replies.ts): stop smtp-server adding one.
-        send(code, data, context === undefined && typeof data === 'string' && ENHANCED_CODE_PREFIX.test(data) ? false : context);
-        if (state.hangUpAfterReply && code >= 400) {
-          state.hangUpAfterReply = false;
-          // smtp-server closes the connection on any 421 it sends, here before its parser hands
-          // over a command the client pipelined after the refused one: that one gets no reply.
-          send(SMTP_REPLIES.TOO_MANY_REFUSED_RECIPIENTS.code, formatReplyText(SMTP_REPLIES.TOO_MANY_REFUSED_RECIPIENTS), false);
-        }
-      };
-    }
+    patchReplies(this.#server, session, trusted, state);
     this.#connections.set(session.id, state);
     callback();
   }
@@ -326,13 +210,13 @@ class Gateway implements RunningGateway {
   }
 
   /** The client as a trusted MTA reported it (XCLIENT changes remoteAddress itself; XFORWARD does not). */
-  #client(session: SMTPServerSession): { ip: string; helo: string; name: string | null } {
+  #client(session: SMTPServerSession): RelayClient {
     const forwardedIp = session.xForward?.get('ADDR');
     const ip = typeof forwardedIp === 'string' && forwardedIp !== '' ? forwardedIp : session.remoteAddress;
     const pick = (value: string | number | false | undefined): string | null => (typeof value === 'string' && value !== '' && !value.startsWith('[') ? value : null);
     const helo = pick(session.xClient?.get('HELO')) ?? pick(session.xForward?.get('HELO')) ?? (session.hostNameAppearsAs || 'unknown');
     const name = pick(session.xForward?.get('NAME')) ?? (session.clientHostname || null);
-    return { ip, helo, name };
+    return { ip, helo, name, trusted: this.#trusted(session.remoteAddress) };
   }
 
   async #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -346,7 +230,7 @@ class Gateway implements RunningGateway {
       this.#begin();
       return;
     }
-    const reply = await this.#hopCommand(state, async (hop) => {
+    const reply = await this.#hops.command(state, async (hop) => {
       const args = address.args as unknown as Record<string, string | boolean> | false;
       const size = Number(args ? args.SIZE : undefined);
       return hop.mail(transaction.mailFrom, {
@@ -358,48 +242,6 @@ class Gateway implements RunningGateway {
     if (reply.code >= 300) throw mirroredReplyError(reply.code, reply.text);
     state.transaction = transaction;
     this.#begin();
-  }
-
-  /**
-   * Runs a command on this connection's next-hop session, first taking one for a new transaction
-   * (RSET of this connection's own session if a transaction is open there, else an idle pooled
-   * one, else a new one). Any failure of the next hop itself becomes 451 4.4.1.
-   */
-  async #hopCommand(state: ConnectionState, command: (hop: NextHopSession) => Promise<SmtpResponse>, fresh = false): Promise<SmtpResponse> {
-    const target = this.#config.nextHop!;
-    try {
-      if (fresh && state.hop?.usable && state.hop.inTransaction) {
-        const reset = await state.hop.rset().catch(() => null);
-        if (reset?.code !== 250) {
-          state.hop.close();
-          state.hop = null;
-        }
-      }
-      if (!state.hop?.usable) {
-        if (!fresh) throw new NextHopError('NEXT_HOP_DROPPED', 'next hop session lost during the transaction');
-        const pooled = this.#pool.take(target);
-        if (pooled) {
-          state.hop = pooled;
-          try {
-            return await command(pooled);
-          } catch (error) {
-            if (!(error instanceof NextHopError)) throw error;
-            // The next hop closed the idle session just as it was taken: nothing of this
-            // transaction has reached it, so a new session is as good.
-            pooled.close();
-            state.hop = null;
-          }
-        }
-        state.hop = await NextHopSession.open({ target, hostname: this.#config.hostname, timeoutMs: this.#config.nextHopTimeoutMs });
-      }
-      return await command(state.hop);
-    } catch (error) {
-      if (!(error instanceof NextHopError)) throw error;
-      state.log.warn({ event: 'next_hop_failed', code: error.code, err: error.message }, 'next hop unavailable, answered 451');
-      state.hop?.close();
-      state.hop = null;
-      throw new SmtpReplyError(SMTP_REPLIES.NEXT_HOP_UNAVAILABLE);
-    }
   }
 
   async #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -424,7 +266,7 @@ class Gateway implements RunningGateway {
       return;
     }
     if (this.#config.nextHop !== null) {
-      const reply = await this.#hopCommand(state, (hop) => hop.rcpt(recipient));
+      const reply = await this.#hops.command(state, (hop) => hop.rcpt(recipient));
       if (reply.code >= 300) throw this.#recipientRefused(state, trusted, mirroredReplyError(reply.code, reply.text));
     }
     transaction.relayRcpts.push(recipient);
@@ -456,7 +298,8 @@ class Gateway implements RunningGateway {
     }
     const spool = new MessageSpool(join(this.#config.dataDir, 'spool'), transaction.queueId, this.#config.spoolThreshold);
     try {
-      return await this.#process(stream, session, state, transaction, spool);
+      const context = { config: this.#config, scanner: this.#scanner, hooks: this.#hooks, maildir: this.#maildir, hops: this.#hops };
+      return await relayMessage(context, stream, session, state, transaction, spool, this.#client(session));
     } finally {
       spool.dispose();
     }
@@ -468,161 +311,4 @@ class Gateway implements RunningGateway {
       this.#end();
     }
   }
-
-  async #process(stream: SMTPServerDataStream, session: SMTPServerSession, state: ConnectionState, transaction: Transaction, spool: MessageSpool): Promise<string> {
-    // Read the stream to its end whatever happens (STYLE avoid-4), keeping nothing past the limit.
-    let spoolError: unknown = null;
-    let oversized = false;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (oversized || spoolError) continue;
-      if (spool.size + chunk.length > this.#config.maxMessageSize) {
-        oversized = true;
-        continue;
-      }
-      try {
-        await spool.write(chunk);
-      } catch (error) {
-        spoolError = error;
-      }
-    }
-    if (!spoolError) await spool.finish().catch((error: unknown) => (spoolError = error));
-    const client = this.#client(session);
-    const size = stream.byteLength;
-    const base = { event: 'message', queueId: transaction.queueId, clientIp: client.ip, helo: client.helo, from: transaction.mailFrom, rcptCount: transaction.relayRcpts.length + transaction.trapRcpts.length, size };
-    if (oversized || stream.sizeExceeded) {
-      await this.#resetHop(state);
-      state.log.info({ ...base, action: 'refused', reply: '552 5.3.4', ms: Date.now() - transaction.started }, 'message too big');
-      throw new SmtpReplyError(SMTP_REPLIES.MESSAGE_TOO_BIG);
-    }
-    if (spoolError) {
-      await this.#resetHop(state);
-      state.log.error({ ...base, err: spoolError }, 'spooling failed, answered 451');
-      throw new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
-    }
-
-    const trustedClient = this.#trusted(session.remoteAddress);
-    const request: ScanRequest = {
-      id: transaction.queueId,
-      message: { size, read: () => spool.readAll(), stream: () => spool.stream(0) },
-      envelope: { mailFrom: transaction.mailFrom, rcptTo: [...transaction.relayRcpts, ...transaction.trapRcpts] },
-      client: { ip: client.ip, helo: client.helo, name: client.name, trusted: trustedClient },
-    };
-    let scan: ScanResult;
-    try {
-      scan = await this.#scanner.scan(request);
-    } catch (error) {
-      state.log.error({ event: 'scan_failed', queueId: transaction.queueId, err: error }, 'scan failed, relaying with verdict unknown');
-      scan = undecided('failed', { trapHits: transaction.trapRcpts, recipients: request.envelope.rcptTo.length, trustedClient, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 } }, this.#config);
-    }
-
-    const parts = this.#relayParts(session, transaction, spool, scan, client);
-    let action = scan.action;
-    let nextHop: SmtpResponse | null = null;
-    let reply: SmtpReplyError | null = null;
-    let quarantineId: string | null = null;
-    if (action === 'quarantine' && !this.#hooks.quarantine) {
-      state.log.warn({ event: 'quarantine_unavailable', queueId: transaction.queueId }, 'quarantine requested but no quarantine configured: tagging instead');
-      action = 'tag';
-    }
-    if (action === 'reject') {
-      await this.#resetHop(state);
-      reply = new SmtpReplyError(SMTP_REPLIES.SPAM_REJECTED);
-    } else if (action === 'discard' || action === 'trap') {
-      await this.#resetHop(state);
-    } else if (action === 'quarantine') {
-      await this.#resetHop(state);
-      try {
-        const input = { queueId: transaction.queueId, clientIp: client.ip, clientHelo: client.helo, trustedClient, envelope: request.envelope, spamtrapHits: scan.trapHits, size };
-        quarantineId = await this.#hooks.quarantine!.store(input, await collect(parts));
-      } catch (error) {
-        state.log.error({ event: 'quarantine_failed', queueId: transaction.queueId, err: error }, 'quarantine failed, answered 451');
-        reply = new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
-      }
-    } else if (transaction.relayRcpts.length === 0) {
-      // Only spam-trap recipients: nothing to relay.
-      await this.#resetHop(state);
-    } else if (this.#config.nextHop !== null) {
-      try {
-        nextHop = await this.#hopCommand(state, (hop) => hop.data(parts));
-        if (nextHop.code >= 300) reply = mirroredReplyError(nextHop.code, nextHop.text);
-      } catch (error) {
-        if (!(error instanceof SmtpReplyError)) throw error;
-        reply = error;
-      }
-    } else {
-      try {
-        await this.#maildir!.deliver(parts);
-      } catch (error) {
-        state.log.error({ event: 'maildir_failed', queueId: transaction.queueId, err: error }, 'Maildir delivery failed, answered 451');
-        reply = new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
-      }
-    }
-
-    if (this.#hooks.observer && (reply === null || action === 'reject')) {
-      try {
-        await this.#hooks.observer.processed({ id: transaction.queueId, time: new Date(transaction.started), clientIp: client.ip, helo: client.helo, size, scan, action, nextHop });
-      } catch (error) {
-        state.log.error({ event: 'observer_failed', queueId: transaction.queueId, err: error }, 'statistics observer failed');
-      }
-    }
-    const final = reply ? `${reply.responseCode} ${reply.message}` : `250 ${formatReplyText(SMTP_REPLIES.MESSAGE_ACCEPTED)} ${transaction.queueId}`;
-    state.log.info(
-      { ...base, verdict: scan.verdict, score: scan.score, action, quarantineId, nextHop: nextHop ? `${nextHop.code} ${nextHop.text}` : null, reply: final, ms: Date.now() - transaction.started },
-      'message processed',
-    );
-    if (reply) throw reply;
-    // A message accepted forgives earlier refusals (Postfix counts errors "without delivering mail").
-    state.refusedRecipients = 0;
-    // smtp-server adds 2.6.0 (DATA_OK) to a successful DATA reply itself.
-    return `${SMTP_REPLIES.MESSAGE_ACCEPTED.text} ${transaction.queueId}`;
-  }
-
-  /** Abandons the next-hop transaction without DATA; the session stays for the next one. */
-  async #resetHop(state: ConnectionState): Promise<void> {
-    if (!state.hop?.usable) return;
-    const reset = await state.hop.rset().catch(() => null);
-    if (reset?.code !== 250) {
-      state.hop.close();
-      state.hop = null;
-    }
-  }
-
-  /** Received + verdict headers, then the (edited) header block, then the untouched body. */
-  #relayParts(session: SMTPServerSession, transaction: Transaction, spool: MessageSpool, scan: ScanResult, client: { ip: string; helo: string; name: string | null }): Part[] {
-    const received = formatReceived({
-      helo: client.helo,
-      clientHostname: client.name,
-      clientIp: client.ip,
-      hostname: this.#config.hostname,
-      protocol: session.transmissionType || 'ESMTP',
-      queueId: transaction.queueId,
-      recipients: transaction.relayRcpts,
-      date: new Date(transaction.started),
-    });
-    const prepended = Buffer.from([received, ...scan.headers.add.map(formatHeaderField)].map((field) => `${field}\r\n`).join(''), 'utf8');
-    const body = (start: number): Part[] => spool.chunksFrom(start) ?? [() => spool.stream(start)];
-    let block = spool.headerBlock();
-    if (block === null) return [prepended, ...body(0)];
-    block = stripVerdictFields(block, scan.headers.removePrefixes).block;
-    if (scan.headers.subjectTag !== null) block = tagSubject(block, scan.headers.subjectTag);
-    return [prepended, block, ...body(spool.headerLength)];
-  }
-}
-
-function newConnectionState(log: Logger): ConnectionState {
-  return { log, hop: null, transaction: null, refusedRecipients: 0, hangUpAfterReply: false };
-}
-
-async function collect(parts: readonly Part[]): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for (const part of parts) {
-    if (Buffer.isBuffer(part)) chunks.push(part);
-    else for await (const chunk of part()) chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** 12 upper-case hex digits, like a Postfix queue id: unique enough, short in logs. */
-function newQueueId(): string {
-  return randomBytes(6).toString('hex').toUpperCase();
 }

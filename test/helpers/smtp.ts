@@ -251,6 +251,9 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  // A client that resets its connection (the gateway ending a pooled session, a test dropping
+  // one) is an event a real next hop shrugs off; unhandled, smtp-server's 'error' would crash the test.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
