@@ -162,3 +162,10 @@ it('/healthz answers without a key and /metrics counts requests, lookups and ing
   t.regex(r.body, /nimbus_reputation_requests_total\{route="\/v1\/lookup",method="POST",status="200"\} 1/);
   t.regex(r.body, /nimbus_reputation_request_seconds_bucket/);
 });
+
+it('/readyz on SQLite answers 200 without a key and names the store (a file cannot become unreachable)', async (t) => {
+  const s = await startTestService(t);
+  const r = await call(s.url, 'GET', '/readyz', null);
+  t.is(r.status, 200);
+  t.deepEqual(r.body, { ok: true, store: 'sqlite' });
+});

@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { OpenedReputation } from './engine-types.js';
 import { Authenticator } from './service/auth.js';
 import { ERROR_CODES, HTTP, HttpError } from './service/errors.js';
+import { registerReadinessRoute, STORE_RETRY_AFTER_S, StoreHealth } from './service/health.js';
 import { ServiceMetrics } from './service/metrics.js';
 import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
@@ -39,6 +40,7 @@ export async function startReputationService(config: Config, log: Logger, opened
     throw error;
   }
   const metrics = new ServiceMetrics();
+  const health = new StoreHealth(config.store, store, samples, log);
   let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics) : null;
   let upstream = `${config.upstreamUrl} ${config.upstreamKey}`;
 
@@ -52,6 +54,8 @@ export async function startReputationService(config: Config, log: Logger, opened
     const started = (request as unknown as { startedAt?: bigint }).startedAt;
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     if (started !== undefined) metrics.latency.observe({ route, method: request.method }, Number(process.hrtime.bigint() - started) / 1e9);
+    // A request served while the store was marked down: see whether it is back (logged once).
+    if (health.suspectedDown && reply.statusCode < HTTP.INTERNAL) health.unavailable();
   });
 
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
@@ -68,6 +72,13 @@ export async function startReputationService(config: Config, log: Logger, opened
     } else if (status >= 400 && status < 500) {
       reply.code(status).send({ error: ERROR_CODES.BAD_REQUEST, message: `body: ${error.message}` });
     } else {
+      // Failed because the store is unreachable: 503 (logged once by StoreHealth, not per request).
+      const down = health.unavailable();
+      if (down !== null) {
+        reply.code(HTTP.UNAVAILABLE).header('retry-after', String(STORE_RETRY_AFTER_S));
+        reply.send({ error: ERROR_CODES.STORE_UNAVAILABLE, message: `reputation store unavailable: ${down}; retry later` });
+        return;
+      }
       log.error({ event: 'request_failed', err: error, route: request.routeOptions.url }, 'request failed');
       reply.code(HTTP.INTERNAL).send({ error: ERROR_CODES.SERVER_ERROR, message: 'internal error (see the service log)' });
     }
@@ -81,6 +92,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
   // Samples are kept here, never forwarded upstream in proxy mode.
   registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
+  registerReadinessRoute(app, health);
 
   try {
     await app.listen({ host: config.httpListen.host, port: config.httpListen.port });
