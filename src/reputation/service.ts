@@ -14,6 +14,7 @@ import { ServiceMetrics } from './service/metrics.js';
 import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
+import { logRedisPersistence } from './service/redis-persistence.js';
 import { registerRoutes } from './service/routes.js';
 import { registerSampleRoutes } from './service/sample-routes.js';
 import { openSampleStore, type SampleStore } from './service/samples.js';
@@ -39,6 +40,7 @@ export async function startReputationService(config: Config, log: Logger, opened
     if (owned) await store.close();
     throw error;
   }
+  if (config.store === 'redis') await logRedisPersistence(config.redisUrls, log);
   const metrics = new ServiceMetrics();
   const health = new StoreHealth(config.store, store, samples, log);
   let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics) : null;
