@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import test from 'ava';
 import { call, fingerprint, loadOpenReputation, record, startTestService } from './helpers/service.js';
 
@@ -168,4 +169,52 @@ it('/readyz on SQLite answers 200 without a key and names the store (a file cann
   const r = await call(s.url, 'GET', '/readyz', null);
   t.is(r.status, 200);
   t.deepEqual(r.body, { ok: true, store: 'sqlite' });
+});
+
+/**
+ * Sends the headers of a POST that announces `declared` bytes of body and writes only `sent` of
+ * them, never finishing; resolves with the status and body of the answer, or rejects when none
+ * comes within `withinMs` (the service waiting for the rest of the body).
+ */
+function partialPost(url: string, pathname: string, token: string | null, declared: number, sent: number, withinMs = 5000): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': declared };
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    const request = httpRequest(`${url}${pathname}`, { method: 'POST', headers });
+    const timer = setTimeout(() => {
+      request.destroy();
+      reject(new Error(`no answer within ${withinMs} ms: the service is reading the body before checking the key`));
+    }, withinMs);
+    request.on('response', (response) => {
+      let text = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        clearTimeout(timer);
+        request.destroy();
+        resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
+      });
+    });
+    request.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    request.write(`{"items":["${'a'.repeat(sent)}`);
+  });
+}
+
+it('a request without a key, or with a wrong one, gets 401 before its body is read: the answer comes while the body is still being sent', async (t) => {
+  const s = await startTestService(t);
+  const declared = 9 * 1024 * 1024;
+  const keyless = await partialPost(s.url, '/v1/lookup', null, declared, 64 * 1024);
+  t.is(keyless.status, 401);
+  t.is(keyless.body.error, 'AUTH_REJECTED');
+  const wrong = s.tokens.sensor.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a'));
+  for (const [path, token] of [['/v1/reports', wrong], ['/v1/feedback', 'not-a-key'], ['/v1/samples', null]] as const) {
+    const r = await partialPost(s.url, path, token, declared, 64 * 1024);
+    t.is(r.status, 401, path);
+  }
+  // A key with too small a role is refused as early: 403.
+  const forbidden = await partialPost(s.url, '/v1/feedback', s.tokens.sensor, declared, 64 * 1024);
+  t.is(forbidden.status, 403);
+  t.is(forbidden.body.error, 'FORBIDDEN');
 });

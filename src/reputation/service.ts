@@ -15,7 +15,7 @@ import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
 import { logRedisPersistence } from './service/redis-persistence.js';
-import { registerRoutes } from './service/routes.js';
+import { registerAdmission, registerRoutes } from './service/routes.js';
 import { registerSampleRoutes } from './service/sample-routes.js';
 import { openSampleStore, type SampleStore } from './service/samples.js';
 
@@ -91,6 +91,7 @@ export async function startReputationService(config: Config, log: Logger, opened
 
   const auth = new Authenticator(store.keys, KEY_CACHE_MS);
   const limiter = new RateLimiter();
+  registerAdmission(app, { auth, limiter });
   registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
   // Samples are kept here, never forwarded upstream in proxy mode.
   registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
