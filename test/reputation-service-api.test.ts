@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import test from 'ava';
+import { pino } from 'pino';
 import { call, fingerprint, loadOpenReputation, record, startTestService } from './helpers/service.js';
 
 // Until the engine (src/reputation/open.ts) exists these cannot run against a real store.
@@ -217,4 +218,27 @@ it('a request without a key, or with a wrong one, gets 401 before its body is re
   const forbidden = await partialPost(s.url, '/v1/feedback', s.tokens.sensor, declared, 64 * 1024);
   t.is(forbidden.status, 403);
   t.is(forbidden.body.error, 'FORBIDDEN');
+});
+
+it('every state-changing request is logged at info with key id, route, status and duration, lookups only at debug, and no token appears in the log', async (t) => {
+  const lines: Record<string, any>[] = [];
+  const text: string[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => { text.push(line); lines.push(JSON.parse(line)); } });
+  const s = await startTestService(t, {}, log);
+  const admin = await s.addKey('admin');
+  const item = fingerprint();
+  t.is((await call(s.url, 'PUT', `/v1/verdicts/${encodeURIComponent(item)}`, admin.token, { verdict: 'spam' })).status, 200);
+  t.is((await call(s.url, 'POST', '/v1/reports', admin.token, { batchId: 'batch-log-0001', records: [record('r', [item])] })).status, 200);
+  t.is((await call(s.url, 'POST', '/v1/reports', 'nmb_0badc0de_not-the-secret', { batchId: 'batch-log-0002', records: [record('r', [item])] })).status, 401);
+  t.is((await call(s.url, 'POST', '/v1/lookup', admin.token, { items: [item] })).status, 200);
+  const requests = lines.filter((line) => line.event === 'reputation_request');
+  const put = requests.find((line) => line.method === 'PUT');
+  t.like(put, { level: 30, route: '/v1/verdicts/:fingerprint', status: 200, key: admin.id });
+  t.true(typeof put?.ms === 'number' && put.ms >= 0);
+  t.like(requests.find((line) => line.route === '/v1/reports' && line.status === 200), { level: 30, method: 'POST', key: admin.id });
+  t.like(requests.find((line) => line.route === '/v1/reports' && line.status === 401), { level: 30, key: null });
+  t.like(requests.find((line) => line.route === '/v1/lookup'), { level: 20, status: 200, key: admin.id }, 'the hot path only at debug');
+  const secret = admin.token.split('_').slice(2).join('_');
+  t.false(text.join('').includes(secret), 'no secret in the log');
+  t.false(text.join('').includes('not-the-secret'), 'not even a wrong one');
 });

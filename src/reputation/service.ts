@@ -14,6 +14,7 @@ import { ServiceMetrics } from './service/metrics.js';
 import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
+import { logRequest } from './service/request-log.js';
 import { logRedisPersistence } from './service/redis-persistence.js';
 import { registerAdmission, registerRoutes } from './service/routes.js';
 import { registerSampleRoutes } from './service/sample-routes.js';
@@ -55,7 +56,9 @@ export async function startReputationService(config: Config, log: Logger, opened
     const route = request.routeOptions.url ?? 'unmatched';
     const started = (request as unknown as { startedAt?: bigint }).startedAt;
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    if (started !== undefined) metrics.latency.observe({ route, method: request.method }, Number(process.hrtime.bigint() - started) / 1e9);
+    const seconds = started === undefined ? 0 : Number(process.hrtime.bigint() - started) / 1e9;
+    if (started !== undefined) metrics.latency.observe({ route, method: request.method }, seconds);
+    logRequest(log, request, reply, seconds * 1000);
     // A request served while the store was marked down: see whether it is back (logged once).
     if (health.suspectedDown && reply.statusCode < HTTP.INTERNAL) health.unavailable();
   });
