@@ -1,6 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import test from 'ava';
 import { pino } from 'pino';
+import { message, picture, prose } from '../fixtures/fingerprint/factory.js';
+import { fingerprintMessage } from '../src/fingerprint/index.js';
+import { FINGERPRINT_FORMS } from '../src/fingerprint/forms.js';
 import { call, fingerprint, loadOpenReputation, record, startTestService } from './helpers/service.js';
 
 // Until the engine (src/reputation/open.ts) exists these cannot run against a real store.
@@ -241,4 +244,68 @@ it('every state-changing request is logged at info with key id, route, status an
   const secret = admin.token.split('_').slice(2).join('_');
   t.false(text.join('').includes(secret), 'no secret in the log');
   t.false(text.join('').includes('not-the-secret'), 'not even a wrong one');
+});
+
+it('a fingerprint whose value is not of its algorithm\'s form, or of an unknown kind or algorithm, gets 400 naming the item and what is wrong, in every route that takes fingerprints', async (t) => {
+  const s = await startTestService(t);
+  const hex64 = 'ab'.repeat(32);
+  const cases: [string, RegExp][] = [
+    ['image:phash256:nothex', /: the value of image:phash256 must be 64 lower-case hex digits/],
+    [`url:sha256:${hex64.slice(2)}\u0000\u0000`, /ab\\u0000\\u0000": the value of url:sha256 must be 64 lower-case hex digits/],
+    [`ip:sha256:${hex64.slice(1)}`, /the value of ip:sha256 must be 64 lower-case hex digits/],
+    [`attachment:sha256:${hex64.toUpperCase()}`, /the value of attachment:sha256 must be 64 lower-case hex digits/],
+    [`body:minhash64:${hex64}`, /the value of body:minhash64 must be 256 lower-case hex digits/],
+    ['url:domain:example.biz/path?u=1', /the value of url:domain must be a lower-case host name/],
+    ['url:domain:Example.BIZ', /the value of url:domain must be a lower-case host name/],
+    [`image:md5:${hex64}`, /unknown algorithm "image:md5"; known for image are image:sha256, image:phash256, image:dhash64/],
+    [`mail:sha256:${hex64}`, /unknown kind "mail"; known kinds are ip, net, attachment, image, body, url/],
+    ['nonsense', /is not kind:algorithm:value/],
+  ];
+  const good = fingerprint();
+  for (const [bad, why] of cases) {
+    const lookup = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [good, bad] });
+    t.is(lookup.status, 400, bad);
+    t.is(lookup.body.error, 'BAD_REQUEST');
+    t.true(lookup.body.message.startsWith(`body.items.1: ${JSON.stringify(bad)}`), lookup.body.message);
+    t.regex(lookup.body.message, why);
+  }
+  const [bad, why] = cases[0]!;
+  const report = await call(s.url, 'POST', '/v1/reports', s.tokens.sensor, { batchId: 'batch-forms-01', records: [record('r1', [good]), record('r2', [good, bad])] });
+  t.is(report.status, 400);
+  t.true(report.body.message.startsWith(`body.records.1.fingerprints.1: ${JSON.stringify(bad)}`), report.body.message);
+  t.regex(report.body.message, why);
+  const feedback = await call(s.url, 'POST', '/v1/feedback', s.tokens.reporter, { label: 'spam', items: [bad] });
+  t.is(feedback.status, 400);
+  t.regex(feedback.body.message, why);
+  const verdict = await call(s.url, 'PUT', `/v1/verdicts/${encodeURIComponent(bad)}`, s.tokens.admin, { verdict: 'spam' });
+  t.is(verdict.status, 400);
+  t.true(verdict.body.message.startsWith(`params.fingerprint: ${JSON.stringify(bad)}`), verdict.body.message);
+  t.regex(verdict.body.message, why);
+  const [after] = await s.opened.engine.lookup([good]);
+  t.is(after!.counters.seen, 0, 'nothing of the refused batch was stored');
+});
+
+it('every fingerprint the fingerprint code produces (each kind and algorithm, IPv4 and IPv6 senders, IDN, IP-literal and underscore link hosts) is accepted', async (t) => {
+  const s = await startTestService(t);
+  const links = ['https://shop.example.biz/offer?id=1', 'http://münchen.de/', 'http://203.0.113.9/p', 'http://[2001:db8::7]/q', 'http://intranet_host/x', 'http://foo.blogspot.com/'];
+  const mail = message({
+    parts: [
+      { type: 'text/plain; charset=utf-8', content: `${prose(80, 7)}\r\n${links.join('\r\n')}\r\n`, encoding: '8bit' },
+      { type: 'image/png', content: await picture(96, 64, 3), filename: 'offer.png' },
+      { type: 'application/pdf', content: Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(4096, 7)]), filename: 'invoice.pdf' },
+    ],
+  });
+  const texts = new Set<string>();
+  for (const clientIp of ['198.51.100.23', '2a00:1450:4001:81b::200e']) {
+    for (const f of (await fingerprintMessage(mail, { clientIp })).fingerprints) texts.add(f.text);
+  }
+  const produced = new Set([...texts].map((text) => text.split(':').slice(0, 2).join(':')));
+  // Every form but the retired image:dhash64 is produced here: the test covers the table.
+  t.deepEqual([...produced].sort(), [...FINGERPRINT_FORMS.keys()].filter((id) => id !== 'image:dhash64').sort());
+  t.true(texts.has('url:domain:2001:db8::7') && texts.has('url:domain:intranet_host') && texts.has('url:domain:xn--mnchen-3ya.de'), [...texts].join(' '));
+  const items = [...texts, `image:dhash64:${'0f'.repeat(8)}`];
+  const r = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items });
+  t.is(r.status, 200, JSON.stringify(r.body));
+  t.is(r.body.results.length, items.length);
+  for (const item of texts) t.is((await call(s.url, 'PUT', `/v1/verdicts/${encodeURIComponent(item)}`, s.tokens.admin, { verdict: 'ham' })).status, 200, item);
 });

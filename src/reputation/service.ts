@@ -22,6 +22,12 @@ import { openSampleStore, type SampleStore } from './service/samples.js';
 
 /** Largest request body: a full report batch (5,000 records) fits well below this. */
 export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
+/**
+ * Longest path parameter (fastify's default is 100): a fingerprint in a path, as in
+ * `PUT /v1/verdicts/{fingerprint}`, may be up to 2,048 characters (a body:minhash64 is 271),
+ * each up to 3 when percent-encoded.
+ */
+export const MAX_PARAM_LENGTH = 3 * 2048;
 /** How long a key lookup is cached: a revoked key is refused within this time. */
 export const KEY_CACHE_MS = 5000;
 
@@ -47,7 +53,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics) : null;
   let upstream = `${config.upstreamUrl} ${config.upstreamKey}`;
 
-  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle' });
+  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, routerOptions: { maxParamLength: MAX_PARAM_LENGTH }, logger: false, forceCloseConnections: 'idle' });
 
   app.addHook('onRequest', async (request) => {
     (request as unknown as { startedAt: bigint }).startedAt = process.hrtime.bigint();
