@@ -36,6 +36,8 @@ export interface SampleStore {
   put(sample: StoredSample, now?: number): Promise<{ duplicate: boolean }>;
   get(sha256: string): Promise<StoredSample | null>;
   close(): Promise<void>;
+  /** A store behind a connection (Redis): why it cannot serve now, or null (OpenedReputation.unavailable). */
+  unavailable?(): string | null;
 }
 
 export function sampleStorePath(config: Pick<Config, 'dataDir'>): string {
@@ -88,10 +90,16 @@ return 1`;
 export class RedisSampleStore implements SampleStore {
   readonly #r: RedisClient;
   readonly #prefix: string;
+  readonly #unavailable: () => string | null;
 
-  constructor(client: RedisClient, prefix = 'nimbus:') {
+  constructor(client: RedisClient, prefix = 'nimbus:', unavailable: () => string | null = () => null) {
     this.#r = client;
     this.#prefix = `${prefix}sample:`;
+    this.#unavailable = unavailable;
+  }
+
+  unavailable(): string | null {
+    return this.#unavailable();
   }
 
   async put(sample: StoredSample): Promise<{ duplicate: boolean }> {
@@ -115,6 +123,7 @@ export class RedisSampleStore implements SampleStore {
 /** The sample store beside the configured reputation store. */
 export async function openSampleStore(config: Pick<Config, 'store' | 'dataDir' | 'redisUrls'>): Promise<SampleStore> {
   if (config.store === 'sqlite') return new SqliteSampleStore(sampleStorePath(config));
-  const { connectRedis } = await import('../stores/redis.js');
-  return new RedisSampleStore(await connectRedis(config.redisUrls));
+  const { connectRedis, redisUnavailable } = await import('../stores/redis.js');
+  const client = await connectRedis(config.redisUrls);
+  return new RedisSampleStore(client, 'nimbus:', () => redisUnavailable(client));
 }
