@@ -13,6 +13,7 @@ import type { Config } from '../config.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { ImageHashCache } from '../fingerprint/image-cache.js';
 import type { GatewayHooks } from '../gateway/inspection.js';
+import { maskUrl } from '../redact.js';
 import { createReputationClient, type ReputationClient } from '../reputation/client.js';
 import type { OpenedReputation } from '../reputation/engine-types.js';
 import { openReputation } from '../reputation/open.js';
@@ -111,8 +112,8 @@ export async function openGatewayRuntime(config: Config, log: Logger): Promise<G
     throw error;
   }
   log.info(
-    { event: 'runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : config.reputationUrl, metrics: metricsServer?.address ?? null },
-    config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${config.reputationUrl}`,
+    { event: 'runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : maskUrl(config.reputationUrl), metrics: metricsServer?.address ?? null },
+    config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${maskUrl(config.reputationUrl)}`,
   );
   const metricsListen = config.metricsListen;
 
