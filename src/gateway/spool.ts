@@ -55,8 +55,11 @@ export class MessageSpool {
       this.#file = createWriteStream(this.#path, { flags: 'wx', mode: 0o600 });
       const chunks = this.#chunks;
       this.#chunks = [];
-      for (const c of chunks) this.#file.write(c);
-      await once(this.#file, 'drain').catch(() => undefined);
+      let flushed = true;
+      for (const c of chunks) flushed = this.#file.write(c);
+      // 'drain' comes only after a write found the buffer full (16 KB): a message that crossed a
+      // smaller threshold waited for it forever, and its sender never got a reply.
+      if (!flushed) await once(this.#file, 'drain').catch(() => undefined);
     }
   }
 
