@@ -26,11 +26,17 @@ const SECRET_QUERY = /([?&;](?:password|passwd|pass|pwd|secret|token|access_toke
 /** `nmb_<id>_<secret>` (src/reputation/keys.ts): the id stays, the secret goes. */
 const API_KEY = /(?<![A-Za-z0-9])(nmb_[0-9a-f]{1,64}_)[A-Za-z0-9_-]+/g;
 /** A Bearer token; a key already masked to `nmb_<id>_***` keeps its id. */
+const BEARER_WORD = /bearer/i;
 const BEARER = /\b(Bearer\s+)(?!\*\*\*|nmb_[0-9a-f]{1,64}_\*\*\*)[^\s"'`,;]+/gi;
 
 /** `text` with every credential masked; text without one comes back unchanged. */
 export function maskCredentials(text: string): string {
-  return maskUserInfo(text).replace(SECRET_QUERY, `$1${MASK}`).replace(API_KEY, `$1${MASK}`).replace(BEARER, `$1${MASK}`);
+  // Each rule only where its marker occurs: the logger runs every message through this.
+  let masked = text.includes('@') ? maskUserInfo(text) : text;
+  if (masked.includes('=')) masked = masked.replace(SECRET_QUERY, `$1${MASK}`);
+  if (masked.includes('nmb_')) masked = masked.replace(API_KEY, `$1${MASK}`);
+  if (BEARER_WORD.test(masked)) masked = masked.replace(BEARER, `$1${MASK}`);
+  return masked;
 }
 
 /** maskCredentials for a configured URL that may be unset (a log field, `nimbus config`). */
