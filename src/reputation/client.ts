@@ -9,6 +9,7 @@ import https from 'node:https';
 import fetch, { type RequestInit } from 'node-fetch';
 import { z } from 'zod';
 import { NimbusError } from '../errors.js';
+import { maskCredentials } from '../redact.js';
 import {
   lookupResponse,
   type FeedbackRequest,
@@ -143,7 +144,9 @@ class HttpReputationClient implements ReputationClient {
       signal: combined as RequestInit['signal'],
       ...(payload === undefined ? {} : { body: JSON.stringify(payload) }),
     };
-    const what = `${method} ${this.#base}${path}`;
+    // Errors are logged and stored (`nimbus stats`): the URL, and node-fetch's own message
+    // (which repeats the URL), never carry a password.
+    const what = `${method} ${maskCredentials(this.#base)}${path}`;
     let status = 0;
     let text: string;
     let retryAfterHeader: string | null = null;
@@ -153,7 +156,7 @@ class HttpReputationClient implements ReputationClient {
       retryAfterHeader = response.headers.get('retry-after');
       text = await response.text();
     } catch (error) {
-      const reason = timeout.aborted ? `no answer within ${this.#timeoutMs} ms` : signal?.aborted ? 'aborted by the caller' : (error as Error).message;
+      const reason = timeout.aborted ? `no answer within ${this.#timeoutMs} ms` : signal?.aborted ? 'aborted by the caller' : maskCredentials((error as Error).message);
       throw new ReputationServiceError(SERVICE_ERROR_CODES.UNAVAILABLE, 0, `${what}: ${reason}`, { cause: error });
     }
     let json: unknown = undefined;

@@ -6,6 +6,7 @@
 import Fastify, { type FastifyError } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { maskCredentials, maskUrl } from '../redact.js';
 import type { OpenedReputation } from './engine-types.js';
 import { Authenticator } from './service/auth.js';
 import { ERROR_CODES, HTTP, HttpError } from './service/errors.js';
@@ -117,7 +118,10 @@ export async function startReputationService(config: Config, log: Logger, opened
   const port = typeof address === 'object' && address ? address.port : config.httpListen.port;
   const host = config.httpListen.host.includes(':') ? `[${config.httpListen.host}]` : config.httpListen.host;
   const url = `http://${host}:${port}`;
-  log.info({ event: 'reputation_listening', url, store: config.store, upstream: config.upstreamUrl }, 'reputation service listening');
+  log.info(
+    { event: 'reputation_listening', url, store: config.store, ...(config.store === 'redis' ? { redis: config.redisUrls.map(maskCredentials) } : {}), upstream: maskUrl(config.upstreamUrl) },
+    'reputation service listening',
+  );
 
   let closed: Promise<void> | null = null;
   return {
@@ -139,7 +143,7 @@ export async function startReputationService(config: Config, log: Logger, opened
         proxy = next.upstreamUrl ? new UpstreamProxy(next, log, metrics) : null;
         upstream = `${next.upstreamUrl} ${next.upstreamKey}`;
       } else proxy?.reload(next);
-      log.info({ event: 'reputation_reloaded', upstream: next.upstreamUrl, participation: next.participation }, 'configuration reloaded');
+      log.info({ event: 'reputation_reloaded', upstream: maskUrl(next.upstreamUrl), participation: next.participation }, 'configuration reloaded');
     },
   };
 }

@@ -7,9 +7,9 @@
  * Samples are keyed by the SHA-256 of their bytes: a resend (or the same attachment from another
  * gateway) is stored once. Both stores forget a sample SAMPLE_RETENTION_DAYS after it arrived.
  */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase } from '../../private-files.js';
 import type { Config } from '../../config.js';
 import type { Client as RedisClient } from '../stores/redis.js';
 import { useWal } from '../../sqlite-wal.js';
@@ -48,8 +48,7 @@ export class SqliteSampleStore implements SampleStore {
   readonly #db: Database.Database;
 
   constructor(file: string) {
-    mkdirSync(path.dirname(file), { recursive: true });
-    this.#db = new Database(file);
+    this.#db = openPrivateDatabase(file);
     useWal(this.#db);
     this.#db.exec(`CREATE TABLE IF NOT EXISTS samples (
       sha256 TEXT PRIMARY KEY, type TEXT NOT NULL, size INTEGER NOT NULL, reporter TEXT NOT NULL,

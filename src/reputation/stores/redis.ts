@@ -25,6 +25,7 @@
 import { hash } from 'node:crypto';
 import { Redis, Cluster } from 'ioredis';
 import { NimbusError } from '../../errors.js';
+import { maskCredentials } from '../../redact.js';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, IngestResult, KeyStore, OpenedReputation, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
 import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
@@ -640,13 +641,22 @@ export async function connectRedis(urls: readonly string[]): Promise<Client> {
     });
     client = new Cluster(nodes, { enableAutoPipelining: true, lazyConnect: true, enableOfflineQueue: false, redisOptions: FAIL_FAST });
   }
-  client.on('error', () => undefined); // surfaced by the failing command instead
+  // Later errors surface through the failing command. While connecting, ioredis rejects with
+  // "Connection is closed." and says why (WRONGPASS, ECONNREFUSED…) only in an error event.
+  let why: Error | null = null;
+  const remember = (error: Error): void => {
+    why ??= error;
+  };
+  client.on('error', remember);
   try {
     await client.connect();
   } catch (error) {
     client.disconnect();
-    throw new NimbusError('STORE_OPEN_FAILED', `cannot connect to Redis at ${redisHosts(urls)}: ${(error as Error).message}`, { cause: error });
+    const reason = why ?? (error as Error);
+    throw new NimbusError('STORE_OPEN_FAILED', `cannot connect to Redis at ${redisHosts(urls)}: ${maskCredentials(reason.message)}`, { cause: reason });
   }
+  client.off('error', remember);
+  client.on('error', () => undefined);
   return client;
 }
 
@@ -679,7 +689,7 @@ export async function openRedisStore(urls: readonly string[], prefix = 'nimbus:'
     await store.upgrade();
   } catch (error) {
     await store.close();
-    throw new NimbusError('STORE_OPEN_FAILED', `cannot upgrade the reputation store at ${redisHosts(urls)}: ${(error as Error).message}`, { cause: error });
+    throw new NimbusError('STORE_OPEN_FAILED', `cannot upgrade the reputation store at ${redisHosts(urls)}: ${maskCredentials((error as Error).message)}`, { cause: error });
   }
   return {
     engine: store,
