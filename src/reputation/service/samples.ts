@@ -122,7 +122,7 @@ export class RedisSampleStore implements SampleStore {
 /** The sample store beside the configured reputation store. */
 export async function openSampleStore(config: Pick<Config, 'store' | 'dataDir' | 'redisUrls'>): Promise<SampleStore> {
   if (config.store === 'sqlite') return new SqliteSampleStore(sampleStorePath(config));
-  const { connectRedis, redisUnavailable } = await import('../stores/redis.js');
+  const { connectRedis, watchRedis } = await import('../stores/redis.js');
   const client = await connectRedis(config.redisUrls);
-  return new RedisSampleStore(client, 'nimbus:', () => redisUnavailable(client));
+  return new RedisSampleStore(client, 'nimbus:', watchRedis(client));
 }

@@ -661,11 +661,16 @@ export async function connectRedis(urls: readonly string[]): Promise<Client> {
 }
 
 /**
- * Why `client` cannot serve now (not connected, or reconnecting), or null when it is ready. No
- * host in it: `/readyz` answers it to anyone who asks.
+ * Follows a client's connection: the returned function tells why it cannot serve now (not
+ * connected, or reconnecting, with the last connection error, e.g. WRONGPASS after a password
+ * change), or null when it is ready. No host and no secret in it: `/readyz` answers it to anyone.
  */
-export function redisUnavailable(client: Client): string | null {
-  return client.status === 'ready' ? null : `Redis is not connected (${client.status})`;
+export function watchRedis(client: Client): () => string | null {
+  let lastError: string | null = null;
+  client.on('error', (error: Error) => (lastError = maskCredentials(error.message)));
+  client.on('ready', () => (lastError = null));
+  // The error, not the status, names the outage: the status cycles through every reconnect attempt.
+  return () => (client.status === 'ready' ? null : lastError ? `Redis is not connected: ${lastError}` : `Redis is not connected (${client.status})`);
 }
 
 /** One PING, rejected when it fails or takes over PING_TIMEOUT_MS (a Redis that hangs rather than refuses). */
@@ -695,7 +700,7 @@ export async function openRedisStore(urls: readonly string[], prefix = 'nimbus:'
     engine: store,
     keys: store,
     close: () => store.close(),
-    unavailable: () => redisUnavailable(client),
+    unavailable: watchRedis(client),
     ping: () => pingRedis(client),
   };
 }
