@@ -6,6 +6,7 @@
  */
 import { ConfigError } from './config.js';
 import { NimbusError } from './errors.js';
+import { maskCredentials } from './redact.js';
 
 /** Exit code for a bad configuration (sysexits EX_CONFIG), so systemd logs show it as such. */
 export const EXIT_CONFIG = 78;
@@ -56,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
     // Our own errors say what is wrong and what to do (a store already written by another
     // service, Redis unreachable…): the message and code, not a stack trace.
     if (error instanceof NimbusError) {
-      process.stderr.write(`nimbus ${name}: ${error.message} (${error.code})\n`);
+      process.stderr.write(`nimbus ${name}: ${maskCredentials(error.message)} (${error.code})\n`);
       return EXIT_FAILURE;
     }
     throw error;
@@ -68,7 +69,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`nimbus: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(`nimbus: ${maskCredentials(error instanceof Error ? (error.stack ?? error.message) : String(error))}\n`);
     process.exitCode = 1;
   },
 );

@@ -9,6 +9,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
 import { NimbusError } from './errors.js';
+import { maskApiKey, maskCredentials, maskUrl } from './redact.js';
 
 export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body'] as const;
 export type FingerprintKind = (typeof FINGERPRINT_KINDS)[number];
@@ -193,8 +194,9 @@ export function effectiveEnv(processEnv: Env = process.env): Env {
 export function loadConfig(processEnv: Env = process.env): Config {
   const env = effectiveEnv(processEnv);
   const problems: string[] = [];
-  const bad = (name: string, allowed: string): void => {
-    problems.push(`${name}=${JSON.stringify(env[name])}: expected ${allowed}`);
+  // The value is echoed to say what was wrong, never with a password in it.
+  const bad = (name: string, allowed: string, shown = env[name]): void => {
+    problems.push(`${name}=${JSON.stringify(shown === undefined ? shown : maskCredentials(shown))}: expected ${allowed}`);
   };
   const str = (name: string, fallback: string): string => env[name] ?? fallback;
   const optional = (name: string): string | null => {
@@ -254,11 +256,25 @@ export function loadConfig(processEnv: Env = process.env): Config {
     }
     return parsed;
   };
-  const url = (name: string): string | null => {
+  /**
+   * A service's base URL. The client authenticates with a Bearer key and appends `/v1/...` to
+   * this, so `user:password@` (node-fetch refuses such a URL, every request would fail) and a
+   * query or fragment are refused here rather than at the first request.
+   */
+  const url = (name: string, keyName: string): string | null => {
     const raw = optional(name);
     if (raw === null) return null;
     if (!isUrlOf(raw, ['http:', 'https:'])) {
       bad(name, 'an http:// or https:// URL');
+      return null;
+    }
+    const parsed = new URL(raw);
+    if (parsed.username !== '' || parsed.password !== '') {
+      problems.push(`${name}=${JSON.stringify(maskCredentials(parsed.href))}: credentials in the URL are not used; remove user:password@ from it and put the service's key in ${keyName} (sent as Authorization: Bearer)`);
+      return null;
+    }
+    if (parsed.search !== '' || parsed.hash !== '' || raw.includes('?') || raw.includes('#')) {
+      bad(name, 'a base URL without ?query or #fragment (request paths are appended to it)');
       return null;
     }
     return raw.replace(/\/+$/, '');
@@ -305,12 +321,13 @@ export function loadConfig(processEnv: Env = process.env): Config {
 
   const redisUrls = list(env.NIMBUS_REDIS_URL ?? 'redis://127.0.0.1:6379').map((item) => (item.includes('://') ? item : `redis://${item}`));
   for (const item of redisUrls) {
-    if (!isUrlOf(item, ['redis:', 'rediss:'])) bad('NIMBUS_REDIS_URL', 'redis://host:port, or a comma-separated list of cluster nodes');
+    // Shown with the scheme added, so that a password in a scheme-less entry is masked too.
+    if (!isUrlOf(item, ['redis:', 'rediss:'])) bad('NIMBUS_REDIS_URL', 'redis://host:port, or a comma-separated list of cluster nodes', redisUrls.join(','));
   }
 
   const participation = oneOf('NIMBUS_PARTICIPATION', PARTICIPATION_MODES, 'off');
   const acceptStatement = yesNo('NIMBUS_ACCEPT_STATEMENT', false);
-  const reputationUrl = url('NIMBUS_REPUTATION_URL');
+  const reputationUrl = url('NIMBUS_REPUTATION_URL', 'NIMBUS_REPUTATION_KEY');
   if (participation !== 'off' && !acceptStatement) {
     problems.push(
       `NIMBUS_PARTICIPATION=${participation} needs NIMBUS_ACCEPT_STATEMENT=yes: read what is sent with \`nimbus statement\`, then set NIMBUS_ACCEPT_STATEMENT=yes to accept it (or NIMBUS_PARTICIPATION=off)`,
@@ -352,7 +369,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
     httpListen: hostPort('NIMBUS_HTTP_LISTEN', '127.0.0.1:8787') ?? { host: '127.0.0.1', port: 8787 },
     store: oneOf('NIMBUS_STORE', ['sqlite', 'redis'] as const, 'sqlite'),
     redisUrls,
-    upstreamUrl: url('NIMBUS_UPSTREAM_URL'),
+    upstreamUrl: url('NIMBUS_UPSTREAM_URL', 'NIMBUS_UPSTREAM_KEY'),
     upstreamKey: optional('NIMBUS_UPSTREAM_KEY'),
     metricsListen: hostPort('NIMBUS_METRICS_LISTEN', null),
     logLevel: oneOf('NIMBUS_LOG_LEVEL', LOG_LEVELS, 'info'),
@@ -418,13 +435,21 @@ function defaultHostname(): string {
   return hostname() || 'localhost';
 }
 
-/** The effective configuration with secrets masked, for `nimbus config`. */
+/**
+ * The effective configuration with secrets masked, for `nimbus config` (src/redact.ts): URL
+ * passwords as `user:***@`, keys as `nmb_<id>_***` so that the id can be matched against
+ * `nimbus keys list`.
+ */
 export function printableConfig(config: Config): Record<string, unknown> {
   const { trustedBlockList: _omit, ...rest } = config;
+  const key = (value: string | null): string | null => (value === null ? null : maskApiKey(value));
   return {
     ...rest,
-    reputationKey: config.reputationKey ? '********' : null,
-    upstreamKey: config.upstreamKey ? '********' : null,
+    reputationUrl: maskUrl(config.reputationUrl),
+    upstreamUrl: maskUrl(config.upstreamUrl),
+    redisUrls: config.redisUrls.map(maskCredentials),
+    reputationKey: key(config.reputationKey),
+    upstreamKey: key(config.upstreamKey),
   };
 }
 

@@ -47,6 +47,37 @@ test('URLs must be absolute with the right scheme and a host; numbers must be fi
   t.deepEqual(config.redisUrls, ['redis://10.0.0.1:7000', 'rediss://cache.example:6380']);
 });
 
+test('a service URL with user:password@ is refused at start, naming where the key goes and without echoing the password', (t) => {
+  const error = t.throws(
+    () =>
+      loadConfig({
+        NIMBUS_REPUTATION_URL: 'http://gw:secret1@rep.example:8787',
+        NIMBUS_UPSTREAM_URL: 'https://secret2@upstream.example/',
+      }),
+    { instanceOf: ConfigError },
+  );
+  t.regex(error.message, /NIMBUS_REPUTATION_URL="http:\/\/gw:\*\*\*@rep\.example:8787\/": credentials in the URL are not used.*NIMBUS_REPUTATION_KEY/);
+  t.regex(error.message, /NIMBUS_UPSTREAM_URL="https:\/\/\*\*\*@upstream\.example\/": credentials in the URL are not used.*NIMBUS_UPSTREAM_KEY/);
+  t.false(error.message.includes('secret1'));
+  t.false(error.message.includes('secret2'));
+});
+
+test('a service URL with a query or a fragment is refused: request paths are appended to it', (t) => {
+  const error = t.throws(() => loadConfig({ NIMBUS_REPUTATION_URL: 'http://rep.example/?token=secret4', NIMBUS_UPSTREAM_URL: 'http://up.example/#x' }), { instanceOf: ConfigError });
+  t.regex(error.message, /NIMBUS_REPUTATION_URL="http:\/\/rep\.example\/\?token=\*\*\*": expected a base URL without \?query or #fragment/);
+  t.regex(error.message, /NIMBUS_UPSTREAM_URL="http:\/\/up\.example\/#x": expected a base URL without/);
+  t.false(error.message.includes('secret4'));
+});
+
+test('a wrong URL is echoed in the error with its password masked', (t) => {
+  const error = t.throws(() => loadConfig({ NIMBUS_REPUTATION_URL: 'ftp://u:secret5@rep.example', NIMBUS_REDIS_URL: ':secret6@,:secret7@cache.example:6379' }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(error.message, /NIMBUS_REPUTATION_URL="ftp:\/\/u:\*\*\*@rep\.example": expected an http:\/\/ or https:\/\/ URL/);
+  t.regex(error.message, /NIMBUS_REDIS_URL="redis:\/\/:\*\*\*@,redis:\/\/:\*\*\*@cache\.example:6379": expected redis:\/\/host:port/);
+  for (const secret of ['secret5', 'secret6', 'secret7']) t.false(error.message.includes(secret), secret);
+});
+
 test('participation without the accepted statement refuses to start, naming the variable and the command', (t) => {
   const error = t.throws(() => loadConfig({ NIMBUS_PARTICIPATION: 'standard', NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787' }), {
     instanceOf: ConfigError,

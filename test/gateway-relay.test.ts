@@ -137,6 +137,21 @@ test('a next hop dropping the connection in the middle of DATA gives the sender 
   }
 });
 
+test('a message just over a spool threshold smaller than the spool file\'s 16 KB write buffer is spooled and relayed', async (t) => {
+  const { hop, gw, dataDir, stop } = await withNextHop({}, { NIMBUS_SPOOL_THRESHOLD: '1KB' });
+  try {
+    const message = join(tempDir(), 'three-kb.eml');
+    writeFileSync(message, `Subject: three kilobytes\r\n\r\n${'line of text\r\n'.repeat(200)}`);
+    const result = await swaks(gw.address.port, ['--to', 'bob@example.com', '--from', 'a@example.org', '--data', `@${message}`, '--timeout', '20'], { timeoutMs: 30_000 });
+    t.is(result.exitCode, 0, result.output);
+    t.is(hop.messages.length, 1);
+    t.true(hop.messages[0]!.bytes.includes(readFileSync(message)));
+    t.true(existsSync(join(dataDir, 'spool')), 'the message went through the spool');
+  } finally {
+    await stop();
+  }
+});
+
 test("a next hop's 4xx after DATA is mirrored as 4xx and its 5xx passed through as 5xx", async (t) => {
   let answer = { code: 452, text: '4.3.1 Insufficient system storage' };
   const { hop, gw, stop } = await withNextHop({ data: () => answer });

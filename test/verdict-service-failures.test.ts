@@ -3,12 +3,19 @@
  * (a real process) relays within its lookup budget on local data, says in X-Spam-Status which
  * lookup failed, stops asking a dead service (circuit breaker) and logs a refused key once.
  * The failing peers are real servers on loopback: a TCP server that never answers, an HTTP
- * server answering 500, and `nimbus reputation` itself with a revoked key.
+ * server answering 500, and `nimbus reputation` itself with a revoked key, and on a Redis of
+ * the test's own that is killed (503 with Retry-After).
  */
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
 import { hamMessage } from '../fixtures/verdict/variants.js';
+import { loadConfig } from '../src/config.js';
+import { openReputation } from '../src/reputation/open.js';
+import { startReputationService } from '../src/reputation/service.js';
+import { startOwnRedis } from './helpers/redis-server.js';
 import { smtpDialogue, startSmtpSink, waitForFiles, type SmtpSink } from './helpers/smtp.js';
 import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, startReputationProcess, startSilentPeer, workDir } from './helpers/verdict.js';
 
@@ -118,6 +125,52 @@ test('a service answering 500: mail flows and the headers mark NIMBUS_LOOKUP_ERR
   }
   t.is(lookups, 2);
   t.true(gw.logLines().some((line) => line.event === 'lookup.error' && String(line.err).includes('500')));
+});
+
+test('a service whose Redis is down answers 503 with Retry-After: the breaker opens after that one failure, not five, and lookups resume soon after Redis is back', async (t) => {
+  const redis = await startOwnRedis(t, ['--appendonly', 'yes', '--appendfsync', 'always']);
+  const serviceDir = workDir(t);
+  const config = loadConfig({ NIMBUS_DATA_DIR: serviceDir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_STORE: 'redis', NIMBUS_REDIS_URL: redis.url });
+  const service = await startReputationService(config, pino({ level: 'silent' }));
+  t.teardown(() => service.close());
+  const keys = await openReputation({ store: 'redis', urls: [redis.url] });
+  const { token } = await keys.keys.addKey('sensor', 'gateway under test', 100_000);
+  await keys.close();
+  const lookups = async (status: number): Promise<number> => {
+    const text = await (await fetch(`${service.url}/metrics`)).text();
+    return Number(new RegExp(`nimbus_reputation_requests_total\\{route="/v1/lookup",method="POST",status="${status}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  };
+  const next = await sink(t);
+  const gw = await gateway(t, { ...participating(service.url, token, { NIMBUS_LOOKUP_TIMEOUT_MS: '5000' }), NIMBUS_NEXT_HOP: `127.0.0.1:${next.port}` });
+  const seen = new Set<string>();
+  // A text of its own per message: the gateway caches answers, and the only fingerprint is the body's.
+  const words = () => Array.from({ length: 40 }, () => randomBytes(4).toString('hex')).join(' ');
+  const distinct = (n: number) => Buffer.from(ham(n).toString('utf8').replace('Thanks, and see you at lunch,', words()), 'utf8');
+  const lookupTests = async (n: number): Promise<string[]> => {
+    t.regex((await send(gw.port, distinct(n))).reply, /^250 /);
+    const [copy] = await relayedCopies(next, 1, seen);
+    return tests(copy!).filter((name) => name.startsWith('NIMBUS_LOOKUP_'));
+  };
+  t.deepEqual(await lookupTests(1), [], 'the service answers while Redis is up');
+  t.is(await lookups(200), 1);
+
+  await redis.kill();
+  t.deepEqual(await lookupTests(2), ['NIMBUS_LOOKUP_ERROR']);
+  t.deepEqual(await lookupTests(3), ['NIMBUS_LOOKUP_BREAKER_OPEN'], 'open after one 503');
+  t.is(await lookups(503), 1, 'the second message did not ask');
+
+  await redis.restart();
+  // Retry-After is 2 s: the breaker lets a trial through after that, and it succeeds.
+  const deadline = Date.now() + 15_000;
+  let n = 4;
+  let found = await lookupTests(n);
+  while (found.length > 0 && Date.now() < deadline) {
+    t.true(found.every((name) => name === 'NIMBUS_LOOKUP_BREAKER_OPEN' || name === 'NIMBUS_LOOKUP_ERROR'), found.join(','));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    found = await lookupTests(++n);
+  }
+  t.deepEqual(found, [], 'lookups resumed');
+  t.is(await lookups(200), 2);
 });
 
 test('a revoked key (401 from the real service): mail flows, headers mark NIMBUS_LOOKUP_AUTH_REJECTED, and lookup.auth_rejected is logged once', async (t) => {

@@ -3,12 +3,13 @@
  * The Maildir protocol makes a message appear whole or not at all: write into tmp/, fsync the
  * file, rename into new/, fsync the directory; only then is `250` given.
  */
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../private-files.js';
 
 export class Maildir {
   #root: string;
@@ -19,7 +20,9 @@ export class Maildir {
     this.#root = root;
     // `/` and `:` cannot appear in a Maildir name (`:` starts the info part).
     this.#host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072') || 'localhost';
-    for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(root, sub), { recursive: true, mode: 0o700 });
+    // 0700 directories and 0600 files, as qmail and Dovecot deliver: the mail is for the
+    // mailbox's owner, and whoever reads this Maildir runs as Nimbus's user (or gets a group).
+    for (const sub of ['tmp', 'new', 'cur']) makePrivateDir(join(root, sub));
   }
 
   get root(): string {
@@ -34,7 +37,7 @@ export class Maildir {
     const tmpPath = join(this.#root, 'tmp', name);
     const newPath = join(this.#root, 'new', name);
     try {
-      const file = createWriteStream(tmpPath, { flags: 'wx', mode: 0o600 });
+      const file = createWriteStream(tmpPath, { flags: 'wx', mode: PRIVATE_FILE_MODE });
       await pipeline(async function* () {
         for (const part of parts) {
           if (Buffer.isBuffer(part)) yield part;

@@ -5,11 +5,12 @@
  * MAX_HEADER_BLOCK, because the gateway edits it (strips forged verdict headers, tags the subject)
  * while the body is relayed as the untouched bytes that arrived.
  */
-import { createReadStream, createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../private-files.js';
 
 /** Header blocks larger than this are not edited (treated as body): a bound on memory. */
 export const MAX_HEADER_BLOCK = 1024 * 1024;
@@ -51,12 +52,15 @@ export class MessageSpool {
     }
     this.#chunks.push(chunk);
     if (this.#size > this.#threshold) {
-      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-      this.#file = createWriteStream(this.#path, { flags: 'wx', mode: 0o600 });
+      makePrivateDir(this.#dir);
+      this.#file = createWriteStream(this.#path, { flags: 'wx', mode: PRIVATE_FILE_MODE });
       const chunks = this.#chunks;
       this.#chunks = [];
-      for (const c of chunks) this.#file.write(c);
-      await once(this.#file, 'drain').catch(() => undefined);
+      let flushed = true;
+      for (const c of chunks) flushed = this.#file.write(c);
+      // 'drain' comes only after a write found the buffer full (16 KB): a message that crossed a
+      // smaller threshold waited for it forever, and its sender never got a reply.
+      if (!flushed) await once(this.#file, 'drain').catch(() => undefined);
     }
   }
 

@@ -4,16 +4,22 @@
  * against these schemas; a bad one gets 400 naming the field and changes nothing.
  */
 import { z } from 'zod';
+import { fingerprintProblem } from '../fingerprint/forms.js';
 
 export const VERDICTS = ['spam', 'bulk', 'ham', 'unknown'] as const;
 export type Verdict = (typeof VERDICTS)[number];
 
-/** `kind:algorithm:value`; parsed further by parseFingerprint. */
+/**
+ * `kind:algorithm:value` of a known kind and algorithm, the value in the form that algorithm
+ * writes (src/fingerprint/forms.ts); the message names the item and what is wrong with it.
+ */
 export const fingerprintText = z
   .string()
-  .min(5)
   .max(2048)
-  .regex(/^(ip|net|attachment|image|url|body):[a-z0-9][a-z0-9_-]{0,31}:\S+$/, 'expected kind:algorithm:value with kind ip, net, attachment, image, url or body');
+  .superRefine((text, context) => {
+    const problem = fingerprintProblem(text);
+    if (problem !== null) context.addIssue({ code: 'custom', message: problem });
+  });
 
 export const MAX_LOOKUP_ITEMS = 1000;
 

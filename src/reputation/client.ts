@@ -9,6 +9,7 @@ import https from 'node:https';
 import fetch, { type RequestInit } from 'node-fetch';
 import { z } from 'zod';
 import { NimbusError } from '../errors.js';
+import { maskCredentials } from '../redact.js';
 import {
   lookupResponse,
   type FeedbackRequest,
@@ -30,10 +31,13 @@ export const SERVICE_ERROR_CODES = {
 } as const;
 export type ServiceErrorCode = (typeof SERVICE_ERROR_CODES)[keyof typeof SERVICE_ERROR_CODES];
 
-/** A failed call: `status` is the HTTP status, or 0 when no answer came (network, timeout). */
+/**
+ * A failed call: `status` is the HTTP status, or 0 when no answer came (network, timeout).
+ * `UNAVAILABLE` is either: no answer (status 0), or 503 (the service's store is unreachable).
+ */
 export class ReputationServiceError extends NimbusError {
   readonly status: number;
-  /** Seconds from Retry-After on a 429, else null. */
+  /** Seconds from Retry-After (a 429, or a 503 while the service's store is unreachable), else null. */
   readonly retryAfter: number | null;
   constructor(code: ServiceErrorCode, status: number, message: string, options?: { cause?: unknown; retryAfter?: number | null }) {
     super(code, message, options);
@@ -74,6 +78,8 @@ function codeFor(status: number): ServiceErrorCode {
   if (status === 403) return SERVICE_ERROR_CODES.FORBIDDEN;
   if (status === 413) return SERVICE_ERROR_CODES.TOO_LARGE;
   if (status === 429) return SERVICE_ERROR_CODES.RATE_LIMITED;
+  // The service is up but its store is not (it says when to retry): the same code as no answer.
+  if (status === 503) return SERVICE_ERROR_CODES.UNAVAILABLE;
   if (status >= 500) return SERVICE_ERROR_CODES.SERVER_ERROR;
   return SERVICE_ERROR_CODES.BAD_REQUEST;
 }
@@ -138,7 +144,9 @@ class HttpReputationClient implements ReputationClient {
       signal: combined as RequestInit['signal'],
       ...(payload === undefined ? {} : { body: JSON.stringify(payload) }),
     };
-    const what = `${method} ${this.#base}${path}`;
+    // Errors are logged and stored (`nimbus stats`): the URL, and node-fetch's own message
+    // (which repeats the URL), never carry a password.
+    const what = `${method} ${maskCredentials(this.#base)}${path}`;
     let status = 0;
     let text: string;
     let retryAfterHeader: string | null = null;
@@ -148,7 +156,7 @@ class HttpReputationClient implements ReputationClient {
       retryAfterHeader = response.headers.get('retry-after');
       text = await response.text();
     } catch (error) {
-      const reason = timeout.aborted ? `no answer within ${this.#timeoutMs} ms` : signal?.aborted ? 'aborted by the caller' : (error as Error).message;
+      const reason = timeout.aborted ? `no answer within ${this.#timeoutMs} ms` : signal?.aborted ? 'aborted by the caller' : maskCredentials((error as Error).message);
       throw new ReputationServiceError(SERVICE_ERROR_CODES.UNAVAILABLE, 0, `${what}: ${reason}`, { cause: error });
     }
     let json: unknown = undefined;

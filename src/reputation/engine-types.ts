@@ -68,6 +68,14 @@ export interface OpenedReputation {
   readonly engine: ReputationEngine;
   readonly keys: KeyStore;
   close(): Promise<void>;
+  /**
+   * Stores behind a connection (Redis): why they cannot serve right now, from the connection's
+   * state without a round trip, or null when connected. Absent for SQLite (a file that is open
+   * cannot become unreachable).
+   */
+  unavailable?(): string | null;
+  /** Stores behind a connection: one round trip, rejected (within a second) when the store cannot answer. */
+  ping?(): Promise<void>;
 }
 
 export type ReputationStoreOptions =

@@ -6,19 +6,29 @@
 import Fastify, { type FastifyError } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { maskCredentials, maskUrl } from '../redact.js';
 import type { OpenedReputation } from './engine-types.js';
 import { Authenticator } from './service/auth.js';
 import { ERROR_CODES, HTTP, HttpError } from './service/errors.js';
+import { registerReadinessRoute, STORE_RETRY_AFTER_S, StoreHealth } from './service/health.js';
 import { ServiceMetrics } from './service/metrics.js';
 import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
-import { registerRoutes } from './service/routes.js';
+import { logRequest } from './service/request-log.js';
+import { logRedisPersistence } from './service/redis-persistence.js';
+import { registerAdmission, registerRoutes } from './service/routes.js';
 import { registerSampleRoutes } from './service/sample-routes.js';
 import { openSampleStore, type SampleStore } from './service/samples.js';
 
 /** Largest request body: a full report batch (5,000 records) fits well below this. */
 export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
+/**
+ * Longest path parameter (fastify's default is 100): a fingerprint in a path, as in
+ * `PUT /v1/verdicts/{fingerprint}`, may be up to 2,048 characters (a body:minhash64 is 271),
+ * each up to 3 when percent-encoded.
+ */
+export const MAX_PARAM_LENGTH = 3 * 2048;
 /** How long a key lookup is cached: a revoked key is refused within this time. */
 export const KEY_CACHE_MS = 5000;
 
@@ -38,11 +48,13 @@ export async function startReputationService(config: Config, log: Logger, opened
     if (owned) await store.close();
     throw error;
   }
+  if (config.store === 'redis') await logRedisPersistence(config.redisUrls, log);
   const metrics = new ServiceMetrics();
+  const health = new StoreHealth(config.store, store, samples, log);
   let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics) : null;
   let upstream = `${config.upstreamUrl} ${config.upstreamKey}`;
 
-  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, forceCloseConnections: 'idle' });
+  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, routerOptions: { maxParamLength: MAX_PARAM_LENGTH }, logger: false, forceCloseConnections: 'idle' });
 
   app.addHook('onRequest', async (request) => {
     (request as unknown as { startedAt: bigint }).startedAt = process.hrtime.bigint();
@@ -51,7 +63,11 @@ export async function startReputationService(config: Config, log: Logger, opened
     const route = request.routeOptions.url ?? 'unmatched';
     const started = (request as unknown as { startedAt?: bigint }).startedAt;
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    if (started !== undefined) metrics.latency.observe({ route, method: request.method }, Number(process.hrtime.bigint() - started) / 1e9);
+    const seconds = started === undefined ? 0 : Number(process.hrtime.bigint() - started) / 1e9;
+    if (started !== undefined) metrics.latency.observe({ route, method: request.method }, seconds);
+    logRequest(log, request, reply, seconds * 1000);
+    // A request served while the store was marked down: see whether it is back (logged once).
+    if (health.suspectedDown && reply.statusCode < HTTP.INTERNAL) health.unavailable();
   });
 
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
@@ -68,6 +84,13 @@ export async function startReputationService(config: Config, log: Logger, opened
     } else if (status >= 400 && status < 500) {
       reply.code(status).send({ error: ERROR_CODES.BAD_REQUEST, message: `body: ${error.message}` });
     } else {
+      // Failed because the store is unreachable: 503 (logged once by StoreHealth, not per request).
+      const down = health.unavailable();
+      if (down !== null) {
+        reply.code(HTTP.UNAVAILABLE).header('retry-after', String(STORE_RETRY_AFTER_S));
+        reply.send({ error: ERROR_CODES.STORE_UNAVAILABLE, message: `reputation store unavailable: ${down}; retry later` });
+        return;
+      }
       log.error({ event: 'request_failed', err: error, route: request.routeOptions.url }, 'request failed');
       reply.code(HTTP.INTERNAL).send({ error: ERROR_CODES.SERVER_ERROR, message: 'internal error (see the service log)' });
     }
@@ -78,9 +101,11 @@ export async function startReputationService(config: Config, log: Logger, opened
 
   const auth = new Authenticator(store.keys, KEY_CACHE_MS);
   const limiter = new RateLimiter();
+  registerAdmission(app, { auth, limiter });
   registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
   // Samples are kept here, never forwarded upstream in proxy mode.
   registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
+  registerReadinessRoute(app, health);
 
   try {
     await app.listen({ host: config.httpListen.host, port: config.httpListen.port });
@@ -93,7 +118,10 @@ export async function startReputationService(config: Config, log: Logger, opened
   const port = typeof address === 'object' && address ? address.port : config.httpListen.port;
   const host = config.httpListen.host.includes(':') ? `[${config.httpListen.host}]` : config.httpListen.host;
   const url = `http://${host}:${port}`;
-  log.info({ event: 'reputation_listening', url, store: config.store, upstream: config.upstreamUrl }, 'reputation service listening');
+  log.info(
+    { event: 'reputation_listening', url, store: config.store, ...(config.store === 'redis' ? { redis: config.redisUrls.map(maskCredentials) } : {}), upstream: maskUrl(config.upstreamUrl) },
+    'reputation service listening',
+  );
 
   let closed: Promise<void> | null = null;
   return {
@@ -115,7 +143,7 @@ export async function startReputationService(config: Config, log: Logger, opened
         proxy = next.upstreamUrl ? new UpstreamProxy(next, log, metrics) : null;
         upstream = `${next.upstreamUrl} ${next.upstreamKey}`;
       } else proxy?.reload(next);
-      log.info({ event: 'reputation_reloaded', upstream: next.upstreamUrl, participation: next.participation }, 'configuration reloaded');
+      log.info({ event: 'reputation_reloaded', upstream: maskUrl(next.upstreamUrl), participation: next.participation }, 'configuration reloaded');
     },
   };
 }

@@ -48,6 +48,9 @@ export interface ReputationLookupsOptions {
   readonly observer?: LookupObserver;
 }
 
+/** The service cannot serve (its store is unreachable): the breaker opens at once, for its Retry-After. */
+const HTTP_UNAVAILABLE = 503;
+
 /** A service answer is cached this long: long enough to spare the service a campaign's repeats, short enough to learn. */
 export const DEFAULT_CACHE_TTL_MS = 60_000;
 export const DEFAULT_CACHE_SIZE = 100_000;
@@ -116,7 +119,9 @@ export class ReputationLookups {
       this.#authRejectedLogged = false;
       outcome = 'ok';
     } catch (error) {
-      this.#breaker.failed();
+      const { status, retryAfter } = (error ?? {}) as { status?: unknown; retryAfter?: unknown };
+      if (status === HTTP_UNAVAILABLE) this.#breaker.unavailable(typeof retryAfter === 'number' ? retryAfter * 1000 : null);
+      else this.#breaker.failed();
       outcome = budget.aborted ? 'timeout' : classify(error);
       this.#logFailure(outcome, error);
     }

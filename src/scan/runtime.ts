@@ -7,13 +7,14 @@
  * Participation is decided here, once per configuration: with `off` (or no accepted statement)
  * no client exists at all, so nothing can be sent by mistake.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { ImageHashCache } from '../fingerprint/image-cache.js';
+import { makePrivateDir } from '../private-files.js';
 import { Quarantine, quarantineDir } from '../quarantine/store.js';
+import { maskUrl } from '../redact.js';
 import { createReputationClient, type ReputationClient } from '../reputation/client.js';
 import type { OpenedReputation } from '../reputation/engine-types.js';
 import { openReputation } from '../reputation/open.js';
@@ -40,7 +41,7 @@ export function localReputationPath(config: Pick<Config, 'dataDir'>): string {
 }
 
 export async function openLocalReputation(config: Pick<Config, 'dataDir'>): Promise<OpenedReputation> {
-  mkdirSync(config.dataDir, { recursive: true });
+  makePrivateDir(config.dataDir);
   return openReputation({ store: 'sqlite', path: localReputationPath(config), backgroundCheckpoints: false });
 }
 
@@ -113,8 +114,8 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
     throw error;
   }
   log.info(
-    { event: 'runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : config.reputationUrl, metrics: metricsServer?.address ?? null },
-    config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${config.reputationUrl}`,
+    { event: 'runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : maskUrl(config.reputationUrl), metrics: metricsServer?.address ?? null },
+    config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${maskUrl(config.reputationUrl)}`,
   );
   const metricsListen = config.metricsListen;
 

@@ -6,6 +6,7 @@
 import type { Config } from '../config.js';
 import { NimbusError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { maskUrl } from '../redact.js';
 import type { GatewayMetrics } from './metrics.js';
 import { RecordWriter } from './record-writer.js';
 import { SampleKeeper, type SampleOutboxSummary } from './sample-outbox.js';
@@ -115,7 +116,8 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
         dropped: store.counter('dropped'),
         uploaded: store.counter('uploaded'),
         lastUpload: store.meta('lastUpload'),
-        lastError: store.meta('lastError'),
+        // Masked when read: an error stored by an older version may hold a URL's password.
+        lastError: maskUrl(store.meta('lastError')),
         samples: samples.summary(),
         ...store.report(days, top),
       };

@@ -10,9 +10,10 @@
  * counted. Gateway workers share the file: a sample is claimed by one uploader at a time (a claim
  * lapses after CLAIM_LEASE_MS, so the sample of a killed worker goes later, not never).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase } from '../private-files.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { sampleCapture, type Sample } from './samples.js';
@@ -45,8 +46,7 @@ export class SampleOutbox {
 
   constructor(dataDir: string, bounds: SampleOutboxBounds) {
     this.#bounds = bounds;
-    mkdirSync(dataDir, { recursive: true });
-    this.#db = new Database(sampleOutboxPath(dataDir));
+    this.#db = openPrivateDatabase(sampleOutboxPath(dataDir));
     useWal(this.#db);
     this.#db.pragma('synchronous = FULL');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS samples (

@@ -10,6 +10,8 @@ import type { LocalRecord } from './types.js';
 import { NEVER_SENT, STATEMENT, toWireRecord } from './wire.js';
 
 const HEX64 = (seed: string): string => seed.repeat(64).slice(0, 64);
+/** A body:minhash64 is 64 positions of 4 hex digits (src/fingerprint/forms.ts). */
+const HEX256 = (seed: string): string => seed.repeat(128).slice(0, 256);
 
 /** A sample local record: what the gateway keeps about one spam message. */
 export const SAMPLE_RECORD: LocalRecord = Object.freeze({
@@ -21,7 +23,7 @@ export const SAMPLE_RECORD: LocalRecord = Object.freeze({
     { text: `image:sha256:${HEX64('c3')}`, label: 'offer.png' },
     { text: `image:phash256:${HEX64('d4')}`, label: 'offer.png' },
     { text: `attachment:sha256:${HEX64('e5')}`, label: 'invoice.pdf' },
-    { text: `body:minhash64:${HEX64('f6')}` },
+    { text: `body:minhash64:${HEX256('f6')}` },
     { text: 'url:domain:example.biz', label: 'example.biz' },
     { text: `url:sha256:${HEX64('07')}`, label: 'https://shop.example.biz/track?u=alice%40example.org' },
   ],

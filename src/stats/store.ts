@@ -14,10 +14,11 @@
  * transactions (exact for every process, no scan), and a batch is claimed by one uploader at a
  * time so two workers never send the same batch side by side.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase } from '../private-files.js';
 import type { ParticipationMode } from '../config.js';
 import type { ReportBatch } from '../reputation/api.js';
 import type { LocalRecord, StatsInput } from './types.js';
@@ -95,8 +96,7 @@ export class StatsStore {
 
   constructor(options: StoreOptions) {
     this.#options = options;
-    mkdirSync(options.dataDir, { recursive: true });
-    this.#db = new Database(join(options.dataDir, 'nimbus.sqlite'));
+    this.#db = openPrivateDatabase(join(options.dataDir, 'nimbus.sqlite'));
     useWal(this.#db);
     this.#db.pragma('synchronous = FULL');
     this.#migrate();

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { maskUrl } from '../redact.js';
 import type { SampleUpload } from '../reputation/api.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SampleOutbox } from './sample-outbox.js';
@@ -142,7 +143,7 @@ export class Uploader {
   #start(): void {
     const generation = ++this.#generation;
     this.#log.info(
-      { event: 'stats.upload.started', participation: this.#config.participation, backlog: this.#store.outboxSize(), url: this.#config.reputationUrl },
+      { event: 'stats.upload.started', participation: this.#config.participation, backlog: this.#store.outboxSize(), url: maskUrl(this.#config.reputationUrl) },
       `statistics uploads on (${this.#config.participation}), ${this.#store.outboxSize()} records waiting`,
     );
     // Chained: the previous loop has been aborted and ends before this one begins.
@@ -255,7 +256,7 @@ export class Uploader {
         this.#state = 'stopped-auth';
         this.#release();
         this.#log.error(
-          { event: 'stats.upload.auth_rejected', url: config.reputationUrl },
+          { event: 'stats.upload.auth_rejected', url: maskUrl(config.reputationUrl) },
           'the reputation service rejected NIMBUS_REPUTATION_KEY (401): statistics uploads stopped, records kept locally; fix the key and reload (SIGHUP)',
         );
         return;
@@ -294,7 +295,7 @@ export class Uploader {
       this.#samplesForbidden = true;
       this.#options.samples?.releaseClaims(this.#owner);
       this.#log.error(
-        { event: 'stats.samples.forbidden', url: config.reputationUrl, err: message },
+        { event: 'stats.samples.forbidden', url: maskUrl(config.reputationUrl), err: message },
         'the reputation service refused samples from NIMBUS_REPUTATION_KEY (403: samples need a reporter or admin key): samples stay local, records are still uploaded; change the key and reload (SIGHUP)',
       );
       return true;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { KeyRole, ReportRecord } from '../../src/reputation/api.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
@@ -37,13 +37,14 @@ export interface TestService {
   addKey(role: KeyRole, rate?: number): Promise<{ id: string; token: string }>;
 }
 
-export async function startTestService(t: ExecutionContext, env: Record<string, string> = {}): Promise<TestService> {
+/** `log`: the service's logger (silent when not given), e.g. one writing into an array. */
+export async function startTestService(t: ExecutionContext, env: Record<string, string> = {}, log: Logger = pino({ level: 'silent' })): Promise<TestService> {
   const openReputation = await loadOpenReputation();
   if (!openReputation) throw new Error('src/reputation/open.ts (openReputation) is not built yet');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nimbus-rep-svc-'));
   const config = loadConfig({ NIMBUS_DATA_DIR: dir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'silent', ...env });
   const opened = await openReputation({ store: 'sqlite', path: path.join(dir, 'reputation.sqlite') });
-  const service = await startReputationService(config, pino({ level: 'silent' }), opened);
+  const service = await startReputationService(config, log, opened);
   t.teardown(async () => {
     await service.close();
     await opened.close();

@@ -37,10 +37,15 @@ export class Authenticator {
     const same = secretMatches(parsed.secret, key?.secretHash ?? UNKNOWN_HASH);
     if (!key || !same) throw rejected('unknown key or wrong secret');
     if (key.revokedAt !== null) throw rejected(`key ${key.id} was revoked`);
+    this.authorize(key, role);
+    return key;
+  }
+
+  /** An HttpError 403 unless `key` has at least `role` (roles nest: admin ⊇ reporter ⊇ sensor). */
+  authorize(key: StoredKey, role: KeyRole): void {
     if (RANK[key.role] < RANK[role]) {
       throw new HttpError(HTTP.FORBIDDEN, ERROR_CODES.FORBIDDEN, `key ${key.id} has role ${key.role}; this needs ${role}`);
     }
-    return key;
   }
 
   async #find(id: string): Promise<StoredKey | null> {

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   UNSUPPORTED: 'UNSUPPORTED',
   RATE_LIMITED: 'RATE_LIMITED',
   SERVER_ERROR: 'SERVER_ERROR',
+  /** 503 with Retry-After: the store (Redis) cannot be reached; nothing was changed or answered. */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
 } as const;
 
 export class HttpError extends Error {

@@ -3,9 +3,9 @@
  * (so a key added by the CLI is the key the service checks): SQLite at
  * `dataDir/reputation.sqlite`, or Redis / Redis Cluster at NIMBUS_REDIS_URL.
  */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../config.js';
+import { makePrivateDir } from '../../private-files.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../engine-types.js';
 
 /**
@@ -20,7 +20,7 @@ export function storeOptions(config: Config, user: StoreUser): ReputationStoreOp
 }
 
 export async function openConfiguredReputation(config: Config, user: StoreUser): Promise<OpenedReputation> {
-  if (config.store === 'sqlite') mkdirSync(config.dataDir, { recursive: true });
+  if (config.store === 'sqlite') makePrivateDir(config.dataDir);
   // Loaded lazily: the engine (src/reputation/open.ts) is built in parallel by its owner.
   const specifier = '../open.js';
   const engine = (await import(specifier)) as { openReputation(options: ReputationStoreOptions): Promise<OpenedReputation> };

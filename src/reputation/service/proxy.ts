@@ -7,6 +7,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
+import { maskUrl } from '../../redact.js';
 import type { FeedbackRequest, LookupResult, ReportBatch, ReportRecord } from '../api.js';
 import { createReputationClient, type ReputationClient } from '../client.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -23,7 +24,7 @@ export class UpstreamProxy {
 
   constructor(config: Config, log: Logger, metrics: ServiceMetrics) {
     this.#client = createReputationClient({ url: config.upstreamUrl!, key: config.upstreamKey ?? '', timeoutMs: config.lookupTimeoutMs });
-    this.#log = log.child({ upstream: config.upstreamUrl });
+    this.#log = log.child({ upstream: maskUrl(config.upstreamUrl) });
     this.#metrics = metrics;
     this.#sharing = sharingOf(config);
   }

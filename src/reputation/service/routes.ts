@@ -1,7 +1,10 @@
 /**
- * The /v1 routes. Each one: authenticate (401/403), rate-limit per key (429), validate the body
- * against the wire schema (400 naming the field; nothing is touched before that), then call
- * the engine.
+ * The /v1 routes. Each one: authenticate (401/403) and rate-limit per key (429) before its body
+ * is read, validate the body against the wire schema (400 naming the field; nothing is touched
+ * before that), then call the engine. A route names the key role it needs as route config
+ * (`{config: {role}}`); one onRequest hook (registerAdmission) admits the request before fastify
+ * reads and parses the body, so a request without a valid key costs no body (up to 10 MB) read
+ * or parsed, and keyless floods do not slow keyed requests down.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
@@ -29,7 +32,40 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, where = 'body'
   throw new HttpError(HTTP.BAD_REQUEST, ERROR_CODES.BAD_REQUEST, issues.join('; '));
 }
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The key role a route needs: checked, with the key's rate, before the body is read. */
+    role?: KeyRole;
+  }
+  interface FastifyRequest {
+    /** The key admitted by the onRequest hook (routes with config.role), else null. */
+    apiKey: StoredKey | null;
+  }
+}
+
+/** The onRequest hook that admits requests to routes with `config.role`, before their body is read. */
+export function registerAdmission(app: FastifyInstance, context: Pick<RouteContext, 'auth' | 'limiter'>): void {
+  app.decorateRequest('apiKey', null);
+  app.addHook('onRequest', async (request) => {
+    const role = request.routeOptions.config.role;
+    if (role !== undefined) request.apiKey = await authenticateAndLimit(context, request, role);
+  });
+}
+
+/**
+ * The key of a request with at least `role`: the one the onRequest hook admitted, or (a route
+ * that declares no config.role) authenticated and rate-limited here, after its body was read.
+ */
 export async function admit(context: Pick<RouteContext, 'auth' | 'limiter'>, request: FastifyRequest, role: KeyRole): Promise<StoredKey> {
+  if (request.apiKey !== null) {
+    context.auth.authorize(request.apiKey, role);
+    return request.apiKey;
+  }
+  request.apiKey = await authenticateAndLimit(context, request, role);
+  return request.apiKey;
+}
+
+async function authenticateAndLimit(context: Pick<RouteContext, 'auth' | 'limiter'>, request: FastifyRequest, role: KeyRole): Promise<StoredKey> {
   const key = await context.auth.authenticate(request.headers.authorization, role);
   const wait = context.limiter.take(key.id, key.rateLimit);
   if (wait > 0) {
@@ -55,7 +91,7 @@ async function loadFingerprinter(): Promise<FingerprintRaw | null> {
 export function registerRoutes(app: FastifyInstance, context: RouteContext): void {
   const { opened, metrics } = context;
 
-  app.post('/v1/lookup', async (request) => {
+  app.post('/v1/lookup', { config: { role: 'sensor' } }, async (request) => {
     await admit(context, request, 'sensor');
     const body = validate(lookupRequest, request.body);
     let results = await opened.engine.lookup(body.items);
@@ -65,7 +101,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     return { results };
   });
 
-  app.post('/v1/reports', async (request) => {
+  app.post('/v1/reports', { config: { role: 'sensor' } }, async (request) => {
     const key = await admit(context, request, 'sensor');
     const batch = validate(reportBatch, request.body);
     const result = await opened.engine.ingest(batch.batchId, { id: key.id, weight: 1 }, batch.records);
@@ -76,7 +112,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     return { accepted: result.accepted, duplicate: result.duplicate };
   });
 
-  app.post('/v1/feedback', async (request) => {
+  app.post('/v1/feedback', { config: { role: 'reporter' } }, async (request) => {
     const key = await admit(context, request, 'reporter');
     const body = validate(feedbackRequest, request.body);
     let items: string[];
@@ -96,7 +132,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     return { accepted: items.length };
   });
 
-  app.put<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', async (request) => {
+  app.put<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', { config: { role: 'admin' } }, async (request) => {
     await admit(context, request, 'admin');
     const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
     const body = validate(verdictOverride, request.body);
@@ -104,7 +140,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     return { item, verdict: body.verdict };
   });
 
-  app.delete<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', async (request) => {
+  app.delete<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', { config: { role: 'admin' } }, async (request) => {
     await admit(context, request, 'admin');
     const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
     return { item, removed: await opened.engine.clearVerdict(item) };

@@ -37,7 +37,7 @@ export function registerSampleRoutes(app: FastifyInstance, context: SampleRouteC
       context.maxBytes === 0 ? 'this service accepts no samples (NIMBUS_SAMPLE_MAX_BYTES=0)' : `sample of ${size} bytes is over this service's limit of ${context.maxBytes} bytes`,
     );
 
-  app.post('/v1/samples', { bodyLimit: sampleBodyLimit(context.maxBytes) }, async (request) => {
+  app.post('/v1/samples', { bodyLimit: sampleBodyLimit(context.maxBytes), config: { role: 'reporter' } }, async (request) => {
     const key = await admit(context, request, 'reporter');
     const body = validate(sampleUpload, request.body);
     if (body.size > context.maxBytes) throw tooLarge(body.size);
@@ -61,7 +61,7 @@ export function registerSampleRoutes(app: FastifyInstance, context: SampleRouteC
     return { sha256: body.sha256, duplicate };
   });
 
-  app.get<{ Params: { sha256: string } }>('/v1/samples/:sha256', async (request, reply) => {
+  app.get<{ Params: { sha256: string } }>('/v1/samples/:sha256', { config: { role: 'admin' } }, async (request, reply) => {
     await admit(context, request, 'admin');
     const sha256 = validate(sha256Param, request.params.sha256, 'params.sha256');
     const sample = await context.samples.get(sha256);

@@ -7,9 +7,9 @@
  * Samples are keyed by the SHA-256 of their bytes: a resend (or the same attachment from another
  * gateway) is stored once. Both stores forget a sample SAMPLE_RETENTION_DAYS after it arrived.
  */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase } from '../../private-files.js';
 import type { Config } from '../../config.js';
 import type { Client as RedisClient } from '../stores/redis.js';
 import { useWal } from '../../sqlite-wal.js';
@@ -36,6 +36,8 @@ export interface SampleStore {
   put(sample: StoredSample, now?: number): Promise<{ duplicate: boolean }>;
   get(sha256: string): Promise<StoredSample | null>;
   close(): Promise<void>;
+  /** A store behind a connection (Redis): why it cannot serve now, or null (OpenedReputation.unavailable). */
+  unavailable?(): string | null;
 }
 
 export function sampleStorePath(config: Pick<Config, 'dataDir'>): string {
@@ -46,8 +48,7 @@ export class SqliteSampleStore implements SampleStore {
   readonly #db: Database.Database;
 
   constructor(file: string) {
-    mkdirSync(path.dirname(file), { recursive: true });
-    this.#db = new Database(file);
+    this.#db = openPrivateDatabase(file);
     useWal(this.#db);
     this.#db.exec(`CREATE TABLE IF NOT EXISTS samples (
       sha256 TEXT PRIMARY KEY, type TEXT NOT NULL, size INTEGER NOT NULL, reporter TEXT NOT NULL,
@@ -88,10 +89,16 @@ return 1`;
 export class RedisSampleStore implements SampleStore {
   readonly #r: RedisClient;
   readonly #prefix: string;
+  readonly #unavailable: () => string | null;
 
-  constructor(client: RedisClient, prefix = 'nimbus:') {
+  constructor(client: RedisClient, prefix = 'nimbus:', unavailable: () => string | null = () => null) {
     this.#r = client;
     this.#prefix = `${prefix}sample:`;
+    this.#unavailable = unavailable;
+  }
+
+  unavailable(): string | null {
+    return this.#unavailable();
   }
 
   async put(sample: StoredSample): Promise<{ duplicate: boolean }> {
@@ -115,6 +122,7 @@ export class RedisSampleStore implements SampleStore {
 /** The sample store beside the configured reputation store. */
 export async function openSampleStore(config: Pick<Config, 'store' | 'dataDir' | 'redisUrls'>): Promise<SampleStore> {
   if (config.store === 'sqlite') return new SqliteSampleStore(sampleStorePath(config));
-  const { connectRedis } = await import('../stores/redis.js');
-  return new RedisSampleStore(await connectRedis(config.redisUrls));
+  const { connectRedis, watchRedis } = await import('../stores/redis.js');
+  const client = await connectRedis(config.redisUrls);
+  return new RedisSampleStore(client, 'nimbus:', watchRedis(client));
 }

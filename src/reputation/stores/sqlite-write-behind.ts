@@ -21,7 +21,8 @@
  *   makes a second one fail at start. Other processes may still open the file: `nimbus keys`
  *   (keys only), and readers, which see rows as of the last flush.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase } from '../../private-files.js';
 import { NimbusError } from '../../errors.js';
 import type { FingerprintState, Observation, PairState } from '../scoring.js';
 import { applyObservation, type FpRecord } from './sqlite-rows.js';
@@ -279,7 +280,7 @@ export class WriteBehind {
  */
 function takeWriterLock(path: string): Database.Database {
   const lockPath = `${path}-writer`;
-  const lock = new Database(lockPath, { timeout: 0 });
+  const lock = openPrivateDatabase(lockPath, { timeout: 0 });
   try {
     lock.pragma('locking_mode = EXCLUSIVE');
     lock.exec('BEGIN EXCLUSIVE');

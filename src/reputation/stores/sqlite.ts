@@ -11,7 +11,8 @@
  * file), or behind a journal (`writeBehind`, the reputation service: sqlite-write-behind.ts).
  * Both apply an observation to a row the same way (sqlite-rows.ts).
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase } from '../../private-files.js';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, IngestResult, KeyStore, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
 import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
@@ -149,7 +150,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   readonly #writeBehind: WriteBehind | null = null;
 
   constructor(path: string, options: { backgroundCheckpoints?: boolean; writeBehind?: boolean; writeBehindHooks?: WriteBehindHooks } = {}) {
-    this.#db = new Database(path);
+    this.#db = openPrivateDatabase(path);
     this.#path = path;
     this.#backgroundCheckpoints = options.backgroundCheckpoints ?? true;
     useWal(this.#db);
