@@ -13,6 +13,7 @@ import { ServiceMetrics } from './service/metrics.js';
 import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
+import { registerFingerprintRoutes } from './service/fingerprint-routes.js';
 import { registerRoutes } from './service/routes.js';
 import { registerSampleRoutes } from './service/sample-routes.js';
 import { openSampleStore, type SampleStore } from './service/samples.js';
@@ -79,6 +80,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   const auth = new Authenticator(store.keys, KEY_CACHE_MS);
   const limiter = new RateLimiter();
   registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
+  registerFingerprintRoutes(app, { opened: store, auth, limiter });
   // Samples are kept here, never forwarded upstream in proxy mode.
   registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
 
