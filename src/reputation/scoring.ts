@@ -193,11 +193,14 @@ export type VoiceChannel = 'spam' | 'ham';
 export function voiceChannel(stored: FingerprintState, now: number): VoiceChannel | null {
   if (stored.admin !== null) return null;
   const f = decayFactor(stored.ts, now);
-  const spamEv = stored.spamEv * f;
-  const spam = spamEv + Math.min(stored.weakEv * f, WEAK_CAP);
-  const ham = stored.hamEv * f;
-  if (spam < SPAM_THRESHOLD && spamEv >= VOICE_RANGE_FLOOR && spam >= 2 * ham) return 'spam';
-  if (ham < HAM_THRESHOLD && ham >= VOICE_RANGE_FLOOR && ham >= 2 * spam) return 'ham';
+  return channelOf(stored.spamEv * f, stored.weakEv * f, stored.hamEv * f);
+}
+
+/** voiceChannel on decayed sums. */
+function channelOf(spamEv: number, weakEv: number, hamEv: number): VoiceChannel | null {
+  const spam = spamEv + Math.min(weakEv, WEAK_CAP);
+  if (spam < SPAM_THRESHOLD && spamEv >= VOICE_RANGE_FLOOR && spam >= 2 * hamEv) return 'spam';
+  if (hamEv < HAM_THRESHOLD && hamEv >= VOICE_RANGE_FLOOR && hamEv >= 2 * spam) return 'ham';
   return null;
 }
 
@@ -237,7 +240,7 @@ export function judge(item: string, stored: FingerprintState | null, now: number
   // that a single voice never reaches a high score.
   const score = clamp01(spam / (spam + ham + 1));
   const confidence = clamp01(1 - Math.pow(2, -(spam + ham + s.sensorEv / BULK_SENSORS) / SPAM_THRESHOLD));
-  const channel = voiceChannel(stored, now);
+  const channel = channelOf(s.spamEv, s.weakEv, ham);
   const voices = channel === null ? 0 : freshVoices(pairs, channel, now);
   let verdict: Verdict = 'unknown';
   if (spam >= SPAM_THRESHOLD && spam >= 2 * ham) verdict = 'spam';

@@ -467,7 +467,12 @@ export class RedisStore implements ReputationEngine, KeyStore {
 
   /** Neighbours judged from their state strings; one no longer stored is skipped. */
   async #judgeAll(item: string, near: readonly Neighbour[], states: readonly (Buffer | null)[], now: number): Promise<{ match: Neighbour; result: LookupResult }[]> {
-    const judged = await Promise.all(near.map(async (match, i) => (states[i] == null ? null : { match, result: await this.#judge(item, match.item, states[i]!, now) })));
+    const judged = await Promise.all(
+      near.map(async (match, i) => {
+        const b = states[i] ?? null;
+        return b === null ? null : { match, result: await this.#judge(item, match.item, b, now) };
+      }),
+    );
     return judged.filter((j) => j !== null);
   }
 
