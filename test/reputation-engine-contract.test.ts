@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import type { ReportRecord } from '../src/reputation/api.js';
 import type { OpenedReputation } from '../src/reputation/engine-types.js';
 import { openReputation } from '../src/reputation/open.js';
-import { DAY_MS } from '../src/reputation/scoring.js';
+import { AUDIT_KEPT } from '../src/reputation/engine.js';
+import { DAY_MS, HALF_LIFE_MS } from '../src/reputation/scoring.js';
 import { parseToken, secretMatches } from '../src/reputation/keys.js';
 import { Redis } from 'ioredis';
 import { startRedisCluster, type RedisClusterHandle } from './helpers/redis-cluster.js';
@@ -96,6 +97,8 @@ const record = (id: string, fingerprints: string[], extra: Partial<ReportRecord>
   ...extra,
 });
 const reporter = (id: string) => ({ id, weight: 1 });
+const keyOf = (id: string, role: 'sensor' | 'reporter' | 'admin') => ({ id, weight: 1, role, trusted: role === 'admin' });
+const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Flips `dct` distinct bits in the first half of a 64-hex-digit image:phash256 value and `gradient` in the second. */
 function flipBits(value: string, dct: number, gradient: number): string {
@@ -133,14 +136,14 @@ for (const backend of backends) {
     const item = fp('admin');
     for (let i = 0; i < 5; i++) await engine.feedback(reporter(`k${i}`), 'spam', [item], T0);
     expect((await engine.lookup([item], T0))[0]!.verdict === 'spam', 'five reporters make spam');
-    await engine.setVerdict(item, 'ham', 'our newsletter', T0);
+    await engine.setVerdict(item, 'ham', { by: 'admin-key', reason: 'our newsletter' }, T0);
     const [r] = await engine.lookup([item], T0);
     expect(r!.verdict === 'ham' && r!.counters.adminVerdict === 'ham' && r!.confidence === 1, JSON.stringify(r));
-    expect((await engine.clearVerdict(item)) === true, 'clear returns true');
-    expect((await engine.clearVerdict(item)) === false, 'second clear returns false');
+    expect((await engine.clearVerdict(item, { by: 'admin-key' })) === true, 'clear returns true');
+    expect((await engine.clearVerdict(item, { by: 'admin-key' })) === false, 'second clear returns false');
     expect((await engine.lookup([item], T0))[0]!.verdict === 'spam', 'counters answer again after clearing');
     const fresh = fp('adminfresh');
-    await engine.setVerdict(fresh, 'spam', undefined, T0);
+    await engine.setVerdict(fresh, 'spam', { by: 'admin-key' }, T0);
     expect((await engine.lookup([fresh], T0))[0]!.verdict === 'spam', 'verdict on a never-seen item');
   });
 
@@ -243,6 +246,128 @@ for (const backend of backends) {
     }
     const [r] = await engine.lookup([probe], T0);
     expect(r!.verdict === 'spam' && r!.match?.item === `image:phash256:${value}`, JSON.stringify(r));
+  });
+
+  withStore('three reporters convict while the oldest report is at most one half-life old; one millisecond older, or two reporters however fresh, do not', async ({ engine }) => {
+    const item = fp('three');
+    for (let i = 0; i < 3; i++) await engine.feedback(reporter(`v${i}`), 'spam', [item], T0 + i * DAY_MS);
+    // Two days after the first report the three sum to just under 3: voices, not the sum, decide.
+    const [fresh] = await engine.lookup([item], T0 + 2 * DAY_MS + 3_600_000);
+    expect(fresh!.verdict === 'spam', `three recent voices: ${JSON.stringify(fresh)}`);
+    const [edge] = await engine.lookup([item], T0 + HALF_LIFE_MS);
+    expect(edge!.verdict === 'spam', `oldest exactly one half-life old: ${JSON.stringify(edge)}`);
+    const [beyond] = await engine.lookup([item], T0 + HALF_LIFE_MS + 1);
+    expect(beyond!.verdict === 'unknown', `oldest one half-life and 1 ms old: ${JSON.stringify(beyond)}`);
+
+    const two = fp('two');
+    for (let i = 0; i < 2; i++) await engine.feedback(reporter(`w${i}`), 'spam', [two], T0);
+    for (let i = 0; i < 50; i++) await engine.feedback(reporter('w1'), 'spam', [two], T0 + i);
+    const [both] = await engine.lookup([two], T0 + 49);
+    expect(both!.verdict === 'unknown', `two fresh voices: ${JSON.stringify(both)}`);
+  });
+
+  withStore('three reporters convict and three ham reporters acquit when their voices are kept beyond the inline ones', async ({ engine }) => {
+    const spam = fp('spilled');
+    const ham = fp('spilledham');
+    // Four sensors' sightings fill the reporters a store keeps inline, so the voices spill over.
+    for (let s = 0; s < 4; s++) await engine.ingest(`batch-fill-${s}-${spam}`, reporter(`fill${s}`), [record('f', [spam, ham])], T0);
+    for (let i = 0; i < 3; i++) {
+      await engine.feedback(reporter(`sv${i}`), 'spam', [spam], T0 + i * DAY_MS);
+      await engine.feedback(reporter(`hv${i}`), 'ham', [ham], T0 + i * DAY_MS);
+    }
+    const [s1, h1] = await engine.lookup([spam, ham], T0 + HALF_LIFE_MS);
+    expect(s1!.verdict === 'spam' && h1!.verdict === 'ham', `one half-life: ${JSON.stringify([s1, h1])}`);
+    const [s2, h2] = await engine.lookup([spam, ham], T0 + HALF_LIFE_MS + 1);
+    expect(s2!.verdict === 'unknown' && h2!.verdict === 'unknown', `just over: ${JSON.stringify([s2, h2])}`);
+  });
+
+  withStore('spam traps in sensor keys\' records never convict, three or ten of them; in three reporter keys\' records or one admin key\'s they do', async ({ engine }) => {
+    const trap = (id: string, item: string) => [record(`${id}-trap`, [item], { action: 'trap', verdict: 'spam' })];
+    const three = fp('sensors3');
+    const ten = fp('sensors10');
+    for (let s = 0; s < 10; s++) {
+      if (s < 3) await engine.ingest(`batch-trap3-${s}`, keyOf(`sensor${s}`, 'sensor'), trap(`s${s}`, three), T0);
+      await engine.ingest(`batch-trap10-${s}`, keyOf(`sensor${s}`, 'sensor'), trap(`s${s}`, ten), T0);
+    }
+    const [by3, by10] = await engine.lookup([three, ten], T0);
+    expect(by3!.verdict === 'unknown' && by10!.verdict === 'unknown', `sensors: ${JSON.stringify([by3, by10])}`);
+    const reported = fp('reporters3');
+    for (let r = 0; r < 3; r++) await engine.ingest(`batch-trapr-${r}`, keyOf(`rep${r}`, 'reporter'), trap(`r${r}`, reported), T0);
+    const byAdmin = fp('admin1');
+    await engine.ingest('batch-trapa-0', keyOf('adm0', 'admin'), trap('a0', byAdmin), T0);
+    const [rep, adm] = await engine.lookup([reported, byAdmin], T0);
+    expect(rep!.verdict === 'spam' && adm!.verdict === 'spam', `reporters / admin: ${JSON.stringify([rep, adm])}`);
+  });
+
+  withStore('sensors\' trap hits add weak evidence to two reporters\' voices but never count as the third voice', async ({ engine }) => {
+    const item = fp('support');
+    for (let r = 0; r < 2; r++) await engine.feedback(reporter(`voice${r}`), 'spam', [item], T0);
+    for (let s = 0; s < 3; s++) await engine.ingest(`batch-support-${s}`, keyOf(`sensor${s}`, 'sensor'), [record('t', [item], { action: 'trap' })], T0);
+    // 2 voices + 1.5 weak (the cap) = 3.5: the sum convicts, as the network's weak evidence always could.
+    expect((await engine.lookup([item], T0))[0]!.verdict === 'spam', 'fresh');
+    // Half a half-life later the sum is 2.47 and only two reporters are voices.
+    const [later] = await engine.lookup([item], T0 + HALF_LIFE_MS / 2);
+    expect(later!.verdict === 'unknown', JSON.stringify(later));
+  });
+
+  withStore('a batch id is idempotent per key: another key\'s batch with the same id counts, the same key\'s resend does not', async ({ engine }) => {
+    const item = fp('batchkey');
+    const batch = [record('1', [item])];
+    const a = await engine.ingest('batch-shared-0001', reporter('key-a'), batch, T0);
+    const b = await engine.ingest('batch-shared-0001', reporter('key-b'), batch, T0);
+    const again = await engine.ingest('batch-shared-0001', reporter('key-a'), batch, T0);
+    expect(!a.duplicate && a.accepted === 1 && !b.duplicate && b.accepted === 1 && again.duplicate && again.accepted === 0, JSON.stringify([a, b, again]));
+    const [r] = await engine.lookup([item], T0);
+    expect(r!.counters.seen === 2 && r!.counters.reporters === 2, JSON.stringify(r));
+  });
+
+  withStore('overrides leave an audit trail of who, when, before, after and why; explain shows it with the reporters and their times', async ({ engine }) => {
+    const item = fp('audit');
+    await engine.feedback(reporter('voice-1'), 'spam', [item], T0);
+    await engine.ingest(`batch-audit-${item}`, reporter('sensor-1'), [record('s', [item])], T0 + 1000);
+    await engine.setVerdict(item, 'spam', { by: 'key-a', reason: 'campaign' }, T0 + 2000);
+    await engine.setVerdict(item, 'ham', { by: 'key-b' }, T0 + 3000);
+    expect(await engine.clearVerdict(item, { by: 'key-a', reason: 'mistake' }, T0 + 4000), 'cleared');
+    expect(!(await engine.clearVerdict(item, { by: 'key-c' }, T0 + 5000)), 'nothing to clear, nothing recorded');
+    const x = await engine.explain(item, T0 + 6000);
+    expect(x !== null, 'explained');
+    const expected = [
+      { at: iso(T0 + 2000), by: 'key-a', before: null, after: 'spam', reason: 'campaign' },
+      { at: iso(T0 + 3000), by: 'key-b', before: 'spam', after: 'ham', reason: null },
+      { at: iso(T0 + 4000), by: 'key-a', before: 'ham', after: null, reason: 'mistake' },
+    ];
+    expect(JSON.stringify(x!.audit) === JSON.stringify(expected), JSON.stringify(x!.audit));
+    expect(x!.override === null && x!.result.verdict === 'unknown' && x!.result.counters.reporters === 2, JSON.stringify(x));
+    expect(x!.reporterCount === 2 && x!.reporters.map((r) => r.id).join() === 'sensor-1,voice-1', JSON.stringify(x!.reporters));
+    const [sensor, voice] = x!.reporters;
+    expect(sensor!.lastReport === iso(T0 + 1000) && sensor!.sensor === 1 && sensor!.spam === 0, JSON.stringify(sensor));
+    expect(voice!.lastReport === iso(T0) && voice!.spam === 1 && voice!.sensor === 0, JSON.stringify(voice));
+
+    const overridden = fp('auditnew');
+    await engine.setVerdict(overridden, 'bulk', { by: 'local', reason: 'our newsletter' }, T0);
+    const y = await engine.explain(overridden, T0);
+    expect(y!.override?.verdict === 'bulk' && y!.override.reason === 'our newsletter' && y!.reporters.length === 0 && y!.audit.length === 1, JSON.stringify(y));
+    expect((await engine.explain(fp('never'), T0)) === null, 'never heard of');
+  });
+
+  withStore(`an audit trail keeps a fingerprint's latest ${AUDIT_KEPT} changes`, async ({ engine }) => {
+    const item = fp('auditcap');
+    for (let i = 0; i < AUDIT_KEPT + 2; i++) await engine.setVerdict(item, i % 2 === 0 ? 'spam' : 'ham', { by: `key-${i}` }, T0 + i);
+    const x = await engine.explain(item, T0 + AUDIT_KEPT + 2);
+    expect(x!.audit.length === AUDIT_KEPT && x!.audit[0]!.by === 'key-2' && x!.audit.at(-1)!.by === `key-${AUDIT_KEPT + 1}`, JSON.stringify(x!.audit.slice(0, 2)));
+  });
+
+  withStore('explain lists a fuzzy fingerprint\'s near neighbours and the answer one of them gives', async ({ engine }) => {
+    const base = BigInt(`0x${randomBytes(8).toString('hex')}`);
+    const hex = (v: bigint) => v.toString(16).padStart(16, '0');
+    const reported = `image:dhash64:${hex(base)}`;
+    const copy = `image:dhash64:${hex(base ^ 0b101n)}`;
+    await engine.ingest(`batch-copy-${randomBytes(4).toString('hex')}`, reporter('sensor-c'), [record('c', [copy])], T0);
+    for (let i = 0; i < 3; i++) await engine.feedback(reporter(`n${i}`), 'spam', [reported], T0);
+    const x = await engine.explain(copy, T0);
+    expect(x!.result.verdict === 'spam' && x!.result.match?.item === reported, JSON.stringify(x!.result));
+    expect(x!.neighbours.length === 1 && x!.neighbours[0]!.item === reported && x!.neighbours[0]!.similarity === 62 / 64 && x!.neighbours[0]!.verdict === 'spam', JSON.stringify(x!.neighbours));
+    expect(x!.reporters.length === 1 && x!.reporters[0]!.id === 'sensor-c', JSON.stringify(x!.reporters));
   });
 
   withStore('keys can be added, found, listed and revoked, and only a hash of the secret is stored', async ({ keys }) => {

@@ -48,8 +48,8 @@ async function oldHistory(engine: ReputationEngine): Promise<void> {
   await engine.feedback(reporter('k2'), 'spam', [THREE], T0);
   await engine.ingest(batchOf('k3'), reporter('k3'), [sighting('r-k3', THREE)], T0);
   await engine.feedback(reporter('k1'), 'ham', [ADMIN], T0);
-  await engine.setVerdict(ADMIN, 'spam', 'campaign', T0);
-  await engine.setVerdict(ADMIN_ONLY, 'bulk', undefined, T0);
+  await engine.setVerdict(ADMIN, 'spam', { by: 'admin-key', reason: 'campaign' }, T0);
+  await engine.setVerdict(ADMIN_ONLY, 'bulk', { by: 'admin-key' }, T0);
   for (const s of OLD_SENSORS) await engine.ingest(batchOf(s), reporter(s), [sighting(`r-${s}`, MANY)], T0);
   for (const k of ['k1', 'k2', 'k3']) await engine.feedback(reporter(k), 'spam', [IMAGE], T0);
 }
@@ -287,9 +287,9 @@ for (const backend of backends) {
       t.deepEqual(upgraded, control);
       t.like(upgraded[0], { verdict: 'spam', counters: { ham: 3, reporters: 2, adminVerdict: 'spam' } });
       t.is(await p.r.pttl(`${p.oldPrefix}st:{${tag(ADMIN)}}`), -1, 'reports do not give an admin verdict a TTL');
-      t.true(await p.upgraded.clearVerdict(ADMIN));
-      t.true(await p.control.clearVerdict(ADMIN));
-      t.false(await p.upgraded.clearVerdict(ADMIN));
+      t.true(await p.upgraded.clearVerdict(ADMIN, { by: 'admin-key' }));
+      t.true(await p.control.clearVerdict(ADMIN, { by: 'admin-key' }));
+      t.false(await p.upgraded.clearVerdict(ADMIN, { by: 'admin-key' }));
       ({ upgraded, control } = await lookupBoth(p, [ADMIN]));
       t.deepEqual(upgraded, control);
       // Two voices of ham (k1 counted once): below the threshold of 3.

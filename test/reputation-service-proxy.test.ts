@@ -13,7 +13,7 @@ async function pair(t: Parameters<typeof startTestService>[0], participation: 'o
   const env: Record<string, string> = { NIMBUS_UPSTREAM_URL: upstream.url, NIMBUS_UPSTREAM_KEY: proxyKey.token, NIMBUS_LOOKUP_TIMEOUT_MS: '10000' };
   if (participation !== 'off') Object.assign(env, { NIMBUS_PARTICIPATION: participation, NIMBUS_ACCEPT_STATEMENT: 'yes', NIMBUS_REPUTATION_URL: upstream.url });
   const downstream = await startTestService(t, env);
-  return { upstream, downstream, proxyKeyId: proxyKey.id };
+  return { upstream, downstream, proxyKeyId: proxyKey.id, proxyToken: proxyKey.token };
 }
 
 it('a proxy answers what it does not know from upstream, and local verdicts first', async (t) => {
@@ -67,14 +67,14 @@ it('a proxy with participation off keeps reports and feedback local', async (t) 
 });
 
 it('a proxy with standard participation forwards reports (same batch id) and feedback upstream', async (t) => {
-  const { upstream, downstream } = await pair(t, 'standard');
+  const { upstream, downstream, proxyToken } = await pair(t, 'standard');
   const item = fingerprint();
   const batch = { batchId: 'proxy-std-batch-1', records: [{ ...record('p1', [item]), urls: ['https://example.com/x'], size: 100 }] };
   t.deepEqual((await call(downstream.url, 'POST', '/v1/reports', downstream.tokens.sensor, batch)).body, { accepted: 1, duplicate: false });
   const [remote] = await upstream.opened.engine.lookup([item]);
   t.is(Math.round(remote!.counters.seen), 1);
-  // Upstream is idempotent by the forwarded batch id.
-  t.deepEqual((await call(upstream.url, 'POST', '/v1/reports', upstream.tokens.sensor, batch)).body, { accepted: 0, duplicate: true });
+  // Upstream is idempotent by the forwarded batch id (per key: the proxy's key resending it).
+  t.deepEqual((await call(upstream.url, 'POST', '/v1/reports', proxyToken, batch)).body, { accepted: 0, duplicate: true });
   const fed = fingerprint();
   t.is((await call(downstream.url, 'POST', '/v1/feedback', downstream.tokens.reporter, { label: 'spam', items: [fed] })).status, 200);
   const [after] = await upstream.opened.engine.lookup([fed]);

@@ -69,7 +69,7 @@ async function oldHistory(engine: ReputationEngine): Promise<void> {
   await engine.feedback(reporter('k2'), 'spam', [THREE], T0);
   await engine.ingest(batchOf('k3'), reporter('k3'), [sighting('r-k3', THREE)], T0);
   await engine.feedback(reporter('k1'), 'ham', [ADMIN], T0);
-  await engine.setVerdict(ADMIN, 'spam', 'campaign', T0);
+  await engine.setVerdict(ADMIN, 'spam', { by: 'admin-key', reason: 'campaign' }, T0);
   for (const s of OLD_SENSORS) await engine.ingest(batchOf(s), reporter(s), [sighting(`r-${s}`, MANY)], T0);
 }
 
@@ -197,8 +197,8 @@ test('an admin verdict from an old file keeps answering over new reports and can
     let { upgraded, control } = await lookupBoth(p, [ADMIN]);
     t.deepEqual(upgraded, control);
     t.like(upgraded[0], { verdict: 'spam', counters: { ham: 3, reporters: 2, adminVerdict: 'spam' } });
-    t.true(await p.upgraded.clearVerdict(ADMIN));
-    t.true(await p.control.clearVerdict(ADMIN));
+    t.true(await p.upgraded.clearVerdict(ADMIN, { by: 'admin-key' }));
+    t.true(await p.control.clearVerdict(ADMIN, { by: 'admin-key' }));
     ({ upgraded, control } = await lookupBoth(p, [ADMIN]));
     t.deepEqual(upgraded, control);
     // Two voices of ham (k1 counted once): below the threshold of 3.

@@ -17,6 +17,56 @@ export interface Reporter {
    * set for keys at a shared service.
    */
   readonly trusted?: boolean;
+  /**
+   * The role of the service key speaking (absent for the embedded engine's own voices). A spam
+   * trap hit in a `sensor` key's records is weak evidence, not a voice (engine.ts recordObservations).
+   */
+  readonly role?: KeyRole;
+}
+
+/** Who changes an override, and why: kept in the fingerprint's audit trail. */
+export interface OverrideBy {
+  /** The key id at a service; `local` for the gateway's own admin on its embedded engine. */
+  readonly by: string;
+  readonly reason?: string;
+}
+
+/** One change of a fingerprint's override. */
+export interface OverrideAudit {
+  /** ISO time of the change. */
+  readonly at: string;
+  readonly by: string;
+  /** The override before and after the change (null: none). */
+  readonly before: OverrideVerdict | null;
+  readonly after: OverrideVerdict | null;
+  readonly reason: string | null;
+}
+
+/** One reporter's evidence about a fingerprint, decayed to the time asked. */
+export interface ReporterEvidence {
+  readonly id: string;
+  readonly sensor: number;
+  readonly spam: number;
+  readonly weak: number;
+  readonly ham: number;
+  /** ISO time this reporter last told anything about the fingerprint. */
+  readonly lastReport: string;
+}
+
+/** Why a fingerprint has its verdict (GET /v1/fingerprints/{fingerprint}). */
+export interface FingerprintExplanation {
+  /** What a lookup answers now; a fuzzy kind's may come from a neighbour (`match`). */
+  readonly result: LookupResult;
+  /** The override in force and the reason given with it. */
+  readonly override: { readonly verdict: OverrideVerdict; readonly reason: string | null } | null;
+  /** Reporters behind its evidence, most recent first (at most MAX_EXPLAINED_REPORTERS). */
+  readonly reporters: readonly ReporterEvidence[];
+  /** How many reporters it has in all (the list above may be cut). */
+  readonly reporterCount: number;
+  /** Stored near neighbours of a fuzzy kind, most similar first, each judged alone. */
+  readonly neighbours: readonly { readonly item: string; readonly similarity: number; readonly verdict: Verdict; readonly score: number }[];
+  /** Every override change kept (at most AUDIT_KEPT per fingerprint), oldest first. */
+  readonly audit: readonly OverrideAudit[];
 }
 
 export interface IngestResult {
@@ -36,10 +86,12 @@ export interface ReputationEngine {
   ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now?: number): Promise<IngestResult>;
   /** User/admin feedback and spam traps. */
   feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now?: number): Promise<void>;
-  /** An admin override that beats every counter. */
-  setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now?: number): Promise<void>;
-  /** Removes an override; false when there was none. */
-  clearVerdict(item: string): Promise<boolean>;
+  /** An admin override that beats every counter; recorded in the fingerprint's audit trail. */
+  setVerdict(item: string, verdict: OverrideVerdict, by: OverrideBy, now?: number): Promise<void>;
+  /** Removes an override (recorded in the audit trail); false when there was none (nothing recorded). */
+  clearVerdict(item: string, by: OverrideBy, now?: number): Promise<boolean>;
+  /** Why a fingerprint has its verdict; null when the store has never heard of it (no state, no audit trail). */
+  explain(item: string, now?: number): Promise<FingerprintExplanation | null>;
   close(): Promise<void>;
 }
 

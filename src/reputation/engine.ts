@@ -5,8 +5,9 @@
  */
 import { fuzzySchemeFor, type FuzzyScheme } from '../fingerprint/fuzzy.js';
 import type { LookupResult, ReportRecord } from './api.js';
-import type { FeedbackLabel, Reporter } from './engine-types.js';
-import { WEAK_CONTRIBUTION, judge, reporterCap, type Observation } from './scoring.js';
+import type { FeedbackLabel, FingerprintExplanation, OverrideAudit, OverrideVerdict, Reporter, ReporterEvidence } from './engine-types.js';
+import { isoTime } from './iso-time.js';
+import { SENSOR_TRAP_CONTRIBUTION, WEAK_CONTRIBUTION, decayFactor, judge, reporterCap, type Observation, type PairState } from './scoring.js';
 
 export type { ReputationEngine, KeyStore, OpenedReputation, ReputationStoreOptions } from './engine-types.js';
 
@@ -88,13 +89,17 @@ function zero(): Observation {
 
 /**
  * One sensor's batch as one observation per distinct fingerprint. Every record counts `seen` and
- * marks the sensor as having seen it; a `trap` action is full spam evidence from that sensor
- * (a spam trap receives no wanted mail); a record's own `spam` verdict is weak evidence only,
- * since that verdict came from the network and must not confirm itself.
+ * marks the sensor as having seen it; a `trap` action is spam evidence from that sensor (a spam
+ * trap receives no wanted mail): one voice from a reporter key (a trusted one's weight from an
+ * admin key), weak evidence from a `sensor` key (SENSOR_TRAP_CONTRIBUTION), which may send
+ * statistics but not feedback. A record's own `spam` verdict is weak evidence only, since that
+ * verdict came from the network and must not confirm itself.
  */
 export function recordObservations(sensor: Reporter, records: readonly ReportRecord[]): Map<string, Observation> {
   const cap = reporterCap(sensor.weight, sensor.trusted);
   const sighting = Math.min(1, Math.max(0, sensor.weight));
+  const trapIsWeak = sensor.role === 'sensor';
+  const trapWeak = SENSOR_TRAP_CONTRIBUTION * sighting;
   const out = new Map<string, Observation>();
   for (const record of records) {
     const trap = record.action === 'trap';
@@ -106,12 +111,22 @@ export function recordObservations(sensor: Reporter, records: readonly ReportRec
       o.sensor = sighting;
       if (trap) {
         o.spamReports += 1;
-        o.spam = cap;
+        if (trapIsWeak) o.weak = Math.max(o.weak, trapWeak);
+        else o.spam = cap;
       }
       o.weak = Math.max(o.weak, weak);
     }
   }
   return out;
+}
+
+/**
+ * The stored idempotency mark of a report batch: scoped to the key that sent it, so another key
+ * using the same batch id (by chance or to have a gateway's reports dropped) is counted. The id's
+ * length comes first, so no pair of reporter and batch ids can spell another pair's mark.
+ */
+export function batchMark(reporterId: string, batchId: string): string {
+  return `${reporterId.length}:${reporterId}:${batchId}`;
 }
 
 /** Feedback from one reporter: full evidence of its label, capped per reporter. */
@@ -126,4 +141,46 @@ export function feedbackObservation(reporter: Reporter, label: FeedbackLabel): O
     o.hamReports = 1;
   }
   return o;
+}
+
+/** Override changes kept per fingerprint, the latest ones: a runaway script cannot grow one without bound. */
+export const AUDIT_KEPT = 100;
+/** Reporters listed by explain (a newsletter's sender has thousands of sensors behind it). */
+export const MAX_EXPLAINED_REPORTERS = 1000;
+
+export interface ReporterPair {
+  readonly id: string;
+  readonly pair: PairState;
+}
+
+/** What a store read to explain a fingerprint, for `explanation`. */
+export interface ExplainParts {
+  readonly result: LookupResult;
+  readonly override: { readonly verdict: OverrideVerdict; readonly reason: string | null } | null;
+  readonly pairs: readonly ReporterPair[];
+  readonly neighbours: readonly { readonly match: Neighbour; readonly result: LookupResult }[];
+  readonly audit: readonly OverrideAudit[];
+}
+
+/** The explanation both stores give: reporters decayed to `now`, most recent first. */
+export function explanation(parts: ExplainParts, now: number): FingerprintExplanation {
+  const reporters: ReporterEvidence[] = [...parts.pairs]
+    .sort((a, b) => b.pair.ts - a.pair.ts || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .slice(0, MAX_EXPLAINED_REPORTERS)
+    .map(({ id, pair }) => {
+      const f = decayFactor(pair.ts, now);
+      return { id, sensor: round(pair.sensor * f), spam: round(pair.spam * f), weak: round(pair.weak * f), ham: round(pair.ham * f), lastReport: isoTime(pair.ts) };
+    });
+  return {
+    result: parts.result,
+    override: parts.override,
+    reporters,
+    reporterCount: parts.pairs.length,
+    neighbours: parts.neighbours.map(({ match, result }) => ({ item: match.item, similarity: match.similarity, verdict: result.verdict, score: result.score })),
+    audit: parts.audit,
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }

@@ -25,6 +25,24 @@ export const SPAM_THRESHOLD = 3;
 /** The same for `ham`. */
 export const HAM_THRESHOLD = 3;
 /**
+ * Distinct fresh voices that convict on their own, whatever their decayed sum. The sum alone
+ * cannot say "three reporters agree": three voices a few days old sum to just under 3, while two
+ * fresh ones sum to 2 and three one half-life old to 1.5. So the verdict also counts voices.
+ */
+export const VOICES_TO_CONVICT = 3;
+/**
+ * A voice counts while its decayed evidence is at least this: a full voice (cap 1) given within
+ * the last half-life. Lighter voices (weight below 1) count for a shorter time; a trusted one too
+ * is one voice here, though its evidence alone passes the threshold.
+ */
+export const FRESH_VOICE = 0.5;
+/**
+ * Below this decayed sum of a channel, VOICES_TO_CONVICT fresh voices cannot be there, so no store
+ * reads a fingerprint's reporters to count them. The sums are kept incrementally, so they may sit
+ * a rounding below the exact sum of the voices: the slack keeps a boundary case from missing.
+ */
+const VOICE_RANGE_FLOOR = VOICES_TO_CONVICT * FRESH_VOICE - 1e-9;
+/**
  * A trusted reporter (the gateway's own admin on its embedded engine, an admin key at a private
  * service) carries twice a threshold: enough alone, and still enough after one half-life of
  * decay. Exactly one threshold would fall below it a millisecond later and never convict.
@@ -32,7 +50,17 @@ export const HAM_THRESHOLD = 3;
 export const TRUSTED_CONTRIBUTION = 2 * SPAM_THRESHOLD;
 /** A record's own `spam` verdict, per sensor: weak, since the network's verdict would confirm itself. */
 export const WEAK_CONTRIBUTION = 0.2;
-/** Weak evidence is capped below the threshold, so it can only add to real evidence (traps, feedback). */
+/**
+ * A spam-trap hit in a record from a `sensor` key (the lowest role, refused feedback): weak
+ * evidence too, 2.5 times a record's own verdict since a trap gets no wanted mail, but never a
+ * voice. Three sensor keys with a forged record each would otherwise convict what takes three
+ * reporter keys' feedback: the lowest role must not be the cheapest way to convict.
+ */
+export const SENSOR_TRAP_CONTRIBUTION = 0.5;
+/**
+ * Weak evidence is capped below the threshold, so it can only add to real evidence (traps, feedback):
+ * sensors alone never convict, and never count as voices (VOICES_TO_CONVICT counts the spam channel).
+ */
 export const WEAK_CAP = SPAM_THRESHOLD / 2;
 /** Distinct sensors' worth of sightings for `bulk`. */
 export const BULK_SENSORS = 10;
@@ -121,7 +149,11 @@ export function observe(state: FingerprintState, pair: PairState, isNewPair: boo
   const spam = pair.spam * pf;
   const weak = pair.weak * pf;
   const ham = pair.ham * pf;
-  const next: PairState = { sensor: Math.max(sensor, o.sensor), spam: Math.max(spam, o.spam), weak: Math.max(weak, o.weak), ham: Math.max(ham, o.ham), ts: Math.max(pair.ts, now) };
+  // The pair's time is the fingerprint's: a late report's evidence is added to the sums as of the
+  // fingerprint's time, so the pair must decay from there too, or the sums and the voices counted
+  // from the pairs would disagree (Redis's OBSERVE has always done this).
+  const ts = Math.max(state.ts, now);
+  const next: PairState = { sensor: Math.max(sensor, o.sensor), spam: Math.max(spam, o.spam), weak: Math.max(weak, o.weak), ham: Math.max(ham, o.ham), ts };
   return {
     state: {
       seen: state.seen * f + o.seen,
@@ -134,7 +166,7 @@ export function observe(state: FingerprintState, pair: PairState, isNewPair: boo
       reporters: isNewPair ? state.reporters + 1 : state.reporters,
       firstSeen: state.firstSeen === null || now < state.firstSeen ? now : state.firstSeen,
       lastSeen: state.lastSeen === null || now > state.lastSeen ? now : state.lastSeen,
-      ts: Math.max(state.ts, now),
+      ts,
       admin: state.admin,
     },
     pair: next,
@@ -149,8 +181,42 @@ export function reporterCap(weight: number, trusted: boolean | undefined): numbe
 
 const iso = (ms: number | null): string | null => (ms === null ? null : isoTime(ms));
 
-/** Judges a state as of `now`: the verdict, score, confidence and the counters shown. */
-export function judge(item: string, stored: FingerprintState | null, now: number): LookupResult {
+export type VoiceChannel = 'spam' | 'ham';
+
+/**
+ * The channel whose fresh voices would decide the verdict, or null when the decayed sums decide
+ * alone: no admin verdict, the channel's sum below its threshold but high enough to hold
+ * VOICES_TO_CONVICT fresh voices, and it outweighs the other side as a verdict must. A store
+ * reads a fingerprint's reporters for `judge` only when this is not null, so the common lookup
+ * costs what it did. Weak evidence never makes voices, so it does not open the range either.
+ */
+export function voiceChannel(stored: FingerprintState, now: number): VoiceChannel | null {
+  if (stored.admin !== null) return null;
+  const f = decayFactor(stored.ts, now);
+  return channelOf(stored.spamEv * f, stored.weakEv * f, stored.hamEv * f);
+}
+
+/** voiceChannel on decayed sums. */
+function channelOf(spamEv: number, weakEv: number, hamEv: number): VoiceChannel | null {
+  const spam = spamEv + Math.min(weakEv, WEAK_CAP);
+  if (spam < SPAM_THRESHOLD && spamEv >= VOICE_RANGE_FLOOR && spam >= 2 * hamEv) return 'spam';
+  if (hamEv < HAM_THRESHOLD && hamEv >= VOICE_RANGE_FLOOR && hamEv >= 2 * spam) return 'ham';
+  return null;
+}
+
+/** Reporters whose evidence on the channel, decayed to `now`, is still a fresh voice (FRESH_VOICE). */
+export function freshVoices(pairs: readonly PairState[], channel: VoiceChannel, now: number): number {
+  let voices = 0;
+  for (const p of pairs) if (p[channel] * decayFactor(p.ts, now) >= FRESH_VOICE) voices++;
+  return voices;
+}
+
+/**
+ * Judges a state as of `now`: the verdict, score, confidence and the counters shown. `pairs` are
+ * the fingerprint's reporters, needed only when voiceChannel is not null (all of them, or at
+ * least VOICES_TO_CONVICT fresh ones); without them the voices are taken as not there.
+ */
+export function judge(item: string, stored: FingerprintState | null, now: number, pairs: readonly PairState[] = []): LookupResult {
   if (stored === null) {
     return { item, verdict: 'unknown', score: 0, confidence: 0, counters: { seen: 0, spam: 0, ham: 0, reporters: 0, firstSeen: null, lastSeen: null, adminVerdict: null }, match: null };
   }
@@ -174,9 +240,12 @@ export function judge(item: string, stored: FingerprintState | null, now: number
   // that a single voice never reaches a high score.
   const score = clamp01(spam / (spam + ham + 1));
   const confidence = clamp01(1 - Math.pow(2, -(spam + ham + s.sensorEv / BULK_SENSORS) / SPAM_THRESHOLD));
+  const channel = channelOf(s.spamEv, s.weakEv, ham);
+  const voices = channel === null ? 0 : freshVoices(pairs, channel, now);
   let verdict: Verdict = 'unknown';
   if (spam >= SPAM_THRESHOLD && spam >= 2 * ham) verdict = 'spam';
   else if (ham >= HAM_THRESHOLD && ham >= 2 * spam) verdict = 'ham';
+  else if (channel !== null && voices >= VOICES_TO_CONVICT) verdict = channel;
   else if (s.sensorEv >= BULK_SENSORS && spam < BULK_MAX_SPAM) verdict = 'bulk';
   return { item, verdict, score, confidence, counters, match: null };
 }

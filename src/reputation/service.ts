@@ -15,6 +15,7 @@ import { ServiceMetrics } from './service/metrics.js';
 import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
+import { registerFingerprintRoutes } from './service/fingerprint-routes.js';
 import { logRequest } from './service/request-log.js';
 import { logRedisPersistence } from './service/redis-persistence.js';
 import { registerAdmission, registerRoutes } from './service/routes.js';
@@ -103,6 +104,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   const limiter = new RateLimiter();
   registerAdmission(app, { auth, limiter });
   registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
+  registerFingerprintRoutes(app, { opened: store, auth, limiter });
   // Samples are kept here, never forwarded upstream in proxy mode.
   registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
   registerReadinessRoute(app, health);

@@ -104,7 +104,9 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
   app.post('/v1/reports', { config: { role: 'sensor' } }, async (request) => {
     const key = await admit(context, request, 'sensor');
     const batch = validate(reportBatch, request.body);
-    const result = await opened.engine.ingest(batch.batchId, { id: key.id, weight: 1 }, batch.records);
+    // The role decides what a trap record weighs (engine.ts recordObservations): weak evidence from
+    // a sensor key, one voice from a reporter key, trusted from an admin key as its feedback is.
+    const result = await opened.engine.ingest(batch.batchId, { id: key.id, weight: 1, role: key.role, trusted: key.role === 'admin' }, batch.records);
     metrics.recordsIngested.inc(result.accepted);
     // A duplicate was forwarded the first time; upstream is idempotent by the same id anyway.
     const proxy = context.proxy();
@@ -133,17 +135,18 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
   });
 
   app.put<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', { config: { role: 'admin' } }, async (request) => {
-    await admit(context, request, 'admin');
+    const key = await admit(context, request, 'admin');
     const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
     const body = validate(verdictOverride, request.body);
-    await opened.engine.setVerdict(item, body.verdict, body.reason);
+    await opened.engine.setVerdict(item, body.verdict, { by: key.id, reason: body.reason });
     return { item, verdict: body.verdict };
   });
 
-  app.delete<{ Params: { fingerprint: string } }>('/v1/verdicts/:fingerprint', { config: { role: 'admin' } }, async (request) => {
-    await admit(context, request, 'admin');
+  app.delete<{ Params: { fingerprint: string }; Querystring: { reason?: unknown } }>('/v1/verdicts/:fingerprint', { config: { role: 'admin' } }, async (request) => {
+    const key = await admit(context, request, 'admin');
     const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
-    return { item, removed: await opened.engine.clearVerdict(item) };
+    const reason = validate(verdictOverride.shape.reason, request.query.reason, 'query.reason');
+    return { item, removed: await opened.engine.clearVerdict(item, { by: key.id, reason }) };
   });
 
   app.get('/healthz', async () => ({ ok: true }));

@@ -5,7 +5,8 @@
  *   hash: the evidence of any further reporters (field = reporter id); `P why:{t}` string: the
  *   reason given with an admin verdict. `t` is a digest of the fingerprint used as the hash tag,
  *   so the keys share a slot and one Lua script updates them atomically in Cluster too (the
- *   formula's update step is mirrored from scoring.observe).
+ *   formula's update step is mirrored from scoring.observe). `P audit:{t}` list: the audit trail
+ *   of its overrides (JSON entries, the latest AUDIT_KEPT), kept without a TTL.
  * - `P schema`: the key layout's version; a store written before packed states (`P fp:{t}` and
  *   `P pair:{t}` hashes, a field per counter) is converted when opened (see upgrade).
  * - `P fz:<scheme#key>` sets: the fuzzy index, one set per band/chunk key, for schemes without
@@ -16,7 +17,8 @@
  *   as sets would cost a round trip of ~1,200 SMEMBERS. Trimmed to FORGET_AFTER_MS; an item
  *   still in use is logged again after half of that (the state's `lg`), and items with an admin
  *   verdict (which never expire) are also kept in the `P fzpinned` set.
- * - `P batch:<id>`: idempotency marks with a 7-day TTL.
+ * - `P batch:<mark>`: idempotency marks (engine.batchMark: key id and batch id) with a 7-day TTL;
+ *   marks written before they named the key (`P batch:<batch id>`) answer for any key until they expire.
  * - `P key:<id>` hashes and the `P keys` set: API keys (secret stored as SHA-256 only).
  * Decay is also the TTL: a fingerprint untouched for four half-lives expires (admin verdicts
  * are kept). Every call issues its commands concurrently with auto-pipelining, so a lookup of N
@@ -27,19 +29,25 @@ import { Redis, Cluster } from 'ioredis';
 import { NimbusError } from '../../errors.js';
 import { maskCredentials } from '../../redact.js';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
-import type { FeedbackLabel, IngestResult, KeyStore, OpenedReputation, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
-import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
+import type {
+  FeedbackLabel, FingerprintExplanation, IngestResult, KeyStore, OpenedReputation, OverrideAudit, OverrideBy, OverrideVerdict, Reporter, ReputationEngine, StoredKey,
+} from '../engine-types.js';
+import {
+  AUDIT_KEPT, answerFuzzy, batchMark, decisiveness, explanation, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys,
+  type FuzzyItem, type Neighbour, type ReporterPair,
+} from '../engine.js';
+import { isoTime } from '../iso-time.js';
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
-import { BATCH_TTL_MS, FORGET_AFTER_MS, HALF_LIFE_MS, judge, type FingerprintState, type Observation } from '../scoring.js';
+import { BATCH_TTL_MS, FORGET_AFTER_MS, HALF_LIFE_MS, VOICES_TO_CONVICT, freshVoices, judge, voiceChannel, type FingerprintState, type Observation, type PairState } from '../scoring.js';
 import { MemoryIndexes, inMemory } from './memory-index.js';
 import { DEFAULT_KEY_RATE } from './sqlite.js';
 
 export type Client = Redis | Cluster;
 
-/** Neighbours found in memory before a lookup's log read, and their rows being read meanwhile. */
+/** Neighbours found in memory before a lookup's log read, and their state strings being read meanwhile. */
 interface EarlyNeighbours {
   readonly near: Neighbour[];
-  readonly states: Promise<(FingerprintState | null)[]>;
+  readonly states: Promise<(Buffer | null)[]>;
 }
 
 /**
@@ -163,30 +171,45 @@ end
 return out
 `;
 
-// An admin verdict. KEYS: state, reason. ARGV: admin code, reason ('' for none), now. Returns 1
-// when the fingerprint was not stored before (the caller files it in its fuzzy index).
-const SET_VERDICT = `
+// The audit entry of an override change, as JSON (cjson; `before` and `after` are admin codes).
+const AUDIT_ENTRY = `
+local names = { 'spam', 'ham', 'bulk' }
+local function audit(key, at, by, before, after, reason)
+  redis.call('RPUSH', key, cjson.encode({ at = at, by = by, before = names[before] or cjson.null, after = names[after] or cjson.null, reason = reason ~= '' and reason or cjson.null }))
+  redis.call('LTRIM', key, -${AUDIT_KEPT}, -1)
+end
+`;
+
+// An admin verdict. KEYS: state, reason, audit. ARGV: admin code, reason ('' for none), now, key id.
+// Returns 1 when the fingerprint was not stored before (the caller files it in its fuzzy index).
+const SET_VERDICT = `${AUDIT_ENTRY}
 local call = redis.call
+local code = tonumber(ARGV[1])
 local created = 0
+local before = 0
 if call('EXISTS', KEYS[1]) == 0 then
   local nan = 0 / 0
-  call('SET', KEYS[1], struct.pack('${STATE_FORMAT}', tonumber(ARGV[3]), 0, 0, 0, 0, 0, 0, 0, nan, nan, 0, 0, tonumber(ARGV[1]), 0))
+  call('SET', KEYS[1], struct.pack('${STATE_FORMAT}', tonumber(ARGV[3]), 0, 0, 0, 0, 0, 0, 0, nan, nan, 0, 0, code, 0))
   created = 1
 else
-  call('SETRANGE', KEYS[1], ${STATE_AT.admin}, string.char(tonumber(ARGV[1])))
+  before = string.byte(call('GETRANGE', KEYS[1], ${STATE_AT.admin}, ${STATE_AT.admin}))
+  call('SETRANGE', KEYS[1], ${STATE_AT.admin}, string.char(code))
   call('PERSIST', KEYS[1])
 end
 if ARGV[2] == '' then call('DEL', KEYS[2]) else call('SET', KEYS[2], ARGV[2]) end
+audit(KEYS[3], tonumber(ARGV[3]), ARGV[4], before, code, ARGV[2])
 return created
 `;
 
-// Removes an admin verdict. KEYS: state, reason. ARGV: ttl. Returns 1 when there was one.
-const CLEAR_VERDICT = `
+// Removes an admin verdict. KEYS: state, reason, audit. ARGV: ttl, now, key id, reason. Returns 1
+// when there was one (and only then records the change).
+const CLEAR_VERDICT = `${AUDIT_ENTRY}
 local code = redis.call('GETRANGE', KEYS[1], ${STATE_AT.admin}, ${STATE_AT.admin})
 if code == '' or code == string.char(0) then return 0 end
 redis.call('SETRANGE', KEYS[1], ${STATE_AT.admin}, string.char(0))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
+audit(KEYS[3], tonumber(ARGV[2]), ARGV[3], string.byte(code), 0, ARGV[4])
 return 1
 `;
 
@@ -251,6 +274,26 @@ const REINDEX_AFTER_MS = FORGET_AFTER_MS / 2;
 
 const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
 
+/** The reporters kept in a state string after its fixed part (see STATE_FORMAT). */
+function inlinePairs(b: Buffer): ReporterPair[] {
+  const out: ReporterPair[] = [];
+  for (let at = STATE_BYTES; at < b.length; ) {
+    const len = b.readUInt16LE(at);
+    const values = at + 2 + len;
+    out.push({ id: b.toString('utf8', at + 2, values), pair: readPair(b, values) });
+    at = values + PAIR_BYTES;
+  }
+  return out;
+}
+
+const readPair = (b: Buffer, at: number): PairState => ({ sensor: b.readDoubleLE(at), spam: b.readDoubleLE(at + 8), weak: b.readDoubleLE(at + 16), ham: b.readDoubleLE(at + 24), ts: b.readDoubleLE(at + 32) });
+
+/** An audit entry as SET_VERDICT and CLEAR_VERDICT write it. */
+function toAudit(json: string): OverrideAudit {
+  const e = JSON.parse(json) as { at: number; by: string; before?: OverrideVerdict | null; after?: OverrideVerdict | null; reason?: string | null };
+  return { at: isoTime(e.at), by: e.by, before: e.before ?? null, after: e.after ?? null, reason: e.reason ?? null };
+}
+
 function toState(b: Buffer | null): FingerprintState | null {
   if (b === null) return null;
   const d = (at: number) => b.readDoubleLE(at);
@@ -288,8 +331,8 @@ const globLiteral = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&');
 interface Scripts {
   nimbusObserve(numKeys: number, ...a: (string | number | Buffer)[]): Promise<number[]>;
   nimbusObserveOne(...a: (string | number | Buffer)[]): Promise<number[]>;
-  nimbusSetVerdict(state: string, reason: string, code: number, text: string, now: number): Promise<number>;
-  nimbusClearVerdict(state: string, reason: string, ttl: number): Promise<number>;
+  nimbusSetVerdict(state: string, reason: string, audit: string, code: number, text: string, now: number, by: string): Promise<number>;
+  nimbusClearVerdict(state: string, reason: string, audit: string, ttl: number, now: number, by: string, text: string): Promise<number>;
   nimbusUpgrade(fp: string, pair: string, state: string, spill: string, reason: string): Promise<number>;
 }
 
@@ -311,8 +354,8 @@ export class RedisStore implements ReputationEngine, KeyStore {
     // Cluster ioredis must know the keys to route each call, so there it is always one pair.
     client.defineCommand('nimbusObserve', { lua: OBSERVE });
     client.defineCommand('nimbusObserveOne', { numberOfKeys: 2, lua: OBSERVE });
-    client.defineCommand('nimbusSetVerdict', { numberOfKeys: 2, lua: SET_VERDICT });
-    client.defineCommand('nimbusClearVerdict', { numberOfKeys: 2, lua: CLEAR_VERDICT });
+    client.defineCommand('nimbusSetVerdict', { numberOfKeys: 3, lua: SET_VERDICT });
+    client.defineCommand('nimbusClearVerdict', { numberOfKeys: 3, lua: CLEAR_VERDICT });
     client.defineCommand('nimbusUpgrade', { numberOfKeys: 5, lua: UPGRADE });
   }
 
@@ -332,6 +375,9 @@ export class RedisStore implements ReputationEngine, KeyStore {
   }
   #reasonKey(tag: string): string {
     return `${this.#p}why:{${tag}}`;
+  }
+  #auditKey(tag: string): string {
+    return `${this.#p}audit:{${tag}}`;
   }
   #fzKey(k: string): string {
     return `${this.#p}fz:${k}`;
@@ -386,8 +432,49 @@ export class RedisStore implements ReputationEngine, KeyStore {
     }
   }
 
-  async #state(item: string): Promise<FingerprintState | null> {
-    return toState(await this.#r.getBuffer(this.#stateKey(this.#tag(item))));
+  /** A fingerprint's state string (toState reads it), or null. */
+  #state(item: string): Promise<Buffer | null> {
+    return this.#r.getBuffer(this.#stateKey(this.#tag(item)));
+  }
+
+  /**
+   * Judges the state string `b` of `stored` as the answer to `item`, reading reporters only when
+   * their fresh voices decide (scoring.voiceChannel): the inline ones, which the string holds,
+   * then the spill hash when those are too few (one more round trip, for such fingerprints only).
+   */
+  async #judge(item: string, stored: string, b: Buffer | null, now: number): Promise<LookupResult> {
+    const state = toState(b);
+    const channel = state === null ? null : voiceChannel(state, now);
+    if (channel === null) return judge(item, state, now);
+    const pairs = inlinePairs(b!).map((p) => p.pair);
+    if (freshVoices(pairs, channel, now) < VOICES_TO_CONVICT && b![STATE_AT.spilled] === 1) pairs.push(...(await this.#spilledPairs(stored)).map((p) => p.pair));
+    return judge(item, state, now, pairs);
+  }
+
+  async #spilledPairs(item: string): Promise<ReporterPair[]> {
+    const fields = await this.#r.hgetallBuffer(this.#spillKey(this.#tag(item)));
+    return Object.entries(fields).map(([id, value]) => ({ id, pair: readPair(value, 0) }));
+  }
+
+  /** Every stored near neighbour of a fuzzy item, judged as the answer to `item` (explain). */
+  async #neighbours(item: string, f: FuzzyItem, now: number): Promise<{ match: Neighbour; result: LookupResult }[]> {
+    let near: Neighbour[];
+    if (inMemory(f)) {
+      await this.#catchUp();
+      near = this.#memory.near(f, item);
+    } else near = nearAll(f, (await Promise.all(probeIndexKeys(f).map((k) => this.#r.smembers(this.#fzKey(k))))).flat(), item);
+    return this.#judgeAll(item, near, await Promise.all(near.map((n) => this.#state(n.item))), now);
+  }
+
+  /** Neighbours judged from their state strings; one no longer stored is skipped. */
+  async #judgeAll(item: string, near: readonly Neighbour[], states: readonly (Buffer | null)[], now: number): Promise<{ match: Neighbour; result: LookupResult }[]> {
+    const judged = await Promise.all(
+      near.map(async (match, i) => {
+        const b = states[i] ?? null;
+        return b === null ? null : { match, result: await this.#judge(item, match.item, b, now) };
+      }),
+    );
+    return judged.filter((j) => j !== null);
   }
 
   /**
@@ -422,12 +509,12 @@ export class RedisStore implements ReputationEngine, KeyStore {
    * `early` are the neighbours of an in-memory scheme found before the log was caught up, with
    * their rows already being read; `grew` says whether the catch-up added anything to the index.
    */
-  async #fuzzyLookup(item: string, f: FuzzyItem, exact: FingerprintState | null, now: number, early: EarlyNeighbours | null, grew: boolean): Promise<LookupResult> {
+  async #fuzzyLookup(item: string, f: FuzzyItem, exact: Buffer | null, now: number, early: EarlyNeighbours | null, grew: boolean): Promise<LookupResult> {
     const judged: { match: Neighbour; result: LookupResult }[] = [];
-    if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: judge(item, exact, now) });
+    if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: await this.#judge(item, item, exact, now) });
     if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
       let near: Neighbour[];
-      let states: (FingerprintState | null)[];
+      let states: (Buffer | null)[];
       if (early !== null) {
         const read = await early.states;
         near = grew ? this.#memory.near(f, item) : early.near;
@@ -439,9 +526,7 @@ export class RedisStore implements ReputationEngine, KeyStore {
         states = await Promise.all(near.map((n) => this.#state(n.item)));
       }
       // Index sets and the log outlive expired fingerprints: a neighbour no longer stored is skipped.
-      states.forEach((state, i) => {
-        if (state !== null) judged.push({ match: near[i]!, result: judge(item, state, now) });
-      });
+      judged.push(...(await this.#judgeAll(item, near, states, now)));
     }
     return answerFuzzy(item, judged, now);
   }
@@ -465,7 +550,7 @@ export class RedisStore implements ReputationEngine, KeyStore {
       items.map(async (item, i) => {
         const f = fuzzy[i]!;
         const state = states[i]!;
-        return f === null ? judge(item, state, now) : this.#fuzzyLookup(item, f, state, now, early[i]!, grew);
+        return f === null ? this.#judge(item, item, state, now) : this.#fuzzyLookup(item, f, state, now, early[i]!, grew);
       }),
     );
   }
@@ -516,8 +601,9 @@ export class RedisStore implements ReputationEngine, KeyStore {
   }
 
   async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
-    const mark = `${this.#p}batch:${batchId}`;
-    if ((await this.#r.set(mark, String(now), 'PX', BATCH_TTL_MS, 'NX')) === null) return { accepted: 0, duplicate: true };
+    const mark = `${this.#p}batch:${batchMark(sensor.id, batchId)}`;
+    const [fresh, legacy] = await Promise.all([this.#r.set(mark, String(now), 'PX', BATCH_TTL_MS, 'NX'), this.#r.exists(`${this.#p}batch:${batchId}`)]);
+    if (fresh === null || legacy === 1) return { accepted: 0, duplicate: true };
     try {
       await this.#applyAll(sensor.id, [...recordObservations(sensor, records)], now);
     } catch (error) {
@@ -533,20 +619,40 @@ export class RedisStore implements ReputationEngine, KeyStore {
     await this.#applyAll(reporter.id, [...new Set(items)].map((item) => [item, o] as const), now);
   }
 
-  async setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now = Date.now()): Promise<void> {
+  async setVerdict(item: string, verdict: OverrideVerdict, by: OverrideBy, now = Date.now()): Promise<void> {
     const tag = this.#tag(item);
-    const created = await this.#commands.nimbusSetVerdict(this.#stateKey(tag), this.#reasonKey(tag), ADMIN_CODES.indexOf(verdict), reason ?? '', now);
+    const created = await this.#commands.nimbusSetVerdict(this.#stateKey(tag), this.#reasonKey(tag), this.#auditKey(tag), ADMIN_CODES.indexOf(verdict), by.reason ?? '', now, by.by);
     const f = fuzzyItem(item);
     // An admin verdict never expires, so its image must outlive the trimmed log too.
     if (f !== null && inMemory(f)) await this.#r.sadd(this.#pinnedKey, item);
     if (created === 1) await this.#index(item);
   }
 
-  async clearVerdict(item: string): Promise<boolean> {
+  async clearVerdict(item: string, by: OverrideBy, now = Date.now()): Promise<boolean> {
     const tag = this.#tag(item);
-    const removed = await this.#commands.nimbusClearVerdict(this.#stateKey(tag), this.#reasonKey(tag), FORGET_AFTER_MS);
+    const removed = await this.#commands.nimbusClearVerdict(this.#stateKey(tag), this.#reasonKey(tag), this.#auditKey(tag), FORGET_AFTER_MS, now, by.by, by.reason ?? '');
     if (removed === 1) await this.#r.srem(this.#pinnedKey, item);
     return removed === 1;
+  }
+
+  async explain(item: string, now = Date.now()): Promise<FingerprintExplanation | null> {
+    const tag = this.#tag(item);
+    const [b, reason, audit] = await Promise.all([this.#r.getBuffer(this.#stateKey(tag)), this.#r.get(this.#reasonKey(tag)), this.#r.lrange(this.#auditKey(tag), 0, -1)]);
+    const state = toState(b);
+    if (state === null && audit.length === 0) return null;
+    const f = fuzzyItem(item);
+    const [result, spilled, neighbours] = await Promise.all([
+      this.lookup([item], now),
+      b !== null && b[STATE_AT.spilled] === 1 ? this.#spilledPairs(item) : [],
+      f === null ? [] : this.#neighbours(item, f, now),
+    ]);
+    return explanation({
+      result: result[0]!,
+      override: state?.admin ? { verdict: state.admin, reason } : null,
+      pairs: b === null ? [] : [...inlinePairs(b), ...spilled],
+      neighbours,
+      audit: audit.map(toAudit),
+    }, now);
   }
 
   #keyKey(id: string): string {

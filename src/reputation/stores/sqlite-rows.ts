@@ -68,6 +68,19 @@ function findPair(pairs: Buffer | null, reporter: Buffer): { at: number; count: 
 
 const readPair = (b: Buffer, at: number): PairState => ({ sensor: b.readDoubleLE(at), spam: b.readDoubleLE(at + 8), weak: b.readDoubleLE(at + 16), ham: b.readDoubleLE(at + 24), ts: b.readDoubleLE(at + 32) });
 
+/** Every reporter kept inline in a row, with its evidence (lookups counting voices, explain). */
+export function inlinePairs(pairs: Buffer | null): { id: string; pair: PairState }[] {
+  const out: { id: string; pair: PairState }[] = [];
+  if (pairs === null) return out;
+  for (let off = 0; off < pairs.length; ) {
+    const len = pairs.readUInt16LE(off);
+    const values = off + 2 + len;
+    out.push({ id: pairs.toString('utf8', off + 2, values), pair: readPair(pairs, values) });
+    off = values + PAIR_VALUES_BYTES;
+  }
+  return out;
+}
+
 /**
  * One reporter's observation of one fingerprint whose row is `current` (null: none yet).
  * `storedPair` reads the reporter's `pair` row; it is called only for a row that has spilled

@@ -120,6 +120,11 @@ export class WriteBehind {
     return this.#pending.get(item)?.record.state;
   }
 
+  /** The pending row of a fingerprint and its pending `pair` rows, or undefined when its stored rows are current. */
+  pending(item: string): { readonly record: FpRecord; readonly pairs: ReadonlyMap<string, PairState> | null } | undefined {
+    return this.#pending.get(item);
+  }
+
   /** Mirrors an admin verdict (written by the store itself, never by a flush) into a pending row. */
   setAdmin(item: string, admin: FingerprintState['admin']): void {
     const p = this.#pending.get(item);

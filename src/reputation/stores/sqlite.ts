@@ -14,14 +14,18 @@
 import type Database from 'better-sqlite3';
 import { openPrivateDatabase } from '../../private-files.js';
 import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
-import type { FeedbackLabel, IngestResult, KeyStore, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
-import { answerFuzzy, decisiveness, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type FuzzyItem, type Neighbour } from '../engine.js';
+import type { FeedbackLabel, FingerprintExplanation, IngestResult, KeyStore, OverrideBy, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
+import {
+  answerFuzzy, batchMark, decisiveness, explanation, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys,
+  type FuzzyItem, type Neighbour, type ReporterPair,
+} from '../engine.js';
 import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import { Checkpointer, MAIN_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
 import { MEMORY_SCHEMES, MemoryIndexes, inMemory } from './memory-index.js';
-import { BATCH_TTL_MS, emptyState, judge, type FingerprintState, type Observation, type PairState } from '../scoring.js';
+import { BATCH_TTL_MS, VOICES_TO_CONVICT, emptyState, freshVoices, judge, voiceChannel, type FingerprintState, type Observation, type PairState } from '../scoring.js';
 import { useWal } from '../../sqlite-wal.js';
-import { applyObservation, type FpRecord } from './sqlite-rows.js';
+import { AUDIT_SCHEMA, AuditTrail } from './sqlite-audit.js';
+import { applyObservation, inlinePairs, type FpRecord } from './sqlite-rows.js';
 import { WriteBehind, type WriteBehindHooks } from './sqlite-write-behind.js';
 
 /** `fuzzy_log` rows read per query when an engine replays the log. */
@@ -90,6 +94,7 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
 type FpRow = [number, number, number, number, number, number, number, number, number | null, number | null, number, OverrideVerdict | null];
 const FP_COLUMNS = 'seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin';
 type PairRow = [number, number, number, number, number];
+type ReporterPairRow = [string, ...PairRow];
 /** FpRow followed by the inline pairs, the `spilled` flag and the lsn, as the write paths read it. */
 type FpPairsRow = [...FpRow, Buffer | null, number, number];
 
@@ -119,6 +124,7 @@ const toState = (r: FpRow): FingerprintState => ({
 });
 
 const toPair = (r: PairRow): PairState => ({ sensor: r[0], spam: r[1], weak: r[2], ham: r[3], ts: r[4] });
+const toReporterPair = (r: ReporterPairRow): ReporterPair => ({ id: r[0], pair: { sensor: r[1], spam: r[2], weak: r[3], ham: r[4], ts: r[5] } });
 const toRecord = (r: FpPairsRow): FpRecord => ({ state: toState(r as unknown as FpRow), pairs: r[12], spilled: r[13] });
 
 const toKey = (r: KeyRow): StoredKey => ({
@@ -145,6 +151,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
   /** Last `fuzzy_log` row replayed into #memory. */
   #logSeq = 0;
 
+  readonly #audit: AuditTrail;
   readonly #backgroundCheckpoints: boolean;
   /** Set for the reputation service (see sqlite-write-behind.ts); null: every call writes its rows at once. */
   readonly #writeBehind: WriteBehind | null = null;
@@ -158,6 +165,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     // statistics that feed it are resent by idempotent batch id.
     this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(SCHEMA);
+    this.#db.exec(AUDIT_SCHEMA);
     const db = this.#db;
     db.transaction(() => {
       for (let v = db.pragma('user_version', { simple: true }) as number; v < MIGRATIONS.length; v++) {
@@ -177,6 +185,10 @@ export class SqliteStore implements ReputationEngine, KeyStore {
            pairs = excluded.pairs, spilled = excluded.spilled`,
       ),
       getPair: db.prepare<[string, string], PairRow>('SELECT sensor, spam, weak, ham, ts FROM pair WHERE item = ? AND reporter = ?').raw(),
+      // Read only for a lookup whose voices decide (scoring.voiceChannel), and by explain.
+      getInline: db.prepare<[string], [Buffer | null, number]>('SELECT pairs, spilled FROM fp WHERE item = ?').raw(),
+      getSpilled: db.prepare<[string], ReporterPairRow>('SELECT reporter, sensor, spam, weak, ham, ts FROM pair WHERE item = ?').raw(),
+      getAdmin: db.prepare<[string], [OverrideVerdict | null, string | null]>('SELECT admin, admin_reason FROM fp WHERE item = ?').raw(),
       // Plain updates for rows just read: one B-tree descent where an upsert takes two.
       updateFp: db.prepare(
         `UPDATE fp SET seen = ?, spam_reports = ?, ham_reports = ?, sensor_ev = ?, spam_ev = ?, weak_ev = ?, ham_ev = ?, reporters = ?, first_seen = ?, last_seen = ?, ts = ?,
@@ -207,7 +219,9 @@ export class SqliteStore implements ReputationEngine, KeyStore {
       readLog: db.prepare<[number, number], [number, string]>('SELECT seq, item FROM fuzzy_log WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
       setAdmin: db.prepare('UPDATE fp SET admin = ?, admin_reason = ? WHERE item = ?'),
       clearAdmin: db.prepare('UPDATE fp SET admin = NULL, admin_reason = NULL WHERE item = ? AND admin IS NOT NULL'),
-      hasBatch: db.prepare<[string], { id: string }>('SELECT id FROM batch WHERE id = ?'),
+      // Marks are batchMark(key, batch id); marks written before they named the key hold the
+      // batch id alone, and still answer for any key until they expire.
+      hasBatch: db.prepare<[string, string], { id: string }>('SELECT id FROM batch WHERE id IN (?, ?)'),
       putBatch: db.prepare('INSERT INTO batch (id, at) VALUES (?, ?)'),
       expireBatches: db.prepare('DELETE FROM batch WHERE at < ?'),
       addKey: db.prepare('INSERT INTO api_key (id, role, label, secret_hash, created_at, revoked_at, rate_limit) VALUES (?, ?, ?, ?, ?, NULL, ?)'),
@@ -216,6 +230,7 @@ export class SqliteStore implements ReputationEngine, KeyStore {
       revokeKey: db.prepare('UPDATE api_key SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       keyExists: db.prepare<[string], { id: string }>('SELECT id FROM api_key WHERE id = ?'),
     };
+    this.#audit = new AuditTrail(db);
     this.#lookup = db.transaction((items: readonly string[], now: number) => this.#lookupItems(items, now));
     this.#ingest = db.transaction((batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number) => this.#ingestBatch(batchId, sensor, records, now));
     if (options.writeBehind) {
@@ -251,17 +266,53 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     return items.map((item) => {
       const exact = this.#state(item);
       const fuzzy = fuzzyItem(item);
-      if (fuzzy === null) return judge(item, exact, now);
+      if (fuzzy === null) return this.#judge(item, item, exact, now);
       const judged: { match: Neighbour; result: LookupResult }[] = [];
-      if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: judge(item, exact, now) });
-      if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) {
-        for (const match of this.#near(item, fuzzy)) {
-          const state = this.#state(match.item);
-          if (state !== null) judged.push({ match, result: judge(item, state, now) });
-        }
-      }
+      if (exact !== null) judged.push({ match: { item, similarity: 1 }, result: this.#judge(item, item, exact, now) });
+      if (judged.length === 0 || decisiveness(judged[0]!.result) < 2) judged.push(...this.#neighbours(item, fuzzy, now));
       return answerFuzzy(item, judged, now);
     });
+  }
+
+  /** Every stored near neighbour of a fuzzy item, judged as the answer to `item`. */
+  #neighbours(item: string, fuzzy: FuzzyItem, now: number): { match: Neighbour; result: LookupResult }[] {
+    const judged: { match: Neighbour; result: LookupResult }[] = [];
+    for (const match of this.#near(item, fuzzy)) {
+      const state = this.#state(match.item);
+      if (state !== null) judged.push({ match, result: this.#judge(item, match.item, state, now) });
+    }
+    return judged;
+  }
+
+  /**
+   * Judges `stored`'s state as the answer to `item`, reading its reporters only when their fresh
+   * voices decide (scoring.voiceChannel): first the inline ones, then `pair` when those are too few.
+   */
+  #judge(item: string, stored: string, state: FingerprintState | null, now: number): LookupResult {
+    const channel = state === null ? null : voiceChannel(state, now);
+    if (channel === null) return judge(item, state, now);
+    const row = this.#inline(stored);
+    const pairs = row.inline.map((p) => p.pair);
+    if (freshVoices(pairs, channel, now) < VOICES_TO_CONVICT && row.spilled) pairs.push(...this.#spilledPairs(stored).map((p) => p.pair));
+    return judge(item, state, now, pairs);
+  }
+
+  /** The reporters kept in a fingerprint's row, and whether more are in `pair` (pending in write-behind, else stored). */
+  #inline(item: string): { inline: ReporterPair[]; spilled: boolean } {
+    const pending = this.#writeBehind?.pending(item);
+    if (pending !== undefined) return { inline: inlinePairs(pending.record.pairs), spilled: pending.record.spilled !== 0 };
+    const row = this.#s.getInline.get(item);
+    return { inline: inlinePairs(row?.[0] ?? null), spilled: (row?.[1] ?? 0) !== 0 };
+  }
+
+  /** The reporters beyond the inline ones (`pair` rows, with changes pending in write-behind). */
+  #spilledPairs(item: string): ReporterPair[] {
+    const stored = this.#s.getSpilled.all(item).map(toReporterPair);
+    const pending = this.#writeBehind?.pending(item)?.pairs;
+    if (pending === undefined || pending === null) return stored;
+    const merged = new Map(stored.map((p) => [p.id, p.pair] as const));
+    for (const [id, pair] of pending) merged.set(id, pair);
+    return [...merged].map(([id, pair]) => ({ id, pair }));
   }
 
   /** A fingerprint's current state: pending in write-behind, else its row. */
@@ -341,9 +392,10 @@ export class SqliteStore implements ReputationEngine, KeyStore {
 
   /** Returns what to run once the transaction has committed (write-behind's install), if anything. */
   #ingestBatch(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number): { result: IngestResult; committed: (() => void) | null } {
-    if (this.#s.hasBatch.get(batchId) !== undefined) return { result: { accepted: 0, duplicate: true }, committed: null };
+    const mark = batchMark(sensor.id, batchId);
+    if (this.#s.hasBatch.get(mark, batchId) !== undefined) return { result: { accepted: 0, duplicate: true }, committed: null };
     this.#s.expireBatches.run(now - BATCH_TTL_MS);
-    this.#s.putBatch.run(batchId, now);
+    this.#s.putBatch.run(mark, now);
     // In key order, successive reads descend through the same interior pages, still cached:
     // ~5% faster on a store of a million (bench/reputation-engine.ts).
     const observations = [...recordObservations(sensor, records)].sort((a, b) => (a[0] < b[0] ? -1 : 1));
@@ -365,22 +417,49 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     committed?.();
   }
 
-  async setVerdict(item: string, verdict: OverrideVerdict, reason?: string, now = Date.now()): Promise<void> {
+  async setVerdict(item: string, verdict: OverrideVerdict, by: OverrideBy, now = Date.now()): Promise<void> {
     // The admin columns are written here only, never by a write-behind flush; a fingerprint
     // pending but not yet stored gets an empty row for them, which its flush then fills.
     this.#db.transaction(() => {
       const known = this.#state(item) !== null;
-      if (this.#s.getFp.get(item) === undefined) this.#putFp(item, emptyState(now), null, 0);
+      const row = this.#s.getAdmin.get(item);
+      if (row === undefined) this.#putFp(item, emptyState(now), null, 0);
       if (!known) this.#index(item);
-      this.#s.setAdmin.run(verdict, reason ?? null, item);
+      this.#s.setAdmin.run(verdict, by.reason ?? null, item);
+      this.#audit.record(item, now, by.by, row?.[0] ?? null, verdict, by.reason ?? null);
     }).immediate();
     this.#writeBehind?.setAdmin(item, verdict);
   }
 
-  async clearVerdict(item: string): Promise<boolean> {
-    const removed = this.#s.clearAdmin.run(item).changes > 0;
+  async clearVerdict(item: string, by: OverrideBy, now = Date.now()): Promise<boolean> {
+    const removed = this.#db.transaction(() => {
+      const before = this.#s.getAdmin.get(item)?.[0] ?? null;
+      if (before === null) return false;
+      this.#s.clearAdmin.run(item);
+      this.#audit.record(item, now, by.by, before, null, by.reason ?? null);
+      return true;
+    }).immediate();
     if (removed) this.#writeBehind?.setAdmin(item, null);
     return removed;
+  }
+
+  async explain(item: string, now = Date.now()): Promise<FingerprintExplanation | null> {
+    return this.#db.transaction(() => {
+      const state = this.#state(item);
+      const audit = this.#audit.list(item);
+      if (state === null && audit.length === 0) return null;
+      const admin = this.#s.getAdmin.get(item);
+      const fuzzy = fuzzyItem(item);
+      const row = this.#inline(item);
+      const pairs = row.spilled ? [...row.inline, ...this.#spilledPairs(item)] : row.inline;
+      return explanation({
+        result: this.#lookupItems([item], now)[0]!,
+        override: admin?.[0] ? { verdict: admin[0], reason: admin[1] } : null,
+        pairs,
+        neighbours: fuzzy === null ? [] : this.#neighbours(item, fuzzy, now),
+        audit,
+      }, now);
+    })();
   }
 
   async addKey(role: KeyRole, label: string, rateLimit = DEFAULT_KEY_RATE): Promise<{ key: StoredKey; token: string }> {
