@@ -17,6 +17,8 @@ export async function openReputation(options: ReputationStoreOptions): Promise<O
     }
     return { engine: store, keys: store, close: () => store.close() };
   }
+  // Loaded only for Redis: ioredis alone is ~28 MB of RSS, which every gateway worker (embedded
+  // SQLite only) would otherwise carry.
   const { openRedisStore } = await import('./stores/redis.js');
   return openRedisStore(options.urls, options.prefix);
 }

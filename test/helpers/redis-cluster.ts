@@ -47,7 +47,9 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
+/** With `password`, every node requires it (requirepass, masterauth) and the URLs carry it. */
+export async function startRedisCluster(options: { password?: string } = {}): Promise<RedisClusterHandle> {
+  const auth = options.password === undefined ? [] : ['-a', options.password, '--no-auth-warning'];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nimbus-redis-cluster-'));
   const taken = new Set<number>();
   const ports = [await freePort(taken), await freePort(taken), await freePort(taken)];
@@ -73,21 +75,22 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     for (const port of ports) {
       const child = spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...(options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password])],
         { stdio: 'ignore' },
       );
       children.push(child);
     }
     for (const port of ports) {
-      await waitFor(`redis-server on ${port}`, async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG');
+      await waitFor(`redis-server on ${port}`, async () => (await run('redis-cli', [...auth, '-p', String(port), 'ping'])).stdout.trim() === 'PONG');
     }
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 });
+    await run('redis-cli', [...auth, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 });
     for (const port of ports) {
-      await waitFor(`cluster_state:ok on ${port}`, async () => (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'));
+      await waitFor(`cluster_state:ok on ${port}`, async () => (await run('redis-cli', [...auth, '-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'));
     }
   } catch (error) {
     await stop();
     throw error;
   }
-  return { urls: ports.map((p) => `redis://127.0.0.1:${p}`), stop };
+  const userInfo = options.password === undefined ? '' : `default:${encodeURIComponent(options.password)}@`;
+  return { urls: ports.map((p) => `redis://${userInfo}127.0.0.1:${p}`), stop };
 }

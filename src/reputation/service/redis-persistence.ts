@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { Cluster, type Redis } from 'ioredis';
-import { connectRedis, redisHosts, type Client } from '../stores/redis.js';
+import { connectRedis, redisHosts, type Client } from '../stores/redis-connection.js';
 
 export interface PersistenceSettings {
   /** null when CONFIG GET was refused or failed. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { openPrivateDatabase } from '../../private-files.js';
 import type { Config } from '../../config.js';
-import type { Client as RedisClient } from '../stores/redis.js';
+import type { Client as RedisClient } from '../stores/redis-connection.js';
 import { useWal } from '../../sqlite-wal.js';
 
 export const SAMPLE_RETENTION_DAYS = 30;
@@ -122,7 +122,8 @@ export class RedisSampleStore implements SampleStore {
 /** The sample store beside the configured reputation store. */
 export async function openSampleStore(config: Pick<Config, 'store' | 'dataDir' | 'redisUrls'>): Promise<SampleStore> {
   if (config.store === 'sqlite') return new SqliteSampleStore(sampleStorePath(config));
-  const { connectRedis, watchRedis } = await import('../stores/redis.js');
+  // Loaded only for Redis: ioredis alone is ~28 MB of RSS that a service on SQLite does not need.
+  const { connectRedis, watchRedis } = await import('../stores/redis-connection.js');
   const client = await connectRedis(config.redisUrls);
   return new RedisSampleStore(client, 'nimbus:', watchRedis(client));
 }
