@@ -309,3 +309,14 @@ it('every fingerprint the fingerprint code produces (each kind and algorithm, IP
   t.is(r.body.results.length, items.length);
   for (const item of texts) t.is((await call(s.url, 'PUT', `/v1/verdicts/${encodeURIComponent(item)}`, s.tokens.admin, { verdict: 'ham' })).status, 200, item);
 });
+
+it('feedback may carry a raw message: the service fingerprints it, and an admin key\'s report convicts those fingerprints', async (t) => {
+  const s = await startTestService(t);
+  const raw = message({ parts: [{ type: 'text/plain', content: prose(60, 91), encoding: '7bit' }] });
+  const body = (await fingerprintMessage(raw, {})).fingerprints.find((f) => f.kind === 'body')!;
+  const r = await call(s.url, 'POST', '/v1/feedback', s.tokens.admin, { label: 'spam', message: raw.toString('utf8') });
+  t.is(r.status, 200, JSON.stringify(r.body));
+  t.true(r.body.accepted >= 1);
+  const looked = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items: [body.text] });
+  t.is(looked.body.results[0].verdict, 'spam');
+});

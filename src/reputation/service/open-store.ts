@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Config } from '../../config.js';
 import { makePrivateDir } from '../../private-files.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../engine-types.js';
+import { openReputation } from '../open.js';
 
 /**
  * `service`: the one process that writes fingerprints, so SQLite writes them behind a journal
@@ -21,8 +22,5 @@ export function storeOptions(config: Config, user: StoreUser): ReputationStoreOp
 
 export async function openConfiguredReputation(config: Config, user: StoreUser): Promise<OpenedReputation> {
   if (config.store === 'sqlite') makePrivateDir(config.dataDir);
-  // Loaded lazily: the engine (src/reputation/open.ts) is built in parallel by its owner.
-  const specifier = '../open.js';
-  const engine = (await import(specifier)) as { openReputation(options: ReputationStoreOptions): Promise<OpenedReputation> };
-  return engine.openReputation(storeOptions(config, user));
+  return openReputation(storeOptions(config, user));
 }

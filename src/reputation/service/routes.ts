@@ -7,6 +7,7 @@
  * or parsed, and keyless floods do not slow keyed requests down.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { fingerprintMessage } from '../../fingerprint/index.js';
 import type { z } from 'zod';
 import { feedbackRequest, fingerprintText, lookupRequest, reportBatch, verdictOverride, type KeyRole } from '../api.js';
 import type { OpenedReputation, StoredKey } from '../engine-types.js';
@@ -76,18 +77,6 @@ async function authenticateAndLimit(context: Pick<RouteContext, 'auth' | 'limite
   return key;
 }
 
-type FingerprintRaw = (raw: Buffer, context: { clientIp?: string }) => Promise<{ fingerprints: readonly { text: string }[] }>;
-
-async function loadFingerprinter(): Promise<FingerprintRaw | null> {
-  try {
-    const specifier = '../../fingerprint/index.js';
-    const module = (await import(specifier)) as { fingerprintMessage?: FingerprintRaw };
-    return module.fingerprintMessage ?? null;
-  } catch {
-    return null;
-  }
-}
-
 export function registerRoutes(app: FastifyInstance, context: RouteContext): void {
   const { opened, metrics } = context;
 
@@ -120,9 +109,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     let items: string[];
     if ('items' in body) items = body.items;
     else {
-      const fingerprint = await loadFingerprinter();
-      if (!fingerprint) throw new HttpError(HTTP.UNPROCESSABLE, ERROR_CODES.UNSUPPORTED, 'raw messages not supported yet: send items');
-      const found = await fingerprint(Buffer.from(body.message, 'utf8'), {});
+      const found = await fingerprintMessage(Buffer.from(body.message, 'utf8'), {});
       items = found.fingerprints.map((item) => item.text);
     }
     // An admin key belongs to whoever runs this service: at a private service that is the
