@@ -48,3 +48,6 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   const b = Buffer.from(storedHash, 'hex');
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/** Requests per second a key gets when `nimbus keys add` names no rate. */
+export const DEFAULT_KEY_RATE = 100;

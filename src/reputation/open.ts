@@ -15,7 +15,7 @@ export async function openReputation(options: ReputationStoreOptions): Promise<O
       if (error instanceof NimbusError) throw error;
       throw new NimbusError('STORE_OPEN_FAILED', `cannot open the reputation store at ${options.path}: ${(error as Error).message}`, { cause: error });
     }
-    return { engine: store, keys: store, close: () => store.close() };
+    return { engine: store, keys: store.keys, close: () => store.close() };
   }
   // Loaded only for Redis: ioredis alone is ~28 MB of RSS, which every gateway worker (embedded
   // SQLite only) would otherwise carry.

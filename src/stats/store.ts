@@ -14,7 +14,6 @@
  * transactions (exact for every process, no scan), and a batch is claimed by one uploader at a
  * time so two workers never send the same batch side by side.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -24,6 +23,9 @@ import type { ReportBatch } from '../reputation/api.js';
 import type { LocalRecord, StatsInput } from './types.js';
 import { toWireRecord } from './wire.js';
 import { useWal } from '../sqlite-wal.js';
+import { ownerAlive } from './claims.js';
+import { statsReport, type StoreReport } from './report.js';
+import { MIGRATIONS } from './store-schema.js';
 
 const DAY_MS = 86_400_000;
 /**
@@ -32,48 +34,7 @@ const DAY_MS = 86_400_000;
  */
 export const CLAIM_LEASE_MS = 120_000;
 
-/** Each entry moves user_version from its index to index + 1. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE stats (
-     id TEXT PRIMARY KEY, time INTEGER NOT NULL, client_ip TEXT NOT NULL, helo TEXT,
-     verdict TEXT NOT NULL, score REAL NOT NULL, action TEXT NOT NULL, size INTEGER NOT NULL,
-     next_hop TEXT, fingerprints TEXT NOT NULL);
-   CREATE INDEX stats_time ON stats(time);
-   CREATE TABLE outbox (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, gathered_off INTEGER NOT NULL,
-     batch_id TEXT, record TEXT NOT NULL);
-   CREATE INDEX outbox_batch ON outbox(batch_id);
-   CREATE TABLE batches (id TEXT PRIMARY KEY, created INTEGER NOT NULL, mode TEXT NOT NULL, body TEXT NOT NULL);
-   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
-  `ALTER TABLE batches ADD COLUMN owner TEXT;
-   ALTER TABLE batches ADD COLUMN claimed INTEGER;
-   INSERT OR REPLACE INTO meta (key, value) SELECT 'outboxCount', CAST(count(*) AS TEXT) FROM outbox;`,
-];
-
-/**
- * Whether the uploader `owner` (`pid/random`, see Uploader) may still be sending its batch. Same
- * pid: another Statistics of this very process, alive. Other pid: alive unless the OS says no such
- * process (a worker killed with -9); the data dir is local, so its writers are on this host.
- */
-function ownerAlive(owner: string): boolean {
-  const pid = Number(owner.slice(0, owner.indexOf('/')));
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A killed worker stays a zombie until it is reaped, and signal 0 still reaches a zombie.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    // Gone since the signal, or no /proc at all (not Linux): then trust the signal.
-    return !existsSync('/proc/self/stat');
-  }
-}
+export type { StoreReport } from './report.js';
 
 export interface PendingBatch {
   readonly id: string;
@@ -298,36 +259,10 @@ export class StatsStore {
 
   /** Per-day counts and the top spam sources, for `nimbus stats` (local, IPs in the clear). */
   report(days: number, top: number): StoreReport {
-    const since = Date.now() - days * DAY_MS;
-    const perDay = this.#db
-      .prepare(
-        "SELECT strftime('%Y-%m-%d', time / 1000, 'unixepoch') AS day, count(*) AS messages, sum(verdict = 'spam') AS spam FROM stats WHERE time >= ? GROUP BY day ORDER BY day",
-      )
-      .all(since) as { day: string; messages: number; spam: number }[];
-    const topIps = this.#db
-      .prepare("SELECT client_ip AS item, count(*) AS count FROM stats WHERE verdict = 'spam' AND time >= ? GROUP BY client_ip ORDER BY count DESC, item LIMIT ?")
-      .all(since, top) as { item: string; count: number }[];
-    const topOf = (prefix: string): { item: string; label: string | null; count: number }[] =>
-      this.#db
-        .prepare(
-          `SELECT json_extract(f.value, '$.text') AS item, max(json_extract(f.value, '$.label')) AS label, count(*) AS count
-           FROM stats, json_each(stats.fingerprints) AS f
-           WHERE stats.verdict = 'spam' AND stats.time >= ? AND json_extract(f.value, '$.text') LIKE ?
-           GROUP BY item ORDER BY count DESC, item LIMIT ?`,
-        )
-        .all(since, `${prefix}%`, top) as { item: string; label: string | null; count: number }[];
-    return { perDay, topIps, topNetworks: topOf('net:'), topImages: topOf('image:'), topDomains: topOf('url:domain:') };
+    return statsReport(this.#db, days, top);
   }
 
   close(): void {
     this.#db.close();
   }
-}
-
-export interface StoreReport {
-  readonly perDay: readonly { day: string; messages: number; spam: number }[];
-  readonly topIps: readonly { item: string; count: number }[];
-  readonly topNetworks: readonly { item: string; label: string | null; count: number }[];
-  readonly topImages: readonly { item: string; label: string | null; count: number }[];
-  readonly topDomains: readonly { item: string; label: string | null; count: number }[];
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { maskUrl } from '../redact.js';
 import type { SampleUpload } from '../reputation/api.js';
 import type { GatewayMetrics } from './metrics.js';
+import { Pause } from './pause.js';
 import type { SampleOutbox } from './sample-outbox.js';
 import { toWireSample, type Sample } from './samples.js';
 import type { PendingBatch, StatsStore } from './store.js';
@@ -53,8 +54,7 @@ export class Uploader {
   #generation = 0;
   #loop: Promise<void> = Promise.resolve();
   #controller: AbortController | null = null;
-  #wake: (() => void) | null = null;
-  #wakeOnRecord = false;
+  readonly #pause = new Pause();
   #authStopped = false;
   /** The key may not upload samples (403): they stay local until the next reload. */
   #samplesForbidden = false;
@@ -80,7 +80,7 @@ export class Uploader {
 
   /** A new record is in the outbox: an idle uploader starts at once. */
   notify(): void {
-    if (this.#wakeOnRecord) this.#wake?.();
+    this.#pause.nudge();
   }
 
   reload(config: Config): void {
@@ -135,7 +135,7 @@ export class Uploader {
     this.#generation++;
     this.#controller?.abort(new Error('participation switched off'));
     this.#controller = null;
-    this.#wake?.();
+    this.#pause.stop();
     this.#state = 'off';
     this.#release();
   }
@@ -192,7 +192,7 @@ export class Uploader {
     };
     const backoff = async (delay: number): Promise<void> => {
       this.#state = 'backoff';
-      await this.#sleep(delay, false);
+      await this.#pause.wait(delay, false);
     };
     // The shared file busy past busy_timeout (other workers) or a disk error: retried, never a
     // reason to stop uploading for good.
@@ -214,7 +214,7 @@ export class Uploader {
       }
       if (!work) {
         this.#state = 'idle';
-        await this.#sleep(this.#options.idleMs ?? 30_000, true);
+        await this.#pause.wait(this.#options.idleMs ?? 30_000, true);
         continue;
       }
       preferSample = work.kind === 'batch';
@@ -310,23 +310,5 @@ export class Uploader {
       return true;
     }
     return false;
-  }
-
-  /** Ends early on stop/reload/close, and on a new record when `wakeOnRecord`. */
-  #sleep(ms: number, wakeOnRecord: boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done(): void {
-        clearTimeout(timer);
-        if (self.#wake === done) {
-          self.#wake = null;
-          self.#wakeOnRecord = false;
-        }
-        resolve();
-      }
-      this.#wake = done;
-      this.#wakeOnRecord = wakeOnRecord;
-    });
   }
 }

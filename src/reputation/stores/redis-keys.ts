@@ -1,10 +1,9 @@
 /** API keys in Redis: a `P key:<id>` hash per key and the `P keys` set (the secret stored as SHA-256 only). */
 import type { KeyRole } from '../api.js';
 import type { KeyStore, StoredKey } from '../engine-types.js';
-import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
+import { DEFAULT_KEY_RATE, formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import type { Client } from './redis-connection.js';
 import type { RedisKeyNames } from './redis-layout.js';
-import { DEFAULT_KEY_RATE } from './sqlite.js';
 
 export class RedisKeyStore implements KeyStore {
   readonly #r: Client;

@@ -13,19 +13,20 @@
  */
 import type Database from 'better-sqlite3';
 import { openPrivateDatabase } from '../../private-files.js';
-import type { KeyRole, LookupResult, ReportRecord } from '../api.js';
-import type { FeedbackLabel, FingerprintExplanation, IngestResult, KeyStore, OverrideBy, OverrideVerdict, Reporter, ReputationEngine, StoredKey } from '../engine-types.js';
+import type { LookupResult, ReportRecord } from '../api.js';
+import type { FeedbackLabel, FingerprintExplanation, IngestResult, OverrideBy, OverrideVerdict, Reporter, ReputationEngine } from '../engine-types.js';
 import {
   answerFuzzy, batchMark, decisiveness, explanation, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys,
   type FuzzyItem, type Neighbour, type ReporterPair,
 } from '../engine.js';
-import { formatToken, hashSecret, newKeyId, newSecret } from '../keys.js';
 import { Checkpointer, MAIN_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
-import { MEMORY_SCHEMES, MemoryIndexes, inMemory } from './memory-index.js';
+import { MemoryIndexes, inMemory } from './memory-index.js';
 import { BATCH_TTL_MS, VOICES_TO_CONVICT, emptyState, freshVoices, judge, voiceChannel, type FingerprintState, type Observation, type PairState } from '../scoring.js';
 import { useWal } from '../../sqlite-wal.js';
-import { AUDIT_SCHEMA, AuditTrail } from './sqlite-audit.js';
-import { applyObservation, inlinePairs, type FpRecord } from './sqlite-rows.js';
+import { AuditTrail } from './sqlite-audit.js';
+import { SqliteKeyStore } from './sqlite-keys.js';
+import { migrate, prepareStatements, toPair, toRecord, toReporterPair, toState, type Statements } from './sqlite-schema.js';
+import { applyObservation, inlinePairs } from './sqlite-rows.js';
 import { WriteBehind, type WriteBehindHooks } from './sqlite-write-behind.js';
 
 /** `fuzzy_log` rows read per query when an engine replays the log. */
@@ -34,113 +35,12 @@ const LOG_PAGE = 10_000;
 /** Size the WAL file is truncated back to after a checkpoint restarts it. */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
-/** Requests per second a key gets when `nimbus keys add` names no rate. */
-export const DEFAULT_KEY_RATE = 100;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS fp (
-  item TEXT PRIMARY KEY, seen REAL NOT NULL, spam_reports REAL NOT NULL, ham_reports REAL NOT NULL,
-  sensor_ev REAL NOT NULL, spam_ev REAL NOT NULL, weak_ev REAL NOT NULL, ham_ev REAL NOT NULL,
-  reporters INTEGER NOT NULL, first_seen REAL, last_seen REAL, ts REAL NOT NULL,
-  admin TEXT, admin_reason TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pair (
-  item TEXT NOT NULL, reporter TEXT NOT NULL, sensor REAL NOT NULL, spam REAL NOT NULL,
-  weak REAL NOT NULL, ham REAL NOT NULL, ts REAL NOT NULL, PRIMARY KEY (item, reporter)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fuzzy (k TEXT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (k, item)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fuzzy_log (seq INTEGER PRIMARY KEY, item TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS batch (id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
--- AUTOINCREMENT: a flushed row's lsn names a journal row, so numbers must never be reused once
--- the journal has been emptied (plain rowids restart after the largest is deleted).
-CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS batch_at ON batch (at);
-CREATE TABLE IF NOT EXISTS api_key (
-  id TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL, secret_hash TEXT NOT NULL,
-  created_at TEXT NOT NULL, revoked_at TEXT, rate_limit REAL NOT NULL
-);
-`;
-
-/**
- * Schema steps after SCHEMA; entry i moves user_version from i to i + 1, in one transaction.
- * 0 → 1: fingerprints of in-memory schemes leave their `fuzzy` key rows for `fuzzy_log` (files
- * written before the in-memory index; their keys used another chunking anyway).
- */
-const MIGRATIONS: ((db: Database.Database) => void)[] = [
-  (db) => {
-    for (const id of MEMORY_SCHEMES) {
-      db.prepare('INSERT INTO fuzzy_log (item) SELECT item FROM fp WHERE item > ? AND item < ? ORDER BY item').run(`${id}:`, `${id};`);
-      db.prepare('DELETE FROM fuzzy WHERE k > ? AND k < ?').run(`${id}#`, `${id}$`);
-    }
-  },
-  // 1 → 2: a fingerprint's first reporters live in its own row (`pairs`, see encodePair), so an
-  // ingest dirties one page per fingerprint instead of two. Rows written before keep theirs in
-  // `pair`: the default `spilled = 1` sends them there, and nothing has to be rewritten.
-  (db) => {
-    db.exec('ALTER TABLE fp ADD COLUMN pairs BLOB');
-    db.exec('ALTER TABLE fp ADD COLUMN spilled INTEGER NOT NULL DEFAULT 1');
-  },
-  // 2 → 3: the last write-behind journal row a row includes (sqlite-write-behind.ts); rows written
-  // before, or by a direct-mode engine, have 0 and are never ahead of a journal row.
-  (db) => {
-    db.exec('ALTER TABLE fp ADD COLUMN lsn INTEGER NOT NULL DEFAULT 0');
-  },
-];
-
-/**
- * A row of `fp` as read by FP_COLUMNS, as an array: better-sqlite3's raw mode skips building an
- * object per row, about half the cost of a read on the ingest path (micro-benchmark, 250k rows).
- */
-type FpRow = [number, number, number, number, number, number, number, number, number | null, number | null, number, OverrideVerdict | null];
-const FP_COLUMNS = 'seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin';
-type PairRow = [number, number, number, number, number];
-type ReporterPairRow = [string, ...PairRow];
-/** FpRow followed by the inline pairs, the `spilled` flag and the lsn, as the write paths read it. */
-type FpPairsRow = [...FpRow, Buffer | null, number, number];
-
-interface KeyRow {
-  id: string;
-  role: KeyRole;
-  label: string;
-  secret_hash: string;
-  created_at: string;
-  revoked_at: string | null;
-  rate_limit: number;
-}
-
-const toState = (r: FpRow): FingerprintState => ({
-  seen: r[0],
-  spamReports: r[1],
-  hamReports: r[2],
-  sensorEv: r[3],
-  spamEv: r[4],
-  weakEv: r[5],
-  hamEv: r[6],
-  reporters: r[7],
-  firstSeen: r[8],
-  lastSeen: r[9],
-  ts: r[10],
-  admin: r[11],
-});
-
-const toPair = (r: PairRow): PairState => ({ sensor: r[0], spam: r[1], weak: r[2], ham: r[3], ts: r[4] });
-const toReporterPair = (r: ReporterPairRow): ReporterPair => ({ id: r[0], pair: { sensor: r[1], spam: r[2], weak: r[3], ham: r[4], ts: r[5] } });
-const toRecord = (r: FpPairsRow): FpRecord => ({ state: toState(r as unknown as FpRow), pairs: r[12], spilled: r[13] });
-
-const toKey = (r: KeyRow): StoredKey => ({
-  id: r.id,
-  role: r.role,
-  label: r.label,
-  secretHash: r.secret_hash,
-  createdAt: r.created_at,
-  revokedAt: r.revoked_at,
-  rateLimit: r.rate_limit,
-});
-
-export class SqliteStore implements ReputationEngine, KeyStore {
+export class SqliteStore implements ReputationEngine {
   readonly #db: Database.Database;
   readonly #path: string;
-  readonly #s;
+  readonly #s: Statements;
+  /** API keys, in the same file (sqlite-keys.ts). */
+  readonly keys: SqliteKeyStore;
   // Made once: better-sqlite3's transaction() builds four wrapper functions per call, which on
   // the gateway's lookup path (every message) was ~1% of a worker's CPU (CPU profile, bench relay).
   readonly #lookup: Database.Transaction<(items: readonly string[], now: number) => LookupResult[]>;
@@ -164,72 +64,10 @@ export class SqliteStore implements ReputationEngine, KeyStore {
     // NORMAL in WAL: a power cut may lose the last transactions, never corrupt the file; the
     // statistics that feed it are resent by idempotent batch id.
     this.#db.pragma('synchronous = NORMAL');
-    this.#db.exec(SCHEMA);
-    this.#db.exec(AUDIT_SCHEMA);
     const db = this.#db;
-    db.transaction(() => {
-      for (let v = db.pragma('user_version', { simple: true }) as number; v < MIGRATIONS.length; v++) {
-        MIGRATIONS[v]!(db);
-        db.pragma(`user_version = ${v + 1}`);
-      }
-    }).immediate();
-    this.#s = {
-      getFp: db.prepare<[string], FpRow>(`SELECT ${FP_COLUMNS} FROM fp WHERE item = ?`).raw(),
-      getFpPairs: db.prepare<[string], FpPairsRow>(`SELECT ${FP_COLUMNS}, pairs, spilled, lsn FROM fp WHERE item = ?`).raw(),
-      putFp: db.prepare(
-        `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin, pairs, spilled)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
-         ON CONFLICT (item) DO UPDATE SET seen = excluded.seen, spam_reports = excluded.spam_reports, ham_reports = excluded.ham_reports,
-           sensor_ev = excluded.sensor_ev, spam_ev = excluded.spam_ev, weak_ev = excluded.weak_ev, ham_ev = excluded.ham_ev,
-           reporters = excluded.reporters, first_seen = excluded.first_seen, last_seen = excluded.last_seen, ts = excluded.ts,
-           pairs = excluded.pairs, spilled = excluded.spilled`,
-      ),
-      getPair: db.prepare<[string, string], PairRow>('SELECT sensor, spam, weak, ham, ts FROM pair WHERE item = ? AND reporter = ?').raw(),
-      // Read only for a lookup whose voices decide (scoring.voiceChannel), and by explain.
-      getInline: db.prepare<[string], [Buffer | null, number]>('SELECT pairs, spilled FROM fp WHERE item = ?').raw(),
-      getSpilled: db.prepare<[string], ReporterPairRow>('SELECT reporter, sensor, spam, weak, ham, ts FROM pair WHERE item = ?').raw(),
-      getAdmin: db.prepare<[string], [OverrideVerdict | null, string | null]>('SELECT admin, admin_reason FROM fp WHERE item = ?').raw(),
-      // Plain updates for rows just read: one B-tree descent where an upsert takes two.
-      updateFp: db.prepare(
-        `UPDATE fp SET seen = ?, spam_reports = ?, ham_reports = ?, sensor_ev = ?, spam_ev = ?, weak_ev = ?, ham_ev = ?, reporters = ?, first_seen = ?, last_seen = ?, ts = ?,
-           pairs = ?, spilled = ? WHERE item = ?`,
-      ),
-      updatePair: db.prepare('UPDATE pair SET sensor = ?, spam = ?, weak = ?, ham = ?, ts = ? WHERE item = ? AND reporter = ?'),
-      // The write-behind flush's versions of putFp and updateFp: the same columns and the row's lsn.
-      flushNew: db.prepare(
-        `INSERT INTO fp (item, seen, spam_reports, ham_reports, sensor_ev, spam_ev, weak_ev, ham_ev, reporters, first_seen, last_seen, ts, admin, pairs, spilled, lsn)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
-         ON CONFLICT (item) DO UPDATE SET seen = excluded.seen, spam_reports = excluded.spam_reports, ham_reports = excluded.ham_reports,
-           sensor_ev = excluded.sensor_ev, spam_ev = excluded.spam_ev, weak_ev = excluded.weak_ev, ham_ev = excluded.ham_ev,
-           reporters = excluded.reporters, first_seen = excluded.first_seen, last_seen = excluded.last_seen, ts = excluded.ts,
-           pairs = excluded.pairs, spilled = excluded.spilled, lsn = excluded.lsn`,
-      ),
-      flushUpdate: db.prepare(
-        `UPDATE fp SET seen = ?, spam_reports = ?, ham_reports = ?, sensor_ev = ?, spam_ev = ?, weak_ev = ?, ham_ev = ?, reporters = ?, first_seen = ?, last_seen = ?, ts = ?,
-           pairs = ?, spilled = ?, lsn = ? WHERE item = ?`,
-      ),
-      putPair: db.prepare(
-        `INSERT INTO pair (item, reporter, sensor, spam, weak, ham, ts) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (item, reporter) DO UPDATE SET sensor = excluded.sensor, spam = excluded.spam, weak = excluded.weak, ham = excluded.ham, ts = excluded.ts`,
-      ),
-      putIndex: db.prepare('INSERT OR IGNORE INTO fuzzy (k, item) VALUES (?, ?)'),
-      probe: db.prepare<[string], { item: string }>('SELECT DISTINCT item FROM fuzzy WHERE k IN (SELECT value FROM json_each(?))'),
-      putLog: db.prepare('INSERT INTO fuzzy_log (item) VALUES (?)'),
-      // Pages of .all(): a whole page per call is cheaper than a native call per row (iterate).
-      readLog: db.prepare<[number, number], [number, string]>('SELECT seq, item FROM fuzzy_log WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
-      setAdmin: db.prepare('UPDATE fp SET admin = ?, admin_reason = ? WHERE item = ?'),
-      clearAdmin: db.prepare('UPDATE fp SET admin = NULL, admin_reason = NULL WHERE item = ? AND admin IS NOT NULL'),
-      // Marks are batchMark(key, batch id); marks written before they named the key hold the
-      // batch id alone, and still answer for any key until they expire.
-      hasBatch: db.prepare<[string, string], { id: string }>('SELECT id FROM batch WHERE id IN (?, ?)'),
-      putBatch: db.prepare('INSERT INTO batch (id, at) VALUES (?, ?)'),
-      expireBatches: db.prepare('DELETE FROM batch WHERE at < ?'),
-      addKey: db.prepare('INSERT INTO api_key (id, role, label, secret_hash, created_at, revoked_at, rate_limit) VALUES (?, ?, ?, ?, ?, NULL, ?)'),
-      findKey: db.prepare<[string], KeyRow>('SELECT * FROM api_key WHERE id = ?'),
-      listKeys: db.prepare<[], KeyRow>('SELECT * FROM api_key ORDER BY created_at, id'),
-      revokeKey: db.prepare('UPDATE api_key SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      keyExists: db.prepare<[string], { id: string }>('SELECT id FROM api_key WHERE id = ?'),
-    };
+    migrate(db);
+    this.#s = prepareStatements(db);
+    this.keys = new SqliteKeyStore(db);
     this.#audit = new AuditTrail(db);
     this.#lookup = db.transaction((items: readonly string[], now: number) => this.#lookupItems(items, now));
     this.#ingest = db.transaction((batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number) => this.#ingestBatch(batchId, sensor, records, now));
@@ -460,29 +298,6 @@ export class SqliteStore implements ReputationEngine, KeyStore {
         audit,
       }, now);
     })();
-  }
-
-  async addKey(role: KeyRole, label: string, rateLimit = DEFAULT_KEY_RATE): Promise<{ key: StoredKey; token: string }> {
-    let id = newKeyId();
-    while (this.#s.keyExists.get(id) !== undefined) id = newKeyId();
-    const secret = newSecret();
-    this.#s.addKey.run(id, role, label, hashSecret(secret), new Date().toISOString(), rateLimit);
-    return { key: toKey(this.#s.findKey.get(id)!), token: formatToken(id, secret) };
-  }
-
-  async findKey(id: string): Promise<StoredKey | null> {
-    const row = this.#s.findKey.get(id);
-    return row === undefined ? null : toKey(row);
-  }
-
-  async listKeys(): Promise<StoredKey[]> {
-    return this.#s.listKeys.all().map(toKey);
-  }
-
-  async revokeKey(id: string): Promise<boolean> {
-    if (this.#s.findKey.get(id) === undefined) return false;
-    this.#s.revokeKey.run(new Date().toISOString(), id);
-    return true;
   }
 
   /** Moves checkpoints to a worker (checkpointer.ts); the main connection keeps only a safety cap. */
