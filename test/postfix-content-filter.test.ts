@@ -5,7 +5,7 @@
  *   swaks (from 127.0.0.2) ─▶ Postfix smtpd ─▶ queue ─▶ content_filter=scan:[127.0.0.1]:NIMBUS
  *     ─▶ Nimbus gateway ─▶ Postfix reinjection smtpd (content_filter=) ─▶ virtual ─▶ Maildir
  *
- * The main.cf/master.cf lines are the ones README.md's "Behind Postfix" section shows.
+ * The main.cf/master.cf lines are the ones docs/admin/postfix.md shows.
  * swaks connects from 127.0.0.2 while Postfix talks to Nimbus from 127.0.0.1, so the address
  * Nimbus records can only be 127.0.0.2 if it took the client from Postfix's XFORWARD.
  */

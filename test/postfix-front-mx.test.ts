@@ -1,5 +1,5 @@
 /**
- * Nimbus in front of the MX (README, "In front of the MX"), end to end with a real Postfix as the
+ * Nimbus in front of the MX (docs/admin/postfix.md, "In front of the MX"), end to end with a real Postfix as the
  * mailbox host and a real Nimbus process:
  *
  *   swaks (from 127.0.0.2) ─▶ Nimbus ─▶ Postfix (mynetworks trusts Nimbus; example.com in

@@ -145,7 +145,7 @@ async function decodeAndHash(bytes: Buffer, sha256: string, limits: FingerprintL
   // side under MIN_IMAGE_SIDE (≤ SIDE) comes out as it went in. It shrinks the picture to 32×32
   // (shrink-on-load for JPEG); the greyscale conversion and the white background are done here
   // on those 1,024 pixels: libvips does both on every pixel of the full-size image, in linear
-  // light, which was about a third of the cost of a hash (BENCHMARKS Relay notes).
+  // light, which was about a third of the cost of a hash (measured with `npm run bench -- relay`).
   const { data, info } = await sharp(bytes, input)
     .timeout({ seconds: limits.imageTimeoutSeconds })
     .resize(SIDE, SIDE, { fit: 'fill', fastShrinkOnLoad: true, withoutEnlargement: true })

@@ -161,7 +161,7 @@ class Gateway implements RunningGateway {
 
   #onConnect(session: SMTPServerSession, callback: (error?: Error | null) => void): void {
     const trusted = this.#trusted(session.remoteAddress);
-    // Disabled commands are not advertised in the EHLO reply (README: offered only to trusted networks).
+    // Disabled commands are not advertised in the EHLO reply (docs/admin/gateway.md: offered only to trusted networks).
     session.disabledCommands = trusted ? ['AUTH'] : ['AUTH', 'XCLIENT', 'XFORWARD'];
     const state = newConnectionState(this.#log.child({ cid: session.id, client: session.remoteAddress }));
     patchReplies(this.#server, session, trusted, state);

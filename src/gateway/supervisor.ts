@@ -31,7 +31,7 @@ import { READY_MESSAGE, reloadProblems } from './process-signals.js';
  * carried a message are freed by the next young-generation collection, so a smaller one frees
  * them sooner: `npm run bench -- relay` measured 200 concurrent 1 MB messages at 462-507 MB
  * instead of 541-599 MB, one 50 MB message at 286-289 instead of 295-300, with no measurable
- * change of CPU per message on the text or image mix (alternating runs, BENCHMARKS Relay notes).
+ * change of CPU per message on the text or image mix (alternating runs of both settings).
  * An admin's own --max-semi-space-size (command line or NODE_OPTIONS) wins.
  */
 export const WORKER_SEMI_SPACE_MB = 4;

@@ -1,7 +1,7 @@
 /**
  * The reputation formula, pure (no store, no clock): both stores keep the same state per
  * fingerprint and per (fingerprint, reporter) pair and call these functions, so SQLite and Redis
- * answer alike. The formula and its reasons are documented in README.md ("### Engine").
+ * answer alike. The formula and its reasons are documented in docs/design/reputation-engine.md.
  *
  * Every counter decays exponentially with one half-life, lazily: a stored value and the time it
  * was last brought up to date are enough to know its value at any later time, so there is no

@@ -9,7 +9,7 @@
  *   not yet written, ~30 s on Linux, on a power cut or OS crash);
  * - `redis_persistence` (info) for AOF with `everysec` (up to ~1 s on a power cut) or `always`
  *   (nothing), and when the settings cannot be read.
- * It never stops the service: how to run Redis is the operator's call (README "Service").
+ * It never stops the service: how to run Redis is the operator's call (docs/admin/operations.md, "Redis for Nimbus").
  */
 import type { Logger } from 'pino';
 import { Cluster, type Redis } from 'ioredis';
