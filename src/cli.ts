@@ -4,7 +4,7 @@
  * `run(args): Promise<number>` (the exit code). Commands are loaded lazily so that a quick
  * `nimbus statement` does not pay for sharp or the SMTP stack.
  */
-import { ConfigError } from './config.js';
+import { ConfigError } from './config/index.js';
 import { NimbusError } from './errors.js';
 import { maskCredentials } from './redact.js';
 

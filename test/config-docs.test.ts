@@ -1,14 +1,14 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FINGERPRINT_KINDS } from '../src/config.js';
+import { FINGERPRINT_KINDS } from '../src/config/index.js';
 
 const root = join(import.meta.dirname, '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
 
 /** Every NIMBUS_ variable src/config.ts reads (the weight family expanded per kind). */
 function configVariables(): Set<string> {
-  const source = read('src/config.ts');
+  const source = read('src/config/index.ts');
   // `NIMBUS_WEIGHT_${kind}` is a template, not a variable: the family is expanded below.
   const names = new Set((source.match(/NIMBUS_[A-Z0-9_]+/g) ?? []).filter((name) => !name.endsWith('_')));
   for (const kind of FINGERPRINT_KINDS) names.add(`NIMBUS_WEIGHT_${kind.toUpperCase()}`);

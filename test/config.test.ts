@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, inBlockList, loadConfig, parseSize } from '../src/config.js';
+import { ConfigError, inBlockList, loadConfig, parseSize } from '../src/config/index.js';
 
 test('defaults from DESIGN.md apply when no variable is set', (t) => {
   const config = loadConfig({});

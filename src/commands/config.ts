@@ -1,4 +1,4 @@
-import { loadConfig, printableConfig } from '../config.js';
+import { loadConfig, printableConfig } from '../config/index.js';
 
 export async function run(_args: string[]): Promise<number> {
   const config = loadConfig();

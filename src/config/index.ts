@@ -8,8 +8,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
-import { NimbusError } from './errors.js';
-import { maskApiKey, maskCredentials, maskUrl } from './redact.js';
+import { NimbusError } from '../errors.js';
+import { maskApiKey, maskCredentials, maskUrl } from '../redact.js';
 
 export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body'] as const;
 export type FingerprintKind = (typeof FINGERPRINT_KINDS)[number];
