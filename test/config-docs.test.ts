@@ -1,18 +1,14 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FINGERPRINT_KINDS } from '../src/config/index.js';
+import { loadConfig, VARIABLES } from '../src/config/index.js';
 
 const root = join(import.meta.dirname, '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
 
-/** Every NIMBUS_ variable src/config.ts reads (the weight family expanded per kind). */
+/** The variables of the table in src/config/table.ts. */
 function configVariables(): Set<string> {
-  const source = read('src/config/index.ts');
-  // `NIMBUS_WEIGHT_${kind}` is a template, not a variable: the family is expanded below.
-  const names = new Set((source.match(/NIMBUS_[A-Z0-9_]+/g) ?? []).filter((name) => !name.endsWith('_')));
-  for (const kind of FINGERPRINT_KINDS) names.add(`NIMBUS_WEIGHT_${kind.toUpperCase()}`);
-  return names;
+  return new Set(Object.keys(VARIABLES));
 }
 
 /** Variables named in the README's Configuration table, `_NET`-style shorthands expanded. */
@@ -39,10 +35,22 @@ function envFileVariables(): Set<string> {
 
 const sorted = (set: Set<string>) => [...set].sort();
 
-test('the README configuration table names exactly the variables src/config.ts reads', (t) => {
+test('the README configuration table names exactly the variables the config table names', (t) => {
   t.deepEqual(sorted(readmeVariables()), sorted(configVariables()));
 });
 
-test('systemd/nimbus.env shows every variable src/config.ts reads, and no other', (t) => {
+test('systemd/nimbus.env shows every variable the config table names, and no other', (t) => {
   t.deepEqual(sorted(envFileVariables()), sorted(configVariables()));
+});
+
+test('the loader reads exactly the variables of the table, and no other', (t) => {
+  const asked = new Set<string>();
+  const env = new Proxy({} as Record<string, string | undefined>, {
+    get: (_target, name) => {
+      if (typeof name === 'string') asked.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(env);
+  t.deepEqual(sorted(asked), sorted(configVariables()));
 });

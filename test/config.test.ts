@@ -100,3 +100,31 @@ test('sizes accept units and the env file overrides the process environment', (t
   t.is(config.maxMessageSize, 10 * 1024 * 1024);
   t.deepEqual(config.relayDomains, ['example.org', 'example.net']);
 });
+
+test('a check across variables is left out when one of them is already wrong: a missing TLS key file is not also told to set both', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
+  const cert = join(dir, 'cert.pem');
+  writeFileSync(cert, 'not really a certificate');
+  const error = t.throws(() => loadConfig({ NIMBUS_TLS_CERT: cert, NIMBUS_TLS_KEY: join(dir, 'missing.pem') }), { instanceOf: ConfigError });
+  t.deepEqual(error.problems, [`NIMBUS_TLS_KEY=${JSON.stringify(join(dir, 'missing.pem'))}: expected a readable PEM file (file not found)`]);
+  const alone = t.throws(() => loadConfig({ NIMBUS_TLS_CERT: cert }), { instanceOf: ConfigError });
+  t.deepEqual(alone.problems, ['NIMBUS_TLS_CERT and NIMBUS_TLS_KEY: set both or neither']);
+});
+
+test('an empty variable takes its default, save NIMBUS_TRUSTED_NETWORKS, where empty trusts no client', (t) => {
+  const config = loadConfig({ NIMBUS_DATA_DIR: '', NIMBUS_REDIS_URL: ' ', NIMBUS_LISTEN: '', NIMBUS_TRUSTED_NETWORKS: '' });
+  t.is(config.dataDir, './data');
+  t.deepEqual(config.redisUrls, ['redis://127.0.0.1:6379']);
+  t.deepEqual(config.listen, { host: '127.0.0.1', port: 2525 });
+  t.deepEqual(config.trustedNetworks, []);
+  t.false(inBlockList(config.trustedBlockList, '127.0.0.1'));
+});
+
+test('the env file cannot name another env file: NIMBUS_ENV_FILE stays the one the process was given', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
+  const file = join(dir, 'nimbus.env');
+  writeFileSync(file, `NIMBUS_ENV_FILE=${join(dir, 'elsewhere.env')}\nNIMBUS_SUBJECT_TAG=[SPAM]\n`);
+  const config = loadConfig({ NIMBUS_ENV_FILE: file });
+  t.is(config.envFile, file);
+  t.is(config.subjectTag, '[SPAM]');
+});
