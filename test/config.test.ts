@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, inBlockList, loadConfig, parseSize } from '../src/config/index.js';
+import { configLines, ConfigError, inBlockList, loadConfig, loadSettings, parseSize } from '../src/config/index.js';
 
 test('defaults from DESIGN.md apply when no variable is set', (t) => {
   const config = loadConfig({});
@@ -127,4 +127,22 @@ test('the env file cannot name another env file: NIMBUS_ENV_FILE stays the one t
   const config = loadConfig({ NIMBUS_ENV_FILE: file });
   t.is(config.envFile, file);
   t.is(config.subjectTag, '[SPAM]');
+});
+
+test('the NAME=value lines of nimbus config, read back as an env file, give the same configuration', (t) => {
+  const env = {
+    NIMBUS_LISTEN: '[::1]:2526', NIMBUS_NEXT_HOP: ':2600', NIMBUS_RELAY_DOMAINS: 'Example.org, example.net', NIMBUS_TRUSTED_NETWORKS: '',
+    NIMBUS_MAX_MESSAGE_SIZE: '1536KB', NIMBUS_SPOOL_THRESHOLD: '1000', NIMBUS_SUBJECT_TAG: ' [SPAM] ', NIMBUS_WEIGHT_URL: '2.5',
+    NIMBUS_SAMPLE_MAX_BYTES: '0', NIMBUS_ACCEPT_STATEMENT: 'on', NIMBUS_LOG_LEVEL: 'WARN', NIMBUS_REDIS_URL: 'a:1,rediss://b:2',
+    NIMBUS_REPUTATION_URL: 'https://rep.example/base/', NIMBUS_METRICS_LISTEN: '127.0.0.1:9325', NIMBUS_WORKERS: '3',
+  };
+  const { config, values } = loadSettings(env);
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
+  const file = join(dir, 'printed.env');
+  writeFileSync(file, `${configLines(values).join('\n')}\n`);
+  const again = loadConfig({ NIMBUS_ENV_FILE: file });
+  const { trustedBlockList: _a, envFile: _b, ...expected } = config;
+  const { trustedBlockList: _c, envFile: _d, ...actual } = again;
+  t.deepEqual(actual, expected);
+  t.is(config.subjectTag, ' [SPAM] ');
 });

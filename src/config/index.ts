@@ -11,5 +11,6 @@
 export * from './types.js';
 export { addCidr, blockListOf, inBlockList, parseHostPort, parseSize } from './parsers.js';
 export { effectiveEnv, loadConfig, loadConfigForReload, loadSettings, readEnvFile, type ReloadedConfig, type Settings } from './loader.js';
+export { configurationPage } from './docs.js';
 export { configLines, printableConfig } from './print.js';
 export { PARTS, VARIABLES, type Part, type Values, type Variable, type VariableName } from './table.js';

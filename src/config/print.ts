@@ -6,11 +6,15 @@ import { maskApiKey, maskCredentials, maskUrl } from '../redact.js';
 import { shownValue, VARIABLES, type Values, type Variable, type VariableName } from './table.js';
 import type { Config } from './types.js';
 
-/** `NAME=value` per variable, in the table's order, as an env file would hold them. */
+/**
+ * `NAME=value` per variable, in the table's order, as an env file would hold them: a value that
+ * an env file would otherwise trim, or unquote, is quoted.
+ */
 export function configLines(values: Values): string[] {
-  return (Object.entries(VARIABLES) as [VariableName, Variable<unknown>][]).map(
-    ([name, variable]) => `${name}=${shownValue(variable, variable.parser.format(values[name]))}`,
-  );
+  return (Object.entries(VARIABLES) as [VariableName, Variable<unknown>][]).map(([name, variable]) => {
+    const value = shownValue(variable, variable.parser.format(values[name]));
+    return `${name}=${/^[\s"']|\s$/.test(value) ? `"${value}"` : value}`;
+  });
 }
 
 /** The `Config` object by its field names (`nimbus config --json`). */
