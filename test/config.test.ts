@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configLines, ConfigError, inBlockList, loadConfig, loadSettings, parseSize } from '../src/config/index.js';
@@ -145,4 +145,16 @@ test('the NAME=value lines of nimbus config, read back as an env file, give the 
   const { trustedBlockList: _c, envFile: _d, ...actual } = again;
   t.deepEqual(actual, expected);
   t.is(config.subjectTag, ' [SPAM] ');
+});
+
+test('src/config/ imports only node built-ins and two modules without imports, so the gateway supervisor that loads it stays light (no zod, no prom-client)', (t) => {
+  const root = join(import.meta.dirname, '..', 'src');
+  const specifiers = (path: string) => [...readFileSync(path, 'utf8').matchAll(/^(?:import|export)\b[^;]*?from '([^']+)'/gms)].map((match) => match[1]!);
+  const configDir = join(root, 'config');
+  for (const file of readdirSync(configDir).filter((name) => name.endsWith('.ts'))) {
+    for (const specifier of specifiers(join(configDir, file))) {
+      t.true(specifier.startsWith('node:') || /^\.\/[a-z-]+\.js$/.test(specifier) || ['../errors.js', '../redact.js'].includes(specifier), `${file} imports ${specifier}`);
+    }
+  }
+  for (const file of ['errors.ts', 'redact.ts']) t.deepEqual(specifiers(join(root, file)), [], file);
 });
