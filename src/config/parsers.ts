@@ -29,7 +29,7 @@ const wrong = <T>(complaints: string | readonly string[], shown?: string): Parse
   ...(shown === undefined ? {} : { shown }),
 });
 
-const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KB: 1024, K: 1024, MB: 1024 ** 2, M: 1024 ** 2, GB: 1024 ** 3, G: 1024 ** 3 };
+const SIZE_UNITS: Readonly<Record<string, number>> = Object.freeze({ '': 1, B: 1, KB: 1024, K: 1024, MB: 1024 ** 2, M: 1024 ** 2, GB: 1024 ** 3, G: 1024 ** 3 });
 
 /** Parses `25MB`, `512KB`, `1048576` into bytes. */
 export function parseSize(text: string): number | null {

@@ -12,14 +12,14 @@ import {
 import { LOG_LEVELS, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
 
 /** The parts of the admin's page, in its order. */
-export const PARTS = {
+export const PARTS = Object.freeze({
   gateway: 'Gateway (SMTP relay)',
   scan: 'Scan and policy',
   participation: 'Participation and statistics',
   service: 'Reputation service',
   files: 'Files',
   logging: 'Logging and metrics',
-} as const;
+} as const);
 export type Part = keyof typeof PARTS;
 
 export interface Variable<T> {
@@ -53,7 +53,7 @@ const variable = <T>(entry: Variable<T>): Variable<T> => entry;
 
 const weight = number({ min: 0, max: 1000 });
 
-export const VARIABLES = {
+export const VARIABLES = Object.freeze({
   // ---------------------------------------------------------------- gateway
   NIMBUS_LISTEN: variable({
     part: 'gateway', default: '127.0.0.1:2525', parser: hostPort,
@@ -255,7 +255,7 @@ export const VARIABLES = {
     part: 'logging', default: '', parser: optional(hostPort),
     doc: "the gateway's Prometheus endpoint, e.g. `127.0.0.1:9325`; empty: none",
   }),
-};
+});
 
 export type VariableName = keyof typeof VARIABLES;
 type ValueOf<V> = V extends Variable<infer T> ? T : never;
