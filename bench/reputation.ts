@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import type { ReportRecord } from '../src/reputation/api.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../src/reputation/engine-types.js';
 import { startReputationService } from '../src/reputation/service.js';

@@ -4,7 +4,7 @@
  * `run(args): Promise<number>` (the exit code). Commands are loaded lazily so that a quick
  * `nimbus statement` does not pay for sharp or the SMTP stack.
  */
-import { ConfigError } from './config.js';
+import { ConfigError } from './config/index.js';
 import { NimbusError } from './errors.js';
 import { maskCredentials } from './redact.js';
 
@@ -26,7 +26,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   statement: { summary: 'exactly what each participation mode sends', load: () => import('./commands/statement.js') },
   keys: { summary: 'keys add --role sensor|reporter|admin | keys list | keys revoke ID', load: () => import('./commands/keys.js') },
   quarantine: { summary: 'quarantine list|show|release|delete', load: () => import('./commands/quarantine.js') },
-  config: { summary: 'print the effective configuration (secrets masked)', load: () => import('./commands/config.js') },
+  config: { summary: 'the effective configuration, NAME=value, secrets masked: config [--json | --markdown]', load: () => import('./commands/config.js') },
 };
 
 function usage(): string {

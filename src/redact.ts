@@ -3,7 +3,7 @@
  * API keys. One function, `maskCredentials`, for any text that may hold a URL (a configured URL,
  * a comma-separated list of Redis Cluster URLs, an error message that embeds one, a URL that does
  * not even parse); `redactLogged` applies it to what pino is about to write under `err`. No
- * dependency: config.ts, loaded by every command, uses it.
+ * dependency: src/config/, loaded by every command, uses it.
  *
  * What is kept: the scheme, the user name (it says which account, and is no secret), host, port
  * and path, so a log line still says where a connection went. What goes: the password

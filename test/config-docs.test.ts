@@ -1,48 +1,58 @@
+/**
+ * The table in src/config/table.ts is the one place a variable is defined: the admin's page
+ * (docs/admin/configuration.md) is generated from it, the env example names the same variables,
+ * and the loader asks the environment for nothing else.
+ */
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FINGERPRINT_KINDS } from '../src/config.js';
+import { configurationPage, loadConfig, PARTS, VARIABLES, type Variable } from '../src/config/index.js';
 
 const root = join(import.meta.dirname, '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const sorted = (names: Iterable<string>) => [...names].sort();
+const tableNames = () => Object.keys(VARIABLES);
 
-/** Every NIMBUS_ variable src/config.ts reads (the weight family expanded per kind). */
-function configVariables(): Set<string> {
-  const source = read('src/config.ts');
-  // `NIMBUS_WEIGHT_${kind}` is a template, not a variable: the family is expanded below.
-  const names = new Set((source.match(/NIMBUS_[A-Z0-9_]+/g) ?? []).filter((name) => !name.endsWith('_')));
-  for (const kind of FINGERPRINT_KINDS) names.add(`NIMBUS_WEIGHT_${kind.toUpperCase()}`);
-  return names;
-}
-
-/** Variables named in the README's Configuration table, `_NET`-style shorthands expanded. */
-function readmeVariables(): Set<string> {
-  const readme = read('README.md');
-  const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1));
-  const names = new Set<string>();
-  for (const row of section.split('\n').filter((line) => line.startsWith('| `'))) {
-    const cell = row.split('|')[1]!;
-    let family = '';
-    for (const [, name] of cell.matchAll(/`([A-Z0-9_]+)`/g)) {
-      if (name!.startsWith('NIMBUS_')) {
-        names.add(name!);
-        family = name!.replace(/[A-Z0-9]+$/, '');
-      } else if (name!.startsWith('_')) names.add(`${family.replace(/_$/, '')}${name}`);
-    }
-  }
-  return names;
-}
-
-function envFileVariables(): Set<string> {
-  return new Set([...read('systemd/nimbus.env').matchAll(/^#?(NIMBUS_[A-Z0-9_]+)=/gm)].map((match) => match[1]!));
-}
-
-const sorted = (set: Set<string>) => [...set].sort();
-
-test('the README configuration table names exactly the variables src/config.ts reads', (t) => {
-  t.deepEqual(sorted(readmeVariables()), sorted(configVariables()));
+test('docs/admin/configuration.md is the page the table generates (run npm run docs:config after editing the table)', (t) => {
+  t.is(read('docs/admin/configuration.md'), configurationPage());
 });
 
-test('systemd/nimbus.env shows every variable src/config.ts reads, and no other', (t) => {
-  t.deepEqual(sorted(envFileVariables()), sorted(configVariables()));
+test('the configuration page has one row per variable of the table, under its part, and says it is generated', (t) => {
+  const page = configurationPage();
+  t.regex(page.split('\n').slice(0, 5).join('\n'), /Generated from `src\/config\/table\.ts`.*do not edit/s);
+  const rows: [string, string][] = [];
+  let heading = '';
+  for (const line of page.split('\n')) {
+    if (line.startsWith('## ')) heading = line.slice(3);
+    const row = /^\| `(NIMBUS_[A-Z0-9_]+)` \|/.exec(line);
+    if (row) rows.push([row[1]!, heading]);
+  }
+  t.deepEqual(
+    rows,
+    (Object.entries(VARIABLES) as [string, Variable<unknown>][]).map(([name, variable]) => [name, PARTS[variable.part]]),
+  );
+});
+
+test('systemd/nimbus.env shows every variable of the table, and no other', (t) => {
+  const inExample = [...read('systemd/nimbus.env').matchAll(/^#?(NIMBUS_[A-Z0-9_]+)=/gm)].map((match) => match[1]!);
+  t.deepEqual(sorted(new Set(inExample)), sorted(tableNames()));
+});
+
+test('the loader reads exactly the variables of the table, and no other', (t) => {
+  const asked = new Set<string>();
+  const env = new Proxy({} as Record<string, string | undefined>, {
+    get: (_target, name) => {
+      if (typeof name === 'string') asked.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(env);
+  t.deepEqual(sorted(asked), sorted(tableNames()));
+});
+
+test('every default in the table is a valid value of its own variable', (t) => {
+  for (const [name, variable] of Object.entries(VARIABLES) as [string, Variable<unknown>][]) {
+    const text = typeof variable.default === 'function' ? variable.default() : variable.default;
+    t.true(variable.parser.parse(text).ok, `${name}=${JSON.stringify(text)}`);
+  }
 });

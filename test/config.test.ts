@@ -1,8 +1,8 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, inBlockList, loadConfig, parseSize } from '../src/config.js';
+import { configLines, ConfigError, inBlockList, loadConfig, loadSettings, parseSize } from '../src/config/index.js';
 
 test('defaults from DESIGN.md apply when no variable is set', (t) => {
   const config = loadConfig({});
@@ -99,4 +99,62 @@ test('sizes accept units and the env file overrides the process environment', (t
   const config = loadConfig({ NIMBUS_ENV_FILE: file, NIMBUS_MAX_MESSAGE_SIZE: '1MB' });
   t.is(config.maxMessageSize, 10 * 1024 * 1024);
   t.deepEqual(config.relayDomains, ['example.org', 'example.net']);
+});
+
+test('a check across variables is left out when one of them is already wrong: a missing TLS key file is not also told to set both', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
+  const cert = join(dir, 'cert.pem');
+  writeFileSync(cert, 'not really a certificate');
+  const error = t.throws(() => loadConfig({ NIMBUS_TLS_CERT: cert, NIMBUS_TLS_KEY: join(dir, 'missing.pem') }), { instanceOf: ConfigError });
+  t.deepEqual(error.problems, [`NIMBUS_TLS_KEY=${JSON.stringify(join(dir, 'missing.pem'))}: expected a readable PEM file (file not found)`]);
+  const alone = t.throws(() => loadConfig({ NIMBUS_TLS_CERT: cert }), { instanceOf: ConfigError });
+  t.deepEqual(alone.problems, ['NIMBUS_TLS_CERT and NIMBUS_TLS_KEY: set both or neither']);
+});
+
+test('an empty variable takes its default, save NIMBUS_TRUSTED_NETWORKS, where empty trusts no client', (t) => {
+  const config = loadConfig({ NIMBUS_DATA_DIR: '', NIMBUS_REDIS_URL: ' ', NIMBUS_LISTEN: '', NIMBUS_TRUSTED_NETWORKS: '' });
+  t.is(config.dataDir, './data');
+  t.deepEqual(config.redisUrls, ['redis://127.0.0.1:6379']);
+  t.deepEqual(config.listen, { host: '127.0.0.1', port: 2525 });
+  t.deepEqual(config.trustedNetworks, []);
+  t.false(inBlockList(config.trustedBlockList, '127.0.0.1'));
+});
+
+test('the env file cannot name another env file: NIMBUS_ENV_FILE stays the one the process was given', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
+  const file = join(dir, 'nimbus.env');
+  writeFileSync(file, `NIMBUS_ENV_FILE=${join(dir, 'elsewhere.env')}\nNIMBUS_SUBJECT_TAG=[SPAM]\n`);
+  const config = loadConfig({ NIMBUS_ENV_FILE: file });
+  t.is(config.envFile, file);
+  t.is(config.subjectTag, '[SPAM]');
+});
+
+test('the NAME=value lines of nimbus config, read back as an env file, give the same configuration', (t) => {
+  const env = {
+    NIMBUS_LISTEN: '[::1]:2526', NIMBUS_NEXT_HOP: ':2600', NIMBUS_RELAY_DOMAINS: 'Example.org, example.net', NIMBUS_TRUSTED_NETWORKS: '',
+    NIMBUS_MAX_MESSAGE_SIZE: '1536KB', NIMBUS_SPOOL_THRESHOLD: '1000', NIMBUS_SUBJECT_TAG: ' [SPAM] ', NIMBUS_WEIGHT_URL: '2.5',
+    NIMBUS_SAMPLE_MAX_BYTES: '0', NIMBUS_ACCEPT_STATEMENT: 'on', NIMBUS_LOG_LEVEL: 'WARN', NIMBUS_REDIS_URL: 'a:1,rediss://b:2',
+    NIMBUS_REPUTATION_URL: 'https://rep.example/base/', NIMBUS_METRICS_LISTEN: '127.0.0.1:9325', NIMBUS_WORKERS: '3',
+  };
+  const { config, values } = loadSettings(env);
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
+  const file = join(dir, 'printed.env');
+  writeFileSync(file, `${configLines(values).join('\n')}\n`);
+  const again = loadConfig({ NIMBUS_ENV_FILE: file });
+  const { trustedBlockList: _a, envFile: _b, ...expected } = config;
+  const { trustedBlockList: _c, envFile: _d, ...actual } = again;
+  t.deepEqual(actual, expected);
+  t.is(config.subjectTag, ' [SPAM] ');
+});
+
+test('src/config/ imports only node built-ins and two modules without imports, so the gateway supervisor that loads it stays light (no zod, no prom-client)', (t) => {
+  const root = join(import.meta.dirname, '..', 'src');
+  const specifiers = (path: string) => [...readFileSync(path, 'utf8').matchAll(/^(?:import|export)\b[^;]*?from '([^']+)'/gms)].map((match) => match[1]!);
+  const configDir = join(root, 'config');
+  for (const file of readdirSync(configDir).filter((name) => name.endsWith('.ts'))) {
+    for (const specifier of specifiers(join(configDir, file))) {
+      t.true(specifier.startsWith('node:') || /^\.\/[a-z-]+\.js$/.test(specifier) || ['../errors.js', '../redact.js'].includes(specifier), `${file} imports ${specifier}`);
+    }
+  }
+  for (const file of ['errors.ts', 'redact.ts']) t.deepEqual(specifiers(join(root, file)), [], file);
 });

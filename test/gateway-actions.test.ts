@@ -1,6 +1,6 @@
 import test from 'ava';
 import { rmSync } from 'node:fs';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { startGateway } from '../src/gateway/server.js';
 import { GTUBE } from '../src/scan/gtube.js';

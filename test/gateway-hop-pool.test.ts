@@ -2,7 +2,7 @@ import test from 'ava';
 import type { Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import { SMTPServer } from 'smtp-server';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { startGateway } from '../src/gateway/server.js';
 import { swaks, tempDir } from './helpers/smtp.js';

@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { startGateway } from '../src/gateway/server.js';
 import { checkRecipient } from '../src/gateway/recipient-policy.js';
 import { smtpDialogue, startScriptedServer, swaks, tempDir } from './helpers/smtp.js';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { startGateway, type RunningGateway } from '../src/gateway/server.js';
 import { GTUBE } from '../src/scan/gtube.js';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import type { KeyRole, ReportRecord } from '../src/reputation/api.js';
 import type { OpenedReputation } from '../src/reputation/engine-types.js';
 import { openReputation } from '../src/reputation/open.js';

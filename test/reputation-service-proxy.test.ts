@@ -1,6 +1,6 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { startReputationService } from '../src/reputation/service.js';
 import { call, fingerprint, loadOpenReputation, record, startTestService } from './helpers/service.js';
 

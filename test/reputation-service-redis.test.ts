@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { openReputation } from '../src/reputation/open.js';
 import { startReputationService, type RunningReputationService } from '../src/reputation/service.js';
 import { startOwnRedis, type OwnRedis } from './helpers/redis-server.js';

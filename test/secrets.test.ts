@@ -8,7 +8,7 @@ import { spawn, execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, VARIABLES } from '../src/config/index.js';
 import { startGateway } from '../src/gateway/server.js';
 import { createLogger } from '../src/log.js';
 import { openScanRuntime } from '../src/scan/runtime.js';
@@ -28,8 +28,8 @@ function assertNoSecret(t: ExecutionContext, output: string, secrets: readonly s
   for (const secret of secrets) t.false(output.includes(secret), `${secret} appears in:\n${output}`);
 }
 
-test('nimbus config prints Redis URLs without their passwords and keys without their secrets', async (t) => {
-  const result = await nimbus(['config'], {
+test('nimbus config --json prints Redis URLs without their passwords and keys without their secrets', async (t) => {
+  const result = await nimbus(['config', '--json'], {
     NIMBUS_REDIS_URL: 'redis://u:secret@127.0.0.1:6379,rediss://:secret2@127.0.0.1:6380',
     NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787',
     NIMBUS_REPUTATION_KEY: REPUTATION_KEY,
@@ -42,6 +42,27 @@ test('nimbus config prints Redis URLs without their passwords and keys without t
   t.deepEqual(printed.redisUrls, ['redis://u:***@127.0.0.1:6379', 'rediss://:***@127.0.0.1:6380']);
   t.is(printed.reputationKey, 'nmb_0123456789abcdef_***');
   t.is(printed.upstreamKey, 'nmb_fedcba9876543210_***');
+});
+
+test('nimbus config prints NAME=value per variable in the table\'s order, Redis passwords and key secrets masked', async (t) => {
+  const result = await nimbus(['config'], {
+    NIMBUS_REDIS_URL: 'redis://u:secret@127.0.0.1:6379,rediss://:secret2@127.0.0.1:6380',
+    NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787',
+    NIMBUS_REPUTATION_KEY: REPUTATION_KEY,
+    NIMBUS_UPSTREAM_URL: 'http://127.0.0.1:1/',
+    NIMBUS_UPSTREAM_KEY: UPSTREAM_KEY,
+  });
+  t.is(result.code, 0, result.stderr);
+  assertNoSecret(t, result.stdout + result.stderr, [':secret@', 'secret2', KEY_SECRET, UPSTREAM_KEY_SECRET]);
+  const lines = result.stdout.trimEnd().split('\n');
+  t.deepEqual(
+    lines.map((line) => line.slice(0, line.indexOf('='))),
+    Object.keys(VARIABLES),
+  );
+  t.true(lines.includes('NIMBUS_REDIS_URL=redis://u:***@127.0.0.1:6379,rediss://:***@127.0.0.1:6380'));
+  t.true(lines.includes('NIMBUS_REPUTATION_KEY=nmb_0123456789abcdef_***'));
+  t.true(lines.includes('NIMBUS_UPSTREAM_KEY=nmb_fedcba9876543210_***'));
+  t.true(lines.includes('NIMBUS_UPSTREAM_URL=http://127.0.0.1:1'));
 });
 
 test('nimbus config refuses service URLs with credentials (exit 78), says where keys go and echoes no password', async (t) => {

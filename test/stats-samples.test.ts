@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { SampleKeeper, SampleOutbox } from '../src/stats/sample-outbox.js';
 import { SAMPLE_RULES, selectSamples, type Sample, type SampleCandidate } from '../src/stats/samples.js';
 import { statementText } from '../src/stats/statement.js';

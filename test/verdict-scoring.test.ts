@@ -1,7 +1,7 @@
 import test from 'ava';
 import { makeFingerprint, type Fingerprint } from '../src/fingerprint/types.js';
 import type { LookupResult, Verdict } from '../src/reputation/api.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { scoreMessage } from '../src/scan/score.js';
 
 const policy = { weights: { ip: 4, net: 2, attachment: 8, image: 8, url: 4, body: 6 }, tagScore: 5 };

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { hamMessage } from '../fixtures/verdict/variants.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { openReputation } from '../src/reputation/open.js';
 import { startReputationService } from '../src/reputation/service.js';
 import { startOwnRedis } from './helpers/redis-server.js';

@@ -7,7 +7,7 @@
  * The scan core computes (`checkMessages`, src/scan/offline.ts); this file prints.
  */
 import { readFile } from 'node:fs/promises';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { createLogger } from '../log.js';
 import { checkMessages, type CheckResult } from '../scan/offline.js';
 import { openCommandReputation } from '../scan/runtime.js';

@@ -3,7 +3,7 @@
  * supervisor (gateway/supervisor.ts) and its forked workers run the gateway (gateway/process.ts).
  */
 import cluster from 'node:cluster';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { superviseGateway } from '../gateway/supervisor.js';
 
 export async function run(_args: string[]): Promise<number> {

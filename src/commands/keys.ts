@@ -3,7 +3,7 @@
  * `nimbus keys revoke ID`: keys of the reputation service, in the same store the service opens
  * from the same configuration. The token is printed once; only its hash is stored.
  */
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { KEY_ROLES, type KeyRole } from '../reputation/api.js';
 import { openConfiguredReputation } from '../reputation/service/open-store.js';
 

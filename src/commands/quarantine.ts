@@ -8,7 +8,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { Quarantine, QuarantineError, checkQuarantineId, quarantineDir, type QuarantineMeta } from '../quarantine/store.js';
 
 const EXIT_OK = 0;

@@ -8,7 +8,7 @@
  * (EX_TEMPFAIL) when the service could not be reached (the local engine learnt anyway: run the command again later to tell the service).
  */
 import { readFile } from 'node:fs/promises';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { createLogger } from '../log.js';
 import type { FeedbackLabel } from '../reputation/engine-types.js';
 import { analyseBytes } from '../scan/analyse.js';

@@ -1,5 +1,5 @@
 /** `nimbus statement [--json]`: exactly what each participation mode sends (from src/stats/wire.ts). */
-import { PARTICIPATION_MODES } from '../config.js';
+import { PARTICIPATION_MODES } from '../config/index.js';
 import { SAMPLE_RULES } from '../stats/samples.js';
 import { exampleRecord, statementText } from '../stats/statement.js';
 import { NEVER_SENT, STATEMENT } from '../stats/wire.js';

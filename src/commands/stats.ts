@@ -3,7 +3,7 @@
  * admin's own host), the outbox backlog and the participation state. Read-only: it opens the
  * store without starting an uploader, so it is safe beside a running gateway (WAL readers).
  */
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { createLogger } from '../log.js';
 import { openStatistics, type StatsSummary } from '../stats/index.js';
 

@@ -1,4 +1,4 @@
-import type { FingerprintKind } from '../config.js';
+import type { FingerprintKind } from '../config/index.js';
 
 export type { FingerprintKind };
 

@@ -3,7 +3,7 @@
  * runs on the connection's own next-hop session, taken from the pool (hop-pool.ts) or opened for
  * a new transaction. Any failure of the next hop itself becomes 451 4.4.1 for the sender.
  */
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { NextHopPool } from './hop-pool.js';
 import { NextHopError, NextHopSession, type SmtpResponse } from './next-hop.js';
 import type { ConnectionState } from './session-state.js';

@@ -11,7 +11,7 @@
  * next hop closed while it waited is dropped at once (its socket's close event); one it closes
  * just as it is taken fails on the first command, and the gateway then opens a new one (server.ts).
  */
-import type { HostPort } from '../config.js';
+import type { HostPort } from '../config/index.js';
 import type { NextHopSession } from './next-hop.js';
 
 export interface HopPoolOptions {

@@ -5,7 +5,7 @@
  */
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
 import { undecided } from '../scan/verdict.js';

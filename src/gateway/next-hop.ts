@@ -10,7 +10,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { HostPort } from '../config.js';
+import type { HostPort } from '../config/index.js';
 import { NimbusError } from '../errors.js';
 import { DotStuffing } from './dot-stuffing.js';
 

@@ -1,5 +1,5 @@
 /** What the gateway's supervisor and its workers share: the ready message, and how a reload failure is told. */
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../config/index.js';
 
 /** Worker → primary: the SMTP listener is up and the signal handlers are in place. */
 export const READY_MESSAGE = 'nimbus:gateway-ready';

@@ -7,7 +7,7 @@
  *   participation included (opting out stops every exchange at once).
  */
 import cluster from 'node:cluster';
-import { loadConfigForReload, type Config } from '../config.js';
+import { loadConfigForReload, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
 import { openScanRuntime } from '../scan/runtime.js';
 import { answerPrimaryMetricsRequests } from '../stats/cluster-metrics.js';

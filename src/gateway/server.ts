@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import type { BlockList } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import { inBlockList, type Config } from '../config.js';
+import { inBlockList, type Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { Scanner } from '../scan/scanner.js';
 import { isSpamTrap } from '../scan/traps.js';

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { reverse } from 'node:dns';
 import type { SMTPServerOptions } from 'smtp-server';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 export function protocolOptions(config: Config, isTrusted: (ip: string) => boolean): SMTPServerOptions {
   return {

@@ -21,7 +21,7 @@
  * are on.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { loadConfigForReload, type Config } from '../config.js';
+import { loadConfigForReload, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
 import type { MetricsServer } from '../stats/metrics.js';
 import { READY_MESSAGE, reloadProblems } from './process-signals.js';

@@ -4,7 +4,7 @@
  * second copy on the next attempt).
  */
 import { createReadStream } from 'node:fs';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { NextHopSession, type SmtpResponse } from '../gateway/next-hop.js';
 import { QuarantineError, type QuarantineMeta } from './types.js';
 

@@ -19,7 +19,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { Maildir } from '../gateway/maildir.js';
 import { DIR_MODE, FILE_MODE, syncDirectory, writeDurably } from './files.js';
 import { SMTP_OK, relayEntry, type ReleaseTarget } from './release.js';

@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyError } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { maskCredentials, maskUrl } from '../redact.js';
 import type { OpenedReputation } from './engine-types.js';
 import { Authenticator } from './service/auth.js';

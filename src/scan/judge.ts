@@ -3,7 +3,7 @@
  * front and `nimbus check` go through this, so the command shows exactly what the relay or the
  * milter would stamp on the same message.
  */
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { LookupOutcome, ReputationLookups } from './lookups.js';
 import { scoreMessage, type MessageScore } from './score.js';

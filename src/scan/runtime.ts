@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { ImageHashCache } from '../fingerprint/image-cache.js';
 import { makePrivateDir } from '../private-files.js';

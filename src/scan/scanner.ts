@@ -11,7 +11,7 @@
  * - a message too large to parse keeps only its IP, network and GTUBE (analyse.ts).
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { ImageHashCache } from '../fingerprint/image-cache.js';
 import type { LookupResult } from '../reputation/api.js';
 import { selectSamples } from '../stats/samples.js';

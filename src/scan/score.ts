@@ -4,7 +4,7 @@
  * weight times the reputation's score, once per kind, so that ten links to one spam domain do
  * not count ten times and a message cannot be pushed over the line by repetition alone.
  */
-import type { FingerprintKind } from '../config.js';
+import type { FingerprintKind } from '../config/index.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { LookupResult, Verdict } from '../reputation/api.js';
 import { GTUBE_POINTS, GTUBE_TEST } from './gtube.js';

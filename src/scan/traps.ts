@@ -3,7 +3,7 @@
  * fronts ask at RCPT time (a trap recipient is accepted by Nimbus itself and never passed on),
  * the scan core asks again for the envelope it is given.
  */
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 export function isSpamTrap(config: Pick<Config, 'spamtraps'>, recipient: string): boolean {
   return config.spamtraps.includes(recipient.toLowerCase());

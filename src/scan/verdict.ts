@@ -3,7 +3,7 @@
  * typed verdict every front acts on: verdict, score, action, `tests=`, report and header edits.
  * Pure: no lookups, no clock, no protocol.
  */
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { VERDICT_FIELD_PREFIXES, verdictHeaderFields } from './headers.js';
 import type { Judgement } from './judge.js';
 import type { Evidence, ReportPart, ScanAction, ScanOutcome, ScanResult, ScanTimings, Verdict } from './types.js';

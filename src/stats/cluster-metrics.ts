@@ -5,7 +5,7 @@
  * the primary's memory, which otherwise only forks and supervises.
  */
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
-import type { HostPort } from '../config.js';
+import type { HostPort } from '../config/index.js';
 import { startMetricsServer, type MetricsServer } from './metrics.js';
 
 class ClusterRegistry extends AggregatorRegistry<PrometheusContentType> {

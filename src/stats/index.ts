@@ -3,7 +3,7 @@
  * outbox to the reputation service only while the admin participates (src/stats/wire.ts decides
  * what leaves the host).
  */
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { NimbusError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { maskUrl } from '../redact.js';

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { HostPort } from '../config.js';
+import type { HostPort } from '../config/index.js';
 
 export const BREAKER_STATES = { closed: 0, half_open: 1, open: 2 } as const;
 

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openPrivateDatabase } from '../private-files.js';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { sampleCapture, type Sample } from './samples.js';
 import { CLAIM_LEASE_MS } from './store.js';

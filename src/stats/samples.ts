@@ -17,7 +17,7 @@
  * Documents and archives from mail that is not spam are never sampled: they are the files people
  * send each other, and their bytes can hold anything about anyone.
  */
-import type { ParticipationMode } from '../config.js';
+import type { ParticipationMode } from '../config/index.js';
 import type { Verdict, SampleUpload } from '../reputation/api.js';
 
 /** At most this many samples from one message: a message with 50 executables is one campaign. */

@@ -3,7 +3,7 @@
  * so that what is printed is what is sent. The example records are the real wire output of a
  * sample message whose local record does carry an IP, a file name and a URL with an address.
  */
-import { PARTICIPATION_MODES, type ParticipationMode } from '../config.js';
+import { PARTICIPATION_MODES, type ParticipationMode } from '../config/index.js';
 import type { ReportRecord } from '../reputation/api.js';
 import { SAMPLE_RULES } from './samples.js';
 import type { LocalRecord } from './types.js';

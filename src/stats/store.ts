@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { openPrivateDatabase } from '../private-files.js';
-import type { ParticipationMode } from '../config.js';
+import type { ParticipationMode } from '../config/index.js';
 import type { ReportBatch } from '../reputation/api.js';
 import type { LocalRecord, StatsInput } from './types.js';
 import { toWireRecord } from './wire.js';

@@ -3,7 +3,7 @@
  * the reputation client's `report` (POST /v1/reports with the sensor key). Failures throw an
  * error carrying the HTTP `status` (0: network, timeout or abort): ReputationServiceError.
  */
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { ReportBatch, SampleUpload } from '../reputation/api.js';
 import { createReputationClient, type ReputationClient } from '../reputation/client.js';
 

@@ -5,7 +5,7 @@
  * line, data kept) until the next reload. Switching off aborts the request in flight at once.
  */
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { maskUrl } from '../redact.js';
 import type { SampleUpload } from '../reputation/api.js';

@@ -7,7 +7,7 @@
  * which must look like a bare domain name. Full-URL fingerprints (`url:sha256:…`, a hash of the
  * whole link, which can carry a personal token) are sent only in extended mode, in lookups too.
  */
-import type { ParticipationMode } from '../config.js';
+import type { ParticipationMode } from '../config/index.js';
 import { reportRecord, type ReportRecord } from '../reputation/api.js';
 import type { LocalRecord } from './types.js';
 

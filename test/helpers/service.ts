@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { pino, type Logger } from 'pino';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
 import type { KeyRole, ReportRecord } from '../../src/reputation/api.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
 import { startReputationService, type RunningReputationService } from '../../src/reputation/service.js';

@@ -4,7 +4,7 @@
  * then waits until the outbox is empty, prints `drained` and exits. The test kills it with
  * SIGKILL somewhere in between.
  */
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
 import { openStatistics } from '../../src/stats/index.js';
 import { sampleInput } from './stats-records.js';

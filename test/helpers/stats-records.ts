@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
 import { ipFingerprints } from '../../src/fingerprint/ip.js';
 import { urlFingerprints } from '../../src/fingerprint/url.js';
 import type { StatsInput } from '../../src/stats/index.js';

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
 

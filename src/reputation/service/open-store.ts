@@ -4,7 +4,7 @@
  * `dataDir/reputation.sqlite`, or Redis / Redis Cluster at NIMBUS_REDIS_URL.
  */
 import path from 'node:path';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { makePrivateDir } from '../../private-files.js';
 import type { OpenedReputation, ReputationStoreOptions } from '../engine-types.js';
 import { openReputation } from '../open.js';

@@ -4,7 +4,7 @@
  *   SIGTERM/SIGINT: stop accepting, finish requests in flight, close the store, exit 0.
  *   SIGHUP: reload the configuration; upstream and participation apply live.
  */
-import { ConfigError, loadConfig, type Config } from '../../config.js';
+import { ConfigError, loadConfig, type Config } from '../../config/index.js';
 import { createLogger } from '../../log.js';
 import { startReputationService } from '../service.js';
 

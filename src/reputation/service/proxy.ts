@@ -6,7 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { maskUrl } from '../../redact.js';
 import type { FeedbackRequest, LookupResult, ReportBatch, ReportRecord } from '../api.js';
 import { createReputationClient, type ReputationClient } from '../client.js';

@@ -10,7 +10,7 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { openPrivateDatabase } from '../../private-files.js';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { Client as RedisClient } from '../stores/redis-connection.js';
 import { useWal } from '../../sqlite-wal.js';
 

@@ -1,0 +1,263 @@
+/**
+ * Every variable Nimbus reads, one entry each: its default, its parser, what it means and
+ * whether it is a secret. The loader (loader.ts), `nimbus config` (print.ts) and the admin's page
+ * docs/admin/configuration.md (docs.ts, `npm run docs:config`) are all driven by this table; the
+ * order here is the order they show. Comments say why a default is what it is.
+ */
+import { availableParallelism, hostname } from 'node:os';
+import { maskApiKey, maskCredentials } from '../redact.js';
+import {
+  addressList, cidrList, domainList, hostPort, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
+} from './parsers.js';
+import { LOG_LEVELS, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
+
+/** The parts of the admin's page, in its order. */
+export const PARTS = Object.freeze({
+  gateway: 'Gateway (SMTP relay)',
+  scan: 'Scan and policy',
+  participation: 'Participation and statistics',
+  service: 'Reputation service',
+  files: 'Files',
+  logging: 'Logging and metrics',
+} as const);
+export type Part = keyof typeof PARTS;
+
+export interface Variable<T> {
+  readonly part: Part;
+  /**
+   * What applies when the variable is unset or blank, written as an admin would write it (''
+   * is "empty"); a function when it depends on the machine.
+   */
+  readonly default: string | (() => string);
+  /** The default as the docs state it, when it depends on the machine. */
+  readonly defaultDoc?: string;
+  readonly parser: Parser<T>;
+  /** One line for the admin (markdown). */
+  readonly doc: string;
+  /**
+   * `key`: the whole value is a secret, shown as `nmb_<id>_***`. `url`: a password inside the URL
+   * is, shown as `user:***@`. Every value shown anywhere goes through maskCredentials besides.
+   */
+  readonly secret?: 'key' | 'url';
+  /** An empty value is a setting of its own rather than "the default". */
+  readonly emptyIsValue?: boolean;
+}
+
+/** A value as it may be shown (errors, `nimbus config`): keys as `nmb_<id>_***`, URL passwords as `***`. */
+export function shownValue(variable: Variable<unknown>, value: string): string {
+  return variable.secret === 'key' && value.trim() !== '' ? maskApiKey(value) : maskCredentials(value);
+}
+
+/** Types an entry by its parser (the table's value types follow from it). */
+const variable = <T>(entry: Variable<T>): Variable<T> => entry;
+
+const weight = number({ min: 0, max: 1000 });
+
+export const VARIABLES = Object.freeze({
+  // ---------------------------------------------------------------- gateway
+  NIMBUS_LISTEN: variable({
+    part: 'gateway', default: '127.0.0.1:2525', parser: hostPort,
+    doc: 'gateway SMTP address (the systemd unit sets `0.0.0.0:25`)',
+  }),
+  NIMBUS_NEXT_HOP: variable({
+    part: 'gateway', default: '', parser: optional(hostPort),
+    doc: '`host:port` of the next MTA; empty: deliver into `NIMBUS_DATA_DIR/maildir`',
+  }),
+  NIMBUS_RELAY_DOMAINS: variable({
+    part: 'gateway', default: '', parser: domainList,
+    doc: 'recipient domains accepted from anyone (comma-separated); others get `550 5.7.1`',
+  }),
+  NIMBUS_TRUSTED_NETWORKS: variable({
+    part: 'gateway', default: '127.0.0.0/8,::1/128', parser: cidrList, emptyIsValue: true,
+    doc: 'clients (CIDR, comma-separated) that may relay anywhere and send XCLIENT/XFORWARD; set but empty: no client is trusted',
+  }),
+  NIMBUS_HOSTNAME: variable({
+    part: 'gateway', default: () => hostname() || 'localhost', defaultDoc: "the machine's hostname", parser: text({ trim: true }),
+    // May be a short name; that is still what Postfix would use without myhostname.
+    doc: 'name in the greeting and the `Received:` line',
+  }),
+  NIMBUS_MAX_MESSAGE_SIZE: variable({
+    part: 'gateway', default: '25MB', parser: size(),
+    doc: 'largest message, advertised with SIZE, enforced with `552 5.3.4`',
+  }),
+  NIMBUS_SPOOL_THRESHOLD: variable({
+    part: 'gateway', default: '1MB', parser: size(),
+    doc: 'messages above it are spooled to `NIMBUS_DATA_DIR/spool`, not held in memory',
+  }),
+  NIMBUS_MAX_RECIPIENTS: variable({
+    part: 'gateway', default: '1000', parser: number({ min: 1, integer: true }),
+    doc: 'recipients per transaction (more get `452 4.5.3`)',
+  }),
+  NIMBUS_MAX_REFUSED_RECIPIENTS: variable({
+    part: 'gateway', default: '20', parser: number({ min: 1, integer: true }),
+    // 20 as Postfix's smtpd_hard_error_limit: a dictionary attack is cut short, a sender's few typos are not.
+    doc: 'refused recipients a client outside `NIMBUS_TRUSTED_NETWORKS` may have in a session: the last refusal is followed by `421 4.7.0` and a disconnect; an accepted message starts the count again',
+  }),
+  NIMBUS_MAX_CONNECTIONS: variable({
+    part: 'gateway', default: '500', parser: number({ min: 1, integer: true }),
+    doc: 'simultaneous SMTP connections per worker process',
+  }),
+  NIMBUS_SOCKET_TIMEOUT_MS: variable({
+    part: 'gateway', default: '300000', parser: number({ min: 1000, integer: true }),
+    doc: 'idle client connections are closed after it (ms)',
+  }),
+  NIMBUS_NEXT_HOP_TIMEOUT_MS: variable({
+    part: 'gateway', default: '120000', parser: number({ min: 100, integer: true }),
+    doc: 'budget of one whole exchange with the next hop (ms); past it the sender gets `451 4.4.1` and retries',
+  }),
+  NIMBUS_TLS_CERT: variable({
+    part: 'gateway', default: '', parser: optional(pemFile),
+    doc: 'PEM certificate; STARTTLS is offered when it and `NIMBUS_TLS_KEY` are set (both or neither)',
+  }),
+  NIMBUS_TLS_KEY: variable({ part: 'gateway', default: '', parser: optional(pemFile), doc: 'PEM private key of `NIMBUS_TLS_CERT`' }),
+  NIMBUS_WORKERS: variable({
+    part: 'gateway', default: () => String(availableParallelism()), defaultDoc: 'the number of cores', parser: number({ min: 1, max: 256, integer: true }),
+    doc: 'gateway worker processes sharing the listening socket (1: no supervisor)',
+  }),
+
+  // ---------------------------------------------------------------- scan and policy
+  NIMBUS_TAG_SCORE: variable({
+    part: 'scan', default: '5', parser: number({ min: 0 }),
+    doc: 'at or above: the headers say spam (and the subject gets `NIMBUS_SUBJECT_TAG`)',
+  }),
+  NIMBUS_REJECT_SCORE: variable({
+    part: 'scan', default: '15', parser: number({ min: 0 }),
+    doc: 'at or above: `NIMBUS_SPAM_ACTION` applies; at least `NIMBUS_TAG_SCORE`',
+  }),
+  NIMBUS_SPAM_ACTION: variable({
+    part: 'scan', default: 'tag', parser: oneOf(SPAM_ACTIONS),
+    doc: '`tag`, `reject` (`550 5.7.1` at end of DATA), `quarantine` (kept locally, `250`) or `discard`',
+  }),
+  NIMBUS_SUBJECT_TAG: variable({
+    part: 'scan', default: '', parser: text({ trim: false }),
+    doc: 'e.g. `[SPAM]`, put in front of the subject of spam',
+  }),
+  // Points a kind adds when its reputation is spam (times the reputation score in [0, 1]); ham
+  // subtracts likewise. The sender's address and network are a tie-breaker, not evidence (0.75 +
+  // 0.25): a mailing list or forwarder relays spam and ham alike from one IP, and what a trap or
+  // a report says about a message is said about its relay too. With ip 4 + net 2 (and with 3 + 1,
+  // next to the list's own footer link) the evaluation tagged list-relayed ham by the hundred,
+  // and 1 + 0.5 still tipped that footer link (3.5) to exactly the tag score.
+  NIMBUS_WEIGHT_IP: variable({
+    part: 'scan', default: '0.75', parser: weight,
+    doc: 'points of the sending IP address when its reputation is spam (times its score in [0, 1]; ham subtracts): a tie-breaker only, list servers and forwarders relay spam and ham from one address',
+  }),
+  NIMBUS_WEIGHT_NET: variable({
+    part: 'scan', default: '0.25', parser: weight,
+    doc: "points of the sending address's network, likewise a tie-breaker",
+  }),
+  NIMBUS_WEIGHT_ATTACHMENT: variable({ part: 'scan', default: '8', parser: weight, doc: 'points of an attachment' }),
+  NIMBUS_WEIGHT_IMAGE: variable({ part: 'scan', default: '8', parser: weight, doc: 'points of an image (perceptual hash)' }),
+  NIMBUS_WEIGHT_URL: variable({ part: 'scan', default: '4', parser: weight, doc: 'points of a linked URL' }),
+  NIMBUS_WEIGHT_BODY: variable({ part: 'scan', default: '6', parser: weight, doc: 'points of the body text' }),
+  NIMBUS_SPAMTRAPS: variable({
+    part: 'scan', default: '', parser: addressList,
+    doc: 'trap addresses (comma-separated): mail to them is reported as spam and never delivered',
+  }),
+  NIMBUS_LOOKUP_TIMEOUT_MS: variable({
+    part: 'scan', default: '300', parser: number({ min: 1, integer: true }),
+    doc: 'budget of a lookup at the reputation service (ms); past it the gateway goes on with local data',
+  }),
+  NIMBUS_SCAN_TIMEOUT_MS: variable({
+    part: 'scan', default: '10000', parser: number({ min: 1, integer: true }),
+    // Far above a scan's usual tens of milliseconds (a queue of image messages under load takes
+    // seconds), far below what senders and Postfix wait for an answer (smtpd_proxy_timeout,
+    // milter_content_timeout): a stuck scan never turns into a sender's timeout and retry.
+    doc: 'budget of a whole scan (waiting for room to analyse, parsing, every check; ms); past it the message goes on with verdict `unknown` and `tests=NIMBUS_SCAN_TIMEOUT`',
+  }),
+  NIMBUS_IMAGE_HASH_CACHE: variable({
+    part: 'scan', default: '10000', parser: number({ min: 0, max: 10_000_000, integer: true }),
+    // ~3 MB per 10,000 hashes: a signature logo or a campaign's picture is decoded once per worker.
+    doc: 'perceptual hashes kept per worker for images seen again (by their SHA-256), so a logo or a campaign\'s picture is decoded once; `0`: every image is decoded',
+  }),
+
+  // ---------------------------------------------------------------- participation and statistics
+  NIMBUS_PARTICIPATION: variable({
+    part: 'participation', default: 'off', parser: oneOf(PARTICIPATION_MODES),
+    doc: '`off` (nothing leaves this host), `standard` or `extended`: see `nimbus statement`',
+  }),
+  NIMBUS_ACCEPT_STATEMENT: variable({
+    part: 'participation', default: 'no', parser: yesNo,
+    doc: 'must be `yes` for `standard` or `extended`, once you have read `nimbus statement`',
+  }),
+  NIMBUS_UPLOAD_BACKLOG: variable({
+    part: 'participation', default: 'yes', parser: yesNo,
+    doc: 'on opting in, upload the statistics gathered while off (`no`: start fresh)',
+  }),
+  NIMBUS_REPUTATION_URL: variable({
+    part: 'participation', default: '', parser: optional(serviceUrl('NIMBUS_REPUTATION_KEY')), secret: 'url',
+    doc: 'the reputation service (`http://` or `https://`, no `user:password@`, no query); needed to participate',
+  }),
+  NIMBUS_REPUTATION_KEY: variable({
+    part: 'participation', default: '', parser: optional(text({ trim: true })), secret: 'key',
+    doc: "this gateway's key at the service (role reporter, so that reports and traps count as feedback)",
+  }),
+  NIMBUS_OUTBOX_MAX_RECORDS: variable({
+    part: 'participation', default: '1000000', parser: number({ min: 1, integer: true }),
+    doc: 'statistics records waiting for upload; past it the oldest are dropped (counted in `nimbus stats`)',
+  }),
+  NIMBUS_OUTBOX_MAX_AGE_DAYS: variable({
+    part: 'participation', default: '30', parser: number({ min: 0.001 }),
+    doc: 'waiting records older than this many days are dropped (counted)',
+  }),
+  // The service accepts at most 5000 records per request.
+  NIMBUS_UPLOAD_BATCH_SIZE: variable({
+    part: 'participation', default: '500', parser: number({ min: 1, max: 5000, integer: true }),
+    doc: 'records per upload request (at most 5000)',
+  }),
+  NIMBUS_STATS_RETENTION_DAYS: variable({
+    part: 'participation', default: '90', parser: number({ min: 1 }),
+    doc: 'local statistics for `nimbus stats` are kept this many days',
+  }),
+  NIMBUS_SAMPLE_MAX_BYTES: variable({
+    part: 'participation', default: '1MB',
+    // 10 MB: the gateway analyses no larger message, so no larger attachment could be captured.
+    parser: size({ zeroSwitchesOff: true, max: 10 * 1024 * 1024 }),
+    doc: 'largest attachment sample: the gateway captures (extended only) and the reputation service accepts samples up to it (`413` above); at most `10MB`; `0`: no samples',
+  }),
+  NIMBUS_SAMPLE_OUTBOX_MAX_BYTES: variable({
+    part: 'participation', default: '64MB', parser: size(),
+    doc: 'attachment samples waiting for upload (extended only); past it the oldest are dropped (counted)',
+  }),
+
+  // ---------------------------------------------------------------- reputation service
+  NIMBUS_HTTP_LISTEN: variable({ part: 'service', default: '127.0.0.1:8787', parser: hostPort, doc: 'address of `nimbus reputation` (HTTP API)' }),
+  NIMBUS_STORE: variable({ part: 'service', default: 'sqlite', parser: oneOf(STORES), doc: '`sqlite` (in `NIMBUS_DATA_DIR`) or `redis`' }),
+  NIMBUS_REDIS_URL: variable({
+    part: 'service', default: 'redis://127.0.0.1:6379', parser: redisUrls, secret: 'url',
+    doc: 'one Redis (`redis://` or `rediss://`), or a comma-separated list of Redis Cluster nodes',
+  }),
+  NIMBUS_UPSTREAM_URL: variable({
+    part: 'service', default: '', parser: optional(serviceUrl('NIMBUS_UPSTREAM_KEY')), secret: 'url',
+    doc: 'proxy mode: answer from local data, forward misses (and, as `NIMBUS_PARTICIPATION` allows, reports) to this service',
+  }),
+  NIMBUS_UPSTREAM_KEY: variable({
+    part: 'service', default: '', parser: optional(text({ trim: true })), secret: 'key',
+    doc: "this service's key at the upstream service",
+  }),
+
+  // ---------------------------------------------------------------- files
+  NIMBUS_DATA_DIR: variable({
+    part: 'files', default: './data', parser: text({ trim: false }),
+    doc: 'local store: statistics, outbox, quarantine, embedded reputation, Maildir, spool (the systemd units set `/var/lib/nimbus`)',
+  }),
+  NIMBUS_ENV_FILE: variable({
+    part: 'files', default: '', parser: optional(text({ trim: true })),
+    doc: 'env file read at start and again on SIGHUP; its values win over the process environment (the systemd units set `/etc/nimbus/nimbus.env`)',
+  }),
+
+  // ---------------------------------------------------------------- logging and metrics
+  NIMBUS_LOG_LEVEL: variable({
+    part: 'logging', default: 'info', parser: oneOf(LOG_LEVELS),
+    doc: 'pino level (`fatal` … `trace`, `silent`); JSON lines on stdout, journald under systemd',
+  }),
+  NIMBUS_METRICS_LISTEN: variable({
+    part: 'logging', default: '', parser: optional(hostPort),
+    doc: "the gateway's Prometheus endpoint, e.g. `127.0.0.1:9325`; empty: none",
+  }),
+});
+
+export type VariableName = keyof typeof VARIABLES;
+type ValueOf<V> = V extends Variable<infer T> ? T : never;
+/** Each variable's parsed value, by name. */
+export type Values = { readonly [N in VariableName]: ValueOf<(typeof VARIABLES)[N]> };

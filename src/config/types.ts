@@ -1,0 +1,107 @@
+/**
+ * The typed configuration the rest of Nimbus reads, and the error a wrong value raises. The
+ * variables that feed each field are in table.ts; loader.ts turns them into a frozen `Config`.
+ */
+import type { BlockList } from 'node:net';
+import { NimbusError } from '../errors.js';
+
+export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body'] as const;
+export type FingerprintKind = (typeof FINGERPRINT_KINDS)[number];
+
+export const SPAM_ACTIONS = ['tag', 'reject', 'quarantine', 'discard'] as const;
+export type SpamAction = (typeof SPAM_ACTIONS)[number];
+
+export const PARTICIPATION_MODES = ['off', 'standard', 'extended'] as const;
+export type ParticipationMode = (typeof PARTICIPATION_MODES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const STORES = ['sqlite', 'redis'] as const;
+export type StoreKind = (typeof STORES)[number];
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A process environment, or the same overlaid by the env file. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface Config {
+  /** Gateway SMTP listener. */
+  readonly listen: HostPort;
+  /** Next MTA; null delivers into `dataDir/maildir`. */
+  readonly nextHop: HostPort | null;
+  /** Recipient domains accepted from anyone (lower case). */
+  readonly relayDomains: readonly string[];
+  /** Clients that may relay anywhere and send XCLIENT/XFORWARD. */
+  readonly trustedNetworks: readonly string[];
+  readonly trustedBlockList: BlockList;
+  readonly maxMessageSize: number;
+  readonly maxRecipients: number;
+  /**
+   * Refused recipients a client outside trustedNetworks may have in one session: the last one's
+   * refusal is followed by 421 and the connection is closed (Postfix's smtpd_hard_error_limit).
+   * A message accepted from the session starts the count again.
+   */
+  readonly maxRefusedRecipients: number;
+  readonly maxConnections: number;
+  readonly socketTimeoutMs: number;
+  /** Messages larger than this are spooled to disk instead of held in memory. */
+  readonly spoolThreshold: number;
+  readonly nextHopTimeoutMs: number;
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly hostname: string;
+  readonly dataDir: string;
+  readonly reputationUrl: string | null;
+  readonly reputationKey: string | null;
+  readonly lookupTimeoutMs: number;
+  /** The whole scan of one message (waiting for room, parsing, every check); past it: verdict unknown. */
+  readonly scanTimeoutMs: number;
+  readonly httpListen: HostPort;
+  readonly store: StoreKind;
+  /** One URL for a single Redis, several for Redis Cluster seed nodes. */
+  readonly redisUrls: readonly string[];
+  readonly upstreamUrl: string | null;
+  readonly upstreamKey: string | null;
+  readonly metricsListen: HostPort | null;
+  readonly logLevel: LogLevel;
+  readonly participation: ParticipationMode;
+  readonly acceptStatement: boolean;
+  readonly uploadBacklog: boolean;
+  /** Statistics outbox bound (records waiting for upload); the oldest are dropped first, counted. */
+  readonly outboxMaxRecords: number;
+  /** Outbox records older than this many days are dropped (counted) instead of uploaded. */
+  readonly outboxMaxAgeDays: number;
+  /** Records per upload batch (the service accepts at most 5000). */
+  readonly uploadBatchSize: number;
+  /** Local statistics (for `nimbus stats`) are kept this many days. */
+  readonly statsRetentionDays: number;
+  /**
+   * Largest attachment sample: the gateway (extended mode) captures unknown suspicious
+   * attachments up to this size, the service accepts samples up to it. 0: no samples at all.
+   */
+  readonly sampleMaxBytes: number;
+  /** Perceptual hashes kept per gateway process for images seen again (0: none kept). */
+  readonly imageHashCache: number;
+  /** Samples waiting for upload take at most this many bytes; past it the oldest are dropped (counted). */
+  readonly sampleOutboxMaxBytes: number;
+  readonly tagScore: number;
+  readonly rejectScore: number;
+  readonly spamAction: SpamAction;
+  readonly subjectTag: string;
+  readonly weights: Readonly<Record<FingerprintKind, number>>;
+  readonly spamtraps: readonly string[];
+  readonly workers: number;
+  /** Env file re-read on SIGHUP (values in it win over the process environment). */
+  readonly envFile: string | null;
+}
+
+export class ConfigError extends NimbusError {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
