@@ -9,6 +9,7 @@
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../config/index.js';
+import { deliverReleased } from '../gateway/release.js';
 import { Quarantine, QuarantineError, checkQuarantineId, quarantineDir, type QuarantineMeta } from '../quarantine/store.js';
 
 const EXIT_OK = 0;
@@ -54,7 +55,7 @@ export async function run(args: string[]): Promise<number> {
       return show(quarantine, ids[0]!, flags.includes('--raw'));
     case 'release':
       return each(ids, async (id) => {
-        const result = await quarantine.release(id, config);
+        const result = await quarantine.release(id, (entry) => deliverReleased(entry, config));
         process.stdout.write(`released ${id}: ${result.reply.code} ${result.reply.text} (to ${result.to})\n`);
       });
     default:

@@ -15,18 +15,14 @@
  * because the sender gets `250` right after it. An .eml without its .json is the remains of a
  * store that never resolved: the sender got `451` and retries, so it is not listed.
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { Maildir } from '../gateway/maildir.js';
 import { DIR_MODE, FILE_MODE, syncDirectory, writeDurably } from './files.js';
-import { SMTP_OK, relayEntry, type ReleaseTarget } from './release.js';
-import { ID_PATTERN, QuarantineError, checkQuarantineId, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseResult } from './types.js';
+import { ID_PATTERN, QuarantineError, checkQuarantineId, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseDelivery, type ReleaseResult } from './types.js';
 
 export { QuarantineError, checkQuarantineId, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseResult } from './types.js';
-export type { ReleaseTarget } from './release.js';
 
 const MESSAGES = 'messages';
 const TMP = 'tmp';
@@ -136,23 +132,16 @@ export class Quarantine implements QuarantineSink {
   }
 
   /**
-   * Relays the stored bytes with the original envelope to the next hop (or into the Maildir when
-   * there is none) and removes the entry only once that was accepted. All or nothing: a refused
-   * recipient aborts the release (RSET) so no recipient gets a second copy on the next attempt.
+   * Hands the entry to `deliver` (src/gateway/release.ts delivers as the relay does) under its
+   * lock, and removes it only once that was accepted; when `deliver` throws, the entry stays.
    */
-  async release(id: string, target: ReleaseTarget): Promise<ReleaseResult> {
-    const { meta, path } = await this.get(id);
+  async release(id: string, deliver: (entry: QuarantineEntry) => Promise<ReleaseDelivery>): Promise<ReleaseResult> {
+    const entry = await this.get(id);
     const unlock = await this.#lock(id);
     try {
-      let result: ReleaseResult;
-      if (target.nextHop === null) {
-        const name = await new Maildir(join(target.dataDir, 'maildir')).deliver([() => createReadStream(path)]);
-        result = { id, to: 'maildir', reply: { code: SMTP_OK, text: `delivered into the Maildir as ${name}` } };
-      } else {
-        result = { id, to: `${target.nextHop.host}:${target.nextHop.port}`, reply: await relayEntry(meta, path, target) };
-      }
+      const delivered = await deliver(entry);
       await this.#remove(id);
-      return result;
+      return { id, ...delivered };
     } finally {
       await unlock();
     }

@@ -1,6 +1,11 @@
 /** The quarantine's data: an entry's metadata, its errors, and what an id may look like. */
 import { NimbusError } from '../errors.js';
-import type { SmtpResponse } from '../gateway/next-hop.js';
+
+/** An SMTP reply as the release reports it (the next hop's, or the Maildir's stand-in). */
+export interface ReleaseReply {
+  readonly code: number;
+  readonly text: string;
+}
 
 /** What an id may look like: the form the store makes, and nothing a path could be built from. */
 export const ID_PATTERN = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9]{1,64}$/;
@@ -28,8 +33,8 @@ export type QuarantineErrorCode = 'QUARANTINE_BAD_ID' | 'QUARANTINE_NOT_FOUND' |
 
 export class QuarantineError extends NimbusError {
   /** The next hop's reply when it refused the release. */
-  readonly reply: SmtpResponse | null;
-  constructor(code: QuarantineErrorCode, message: string, options?: { cause?: unknown; reply?: SmtpResponse }) {
+  readonly reply: ReleaseReply | null;
+  constructor(code: QuarantineErrorCode, message: string, options?: { cause?: unknown; reply?: ReleaseReply }) {
     super(code, message, options);
     this.reply = options?.reply ?? null;
   }
@@ -64,11 +69,15 @@ export interface QuarantineEntry {
   readonly path: string;
 }
 
-export interface ReleaseResult {
-  readonly id: string;
+/** Where a released entry went, and the reply to its message. */
+export interface ReleaseDelivery {
   /** `host:port` of the next hop, or `maildir`. */
   readonly to: string;
-  readonly reply: SmtpResponse;
+  readonly reply: ReleaseReply;
+}
+
+export interface ReleaseResult extends ReleaseDelivery {
+  readonly id: string;
 }
 
 /** Refuses anything that is not an id this quarantine could have made, naming what is wrong. */

@@ -1,21 +1,34 @@
 /**
- * Delivery of a released quarantine entry: one SMTP transaction to the next hop with the stored
- * envelope, all or nothing (a refused recipient aborts it with RSET, so no recipient gets a
- * second copy on the next attempt).
+ * Delivery of a released quarantine entry the way the relay delivers (`nimbus quarantine release`):
+ * into the Maildir when there is no next hop, else one SMTP transaction to the next hop with the
+ * stored envelope, all or nothing (a refused recipient aborts it with RSET, so no recipient gets
+ * a second copy on the next attempt). The quarantine itself (src/quarantine/) only stores, locks
+ * and removes; it knows no delivery.
  */
 import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { NextHopSession, type SmtpResponse } from '../gateway/next-hop.js';
-import { QuarantineError, type QuarantineMeta } from './types.js';
+import { QuarantineError, type QuarantineEntry, type QuarantineMeta, type ReleaseDelivery } from '../quarantine/types.js';
+import { Maildir } from './maildir.js';
+import { NextHopSession, type SmtpResponse } from './next-hop.js';
 
 /** SMTP reply codes the release path looks at (a release succeeds only on 250 to the message). */
-export const SMTP_OK = 250;
+const SMTP_OK = 250;
 const SMTP_POSITIVE_LIMIT = 300;
 
 export type ReleaseTarget = Pick<Config, 'nextHop' | 'hostname' | 'nextHopTimeoutMs' | 'dataDir'>;
 
+/** Delivers a released entry to NIMBUS_NEXT_HOP, or into the Maildir without one. */
+export async function deliverReleased(entry: QuarantineEntry, target: ReleaseTarget): Promise<ReleaseDelivery> {
+  if (target.nextHop === null) {
+    const name = await new Maildir(join(target.dataDir, 'maildir')).deliver([() => createReadStream(entry.path)]);
+    return { to: 'maildir', reply: { code: SMTP_OK, text: `delivered into the Maildir as ${name}` } };
+  }
+  return { to: `${target.nextHop.host}:${target.nextHop.port}`, reply: await relayEntry(entry.meta, entry.path, target) };
+}
+
 /** One SMTP transaction to the next hop with the stored envelope; resolves with the reply to the message. */
-export async function relayEntry(meta: QuarantineMeta, path: string, target: ReleaseTarget): Promise<SmtpResponse> {
+async function relayEntry(meta: QuarantineMeta, path: string, target: ReleaseTarget): Promise<SmtpResponse> {
   const hop = target.nextHop!;
   if (meta.rcptTo.length === 0) {
     throw new QuarantineError('QUARANTINE_RELEASE_FAILED', `quarantined message ${meta.id} has no recipient to deliver to (only spam traps)`);
