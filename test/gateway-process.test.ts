@@ -31,7 +31,7 @@ test.serial('SIGTERM lets the message in flight finish with 250 and then the pro
   try {
     await waitFor('the gateway to listen', () => {
       if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${logs}`);
-      return logs.includes('gateway_listening');
+      return logs.includes('gateway.listening');
     }, 60_000);
     const sending = swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org']);
     await waitFor('the next hop to have the message', () => arrived, 60_000);
@@ -43,7 +43,7 @@ test.serial('SIGTERM lets the message in flight finish with 250 and then the pro
     t.true(result.replies.some((r) => r.startsWith('250 2.6.0 Ok: queued as')));
     t.is(await exited, 0, logs);
     t.is(hop.messages.length, 1);
-    t.regex(logs, /"event":"message".*"action":"deliver"/);
+    t.regex(logs, /"event":"gateway.message".*"action":"deliver"/);
   } finally {
     release();
     await stopChild(child, 'SIGKILL');
@@ -81,14 +81,14 @@ test.serial('SIGHUP re-reads the env file: a relay domain added there is accepte
   try {
     await waitFor('the gateway to listen', () => {
       if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${logs}`);
-      return logs.includes('gateway_listening');
+      return logs.includes('gateway.listening');
     }, 60_000);
     const args = ['--local-interface', '127.0.0.2', '--to', 'x@other.example', '--from', 'a@example.net', '--quit-after', 'RCPT'];
     const before = await swaks(port, args);
     t.true(before.replies.includes('550 5.7.1 Relay access denied'), before.output);
     writeFileSync(envFile, `NIMBUS_LISTEN=127.0.0.1:${port}\nNIMBUS_RELAY_DOMAINS=example.com,other.example\nNIMBUS_TRUSTED_NETWORKS=127.0.0.1/32\nNIMBUS_DATA_DIR=${dataDir}\n`);
     child.kill('SIGHUP');
-    await waitFor('the reload', () => logs.includes('gateway_reloaded'), 30_000);
+    await waitFor('the reload', () => logs.includes('gateway.reloaded'), 30_000);
     const after = await swaks(port, args);
     t.true(after.replies.some((r) => r.startsWith('250 2.1.5')), after.output);
   } finally {

@@ -102,7 +102,7 @@ test('sender-specified routing to a relay domain (%, %…%, !, quoted) from an u
     const at = await swaks(port, ['--local-interface', UNTRUSTED, '--to', '"user@other.test"@example.com', '--from', 'a@example.net', '--quit-after', 'RCPT']);
     t.true(at.replies.some((reply) => reply.startsWith('501 ')), at.output);
     t.deepEqual(hopRcpts, [], 'the next hop was asked about none of them');
-    t.deepEqual(events('routing_refused').map((line) => line.rcpt), ROUTED_RECIPIENTS);
+    t.deepEqual(events('gateway.routing_refused').map((line) => line.rcpt), ROUTED_RECIPIENTS);
     const plain = await swaks(port, ['--local-interface', UNTRUSTED, '--to', 'user@example.com', '--from', 'a@example.net']);
     t.is(plain.exitCode, 0, plain.output);
     t.deepEqual(hop.messages.map((message) => message.rcptTo), [['user@example.com']], 'a plain recipient in the relay domain still goes through');
@@ -154,9 +154,9 @@ test('an untrusted client is disconnected with 421 4.7.0 right after its NIMBUS_
       '421 4.7.0 Too many refused recipients, closing connection',
     ]);
     t.deepEqual(hopRcpts, ['nobody@example.com'], 'the command after the limit never reached the next hop');
-    t.is(events('relay_denied').length + events('routing_refused').length, 2);
-    t.like(events('refused_recipients_limit'), [{ refused: 3, client: UNTRUSTED }]);
-    t.is(events('refused_recipients_limit').length, 1, 'one line for the disconnect');
+    t.is(events('gateway.relay_denied').length + events('gateway.routing_refused').length, 2);
+    t.like(events('gateway.refused_recipients_limit'), [{ refused: 3, client: UNTRUSTED }]);
+    t.is(events('gateway.refused_recipients_limit').length, 1, 'one line for the disconnect');
   } finally {
     await stop();
   }

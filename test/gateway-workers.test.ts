@@ -61,7 +61,7 @@ async function startWorkers(env: Record<string, string>, options: { waitReady?: 
     try {
       await waitFor('both workers to listen', () => {
         if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${logs}`);
-        return events('workers_ready').length > 0;
+        return events('supervisor.workers_ready').length > 0;
       }, 90_000);
     } catch (error) {
       await gateway.stop();
@@ -74,7 +74,7 @@ async function startWorkers(env: Record<string, string>, options: { waitReady?: 
 const send = (port: number, args: readonly string[] = []) => swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org', ...args]);
 
 /** Distinct pids of the processes that logged a processed message. */
-const messagePids = (gateway: Gateway): Set<unknown> => new Set(gateway.events('message').map((line) => line.pid));
+const messagePids = (gateway: Gateway): Set<unknown> => new Set(gateway.events('gateway.message').map((line) => line.pid));
 
 /**
  * Sends rounds of 4 concurrent messages until both workers have relayed some (at most 10 rounds):
@@ -85,7 +85,7 @@ async function sendUntilBothWorkers(gateway: Gateway, sendOne: () => ReturnType<
   const results: Awaited<ReturnType<typeof swaks>>[] = [];
   for (let round = 0; round < 10 && messagePids(gateway).size < 2; round++) {
     results.push(...(await Promise.all(Array.from({ length: 4 }, sendOne))));
-    await waitFor('the log lines of this round', () => gateway.events('message').length >= results.length, 10_000).catch(() => undefined);
+    await waitFor('the log lines of this round', () => gateway.events('gateway.message').length >= results.length, 10_000).catch(() => undefined);
   }
   return results;
 }
@@ -128,7 +128,7 @@ test.serial('SIGHUP to the primary reloads every worker: a relay domain added to
     t.true(before.replies.includes('550 5.7.1 Relay access denied'), before.output);
     writeFileSync(envFile, envText('example.com,other.example'));
     gateway.child.kill('SIGHUP');
-    await waitFor('both workers to reload', () => new Set(gateway.events('gateway_reloaded').map((line) => line.pid)).size === 2, 30_000);
+    await waitFor('both workers to reload', () => new Set(gateway.events('gateway.reloaded').map((line) => line.pid)).size === 2, 30_000);
     const results = await sendUntilBothWorkers(gateway, () => swaks(port, toOther));
     for (const after of results) t.is(after.exitCode, 0, after.output);
     t.is(hop.messages.length, results.length);
@@ -160,7 +160,7 @@ test.serial('SIGTERM to the primary: both workers finish their messages in fligh
     const sending = Array.from({ length: 4 }, () => send(gateway.port));
     await waitFor('four messages at the next hop', () => arrived === 4, 60_000);
     gateway.child.kill('SIGTERM');
-    await waitFor('both workers to get SIGTERM', () => gateway.events('signal').filter((line) => line.pid !== gateway.child.pid).length === 2, 30_000);
+    await waitFor('both workers to get SIGTERM', () => gateway.events('process.signal').filter((line) => line.pid !== gateway.child.pid).length === 2, 30_000);
     release();
     const results = await Promise.all(sending);
     for (const result of results) t.true(result.replies.some((r) => r.startsWith('250 2.6.0 Ok: queued as')), result.output);
@@ -180,16 +180,16 @@ test.serial('a worker that is killed is replaced by a new one and mail keeps flo
   try {
     // The primary's workers_ready can reach the pipe before a worker's own line.
     const first = await waitFor('both workers to log gateway_listening', () => {
-      const pids = gateway.events('gateway_listening').map((line) => line.pid as number);
+      const pids = gateway.events('gateway.listening').map((line) => line.pid as number);
       return pids.length === 2 ? pids : undefined;
     });
     process.kill(first[0]!, 'SIGKILL');
     const replacement = await waitFor(
       'a replacement worker to listen',
-      () => gateway.events('gateway_listening').map((line) => line.pid as number).find((pid) => !first.includes(pid)),
+      () => gateway.events('gateway.listening').map((line) => line.pid as number).find((pid) => !first.includes(pid)),
       60_000,
     );
-    const exited = gateway.events('worker_exited');
+    const exited = gateway.events('supervisor.worker_exited');
     t.is(exited.length, 1);
     t.is(exited[0]!.pid, first[0]);
     t.is(exited[0]!.signal, 'SIGKILL');
@@ -240,7 +240,7 @@ test.serial('a worker that cannot start (port taken) stops the gateway with a no
     const code = await Promise.race([gateway.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 90_000))]);
     t.not(code, 'timeout');
     t.not(code, 0);
-    t.is(gateway.events('worker_start_failed').length >= 1, true, gateway.logs());
+    t.is(gateway.events('supervisor.worker_start_failed').length >= 1, true, gateway.logs());
   } finally {
     await gateway.stop();
     await new Promise<void>((resolve) => blocker.close(() => resolve()));

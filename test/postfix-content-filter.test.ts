@@ -149,7 +149,7 @@ test.serial('after-queue content_filter: GTUBE through Postfix and Nimbus is del
 
 /**
  * Client addresses Nimbus recorded for its messages: `clientIp` of its per-message log line
- * (`event: "message"`), plus any client address in `nimbus stats --json` on its data dir once the
+ * (`event: "gateway.message"`), plus any client address in `nimbus stats --json` on its data dir once the
  * statistics store lists per-message records. (The connection's own peer, Postfix at 127.0.0.1,
  * is bound to the connection's logger as its remote address; that is not the recorded client.)
  */
@@ -158,7 +158,7 @@ async function recordedClients(nimbus: NimbusProcess): Promise<string[]> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && found.size === 0) {
     for (const line of nimbus.logLines()) {
-      if (line.event === 'message' && typeof line.clientIp === 'string') found.add(line.clientIp);
+      if (line.event === 'gateway.message' && typeof line.clientIp === 'string') found.add(line.clientIp);
     }
     if (found.size === 0) await new Promise((resolve) => setTimeout(resolve, 200));
   }

@@ -86,5 +86,5 @@ test.serial('in front of the MX: sender-specified routing from an outside client
   t.regex(readFileSync(relayed!, 'latin1'), /sentinel@other\.test/, 'Postfix relayed the trusted routed recipient to other.test');
   t.is(setup.sink.files().length, 1, 'only the trusted sentinel left for other.test');
   t.notRegex(setup.postfix.log(), /user[%@!]|!user/, 'Postfix never heard of the refused recipients');
-  t.deepEqual(setup.nimbus.logLines().filter((line) => line.event === 'routing_refused').map((line) => line.rcpt), ROUTED_RECIPIENTS);
+  t.deepEqual(setup.nimbus.logLines().filter((line) => line.event === 'gateway.routing_refused').map((line) => line.rcpt), ROUTED_RECIPIENTS);
 });

@@ -72,7 +72,7 @@ test('with umask 022 nimbus keys and the reputation service create reputation.sq
   t.teardown(() => stopChild(child));
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes('"reputation_listening"')) resolve();
+      if (line.includes('"reputation.listening"')) resolve();
     });
     child.once('exit', (code) => reject(new Error(`nimbus reputation exited with ${code}`)));
   });

@@ -234,7 +234,7 @@ it('every state-changing request is logged at info with key id, route, status an
   t.is((await call(s.url, 'POST', '/v1/reports', admin.token, { batchId: 'batch-log-0001', records: [record('r', [item])] })).status, 200);
   t.is((await call(s.url, 'POST', '/v1/reports', 'nmb_0badc0de_not-the-secret', { batchId: 'batch-log-0002', records: [record('r', [item])] })).status, 401);
   t.is((await call(s.url, 'POST', '/v1/lookup', admin.token, { items: [item] })).status, 200);
-  const requests = lines.filter((line) => line.event === 'reputation_request');
+  const requests = lines.filter((line) => line.event === 'reputation.request');
   const put = requests.find((line) => line.method === 'PUT');
   t.like(put, { level: 30, route: '/v1/verdicts/:fingerprint', status: 200, key: admin.id });
   t.true(typeof put?.ms === 'number' && put.ms >= 0);

@@ -36,7 +36,7 @@ it('a key added with nimbus keys is accepted by nimbus reputation, refused once 
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       const entry = JSON.parse(line) as { event?: string; url?: string };
-      if (entry.event === 'reputation_listening') resolve(entry.url!);
+      if (entry.event === 'reputation.listening') resolve(entry.url!);
     });
     child.once('exit', (code) => reject(new Error(`nimbus reputation exited with ${code}`)));
   });

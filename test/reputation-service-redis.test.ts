@@ -96,12 +96,12 @@ test('with its Redis killed the service answers 503 with Retry-After at once, /r
   t.is(status, 200, 'ready again once Redis is back');
   t.is((await lookup()).status, 200);
   const events = logs.map((line) => line.event);
-  t.is(events.filter((event) => event === 'store_unavailable').length, 1, 'the outage is logged once, not per request');
-  t.is(events.filter((event) => event === 'store_available').length, 1);
-  t.false(events.includes('request_failed'), 'an unreachable store is no internal error');
+  t.is(events.filter((event) => event === 'reputation.store_unavailable').length, 1, 'the outage is logged once, not per request');
+  t.is(events.filter((event) => event === 'reputation.store_available').length, 1);
+  t.false(events.includes('reputation.request_failed'), 'an unreachable store is no internal error');
 });
 
-const persistenceLines = (logs: Record<string, unknown>[]) => logs.filter((line) => String(line.event).startsWith('redis_persistence'));
+const persistenceLines = (logs: Record<string, unknown>[]) => logs.filter((line) => String(line.event).startsWith('reputation.redis_persistence'));
 const WARN = 40;
 const INFO = 30;
 
@@ -110,7 +110,7 @@ test('on a Redis without AOF (appendonly no) the service warns at start, in one 
   const { logs } = await startOnRedis(t, redis);
   const lines = persistenceLines(logs);
   t.is(lines.length, 1, JSON.stringify(lines));
-  t.like(lines[0], { level: WARN, event: 'redis_persistence_unsafe', setting: 'appendonly', appendonly: 'no', redis: `127.0.0.1:${redis.port}` });
+  t.like(lines[0], { level: WARN, event: 'reputation.redis_persistence_unsafe', setting: 'appendonly', appendonly: 'no', redis: `127.0.0.1:${redis.port}` });
   t.regex(String(lines[0]!.msg), /appendonly no: a crash or kill -9 of Redis loses .*report batches, verdicts and API keys/);
 });
 
@@ -118,14 +118,14 @@ test('on a Redis whose AOF is written but fsynced by the OS (appendfsync no) the
   const redis = await startOwnRedis(t, ['--appendonly', 'yes', '--appendfsync', 'no']);
   const lines = persistenceLines((await startOnRedis(t, redis)).logs);
   t.is(lines.length, 1);
-  t.like(lines[0], { level: WARN, event: 'redis_persistence_unsafe', setting: 'appendfsync', appendonly: 'yes', appendfsync: 'no' });
+  t.like(lines[0], { level: WARN, event: 'reputation.redis_persistence_unsafe', setting: 'appendfsync', appendonly: 'yes', appendfsync: 'no' });
 });
 
 test('on a Redis with AOF (appendonly yes, appendfsync everysec) the service does not warn, and logs what a power cut could lose', async (t) => {
   const redis = await startOwnRedis(t, ['--appendonly', 'yes']);
   const lines = persistenceLines((await startOnRedis(t, redis)).logs);
   t.is(lines.length, 1);
-  t.like(lines[0], { level: INFO, event: 'redis_persistence', appendonly: 'yes', appendfsync: 'everysec' });
+  t.like(lines[0], { level: INFO, event: 'reputation.redis_persistence', appendonly: 'yes', appendfsync: 'everysec' });
   t.regex(String(lines[0]!.msg), /up to ~1 s/);
 });
 
@@ -134,7 +134,7 @@ test('a Redis that refuses CONFIG (as managed ones may) leaves persistence unkno
   const { service, logs } = await startOnRedis(t, redis);
   const lines = persistenceLines(logs);
   t.is(lines.length, 1);
-  t.like(lines[0], { level: INFO, event: 'redis_persistence', appendonly: null });
+  t.like(lines[0], { level: INFO, event: 'reputation.redis_persistence', appendonly: null });
   t.regex(String(lines[0]!.msg), /persistence unknown \(CONFIG GET refused/);
   t.is((await call(service.url, 'GET', '/readyz', null)).status, 200);
 });

@@ -126,7 +126,7 @@ test('a gateway whose service URL holds a password logs none of it, nor its key:
   const lookupError = await waitFor('lookup.error', () => seen('lookup.error'));
   const uploadFailed = await waitFor('stats.upload.failed', () => seen('stats.upload.failed'));
 
-  t.is(seen('runtime_ready')?.service, `http://u:***@127.0.0.1:${closedPort}`);
+  t.is(seen('scan.runtime_ready')?.service, `http://u:***@127.0.0.1:${closedPort}`);
   t.is(seen('stats.upload.started')?.url, `http://u:***@127.0.0.1:${closedPort}`);
   // node-fetch refuses such a URL with a message that repeats it.
   t.regex(String(lookupError.err), /http:\/\/u:\*\*\*@127\.0\.0\.1:\d+\/v1\/lookup/);
@@ -205,7 +205,7 @@ test('a running reputation service logs no Redis password and no key, also when 
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-  const listening = await waitFor('reputation_listening', () => lines().find((line) => line.event === 'reputation_listening'), 60_000);
+  const listening = await waitFor('reputation.listening', () => lines().find((line) => line.event === 'reputation.listening'), 60_000);
   t.deepEqual(listening.redis, [`redis://default:***@127.0.0.1:${redis.port}`]);
   const lookup = () =>
     fetch(`${String(listening.url)}/v1/lookup`, {
@@ -227,7 +227,7 @@ test('a running reputation service logs no Redis password and no key, also when 
   let why = await reason();
   while (!/WRONGPASS|NOAUTH/.test(why) && Date.now() < deadline) why = await reason();
   t.regex(why, /WRONGPASS|NOAUTH/);
-  const logged = lines().find((line) => line.event === 'store_unavailable');
+  const logged = lines().find((line) => line.event === 'reputation.store_unavailable');
   t.truthy(logged);
   assertNoSecret(t, output, [password, 'redis-secret-3', tokenSecret]);
 });

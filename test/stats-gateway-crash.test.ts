@@ -65,7 +65,7 @@ test('kill -9 under load with uploads unacknowledged: every 250 has its record, 
   await killHard(first.child);
   running = false;
   await Promise.all(senders);
-  t.deepEqual(events(first, 'signal'), [], 'no worker stopped gracefully: a crash');
+  t.deepEqual(events(first, 'process.signal'), [], 'no worker stopped gracefully: a crash');
   const ingestedAtKill = await service.ingested();
   t.true(ingestedAtKill > 0, 'batches reached the service before the kill');
   t.deepEqual(events(first, 'stats.upload.batch'), [], 'and none of them was acknowledged to the gateway');

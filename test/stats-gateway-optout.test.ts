@@ -141,7 +141,7 @@ test('withdrawing acceptance (NIMBUS_ACCEPT_STATEMENT=no, mode unchanged) stops 
   writeEnvFile(setup.envFile, { ...setup.participating, NIMBUS_ACCEPT_STATEMENT: 'no' });
   const switched = Date.now();
   gateway.child.kill('SIGHUP');
-  await waitFor('the reload handled', () => everyWorker(gateway, 'stats.upload.stopped', switched) || everyWorker(gateway, 'reload_failed', switched), 10_000);
+  await waitFor('the reload handled', () => everyWorker(gateway, 'stats.upload.stopped', switched) || everyWorker(gateway, 'process.reload_failed', switched), 10_000);
   t.deepEqual(await requestsAfterSwitch(setup), [], 'no request after acceptance was withdrawn');
   t.true(held.every((r) => r.clientGaveUp !== null), 'the uploads in flight were aborted');
 });

@@ -229,7 +229,7 @@ test('opting in to extended later sends no sample of mail processed in standard,
   });
   s.gateway.child.kill('SIGHUP');
   // Logged by each worker in the same step that applies the new configuration to its runtime.
-  await waitFor('every worker reloaded', () => everyWorker(s.gateway, 'gateway_reloaded', reloaded), 30_000);
+  await waitFor('every worker reloaded', () => everyWorker(s.gateway, 'gateway.reloaded', reloaded), 30_000);
   // A new executable after opting in is sampled (the uploader does send samples now) ...
   const after = exe();
   await send(s.gateway, message([{ name: 'new-tool.exe', type: 'application/octet-stream', bytes: after }], 'A new one.'));

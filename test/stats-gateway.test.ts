@@ -199,9 +199,9 @@ test('nimbus stats reads the data dir the gateway is writing, under load, withou
   const lines = gateway.logLines();
   const locked = lines.filter((line) => line.component === 'stats' && /SQLITE_BUSY|database is locked/i.test(JSON.stringify(line)));
   t.deepEqual(locked, [], 'the statistics never met a lock');
-  t.deepEqual(lines.filter((line) => line.event === 'observer_failed'), [], 'every record was written');
+  t.deepEqual(lines.filter((line) => line.event === 'gateway.observer_failed'), [], 'every record was written');
   // Not statistics: the embedded engine's learning (local-reputation.sqlite) can still meet
   // SQLITE_BUSY between workers (a deferred read-then-write ingest transaction); reported.
-  const engineLocked = lines.filter((line) => line.event === 'local_learn_failed').length;
+  const engineLocked = lines.filter((line) => line.event === 'scan.local_learn_failed').length;
   if (engineLocked > 0) t.log(`embedded engine: ${engineLocked} local_learn_failed (database is locked)`);
 });

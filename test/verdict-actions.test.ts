@@ -72,7 +72,7 @@ test('reject: a message reported with nimbus report --spam is refused with 550 5
   t.is(endOfDataReply(sent.replies), '550 5.7.1 Message rejected as spam', sent.output);
   t.regex(replyTo(sent.output, 'RCPT TO') ?? '', /^250 /, 'RCPT was accepted: the refusal is for the content');
   t.deepEqual(sink.files(), [], 'nothing reached the next hop');
-  const processed = gw.logLines().find((line) => line.event === 'message');
+  const processed = gw.logLines().find((line) => line.event === 'gateway.message');
   t.like(processed, { action: 'reject', verdict: 'spam' });
   t.true(Number(processed?.score) >= 15, `score ${String(processed?.score)} reaches NIMBUS_REJECT_SCORE from reputation alone`);
 });

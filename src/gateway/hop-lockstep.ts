@@ -54,7 +54,7 @@ export class HopLockstep {
       return await command(state.hop);
     } catch (error) {
       if (!(error instanceof NextHopError)) throw error;
-      state.log.warn({ event: 'next_hop_failed', code: error.code, err: error.message }, 'next hop unavailable, answered 451');
+      state.log.warn({ event: 'gateway.next_hop_failed', code: error.code, err: error.message }, 'next hop unavailable, answered 451');
       state.hop?.close();
       state.hop = null;
       throw new SmtpReplyError(SMTP_REPLIES.NEXT_HOP_UNAVAILABLE);

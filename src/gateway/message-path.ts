@@ -57,7 +57,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
   }
   if (!spoolError) await spool.finish().catch((error: unknown) => (spoolError = error));
   const size = stream.byteLength;
-  const base = { event: 'message', queueId: transaction.queueId, clientIp: client.ip, helo: client.helo, from: transaction.mailFrom, rcptCount: transaction.relayRcpts.length + transaction.trapRcpts.length, size };
+  const base = { event: 'gateway.message', queueId: transaction.queueId, clientIp: client.ip, helo: client.helo, from: transaction.mailFrom, rcptCount: transaction.relayRcpts.length + transaction.trapRcpts.length, size };
   if (oversized || stream.sizeExceeded) {
     await context.hops.reset(state);
     state.log.info({ ...base, action: 'refused', reply: '552 5.3.4', ms: Date.now() - transaction.started }, 'message too big');
@@ -80,7 +80,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
   try {
     scan = await context.scanner.scan(request);
   } catch (error) {
-    state.log.error({ event: 'scan_failed', queueId: transaction.queueId, err: error }, 'scan failed, relaying with verdict unknown');
+    state.log.error({ event: 'scan.failed', queueId: transaction.queueId, err: error }, 'scan failed, relaying with verdict unknown');
     scan = undecided('failed', { trapHits: transaction.trapRcpts, recipients: request.envelope.rcptTo.length, trustedClient, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 } }, context.config);
   }
 
@@ -90,7 +90,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
   let reply: SmtpReplyError | null = null;
   let quarantineId: string | null = null;
   if (action === 'quarantine' && !context.hooks.quarantine) {
-    state.log.warn({ event: 'quarantine_unavailable', queueId: transaction.queueId }, 'quarantine requested but no quarantine configured: tagging instead');
+    state.log.warn({ event: 'gateway.quarantine_unavailable', queueId: transaction.queueId }, 'quarantine requested but no quarantine configured: tagging instead');
     action = 'tag';
   }
   if (action === 'reject') {
@@ -104,7 +104,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
       const input = { queueId: transaction.queueId, clientIp: client.ip, clientHelo: client.helo, trustedClient, envelope: request.envelope, spamtrapHits: scan.trapHits, size };
       quarantineId = await context.hooks.quarantine!.store(input, await collect(parts));
     } catch (error) {
-      state.log.error({ event: 'quarantine_failed', queueId: transaction.queueId, err: error }, 'quarantine failed, answered 451');
+      state.log.error({ event: 'gateway.quarantine_failed', queueId: transaction.queueId, err: error }, 'quarantine failed, answered 451');
       reply = new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
     }
   } else if (transaction.relayRcpts.length === 0) {
@@ -122,7 +122,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
     try {
       await context.maildir!.deliver(parts);
     } catch (error) {
-      state.log.error({ event: 'maildir_failed', queueId: transaction.queueId, err: error }, 'Maildir delivery failed, answered 451');
+      state.log.error({ event: 'gateway.maildir_failed', queueId: transaction.queueId, err: error }, 'Maildir delivery failed, answered 451');
       reply = new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
     }
   }
@@ -131,7 +131,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
     try {
       await context.hooks.observer.processed({ id: transaction.queueId, time: new Date(transaction.started), clientIp: client.ip, helo: client.helo, size, scan, action, nextHop });
     } catch (error) {
-      state.log.error({ event: 'observer_failed', queueId: transaction.queueId, err: error }, 'statistics observer failed');
+      state.log.error({ event: 'gateway.observer_failed', queueId: transaction.queueId, err: error }, 'statistics observer failed');
     }
   }
   const final = reply ? `${reply.responseCode} ${reply.message}` : `250 ${formatReplyText(SMTP_REPLIES.MESSAGE_ACCEPTED)} ${transaction.queueId}`;
@@ -142,7 +142,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
   if (reply) throw reply;
   // A message accepted forgives earlier refusals (Postfix counts errors "without delivering mail").
   state.refusedRecipients = 0;
-  // smtp-server adds 2.6.0 (DATA_OK) to a successful DATA reply itself.
+  // smtp-server puts MESSAGE_ACCEPTED's 2.6.0 (its DATA_OK) in front of the text itself.
   return `${SMTP_REPLIES.MESSAGE_ACCEPTED.text} ${transaction.queueId}`;
 }
 

@@ -48,14 +48,14 @@ export async function serveGateway(config: Config, role: Role): Promise<number> 
     onStop = (signal) => {
       if (stopping) return;
       stopping = true;
-      log.info({ event: 'signal', signal }, 'stopping: finishing messages in flight');
+      log.info({ event: 'process.signal', signal }, 'stopping: finishing messages in flight');
       gateway
         .close()
         .then(() => runtime.close())
         .then(
           () => resolve(0),
           (error: unknown) => {
-            log.error({ event: 'close_failed', err: error }, 'closing failed');
+            log.error({ event: 'process.close_failed', err: error }, 'closing failed');
             resolve(1);
           },
         );
@@ -65,13 +65,13 @@ export async function serveGateway(config: Config, role: Role): Promise<number> 
         const reloaded = loadConfigForReload();
         const next = reloaded.config;
         if (reloaded.consentWithdrawn && role === 'single') {
-          log.warn({ event: 'consent_withdrawn' }, 'NIMBUS_ACCEPT_STATEMENT is no longer yes: participation stops now (off); nothing more is sent to the reputation service');
+          log.warn({ event: 'process.consent_withdrawn' }, 'NIMBUS_ACCEPT_STATEMENT is no longer yes: participation stops now (off); nothing more is sent to the reputation service');
         }
         gateway.reload(next);
         runtime.reload(own(next));
       } catch (error) {
         // A bad edit must not take a running gateway down: keep the old configuration.
-        log.error({ event: 'reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
+        log.error({ event: 'process.reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
       }
     };
     if (role === 'worker') process.send?.({ type: READY_MESSAGE });

@@ -84,7 +84,7 @@ class Gateway implements RunningGateway {
     };
     this.#server = new SMTPServer(this.#options);
     greetTrustedAtOnce(this.#server, (address) => this.#trusted(address), () => this.#options.maxClients);
-    this.#server.on('error', (error) => this.#log.warn({ event: 'smtp_error', err: error }, 'SMTP connection error'));
+    this.#server.on('error', (error) => this.#log.warn({ event: 'gateway.smtp_error', err: error }, 'SMTP connection error'));
     if (config.nextHop === null) this.#maildir = new Maildir(join(config.dataDir, 'maildir'));
   }
 
@@ -104,7 +104,7 @@ class Gateway implements RunningGateway {
     });
     const address = this.#server.server.address();
     if (address && typeof address === 'object') this.#address = { host: address.address, port: address.port };
-    this.#log.info({ event: 'gateway_listening', ...this.#address, nextHop: this.#config.nextHop ?? 'maildir' }, 'gateway listening');
+    this.#log.info({ event: 'gateway.listening', ...this.#address, nextHop: this.#config.nextHop ?? 'maildir' }, 'gateway listening');
   }
 
   async close(): Promise<void> {
@@ -118,7 +118,7 @@ class Gateway implements RunningGateway {
     }
     await stopped;
     await this.#pool.close();
-    this.#log.info({ event: 'gateway_closed' }, 'gateway closed');
+    this.#log.info({ event: 'gateway.closed' }, 'gateway closed');
   }
 
   reload(config: Config): void {
@@ -135,7 +135,7 @@ class Gateway implements RunningGateway {
     this.#maildir = config.nextHop === null ? new Maildir(join(config.dataDir, 'maildir')) : null;
     // Idle sessions to a next hop that is no longer the configured one end now.
     if (JSON.stringify(config.nextHop) !== JSON.stringify(previousNextHop)) void this.#pool.drain();
-    this.#log.info({ event: 'gateway_reloaded', needsRestart }, needsRestart.length > 0 ? `configuration reloaded; restart needed for ${needsRestart.join(', ')}` : 'configuration reloaded');
+    this.#log.info({ event: 'gateway.reloaded', needsRestart }, needsRestart.length > 0 ? `configuration reloaded; restart needed for ${needsRestart.join(', ')}` : 'configuration reloaded');
   }
 
   /** Without a scanner of its own (a bare gateway, tests): the scan core with no reputation. */
@@ -196,7 +196,7 @@ class Gateway implements RunningGateway {
   }
 
   #unexpected(session: SMTPServerSession, error: unknown): SmtpReplyError {
-    this.#state(session).log.error({ event: 'gateway_error', err: error }, 'unexpected error, answered 451');
+    this.#state(session).log.error({ event: 'gateway.error', err: error }, 'unexpected error, answered 451');
     return new SmtpReplyError(SMTP_REPLIES.LOCAL_ERROR);
   }
 
@@ -252,11 +252,11 @@ class Gateway implements RunningGateway {
     const trusted = this.#trusted(session.remoteAddress);
     const verdict = checkRecipient(recipient, trusted, this.#config.relayDomains);
     if (verdict === 'relay-denied') {
-      state.log.info({ event: 'relay_denied', rcpt: recipient }, 'relay denied');
+      state.log.info({ event: 'gateway.relay_denied', rcpt: recipient }, 'relay denied');
       throw this.#recipientRefused(state, trusted, new SmtpReplyError(SMTP_REPLIES.RELAY_DENIED));
     }
     if (verdict === 'routing-refused') {
-      state.log.info({ event: 'routing_refused', rcpt: recipient }, 'sender-specified routing refused');
+      state.log.info({ event: 'gateway.routing_refused', rcpt: recipient }, 'sender-specified routing refused');
       throw this.#recipientRefused(state, trusted, new SmtpReplyError(SMTP_REPLIES.ROUTING_REFUSED));
     }
     if (session.envelope.rcptTo.length >= this.#config.maxRecipients) throw new SmtpReplyError(SMTP_REPLIES.TOO_MANY_RECIPIENTS);
@@ -284,7 +284,7 @@ class Gateway implements RunningGateway {
     state.refusedRecipients++;
     if (state.refusedRecipients >= this.#config.maxRefusedRecipients) {
       state.hangUpAfterReply = true;
-      state.log.info({ event: 'refused_recipients_limit', refused: state.refusedRecipients }, 'too many refused recipients, connection closed');
+      state.log.info({ event: 'gateway.refused_recipients_limit', refused: state.refusedRecipients }, 'too many refused recipients, connection closed');
     }
     return refusal;
   }

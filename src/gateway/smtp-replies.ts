@@ -43,16 +43,16 @@ export const SMTP_REPLIES = Object.freeze({
   NEXT_HOP_UNAVAILABLE: reply(451, '4.4.1', 'Next hop unavailable, try again later'),
   /** The inspection said reject (NIMBUS_SPAM_ACTION=reject). */
   SPAM_REJECTED: reply(550, '5.7.1', 'Message rejected as spam'),
-  /** Delivered (next hop accepted, or stored in the Maildir). */
-  MESSAGE_ACCEPTED: reply(250, '2.0.0', 'Ok: queued as'),
-  /** Recipient accepted without a next hop (Maildir delivery) or as a spam trap. */
-  RECIPIENT_OK: reply(250, '2.1.5', 'Ok'),
+  /**
+   * End of DATA, the message taken care of (next hop accepted it, or it is in the Maildir or the
+   * quarantine, or discarded). smtp-server writes this one's enhanced code itself, from its own
+   * DATA_OK (2.6.0): message-path.ts returns only the text, and logs the reply as sent.
+   */
+  MESSAGE_ACCEPTED: reply(250, '2.6.0', 'Ok: queued as'),
   /** Writing to the local spool or Maildir failed: the sender retries, nothing is lost. */
   LOCAL_ERROR: reply(451, '4.3.0', 'Local error in processing, try again later'),
   /** SIGTERM received: no new transactions, the sender retries elsewhere or later. */
   SHUTTING_DOWN: reply(421, '4.3.2', 'Service shutting down, try again later'),
-  /** Address with characters outside ASCII without SMTPUTF8 on MAIL FROM. */
-  NEEDS_SMTPUTF8: reply(553, '5.6.7', 'Non-ASCII address requires SMTPUTF8'),
 });
 
 export type SmtpReplyName = keyof typeof SMTP_REPLIES;

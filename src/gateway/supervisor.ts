@@ -71,7 +71,7 @@ export async function superviseGateway(config: Config): Promise<number> {
     const { startClusterMetricsServer } = await import('../stats/cluster-metrics.js');
     metricsServer = await startClusterMetricsServer(config.metricsListen);
   }
-  log.info({ event: 'workers_starting', workers: config.workers, metrics: metricsServer?.address ?? null }, `starting ${config.workers} gateway workers`);
+  log.info({ event: 'supervisor.workers_starting', workers: config.workers, metrics: metricsServer?.address ?? null }, `starting ${config.workers} gateway workers`);
 
   return new Promise<number>((resolve) => {
     const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({
@@ -90,7 +90,7 @@ export async function superviseGateway(config: Config): Promise<number> {
     const finishIfDone = (): void => {
       if (!stopping || slots.some((slot) => slot.worker !== null)) return;
       void (metricsServer?.close() ?? Promise.resolve()).then(() => {
-        log.info({ event: 'gateway_stopped', exitCode }, 'all workers finished');
+        log.info({ event: 'supervisor.stopped', exitCode }, 'all workers finished');
         resolve(exitCode);
       });
     };
@@ -99,7 +99,7 @@ export async function superviseGateway(config: Config): Promise<number> {
       if (stopping) return;
       stopping = true;
       exitCode = code;
-      log.info({ event: 'signal', signal }, 'stopping: workers finish their messages in flight');
+      log.info({ event: 'process.signal', signal }, 'stopping: workers finish their messages in flight');
       for (const slot of slots) {
         if (slot.restartTimer) clearTimeout(slot.restartTimer);
         slot.restartTimer = null;
@@ -123,7 +123,7 @@ export async function superviseGateway(config: Config): Promise<number> {
         }
         if (!allStarted && slots.every((s) => s.ready)) {
           allStarted = true;
-          log.info({ event: 'workers_ready', workers: slots.map((s) => s.worker?.process.pid) }, 'all gateway workers listening');
+          log.info({ event: 'supervisor.workers_ready', workers: slots.map((s) => s.worker?.process.pid) }, 'all gateway workers listening');
         }
       });
       worker.on('exit', (code: number | null, signal: string | null) => {
@@ -138,14 +138,14 @@ export async function superviseGateway(config: Config): Promise<number> {
           return;
         }
         if (!allStarted) {
-          log.error({ event: 'worker_start_failed', pid, code, signal }, 'a gateway worker failed to start: stopping');
+          log.error({ event: 'supervisor.worker_start_failed', pid, code, signal }, 'a gateway worker failed to start: stopping');
           stop('worker-start-failed', code !== null && code !== 0 ? code : 1);
           return;
         }
         if (Date.now() - slot.startedAt >= STABLE_AFTER_MS) slot.restartDelayMs = RESTART_BASE_MS;
         const delay = slot.restartDelayMs;
         slot.restartDelayMs = Math.min(delay * 2, RESTART_MAX_MS);
-        log.error({ event: 'worker_exited', pid, code, signal, restartInMs: delay }, `gateway worker ${pid} died, replacing it in ${delay} ms`);
+        log.error({ event: 'supervisor.worker_exited', pid, code, signal, restartInMs: delay }, `gateway worker ${pid} died, replacing it in ${delay} ms`);
         slot.restartTimer = setTimeout(() => fork(slot), delay);
       });
     };
@@ -156,18 +156,18 @@ export async function superviseGateway(config: Config): Promise<number> {
         const reloaded = loadConfigForReload();
         next = reloaded.config;
         if (reloaded.consentWithdrawn) {
-          log.warn({ event: 'consent_withdrawn' }, 'NIMBUS_ACCEPT_STATEMENT is no longer yes: participation stops now (off); nothing more is sent to the reputation service');
+          log.warn({ event: 'process.consent_withdrawn' }, 'NIMBUS_ACCEPT_STATEMENT is no longer yes: participation stops now (off); nothing more is sent to the reputation service');
         }
       } catch (error) {
         // Checked here once, not N times in the workers; they keep their configuration.
-        log.error({ event: 'reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
+        log.error({ event: 'process.reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
         return;
       }
       const needsRestart: string[] = [];
       if (next.workers !== current.workers) needsRestart.push('NIMBUS_WORKERS');
       if (JSON.stringify(next.metricsListen) !== JSON.stringify(current.metricsListen)) needsRestart.push('NIMBUS_METRICS_LISTEN');
       current = next;
-      log.info({ event: 'reload_forwarded', needsRestart }, needsRestart.length > 0 ? `reloading workers; restart needed for ${needsRestart.join(', ')}` : 'reloading workers');
+      log.info({ event: 'supervisor.reload_forwarded', needsRestart }, needsRestart.length > 0 ? `reloading workers; restart needed for ${needsRestart.join(', ')}` : 'reloading workers');
       for (const slot of slots) {
         if (slot.worker && slot.ready) slot.worker.process.kill('SIGHUP');
         else if (slot.worker) slot.reloadWhenReady = true;

@@ -92,7 +92,7 @@ export async function startReputationService(config: Config, log: Logger, opened
         reply.send({ error: ERROR_CODES.STORE_UNAVAILABLE, message: `reputation store unavailable: ${down}; retry later` });
         return;
       }
-      log.error({ event: 'request_failed', err: error, route: request.routeOptions.url }, 'request failed');
+      log.error({ event: 'reputation.request_failed', err: error, route: request.routeOptions.url }, 'request failed');
       reply.code(HTTP.INTERNAL).send({ error: ERROR_CODES.SERVER_ERROR, message: 'internal error (see the service log)' });
     }
   });
@@ -121,7 +121,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   const host = config.httpListen.host.includes(':') ? `[${config.httpListen.host}]` : config.httpListen.host;
   const url = `http://${host}:${port}`;
   log.info(
-    { event: 'reputation_listening', url, store: config.store, ...(config.store === 'redis' ? { redis: config.redisUrls.map(maskCredentials) } : {}), upstream: maskUrl(config.upstreamUrl) },
+    { event: 'reputation.listening', url, store: config.store, ...(config.store === 'redis' ? { redis: config.redisUrls.map(maskCredentials) } : {}), upstream: maskUrl(config.upstreamUrl) },
     'reputation service listening',
   );
 
@@ -145,7 +145,7 @@ export async function startReputationService(config: Config, log: Logger, opened
         proxy = next.upstreamUrl ? new UpstreamProxy(next, log, metrics) : null;
         upstream = `${next.upstreamUrl} ${next.upstreamKey}`;
       } else proxy?.reload(next);
-      log.info({ event: 'reputation_reloaded', upstream: maskUrl(next.upstreamUrl), participation: next.participation }, 'configuration reloaded');
+      log.info({ event: 'reputation.reloaded', upstream: maskUrl(next.upstreamUrl), participation: next.participation }, 'configuration reloaded');
     },
   };
 }

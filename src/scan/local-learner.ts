@@ -52,7 +52,7 @@ export class LocalLearner {
       try {
         await this.#engine.ingest(`local-${randomUUID()}`, LOCAL_SENSOR, records, Date.now());
       } catch (error) {
-        this.#log.warn({ event: 'local_learn_failed', records: records.length, err: String(error) }, 'the embedded engine could not learn from these messages');
+        this.#log.warn({ event: 'scan.local_learn_failed', records: records.length, err: String(error) }, 'the embedded engine could not learn from these messages');
       }
     });
   }

@@ -142,7 +142,7 @@ export class ReputationLookups {
       }
       return;
     }
-    this.#options.log.warn({ event: `lookup.${outcome}`, err: message, breaker: this.#breaker.state }, 'reputation service lookup failed; verdict from local data');
+    this.#options.log.warn({ event: outcome === 'timeout' ? 'lookup.timeout' : 'lookup.error', err: message, breaker: this.#breaker.state }, 'reputation service lookup failed; verdict from local data');
   }
 }
 

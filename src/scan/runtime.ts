@@ -114,7 +114,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
     throw error;
   }
   log.info(
-    { event: 'runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : maskUrl(config.reputationUrl), metrics: metricsServer?.address ?? null },
+    { event: 'scan.runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : maskUrl(config.reputationUrl), metrics: metricsServer?.address ?? null },
     config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${maskUrl(config.reputationUrl)}`,
   );
   const metricsListen = config.metricsListen;
@@ -132,7 +132,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       scanner.reload(parts(next));
       stats.reload(next);
       if (JSON.stringify(next.metricsListen) !== JSON.stringify(metricsListen)) {
-        log.warn({ event: 'reload_needs_restart', variable: 'NIMBUS_METRICS_LISTEN' }, 'NIMBUS_METRICS_LISTEN changes on restart');
+        log.warn({ event: 'process.reload_needs_restart', variable: 'NIMBUS_METRICS_LISTEN' }, 'NIMBUS_METRICS_LISTEN changes on restart');
       }
     },
     async close() {

@@ -83,13 +83,13 @@ export class Scanner implements MessageScanner {
       const result = await Promise.race([work, budget]);
       if (result === 'timeout') {
         expired = true;
-        work.catch((error: unknown) => this.#log.debug({ event: 'scan_late_failure', id: request.id, err: error }, 'a scan that had timed out failed later'));
-        this.#log.warn({ event: 'scan_timeout', id: request.id, size: request.message.size, ms: Math.round(performance.now() - started) }, 'scan time budget ran out: verdict unknown');
+        work.catch((error: unknown) => this.#log.debug({ event: 'scan.late_failure', id: request.id, err: error }, 'a scan that had timed out failed later'));
+        this.#log.warn({ event: 'scan.timeout', id: request.id, size: request.message.size, ms: Math.round(performance.now() - started) }, 'scan time budget ran out: verdict unknown');
         return this.#settled(undecided('timeout', { ...context, timings: totalOnly(started) }, parts.policy));
       }
       return this.#settled(result!);
     } catch (error) {
-      this.#log.error({ event: 'scan_failed', id: request.id, err: error }, 'scan failed: verdict unknown');
+      this.#log.error({ event: 'scan.failed', id: request.id, err: error }, 'scan failed: verdict unknown');
       return this.#settled(undecided('failed', { ...context, timings: totalOnly(started) }, parts.policy));
     } finally {
       clearTimeout(timer);
@@ -108,7 +108,7 @@ export class Scanner implements MessageScanner {
     if (trapHits.length > 0 && parts.feedback !== null) {
       // A trap address has no real reader: whatever reaches it is spam, and teaches the network.
       await parts.feedback.report('spam', analysed.fingerprints, 'trap', { background: true }).catch((error: unknown) => {
-        this.#log.warn({ event: 'trap.feedback_failed', id: request.id, err: String(error) }, 'spam-trap feedback failed');
+        this.#log.warn({ event: 'scan.trap_feedback_failed', id: request.id, err: String(error) }, 'spam-trap feedback failed');
       });
     }
     const onlyTraps = trapHits.length > 0 && trapHits.length === request.envelope.rcptTo.length;

@@ -82,7 +82,7 @@ export async function startServiceProcess(options: { role?: 'sensor' | 'reporter
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { event?: string; url?: string };
-        if (entry.event === 'reputation_listening') done(entry.url!);
+        if (entry.event === 'reputation.listening') done(entry.url!);
       } catch {
         // not a log line
       }

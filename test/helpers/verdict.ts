@@ -72,7 +72,7 @@ export async function startReputationProcess(t: ExecutionContext): Promise<Reput
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { event?: string; url?: string };
-        if (entry.event === 'reputation_listening' && entry.url) {
+        if (entry.event === 'reputation.listening' && entry.url) {
           clearTimeout(timer);
           resolve(entry.url);
         }

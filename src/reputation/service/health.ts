@@ -61,9 +61,9 @@ export class StoreHealth {
 
   #note(reason: string | null): string | null {
     if (reason !== null && this.#down === null) {
-      this.#log.warn({ event: 'store_unavailable', store: this.#kind, reason }, 'reputation store unreachable: requests get 503 until it is back');
+      this.#log.warn({ event: 'reputation.store_unavailable', store: this.#kind, reason }, 'reputation store unreachable: requests get 503 until it is back');
     } else if (reason === null && this.#down !== null) {
-      this.#log.info({ event: 'store_available', store: this.#kind }, 'reputation store reachable again');
+      this.#log.info({ event: 'reputation.store_available', store: this.#kind }, 'reputation store reachable again');
     }
     this.#down = reason;
     return reason;

@@ -17,11 +17,11 @@ export async function serveReputation(config: Config): Promise<number> {
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      log.info({ event: 'signal', signal }, 'stopping: finishing requests in flight');
+      log.info({ event: 'process.signal', signal }, 'stopping: finishing requests in flight');
       service.close().then(
         () => resolve(0),
         (error: unknown) => {
-          log.error({ event: 'close_failed', err: error }, 'closing failed');
+          log.error({ event: 'process.close_failed', err: error }, 'closing failed');
           resolve(1);
         },
       );
@@ -33,7 +33,7 @@ export async function serveReputation(config: Config): Promise<number> {
         service.reload(loadConfig());
       } catch (error) {
         const problems = error instanceof ConfigError ? error.problems : [String(error)];
-        log.error({ event: 'reload_failed', problems }, 'configuration reload failed, keeping the running configuration');
+        log.error({ event: 'process.reload_failed', problems }, 'configuration reload failed, keeping the running configuration');
       }
     });
   });

@@ -60,7 +60,7 @@ export class UpstreamProxy {
       }
     } catch (error) {
       this.#metrics.upstreamFailures.inc();
-      this.#log.warn({ event: 'upstream_lookup_failed', err: (error as Error).message }, 'upstream lookup failed; answering from local data');
+      this.#log.warn({ event: 'reputation.upstream_lookup_failed', err: (error as Error).message }, 'upstream lookup failed; answering from local data');
     }
     return answers;
   }
@@ -73,7 +73,7 @@ export class UpstreamProxy {
       await this.#client.report({ batchId: batch.batchId, records });
     } catch (error) {
       this.#metrics.upstreamFailures.inc();
-      this.#log.warn({ event: 'upstream_report_failed', batchId: batch.batchId, err: (error as Error).message }, 'report not forwarded upstream');
+      this.#log.warn({ event: 'reputation.upstream_report_failed', batchId: batch.batchId, err: (error as Error).message }, 'report not forwarded upstream');
     }
   }
 
@@ -84,7 +84,7 @@ export class UpstreamProxy {
       await this.#client.feedback(body);
     } catch (error) {
       this.#metrics.upstreamFailures.inc();
-      this.#log.warn({ event: 'upstream_feedback_failed', err: (error as Error).message }, 'feedback not forwarded upstream');
+      this.#log.warn({ event: 'reputation.upstream_feedback_failed', err: (error as Error).message }, 'feedback not forwarded upstream');
     }
   }
 

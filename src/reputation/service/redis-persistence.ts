@@ -72,7 +72,7 @@ export async function logRedisPersistence(urls: readonly string[], log: Logger):
   try {
     client = await connectRedis(urls);
   } catch (error) {
-    log.info({ event: 'redis_persistence', redis: redisHosts(urls), appendonly: null }, `Redis persistence not checked: ${(error as Error).message}`);
+    log.info({ event: 'reputation.redis_persistence', redis: redisHosts(urls), appendonly: null }, `Redis persistence not checked: ${(error as Error).message}`);
     return;
   }
   try {
@@ -81,8 +81,8 @@ export async function logRedisPersistence(urls: readonly string[], log: Logger):
       const settings = await readPersistence(node);
       const risk = persistenceRisk(settings);
       const fields = { redis: `${node.options.host ?? ''}:${node.options.port ?? ''}`, appendonly: settings.appendonly, appendfsync: settings.appendfsync, save: settings.save };
-      if (risk.setting !== null) log.warn({ event: 'redis_persistence_unsafe', setting: risk.setting, ...fields }, `Redis can lose acknowledged data: ${risk.text}`);
-      else log.info({ event: 'redis_persistence', ...fields }, `Redis persistence: ${risk.text}`);
+      if (risk.setting !== null) log.warn({ event: 'reputation.redis_persistence_unsafe', setting: risk.setting, ...fields }, `Redis can lose acknowledged data: ${risk.text}`);
+      else log.info({ event: 'reputation.redis_persistence', ...fields }, `Redis persistence: ${risk.text}`);
     }
   } finally {
     client.disconnect();

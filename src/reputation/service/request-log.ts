@@ -17,7 +17,7 @@ export function logRequest(log: Logger, request: FastifyRequest, reply: FastifyR
   const route = request.routeOptions.url ?? null;
   const info = CHANGES_STATE.has(request.method) && !(route !== null && READ_ONLY_POSTS.has(route));
   if (!info && !log.isLevelEnabled('debug')) return;
-  const entry = { event: 'reputation_request', method: request.method, route, status: reply.statusCode, ms: Math.round(ms * 10) / 10, key: request.apiKey?.id ?? null };
+  const entry = { event: 'reputation.request', method: request.method, route, status: reply.statusCode, ms: Math.round(ms * 10) / 10, key: request.apiKey?.id ?? null };
   if (info) log.info(entry, 'request');
   else log.debug(entry, 'request');
 }
