@@ -1,5 +1,4 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,23 +6,16 @@ import { formatTable } from '../src/commands/check.js';
 import { splitMessages } from '../src/scan/mbox.js';
 import { checkMessages } from '../src/scan/offline.js';
 import { message, picture, prose } from '../fixtures/fingerprint/factory.js';
-
-const root = join(import.meta.dirname, '..');
+import { runNimbus } from './helpers/nimbus.js';
 
 // Each run gets its own data dir: check opens the embedded engine there, and must not touch ./data.
 async function nimbus(args: string[], stdin?: Buffer, dataDir?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'nimbus-check-data-')));
-  const env = { ...process.env, NIMBUS_DATA_DIR: dir, NIMBUS_PARTICIPATION: 'off' };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? Buffer.alloc(0));
-  });
+  try {
+    return await runNimbus(args, { NIMBUS_DATA_DIR: dir, NIMBUS_PARTICIPATION: 'off' }, { input: stdin ?? Buffer.alloc(0) });
+  } finally {
+    if (!dataDir) await rm(dir, { recursive: true, force: true });
+  }
 }
 
 test('check --json prints one object per file with file, fingerprints, verdict, score and report', async (t) => {

@@ -8,7 +8,10 @@ import type { GatewayHooks } from '../src/gateway/hooks.js';
 import type { ProcessedMessage } from '../src/scan/recorder.js';
 import { Scanner } from '../src/scan/scanner.js';
 import type { ScanResult } from '../src/scan/types.js';
-import { startScriptedServer, swaks, tempDir } from './helpers/smtp.js';
+import { startScriptedServer, startTap } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 async function setup(env: Record<string, string>, hooks: GatewayHooks = {}) {
   const hop = await startScriptedServer({});
@@ -74,18 +77,26 @@ test('the observer is awaited before the sender gets its final reply, and sees t
   const processed: ProcessedMessage[] = [];
   let releaseObserver: () => void = () => undefined;
   const observerGate = new Promise<void>((resolve) => (releaseObserver = resolve));
+  let entered = false;
   const { port, stop } = await setup({}, {
     observer: {
       processed: async (message) => {
+        entered = true;
         await observerGate;
         processed.push(message);
       },
     },
   });
+  // Between swaks and the gateway: the final reply is seen the moment the gateway writes it.
+  const tap = await startTap(port);
   try {
-    let done = false;
-    const sending = swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org']).then((r) => ((done = true), r));
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    let swaksEnded = false;
+    const sending = swaks(tap.port, ['--to', 'bob@example.com', '--from', 'a@example.org']).then((r) => ((swaksEnded = true), r));
+    await waitFor('the observer to be entered', () => entered);
+    // A reply written before or as the observer was entered has reached the tap after one turn of
+    // the event loop (the gateway runs in this process); two, to be safe.
+    for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+    const done = swaksEnded || /^250 2\.6\.0 /m.test(tap.fromServer());
     t.false(done, 'no final reply while the observer has not finished');
     releaseObserver();
     const result = await sending;
@@ -95,6 +106,7 @@ test('the observer is awaited before the sender gets its final reply, and sees t
     t.is(processed[0]!.scan.verdict, 'unknown');
   } finally {
     releaseObserver();
+    await tap.stop();
     await stop();
   }
 });

@@ -5,7 +5,8 @@ import { SMTPServer } from 'smtp-server';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { startGateway } from '../src/gateway/server.js';
-import { swaks, tempDir } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
 
 /** A next hop that counts its connections and can drop them all (as an idle timeout would). */
 async function countingHop() {

@@ -5,7 +5,9 @@ import { loadConfig } from '../src/config/index.js';
 import { startGateway } from '../src/gateway/server.js';
 import { createLogger } from '../src/log.js';
 import { GTUBE } from '../src/scan/gtube.js';
-import { startScriptedServer, swaks, tempDir } from './helpers/smtp.js';
+import { startScriptedServer } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
 
 /** A gateway whose log lines are kept, in front of a scripted next hop. */
 async function loggedGateway(t: import('ava').ExecutionContext, env: Record<string, string> = {}) {

@@ -11,7 +11,9 @@ import { pino } from 'pino';
 import { loadConfig } from '../src/config/index.js';
 import { startGateway } from '../src/gateway/server.js';
 import { checkRecipient } from '../src/gateway/recipient-policy.js';
-import { smtpDialogue, startScriptedServer, swaks, tempDir } from './helpers/smtp.js';
+import { smtpDialogue, startScriptedServer } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
 
 const UNTRUSTED = '127.0.0.2';
 const ROUTING_REFUSED = '550 5.7.1 Relay access denied: sender-specified routing (%, ! or @ in the local part) is refused';

@@ -1,11 +1,16 @@
 import test from 'ava';
 import { readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { startGateway, type RunningGateway } from '../src/gateway/server.js';
 import { GTUBE } from '../src/scan/gtube.js';
-import { lf, smtpDialogue, startScriptedServer, startSmtpSink, sinkMessage, swaks, tempDir, waitForFiles, freePort, type ScriptedServerOptions } from './helpers/smtp.js';
+import { freePort } from './helpers/ports.js';
+import { lf, sinkMessage, smtpDialogue, startScriptedServer, startSmtpSink, type ScriptedServerOptions } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir, testDir } from './helpers/temp.js';
+import { waitForFiles } from './helpers/wait.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'gateway');
 const PLAIN = join(FIXTURES, 'plain-8bit.eml');
@@ -125,7 +130,7 @@ test('a next hop that is down gives the sender 451 4.4.1 at MAIL FROM', async (t
 test('a next hop dropping the connection in the middle of DATA gives the sender 451 4.4.1 and nothing is acknowledged', async (t) => {
   const { hop, gw, stop } = await withNextHop({ dropAfterBytes: 1 }, { NIMBUS_SPOOL_THRESHOLD: '1KB' });
   try {
-    const big = join(tempDir(), 'big.eml');
+    const big = join(testDir(t), 'big.eml');
     writeFileSync(big, `Subject: big\r\n\r\n${'0123456789abcdef'.repeat(64 * 1024)}\r\n`);
     const result = await swaks(gw.address.port, ['--to', 'bob@example.com', '--from', 'a@example.org', '--data', `@${big}`]);
     t.not(result.exitCode, 0);
@@ -140,7 +145,7 @@ test('a next hop dropping the connection in the middle of DATA gives the sender 
 test('a message just over a spool threshold smaller than the spool file\'s 16 KB write buffer is spooled and relayed', async (t) => {
   const { hop, gw, dataDir, stop } = await withNextHop({}, { NIMBUS_SPOOL_THRESHOLD: '1KB' });
   try {
-    const message = join(tempDir(), 'three-kb.eml');
+    const message = join(testDir(t), 'three-kb.eml');
     writeFileSync(message, `Subject: three kilobytes\r\n\r\n${'line of text\r\n'.repeat(200)}`);
     const result = await swaks(gw.address.port, ['--to', 'bob@example.com', '--from', 'a@example.org', '--data', `@${message}`, '--timeout', '20'], { timeoutMs: 30_000 });
     t.is(result.exitCode, 0, result.output);
@@ -170,7 +175,7 @@ test("a next hop's 4xx after DATA is mirrored as 4xx and its 5xx passed through 
 test('a message over NIMBUS_MAX_MESSAGE_SIZE is refused with 552 5.3.4, also when its size is only known from DATA', async (t) => {
   const { hop, gw, stop } = await withNextHop({}, { NIMBUS_MAX_MESSAGE_SIZE: '10KB' });
   try {
-    const big = join(tempDir(), 'big.eml');
+    const big = join(testDir(t), 'big.eml');
     writeFileSync(big, `Subject: big\r\n\r\n${'x'.repeat(70)}\r\n`.repeat(1) + `${'y'.repeat(78)}\r\n`.repeat(400));
     const result = await swaks(gw.address.port, ['--to', 'bob@example.com', '--from', 'a@example.org', '--data', `@${big}`]);
     t.true(result.replies.some((r) => r.startsWith('552 5.3.4')), result.output);
@@ -185,7 +190,7 @@ test('a message over NIMBUS_MAX_MESSAGE_SIZE is refused with 552 5.3.4, also whe
 test.serial('a 30 MB message is relayed intact through the spool', async (t) => {
   const { hop, gw, dataDir, stop } = await withNextHop({}, { NIMBUS_MAX_MESSAGE_SIZE: '40MB', NIMBUS_SPOOL_THRESHOLD: '1MB' });
   try {
-    const dir = tempDir();
+    const dir = testDir(t);
     const big = join(dir, 'big.eml');
     const line = `${'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.repeat(1)}\r\n`;
     writeFileSync(big, `Subject: thirty megabytes\r\nFrom: a@example.org\r\n\r\n${line.repeat(Math.ceil((30 * 1024 * 1024) / line.length))}`);
@@ -204,7 +209,7 @@ test.serial('a 30 MB message is relayed intact through the spool', async (t) => 
 test.serial('a spooled message with dot-leading lines across many read buffers reaches the next hop byte for byte', async (t) => {
   const { hop, gw, stop } = await withNextHop({}, { NIMBUS_SPOOL_THRESHOLD: '64KB' });
   try {
-    const dir = tempDir();
+    const dir = testDir(t);
     const file = join(dir, 'dots.eml');
     // ~3 MB: a dozen of the relay's 256 KB reads, with a line starting with "." or ".." every few lines.
     const lines: string[] = [];
@@ -321,12 +326,16 @@ test('SMTPUTF8 addresses and the SMTPUTF8 and 8BITMIME parameters reach the next
 });
 
 test('a next hop slower than NIMBUS_NEXT_HOP_TIMEOUT_MS to answer DATA gives the sender 451 4.4.1, not 250', async (t) => {
-  const { gw, stop } = await withNextHop({ data: async () => { await new Promise((resolve) => setTimeout(resolve, 3000)); return 'accept' as const; } }, { NIMBUS_NEXT_HOP_TIMEOUT_MS: '500' });
+  // The next hop answers DATA only when the test is over: slower than any timeout, without a clock.
+  let answer: () => void = () => undefined;
+  const answered = new Promise<void>((resolve) => (answer = resolve));
+  const { gw, stop } = await withNextHop({ data: async () => { await answered; return 'accept' as const; } }, { NIMBUS_NEXT_HOP_TIMEOUT_MS: '500' });
   try {
     const result = await swaks(gw.address.port, ['--to', 'bob@example.com', '--from', 'a@example.org']);
     t.true(result.replies.includes('451 4.4.1 Next hop unavailable, try again later'), result.output);
     t.false(result.replies.some((r) => r.startsWith('250 2.6.0')));
   } finally {
+    answer();
     await stop();
   }
 });
@@ -334,7 +343,6 @@ test('a next hop slower than NIMBUS_NEXT_HOP_TIMEOUT_MS to answer DATA gives the
 test('a client that talks before the greeting is refused with 421 unless it is in a trusted network', async (t) => {
   // 127.0.0.1 trusted, 127.0.0.2 not: both send EHLO the moment the connection is up.
   const { gw, stop } = await gateway({ NIMBUS_TRUSTED_NETWORKS: '127.0.0.1/32' });
-  const { connect } = await import('node:net');
   const firstReplies = (localAddress: string) =>
     new Promise<string>((resolve, reject) => {
       const socket = connect({ host: '127.0.0.1', port: gw.address.port, localAddress });

@@ -1,87 +1,32 @@
-import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import test, { type ExecutionContext } from 'ava';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, startScriptedServer, stopChild, swaks, tempDir, waitFor } from './helpers/smtp.js';
+import { startGatewayProcess, type GatewayProcess } from './helpers/nimbus.js';
+import { freePort } from './helpers/ports.js';
+import { startScriptedServer } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 import { WORKER_SEMI_SPACE_MB, workerExecArgv } from '../src/gateway/supervisor.js';
 
-const ROOT = join(import.meta.dirname, '..');
-
-interface Gateway {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly dataDir: string;
-  readonly exited: Promise<number | null>;
-  logs(): string;
-  /** JSON log lines with this event. */
-  events(event: string): Record<string, unknown>[];
-  stop(): Promise<void>;
-}
-
-/** `nimbus gateway` with NIMBUS_WORKERS=2, waited for until every worker listens. */
-async function startWorkers(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<Gateway> {
-  const port = await freePort();
-  const dataDir = tempDir('nimbus-gw-workers-');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'gateway'], {
-    cwd: ROOT,
-    env: { ...process.env, NIMBUS_ENV_FILE: '', NIMBUS_WORKERS: '2', NIMBUS_LISTEN: `127.0.0.1:${port}`, NIMBUS_DATA_DIR: dataDir, NIMBUS_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let logs = '';
-  child.stdout!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const events = (event: string): Record<string, unknown>[] =>
-    logs
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .flatMap((line) => {
-        try {
-          return [JSON.parse(line) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      })
-      .filter((line) => line.event === event);
-  const gateway: Gateway = {
-    child,
-    port,
-    dataDir,
-    exited,
-    logs: () => logs,
-    events,
-    async stop() {
-      await stopChild(child, 'SIGKILL');
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-  if (options.waitReady ?? true) {
-    try {
-      await waitFor('both workers to listen', () => {
-        if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${logs}`);
-        return events('supervisor.workers_ready').length > 0;
-      }, 90_000);
-    } catch (error) {
-      await gateway.stop();
-      throw error;
-    }
-  }
-  return gateway;
+/** `nimbus gateway` with NIMBUS_WORKERS=2, waited for until every worker listens (unless `waitReady` is false). */
+async function startWorkers(t: ExecutionContext, env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<GatewayProcess> {
+  return startGatewayProcess(t, { NIMBUS_WORKERS: '2', ...env }, options);
 }
 
 const send = (port: number, args: readonly string[] = []) => swaks(port, ['--to', 'bob@example.com', '--from', 'a@example.org', ...args]);
 
 /** Distinct pids of the processes that logged a processed message. */
-const messagePids = (gateway: Gateway): Set<unknown> => new Set(gateway.events('gateway.message').map((line) => line.pid));
+const messagePids = (gateway: GatewayProcess): Set<unknown> => new Set(gateway.events('gateway.message').map((line) => line.pid));
 
 /**
  * Sends rounds of 4 concurrent messages until both workers have relayed some (at most 10 rounds):
  * the workers accept from the shared socket themselves (SCHED_NONE), so which one takes a given
  * connection is the kernel's choice; concurrent connections reach both. Returns the results.
  */
-async function sendUntilBothWorkers(gateway: Gateway, sendOne: () => ReturnType<typeof swaks>) {
+async function sendUntilBothWorkers(gateway: GatewayProcess, sendOne: () => ReturnType<typeof swaks>) {
   const results: Awaited<ReturnType<typeof swaks>>[] = [];
   for (let round = 0; round < 10 && messagePids(gateway).size < 2; round++) {
     results.push(...(await Promise.all(Array.from({ length: 4 }, sendOne))));
@@ -92,13 +37,13 @@ async function sendUntilBothWorkers(gateway: Gateway, sendOne: () => ReturnType<
 
 test.serial('with NIMBUS_WORKERS=2 messages are relayed by two different worker processes, not by the primary', async (t) => {
   const hop = await startScriptedServer();
-  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com' });
+  const gateway = await startWorkers(t, { NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com' });
   try {
     const results = await sendUntilBothWorkers(gateway, () => send(gateway.port));
     for (const result of results) t.is(result.exitCode, 0, result.output);
     t.is(hop.messages.length, results.length);
     const pids = messagePids(gateway);
-    t.is(pids.size, 2, gateway.logs());
+    t.is(pids.size, 2, gateway.output());
     t.false(pids.has(gateway.child.pid));
     // Each worker runs with the smaller young generation (WORKER_SEMI_SPACE_MB), the primary's own flags kept.
     for (const pid of pids) {
@@ -120,7 +65,7 @@ test.serial('SIGHUP to the primary reloads every worker: a relay domain added to
   const envText = (domains: string) =>
     `NIMBUS_LISTEN=127.0.0.1:${port}\nNIMBUS_NEXT_HOP=127.0.0.1:${hop.port}\nNIMBUS_RELAY_DOMAINS=${domains}\nNIMBUS_TRUSTED_NETWORKS=127.0.0.1/32\nNIMBUS_WORKERS=2\n`;
   writeFileSync(envFile, envText('example.com'));
-  const gateway = await startWorkers({ NIMBUS_ENV_FILE: envFile });
+  const gateway = await startWorkers(t, { NIMBUS_ENV_FILE: envFile });
   // From 127.0.0.2: not a trusted network, so only NIMBUS_RELAY_DOMAINS decides.
   const toOther = ['--local-interface', '127.0.0.2', '--to', 'x@other.example', '--from', 'a@example.net'];
   try {
@@ -132,7 +77,7 @@ test.serial('SIGHUP to the primary reloads every worker: a relay domain added to
     const results = await sendUntilBothWorkers(gateway, () => swaks(port, toOther));
     for (const after of results) t.is(after.exitCode, 0, after.output);
     t.is(hop.messages.length, results.length);
-    t.is(messagePids(gateway).size, 2, gateway.logs());
+    t.is(messagePids(gateway).size, 2, gateway.output());
     t.is(gateway.child.exitCode, null);
   } finally {
     await gateway.stop();
@@ -154,7 +99,7 @@ test.serial('SIGTERM to the primary: both workers finish their messages in fligh
   });
   // Round-robin here so that each worker surely holds two of the messages when SIGTERM comes
   // (with the default, the kernel picks the worker); stopping does not depend on the policy.
-  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com', NODE_CLUSTER_SCHED_POLICY: 'rr' });
+  const gateway = await startWorkers(t, { NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com', NODE_CLUSTER_SCHED_POLICY: 'rr' });
   try {
     // Connections go to the workers in turn: two messages held in each.
     const sending = Array.from({ length: 4 }, () => send(gateway.port));
@@ -164,7 +109,7 @@ test.serial('SIGTERM to the primary: both workers finish their messages in fligh
     release();
     const results = await Promise.all(sending);
     for (const result of results) t.true(result.replies.some((r) => r.startsWith('250 2.6.0 Ok: queued as')), result.output);
-    t.is(await gateway.exited, 0, gateway.logs());
+    t.is(await gateway.exited, 0, gateway.output());
     t.is(hop.messages.length, 4);
     t.is(messagePids(gateway).size, 2);
   } finally {
@@ -176,7 +121,7 @@ test.serial('SIGTERM to the primary: both workers finish their messages in fligh
 
 test.serial('a worker that is killed is replaced by a new one and mail keeps flowing', async (t) => {
   const hop = await startScriptedServer();
-  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com' });
+  const gateway = await startWorkers(t, { NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com' });
   try {
     // The primary's workers_ready can reach the pipe before a worker's own line.
     const first = await waitFor('both workers to log gateway_listening', () => {
@@ -208,7 +153,7 @@ test.serial('a worker that is killed is replaced by a new one and mail keeps flo
 test.serial('the primary serves NIMBUS_METRICS_LISTEN and counts the messages of every worker', async (t) => {
   const hop = await startScriptedServer();
   const metricsPort = await freePort();
-  const gateway = await startWorkers({ NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com', NIMBUS_METRICS_LISTEN: `127.0.0.1:${metricsPort}` });
+  const gateway = await startWorkers(t, { NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`, NIMBUS_RELAY_DOMAINS: 'example.com', NIMBUS_METRICS_LISTEN: `127.0.0.1:${metricsPort}` });
   try {
     const results = await sendUntilBothWorkers(gateway, () => send(gateway.port));
     for (const result of results) t.is(result.exitCode, 0, result.output);
@@ -235,12 +180,12 @@ test.serial('a worker that cannot start (port taken) stops the gateway with a no
   const blocker = createServer();
   const port = await freePort();
   await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', () => resolve()));
-  const gateway = await startWorkers({ NIMBUS_LISTEN: `127.0.0.1:${port}` }, { waitReady: false });
+  const gateway = await startWorkers(t, { NIMBUS_LISTEN: `127.0.0.1:${port}` }, { waitReady: false });
   try {
     const code = await Promise.race([gateway.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 90_000))]);
     t.not(code, 'timeout');
     t.not(code, 0);
-    t.is(gateway.events('supervisor.worker_start_failed').length >= 1, true, gateway.logs());
+    t.is(gateway.events('supervisor.worker_start_failed').length >= 1, true, gateway.output());
   } finally {
     await gateway.stop();
     await new Promise<void>((resolve) => blocker.close(() => resolve()));

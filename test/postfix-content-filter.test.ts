@@ -9,32 +9,34 @@
  * swaks connects from 127.0.0.2 while Postfix talks to Nimbus from 127.0.0.1, so the address
  * Nimbus records can only be 127.0.0.2 if it took the client from Postfix's XFORWARD.
  */
-import test from 'ava';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import test, { type ExecutionContext } from 'ava';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { freePort, PROJECT_ROOT, startNimbusGateway, startPostfix, swaks, type NimbusProcess, type PostfixInstance } from './helpers/postfix.js';
+import { runNimbus, startGatewayProcess, type GatewayProcess } from './helpers/nimbus.js';
+import { freePort } from './helpers/ports.js';
+import { startPostfix, type PostfixInstance } from './helpers/postfix.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
-const run = promisify(execFile);
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const CLIENT_IP = '127.0.0.2';
 
-interface Setup { postfix: PostfixInstance; nimbus: NimbusProcess; dir: string }
+interface Setup { postfix: PostfixInstance; nimbus: GatewayProcess; dir: string }
 
-async function setUp(): Promise<Setup> {
+async function setUp(t: ExecutionContext): Promise<Setup> {
   const nimbusPort = await freePort();
   const postfix = await startPostfix({
     mailboxes: ['alice', 'bob'],
     main: { content_filter: `scan:[127.0.0.1]:${nimbusPort}` },
   });
   try {
-    const nimbus = await startNimbusGateway({
+    const nimbus = await startGatewayProcess(t, {
+      NIMBUS_LISTEN: `127.0.0.1:${nimbusPort}`,
       NIMBUS_NEXT_HOP: `127.0.0.1:${postfix.reinjectPort}`,
       NIMBUS_RELAY_DOMAINS: postfix.domain,
-    }, nimbusPort);
-    return { postfix, nimbus, dir: mkdtempSync(join(tmpdir(), 'nimbus-cf-msg-')) };
+    });
+    return { postfix, nimbus, dir: tempDir('nimbus-cf-msg-') };
   } catch (error) {
     await postfix.stop();
     throw error;
@@ -62,13 +64,13 @@ function split(message: Buffer): { headers: string[]; body: Buffer } {
 }
 
 async function send(setup: Setup, to: string, file: string): Promise<void> {
-  const result = await swaks(['--server', '127.0.0.1', '--port', String(setup.postfix.smtpPort), '--local-interface', CLIENT_IP,
+  const result = await swaks(setup.postfix.smtpPort, ['--local-interface', CLIENT_IP,
     '--ehlo', 'client.remote.test', '--from', 'sender@remote.test', '--to', to, '--data', `@${file}`]);
-  if (result.code !== 0) throw new Error(`swaks failed (${result.code}):\n${result.output}\n${setup.postfix.log()}`);
+  if (result.exitCode !== 0) throw new Error(`swaks failed (${result.exitCode}):\n${result.output}\n${setup.postfix.log()}`);
 }
 
 test.serial('after-queue content_filter: the message comes back through Nimbus with verdict headers, the original header lines and a byte-identical body, and Nimbus records the XFORWARD client', async (t) => {
-  const setup = await setUp();
+  const setup = await setUp(t);
   t.teardown(() => tearDown(setup));
   const originalHeaders = [
     'From: Sender <sender@remote.test>',
@@ -131,7 +133,7 @@ test.serial('after-queue content_filter: the message comes back through Nimbus w
 });
 
 test.serial('after-queue content_filter: GTUBE through Postfix and Nimbus is delivered flagged X-Spam-Flag: YES', async (t) => {
-  const setup = await setUp();
+  const setup = await setUp(t);
   t.teardown(() => tearDown(setup));
   const file = join(setup.dir, 'gtube.eml');
   writeFileSync(file, [
@@ -153,24 +155,22 @@ test.serial('after-queue content_filter: GTUBE through Postfix and Nimbus is del
  * statistics store lists per-message records. (The connection's own peer, Postfix at 127.0.0.1,
  * is bound to the connection's logger as its remote address; that is not the recorded client.)
  */
-async function recordedClients(nimbus: NimbusProcess): Promise<string[]> {
+async function recordedClients(nimbus: GatewayProcess): Promise<string[]> {
   const found = new Set<string>();
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && found.size === 0) {
+  const fromLog = () => {
     for (const line of nimbus.logLines()) {
       if (line.event === 'gateway.message' && typeof line.clientIp === 'string') found.add(line.clientIp);
     }
-    if (found.size === 0) await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+    return found.size > 0;
+  };
+  // Without a message line the assertions on what was found say so.
+  await waitFor('a message log line naming the client', fromLog, 10_000).catch(() => undefined);
   const collect = (value: unknown, key = ''): void => {
     if (typeof value === 'string' && /^(clientIp|client_ip)$/.test(key)) found.add(value);
     else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) collect(v, k);
   };
-  try {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli.ts'), 'stats', '--json'], {
-      cwd: PROJECT_ROOT, env: { ...process.env, NIMBUS_DATA_DIR: nimbus.dataDir, NIMBUS_LOG_LEVEL: 'silent' },
-    });
-    collect(JSON.parse(stdout));
-  } catch { /* statistics command not available yet: the log line decides */ }
+  const stats = await runNimbus(['stats', '--json'], { NIMBUS_DATA_DIR: nimbus.dataDir, NIMBUS_LOG_LEVEL: 'silent' });
+  // Statistics command not available: the log line decides.
+  if (stats.code === 0) collect(JSON.parse(stats.stdout));
   return [...found];
 }

@@ -12,17 +12,20 @@
  * clients itself (Postfix's allow_untrusted_routing=no), or it is an open relay. Nimbus trusts only
  * 127.0.0.1 here, so swaks from 127.0.0.2 is an outside client.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
-import { startNimbusGateway, startPostfix, swaks, type NimbusProcess, type PostfixInstance } from './helpers/postfix.js';
-import { startSmtpSink, waitForFiles, type SmtpSink } from './helpers/smtp.js';
+import { startGatewayProcess, type GatewayProcess } from './helpers/nimbus.js';
+import { startPostfix, type PostfixInstance } from './helpers/postfix.js';
+import { startSmtpSink, type SmtpSink } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { waitForFiles } from './helpers/wait.js';
 
 const OUTSIDE_CLIENT = '127.0.0.2';
 const ROUTED_RECIPIENTS = ['user%other.test@example.com', 'user%other.test%example.com@example.com', 'other.test!user@example.com', '"user%other.test"@example.com'];
 
-interface Setup { sink: SmtpSink; postfix: PostfixInstance; nimbus: NimbusProcess }
+interface Setup { sink: SmtpSink; postfix: PostfixInstance; nimbus: GatewayProcess }
 
-async function setUp(): Promise<Setup> {
+async function setUp(t: ExecutionContext): Promise<Setup> {
   const sink = await startSmtpSink();
   const started: { postfix?: PostfixInstance } = {};
   try {
@@ -40,7 +43,7 @@ async function setUp(): Promise<Setup> {
         relayhost: `[127.0.0.1]:${sink.port}`,
       },
     });
-    const nimbus = await startNimbusGateway({
+    const nimbus = await startGatewayProcess(t, {
       NIMBUS_NEXT_HOP: `127.0.0.1:${started.postfix.smtpPort}`,
       NIMBUS_RELAY_DOMAINS: 'example.com',
       NIMBUS_TRUSTED_NETWORKS: '127.0.0.1/32',
@@ -61,26 +64,26 @@ async function tearDown(setup: Setup): Promise<void> {
 }
 
 function send(setup: Setup, to: string, from: string, client?: string) {
-  return swaks(['--server', '127.0.0.1', '--port', String(setup.nimbus.port), ...(client ? ['--local-interface', client] : []),
+  return swaks(setup.nimbus.port, [...(client ? ['--local-interface', client] : []),
     '--from', from, '--to', to, '--header', `Subject: to ${to}`, '--body', 'routing test']);
 }
 
 test.serial('in front of the MX: sender-specified routing from an outside client gets 550 5.7.1 from Nimbus and nothing reaches Postfix or beyond, while a plain recipient is delivered', async (t) => {
-  const setup = await setUp();
+  const setup = await setUp(t);
   t.teardown(() => tearDown(setup));
   for (const recipient of ROUTED_RECIPIENTS) {
     const result = await send(setup, recipient, 'spammer@remote.test', OUTSIDE_CLIENT);
-    t.not(result.code, 0, result.output);
+    t.not(result.exitCode, 0, result.output);
     t.regex(result.output, /<\*\* +550 5\.7\.1 Relay access denied: sender-specified routing/, result.output);
   }
   const plain = await send(setup, 'alice@example.com', 'sender@remote.test', OUTSIDE_CLIENT);
-  t.is(plain.code, 0, `${plain.output}\n${setup.postfix.log()}`);
+  t.is(plain.exitCode, 0, `${plain.output}\n${setup.postfix.log()}`);
   await setup.postfix.waitForMail('alice', 1);
 
   // A trusted client's routed recipient shows the setup does relay such addresses: once it has
   // reached the sink and Postfix's queue is empty, anything Postfix took before it has gone too.
   const sentinel = await send(setup, 'sentinel%other.test@example.com', 'mta@example.com');
-  t.is(sentinel.code, 0, sentinel.output);
+  t.is(sentinel.exitCode, 0, sentinel.output);
   const [relayed] = await waitForFiles(setup.sink.dir, 1);
   await setup.postfix.waitQueueEmpty();
   t.regex(readFileSync(relayed!, 'latin1'), /sentinel@other\.test/, 'Postfix relayed the trusted routed recipient to other.test');

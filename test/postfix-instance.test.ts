@@ -5,21 +5,22 @@
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { startPostfix, swaks } from './helpers/postfix.js';
+import { startPostfix } from './helpers/postfix.js';
+import { swaks } from './helpers/swaks.js';
 
 test('a throwaway Postfix delivers to its Maildir, refuses unknown users and is removed on stop', async (t) => {
   const postfix = await startPostfix({ mailboxes: ['alice'] });
   t.teardown(() => postfix.stop());
-  const sent = await swaks(['--server', '127.0.0.1', '--port', String(postfix.smtpPort), '--from', 'sender@remote.test',
+  const sent = await swaks(postfix.smtpPort, ['--from', 'sender@remote.test',
     '--to', 'alice@example.test', '--header', 'Subject: helper check', '--body', 'hello from the helper test']);
-  t.is(sent.code, 0, sent.output);
+  t.is(sent.exitCode, 0, sent.output);
   const [message] = await postfix.waitForMail('alice', 1);
   t.regex(message!.toString(), /Subject: helper check/);
   await postfix.waitQueueEmpty();
 
-  const refused = await swaks(['--server', '127.0.0.1', '--port', String(postfix.reinjectPort), '--from', 'sender@remote.test',
+  const refused = await swaks(postfix.reinjectPort, ['--from', 'sender@remote.test',
     '--to', 'nobody-here@example.test', '--body', 'x']);
-  t.not(refused.code, 0);
+  t.not(refused.exitCode, 0);
   t.regex(refused.output, /<\*\* 550 5\.1\.1/);
   t.deepEqual(await postfix.queued(), []);
 

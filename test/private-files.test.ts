@@ -5,15 +5,13 @@
  * inherit it.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { createInterface } from 'node:readline';
 import { makePrivateDir, openPrivateDatabase } from '../src/private-files.js';
-import { PROJECT_ROOT, startNimbusGateway } from './helpers/postfix.js';
-import { stopChild, tempDir, waitForFiles } from './helpers/smtp.js';
-import { sendOne } from './helpers/stats-gateway.js';
-import { nimbus } from './helpers/verdict.js';
+import { runNimbus, startGatewayProcess, startReputationProcess } from './helpers/nimbus.js';
+import { sendOne } from './helpers/smtp.js';
+import { tempDir } from './helpers/temp.js';
+import { waitForFiles } from './helpers/wait.js';
 
 process.umask(0o022);
 
@@ -40,8 +38,7 @@ test('with umask 022 a gateway creates its data dir 0700 and its SQLite files wi
   // Two levels that do not exist yet: both are created by the gateway.
   const dataDir = join(base, 'fresh', 'data');
   t.teardown(() => rmSync(base, { recursive: true, force: true }));
-  const gateway = await startNimbusGateway({ NIMBUS_DATA_DIR: dataDir, NIMBUS_WORKERS: '1', NIMBUS_SPOOL_THRESHOLD: '1KB', NIMBUS_NEXT_HOP: '' });
-  t.teardown(() => gateway.stop());
+  const gateway = await startGatewayProcess(t, { NIMBUS_DATA_DIR: dataDir, NIMBUS_WORKERS: '1', NIMBUS_SPOOL_THRESHOLD: '1KB', NIMBUS_NEXT_HOP: '' });
 
   // Over the spool threshold, delivered into the Maildir (no next hop).
   const reply = await sendOne(gateway.port, `From: a@source.test\nTo: rcpt@relay.test\nSubject: big\n\n${'line of text\n'.repeat(200)}`);
@@ -61,21 +58,10 @@ test('with umask 022 nimbus keys and the reputation service create reputation.sq
   const dataDir = join(base, 'data');
   t.teardown(() => rmSync(base, { recursive: true, force: true }));
   const env = { NIMBUS_DATA_DIR: dataDir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'info' };
-  const added = await nimbus(['keys', 'add', '--role', 'sensor', '--label', 'modes'], env);
+  const added = await runNimbus(['keys', 'add', '--role', 'sensor', '--label', 'modes'], env);
   t.is(added.code, 0, added.stderr);
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'reputation'], {
-    cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.teardown(() => stopChild(child));
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes('"reputation.listening"')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`nimbus reputation exited with ${code}`)));
-  });
+  await startReputationProcess(t, env);
 
   const found = modes(dataDir);
   for (const expected of ['reputation.sqlite', 'reputation.sqlite-wal', 'reputation.sqlite-shm', 'reputation.sqlite-writer', 'reputation-samples.sqlite']) {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
@@ -7,27 +7,16 @@ import { GTUBE } from '../src/scan/gtube.js';
 import { startGateway } from '../src/gateway/server.js';
 import { createLogger } from '../src/log.js';
 import { Quarantine, QuarantineError, quarantineDir, type QuarantineInput, type QuarantineMeta } from '../src/quarantine/store.js';
-import { lf, sinkMessage, startScriptedServer, startSmtpSink, swaks, tempDir, waitFor, waitForFiles } from './helpers/smtp.js';
+import { runNimbus } from './helpers/nimbus.js';
+import { lf, sinkMessage, startScriptedServer, startSmtpSink } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor, waitForFiles } from './helpers/wait.js';
 
-interface CliResult {
-  readonly code: number;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
-
-/** The real CLI in its own process (async: the next hops of these tests run in this process). */
-async function nimbus(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli.ts', 'quarantine', ...args],
-      { env: { ...process.env, NIMBUS_NEXT_HOP: '', NIMBUS_LOG_LEVEL: 'silent', ...env }, encoding: 'buffer', timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -1) : 0;
-        resolve({ code, stdout, stderr: stderr.toString('utf8') });
-      },
-    );
-  });
+/** `nimbus quarantine ARGS` in its own process, stdout as bytes (async: the next hops of these tests run in this process). */
+async function nimbus(args: readonly string[], env: Record<string, string>): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  const { code, stdoutBytes, stderr } = await runNimbus(['quarantine', ...args], { NIMBUS_NEXT_HOP: '', NIMBUS_LOG_LEVEL: 'silent', ...env });
+  return { code, stdout: stdoutBytes, stderr };
 }
 
 /** A message as the gateway would have relayed it: its Received and verdict fields on top, CRLF. */

@@ -1,10 +1,7 @@
 import net from 'node:net';
 import test from 'ava';
 import { createReputationClient, ReputationServiceError } from '../src/reputation/client.js';
-import { fingerprint, loadOpenReputation, record, startTestService } from './helpers/service.js';
-
-const engine = await loadOpenReputation();
-const it = engine ? test : test.skip;
+import { fingerprint, record, startTestService } from './helpers/service.js';
 
 test('a service that accepts but never answers costs the client its time budget, as UNAVAILABLE with status 0', async (t) => {
   const sockets: net.Socket[] = [];
@@ -37,7 +34,7 @@ test("the caller's abort signal ends a call at once", async (t) => {
   t.regex(error!.message, /aborted by the caller/);
 });
 
-it('the client looks up, reports idempotently, gives feedback and sets and clears verdicts', async (t) => {
+test('the client looks up, reports idempotently, gives feedback and sets and clears verdicts', async (t) => {
   const s = await startTestService(t);
   const sensor = createReputationClient({ url: s.url, key: s.tokens.sensor, timeoutMs: 10_000 });
   const admin = createReputationClient({ url: s.url, key: s.tokens.admin, timeoutMs: 10_000 });
@@ -55,7 +52,7 @@ it('the client looks up, reports idempotently, gives feedback and sets and clear
   t.false(await admin.clearVerdict(item));
 });
 
-it('the client maps 401, 403 and 400 to typed errors', async (t) => {
+test('the client maps 401, 403 and 400 to typed errors', async (t) => {
   const s = await startTestService(t);
   const wrong = createReputationClient({ url: s.url, key: 'nmb_0123456789abcdef_wrongsecret', timeoutMs: 10_000 });
   const sensor = createReputationClient({ url: s.url, key: s.tokens.sensor, timeoutMs: 10_000 });

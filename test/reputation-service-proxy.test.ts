@@ -1,11 +1,11 @@
 import test from 'ava';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config/index.js';
 import { startReputationService } from '../src/reputation/service.js';
-import { call, fingerprint, loadOpenReputation, record, startTestService } from './helpers/service.js';
-
-const engine = await loadOpenReputation();
-const it = engine ? test : test.skip;
+import { call, fingerprint, record, startTestService } from './helpers/service.js';
+import { tempDir } from './helpers/temp.js';
 
 async function pair(t: Parameters<typeof startTestService>[0], participation: 'off' | 'standard') {
   const upstream = await startTestService(t);
@@ -16,7 +16,7 @@ async function pair(t: Parameters<typeof startTestService>[0], participation: 'o
   return { upstream, downstream, proxyKeyId: proxyKey.id, proxyToken: proxyKey.token };
 }
 
-it('a proxy answers what it does not know from upstream, and local verdicts first', async (t) => {
+test('a proxy answers what it does not know from upstream, and local verdicts first', async (t) => {
   const { upstream, downstream } = await pair(t, 'off');
   const known = fingerprint();
   const local = fingerprint();
@@ -40,7 +40,7 @@ it('a proxy answers what it does not know from upstream, and local verdicts firs
   );
 });
 
-it('a proxy whose upstream is down answers from local data', async (t) => {
+test('a proxy whose upstream is down answers from local data', async (t) => {
   const dead = await startTestService(t);
   const url = dead.url;
   await dead.service.close();
@@ -53,7 +53,7 @@ it('a proxy whose upstream is down answers from local data', async (t) => {
   t.regex(metrics.body, /nimbus_reputation_upstream_failures_total 1/);
 });
 
-it('a proxy with participation off keeps reports and feedback local', async (t) => {
+test('a proxy with participation off keeps reports and feedback local', async (t) => {
   const { upstream, downstream } = await pair(t, 'off');
   const item = fingerprint();
   const batch = { batchId: 'proxy-off-batch-1', records: [record('p1', [item])] };
@@ -66,7 +66,7 @@ it('a proxy with participation off keeps reports and feedback local', async (t) 
   t.is(remote!.counters.reporters, 0);
 });
 
-it('a proxy with standard participation forwards reports (same batch id) and feedback upstream', async (t) => {
+test('a proxy with standard participation forwards reports (same batch id) and feedback upstream', async (t) => {
   const { upstream, downstream, proxyToken } = await pair(t, 'standard');
   const item = fingerprint();
   const batch = { batchId: 'proxy-std-batch-1', records: [{ ...record('p1', [item]), urls: ['https://example.com/x'], size: 100 }] };
@@ -81,15 +81,12 @@ it('a proxy with standard participation forwards reports (same batch id) and fee
   t.true(after!.counters.spam > 0);
 });
 
-it('a service started from its configuration alone opens the configured SQLite store', async (t) => {
-  const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
-  const os = await import('node:os');
-  const path = await import('node:path');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'nimbus-rep-own-'));
+test('a service started from its configuration alone opens the configured SQLite store', async (t) => {
+  const dir = tempDir('nimbus-rep-own-');
   const config = loadConfig({ NIMBUS_DATA_DIR: dir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0' });
   const service = await startReputationService(config, pino({ level: 'silent' }));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   t.is((await call(service.url, 'GET', '/healthz', null)).status, 200);
-  t.true(existsSync(path.join(dir, 'reputation.sqlite')));
+  t.true(existsSync(join(dir, 'reputation.sqlite')));
   await service.close();
 });

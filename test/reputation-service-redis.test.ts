@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config/index.js';
 import { openReputation } from '../src/reputation/open.js';
 import { startReputationService, type RunningReputationService } from '../src/reputation/service.js';
 import { startOwnRedis, type OwnRedis } from './helpers/redis-server.js';
+import { waitFor } from './helpers/wait.js';
 import { call, fingerprint, record } from './helpers/service.js';
 
 /** Generous for a loaded 2-core machine; an outage used to hold each request 6 s and more. */
@@ -87,12 +88,10 @@ test('with its Redis killed the service answers 503 with Retry-After at once, /r
 
   await redis.restart();
   // Reconnection backs off up to 2 s between attempts: ready again within a few seconds.
-  const deadline = Date.now() + 15_000;
   let status = 0;
-  while (status !== 200 && Date.now() < deadline) {
-    status = (await call(service.url, 'GET', '/readyz', null)).status;
-    if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const readyAgain = async () => (status = (await call(service.url, 'GET', '/readyz', null)).status) === 200;
+  // On timeout the assertion below names the status /readyz still gave.
+  await waitFor('/readyz to answer 200', readyAgain, 15_000).catch(() => undefined);
   t.is(status, 200, 'ready again once Redis is back');
   t.is((await lookup()).status, 200);
   const events = logs.map((line) => line.event);

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { openReputation } from '../src/reputation/open.js';
 import { FLUSH_AFTER_MS, FLUSH_AT_ROWS, FLUSH_SLICE_ROWS } from '../src/reputation/stores/sqlite-write-behind.js';
+import { waitFor } from './helpers/wait.js';
 import { WRITE_BEHIND_NOW, freshItem, writeBehindBatch } from './helpers/write-behind.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nimbus-write-behind-'));
@@ -132,13 +133,10 @@ test('reported rows reach the file within the flush interval, while the engine k
     // A direct-mode engine reads the file only, so it sees the row once it has been written.
     const reader = await openReputation({ store: 'sqlite', path: file, backgroundCheckpoints: false });
     try {
-      const deadline = Date.now() + FLUSH_AFTER_MS + 5000;
       let spam = 0;
-      while (Date.now() < deadline) {
-        spam = (await reader.engine.lookup([item], WRITE_BEHIND_NOW))[0]!.counters.spam;
-        if (spam === 1) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      const written = async () => (spam = (await reader.engine.lookup([item], WRITE_BEHIND_NOW))[0]!.counters.spam) === 1;
+      // On timeout the assertion below names the count the file held.
+      await waitFor('the row in the file', written, FLUSH_AFTER_MS + 5000).catch(() => undefined);
       t.is(spam, 1);
     } finally {
       await reader.close();

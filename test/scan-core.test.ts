@@ -9,8 +9,10 @@ import { MAX_ANALYSIS_BYTES } from '../src/scan/analyse.js';
 import { offlineRequest } from '../src/scan/offline.js';
 import { openCommandReputation, openScanRuntime } from '../src/scan/runtime.js';
 import { message, prose } from '../fixtures/fingerprint/factory.js';
-import { PROJECT_ROOT } from './helpers/postfix.js';
-import { startScriptedServer, swaks, tempDir } from './helpers/smtp.js';
+import { PROJECT_ROOT } from './helpers/nimbus.js';
+import { startScriptedServer } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
 import { startSilentPeer } from './helpers/verdict.js';
 
 const silent = createLogger('silent');

@@ -4,7 +4,7 @@
  * them), and `nimbus reputation` against a real redis-server that wants a password.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn, execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -12,11 +12,13 @@ import { loadConfig, VARIABLES } from '../src/config/index.js';
 import { startGateway } from '../src/gateway/server.js';
 import { createLogger } from '../src/log.js';
 import { openScanRuntime } from '../src/scan/runtime.js';
-import { freePort, stopChild, tempDir, waitFor } from './helpers/smtp.js';
-import { sendOne } from './helpers/stats-gateway.js';
+import { runNimbus, startReputationProcess } from './helpers/nimbus.js';
+import { freePort } from './helpers/ports.js';
+import { stopProcess } from './helpers/processes.js';
 import { fingerprint } from './helpers/service.js';
-import { nimbus } from './helpers/verdict.js';
-import { PROJECT_ROOT } from './helpers/postfix.js';
+import { sendOne } from './helpers/smtp.js';
+import { tempDir, testDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const run = promisify(execFile);
 const KEY_SECRET = 'keySecretXyz123';
@@ -29,7 +31,7 @@ function assertNoSecret(t: ExecutionContext, output: string, secrets: readonly s
 }
 
 test('nimbus config --json prints Redis URLs without their passwords and keys without their secrets', async (t) => {
-  const result = await nimbus(['config', '--json'], {
+  const result = await runNimbus(['config', '--json'], {
     NIMBUS_REDIS_URL: 'redis://u:secret@127.0.0.1:6379,rediss://:secret2@127.0.0.1:6380',
     NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787',
     NIMBUS_REPUTATION_KEY: REPUTATION_KEY,
@@ -45,7 +47,7 @@ test('nimbus config --json prints Redis URLs without their passwords and keys wi
 });
 
 test('nimbus config prints NAME=value per variable in the table\'s order, Redis passwords and key secrets masked', async (t) => {
-  const result = await nimbus(['config'], {
+  const result = await runNimbus(['config'], {
     NIMBUS_REDIS_URL: 'redis://u:secret@127.0.0.1:6379,rediss://:secret2@127.0.0.1:6380',
     NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787',
     NIMBUS_REPUTATION_KEY: REPUTATION_KEY,
@@ -66,7 +68,7 @@ test('nimbus config prints NAME=value per variable in the table\'s order, Redis 
 });
 
 test('nimbus config refuses service URLs with credentials (exit 78), says where keys go and echoes no password', async (t) => {
-  const result = await nimbus(['config'], {
+  const result = await runNimbus(['config'], {
     NIMBUS_REPUTATION_URL: 'http://gw:secret4@127.0.0.1:8787',
     NIMBUS_UPSTREAM_URL: 'http://u:secret3@127.0.0.1:1/',
     NIMBUS_UPSTREAM_KEY: UPSTREAM_KEY,
@@ -145,16 +147,12 @@ async function startRedis(t: ExecutionContext, password: string): Promise<RedisS
   const dir = tempDir('nimbus-secrets-redis-');
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   t.teardown(async () => {
-    await stopChild(child);
+    await stopProcess(child);
     rmSync(dir, { recursive: true, force: true });
   });
   let current = password;
   const cli = async (...args: string[]): Promise<string> => (await run('redis-cli', ['-p', String(port), '-a', current, '--no-auth-warning', ...args])).stdout.trim();
-  const deadline = Date.now() + 10_000;
-  while ((await cli('PING').catch(() => '')) !== 'PONG') {
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer on ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor(`redis-server on ${port} to answer PING`, async () => (await cli('PING').catch(() => '')) === 'PONG', 10_000);
   return {
     port,
     async cli(...args) {
@@ -167,11 +165,11 @@ async function startRedis(t: ExecutionContext, password: string): Promise<RedisS
 
 test('nimbus reputation with a wrong Redis password stops saying why, without the password', async (t) => {
   const redis = await startRedis(t, 'right-password-1');
-  const result = await nimbus(['reputation'], {
+  const result = await runNimbus(['reputation'], {
     NIMBUS_STORE: 'redis',
     NIMBUS_REDIS_URL: `redis://default:wrong-secret@127.0.0.1:${redis.port}`,
     NIMBUS_HTTP_LISTEN: '127.0.0.1:0',
-    NIMBUS_DATA_DIR: tempDir('nimbus-secrets-svc-'),
+    NIMBUS_DATA_DIR: testDir(t, 'nimbus-secrets-svc-'),
   });
   t.is(result.code, 1);
   t.regex(result.stderr, new RegExp(`cannot connect to Redis at 127\\.0\\.0\\.1:${redis.port}: WRONGPASS`));
@@ -181,31 +179,17 @@ test('nimbus reputation with a wrong Redis password stops saying why, without th
 test('a running reputation service logs no Redis password and no key, also when Redis refuses its password', async (t) => {
   const password = 'redis-secret-2';
   const redis = await startRedis(t, password);
-  const dataDir = tempDir('nimbus-secrets-svc-');
+  const dataDir = testDir(t, 'nimbus-secrets-svc-');
   const env = { NIMBUS_STORE: 'redis', NIMBUS_REDIS_URL: `redis://default:${password}@127.0.0.1:${redis.port}`, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_DATA_DIR: dataDir, NIMBUS_LOG_LEVEL: 'info' };
-  const added = await nimbus(['keys', 'add', '--role', 'sensor', '--label', 'secrets test'], env);
+  const added = await runNimbus(['keys', 'add', '--role', 'sensor', '--label', 'secrets test'], env);
   t.is(added.code, 0, added.stderr);
   const token = added.stdout.trim();
   const tokenSecret = token.split('_').slice(2).join('_');
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'reputation'], {
-    cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  t.teardown(async () => {
-    await stopChild(child, 'SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const lines = () =>
-    output
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  const listening = await waitFor('reputation.listening', () => lines().find((line) => line.event === 'reputation.listening'), 60_000);
+  const service = await startReputationProcess(t, env);
+  const output = () => service.output();
+  const lines = () => service.logLines();
+  const listening = service.events('reputation.listening')[0]!;
   t.deepEqual(listening.redis, [`redis://default:***@127.0.0.1:${redis.port}`]);
   const lookup = () =>
     fetch(`${String(listening.url)}/v1/lookup`, {
@@ -223,11 +207,11 @@ test('a running reputation service logs no Redis password and no key, also when 
   t.true(failed.status >= 500, `status ${failed.status}`);
   // The service says why (Redis's own reason) where anyone may ask, and logs the outage; no secret anywhere.
   const reason = async () => ((await (await fetch(`${String(listening.url)}/readyz`)).json()) as { reason?: string }).reason ?? '';
-  const deadline = Date.now() + 30_000;
-  let why = await reason();
-  while (!/WRONGPASS|NOAUTH/.test(why) && Date.now() < deadline) why = await reason();
+  let why = '';
+  // On timeout the assertion below shows the last reason given.
+  await waitFor('/readyz to give Redis\'s reason', async () => /WRONGPASS|NOAUTH/.test((why = await reason())), 30_000).catch(() => undefined);
   t.regex(why, /WRONGPASS|NOAUTH/);
   const logged = lines().find((line) => line.event === 'reputation.store_unavailable');
   t.truthy(logged);
-  assertNoSecret(t, output, [password, 'redis-secret-3', tokenSecret]);
+  assertNoSecret(t, output(), [password, 'redis-secret-3', tokenSecret]);
 });

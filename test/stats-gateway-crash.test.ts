@@ -5,31 +5,21 @@
  */
 import { join } from 'node:path';
 import test from 'ava';
-import { startNimbusGateway } from './helpers/postfix.js';
-import { freePort, startSmtpSink, tempDir, waitFor } from './helpers/smtp.js';
-import {
-  WORKERS,
-  eventually,
-  events,
-  everyWorker,
-  killHard,
-  messagesIn,
-  sendOne,
-  smtpSource,
-  startRecorder,
-  startServiceProcess,
-  statsJson,
-  writeEnvFile,
-} from './helpers/stats-gateway.js';
+import { startGatewayProcess } from './helpers/nimbus.js';
+import { freePort } from './helpers/ports.js';
+import { sendOne, startSmtpSink } from './helpers/smtp.js';
+import { everyWorker, killHard, messagesIn, smtpSource, startRecorder, startServiceProcess, statsJson, WORKERS, writeEnvFile } from './helpers/stats-gateway.js';
+import { testDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const SENDERS = 4;
 /** Replies of 250 the senders must have seen before the kill. */
 const ACKED_BEFORE_KILL = 150;
 
 test('kill -9 under load with uploads unacknowledged: every 250 has its record, and after a restart the service counts each record exactly once', async (t) => {
-  const [service, sink] = await Promise.all([startServiceProcess(), startSmtpSink()]);
+  const [service, sink] = await Promise.all([startServiceProcess(t), startSmtpSink()]);
   const recorder = await startRecorder(service.url);
-  const dir = tempDir('nimbus-crash-');
+  const dir = testDir(t, 'nimbus-crash-');
   const dataDir = join(dir, 'data');
   const envFile = join(dir, 'nimbus.env');
   writeEnvFile(envFile, {
@@ -44,7 +34,7 @@ test('kill -9 under load with uploads unacknowledged: every 250 has its record, 
   // The service ingests every upload but no acknowledgement gets back: at the kill, batches are
   // at the service and still in the gateway's outbox.
   recorder.policy = (request) => (request.path === '/v1/reports' ? 'hold-response' : 'forward');
-  const first = await startNimbusGateway(env);
+  const first = await startGatewayProcess(t, env);
   const second: { stop(): Promise<void> }[] = [];
   t.teardown(async () => {
     await first.stop();
@@ -65,20 +55,20 @@ test('kill -9 under load with uploads unacknowledged: every 250 has its record, 
   await killHard(first.child);
   running = false;
   await Promise.all(senders);
-  t.deepEqual(events(first, 'process.signal'), [], 'no worker stopped gracefully: a crash');
+  t.deepEqual(first.events('process.signal'), [], 'no worker stopped gracefully: a crash');
   const ingestedAtKill = await service.ingested();
   t.true(ingestedAtKill > 0, 'batches reached the service before the kill');
-  t.deepEqual(events(first, 'stats.upload.batch'), [], 'and none of them was acknowledged to the gateway');
+  t.deepEqual(first.events('stats.upload.batch'), [], 'and none of them was acknowledged to the gateway');
 
   const local = messagesIn(await statsJson(cliEnv));
   t.true(local >= acked, `every 250 has a record: ${local} records for ${acked} replies of 250`);
   t.true(local <= acked + SENDERS, `at most the messages in flight at the kill are recorded without their 250 (${local - acked})`);
 
   recorder.policy = () => 'forward';
-  const restarted = await startNimbusGateway(env);
+  const restarted = await startGatewayProcess(t, env);
   second.push(restarted);
-  await eventually('the backlog uploaded', async () => (await service.ingested()) >= local, 30_000);
-  await waitFor('the outbox empty', () => events(restarted, 'stats.upload.batch').some((line) => line.backlog === 0), 10_000);
+  await waitFor('the backlog uploaded', async () => (await service.ingested()) >= local, 30_000);
+  await waitFor('the outbox empty', () => restarted.events('stats.upload.batch').some((line) => line.backlog === 0), 10_000);
   t.is(await service.ingested(), local, 'each record counted once by the service');
   const after = await statsJson(cliEnv);
   t.is(after.backlog, 0);
@@ -95,9 +85,9 @@ test('kill -9 under load with uploads unacknowledged: every 250 has its record, 
 });
 
 test('a key the service rejects (401): logged clearly once per worker, mail keeps flowing, records kept; SIGHUP with the right key uploads them', async (t) => {
-  const [service, sink] = await Promise.all([startServiceProcess(), startSmtpSink()]);
+  const [service, sink] = await Promise.all([startServiceProcess(t), startSmtpSink()]);
   const recorder = await startRecorder(service.url);
-  const envFile = join(tempDir('nimbus-401-'), 'nimbus.env');
+  const envFile = join(testDir(t, 'nimbus-401-'), 'nimbus.env');
   const participating = {
     NIMBUS_PARTICIPATION: 'standard',
     NIMBUS_ACCEPT_STATEMENT: 'yes',
@@ -106,7 +96,7 @@ test('a key the service rejects (401): logged clearly once per worker, mail keep
   const wrongKey = `${service.token.slice(0, -4)}xxxx`;
   writeEnvFile(envFile, { ...participating, NIMBUS_REPUTATION_KEY: wrongKey });
   const metricsPort = await freePort();
-  const gateway = await startNimbusGateway({
+  const gateway = await startGatewayProcess(t, {
     NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`,
     NIMBUS_ENV_FILE: envFile,
     NIMBUS_WORKERS: String(WORKERS),
@@ -124,7 +114,7 @@ test('a key the service rejects (401): logged clearly once per worker, mail keep
 
   const sent = await smtpSource(gateway.port, 30, 4);
   t.is(sent.code, 0, `every message accepted: ${sent.stderr}`);
-  await waitFor('uploads refused', () => events(gateway, 'stats.upload.auth_rejected').length > 0, 15_000);
+  await waitFor('uploads refused', () => gateway.events('stats.upload.auth_rejected').length > 0, 15_000);
   const more = await smtpSource(gateway.port, 20, 4);
   t.is(more.code, 0, more.stderr);
   await waitFor('50 messages at the next hop', () => sink.files().length >= 50, 15_000);
@@ -132,10 +122,10 @@ test('a key the service rejects (401): logged clearly once per worker, mail keep
   const refused = recorder.reports();
   t.true(refused.length >= 1 && refused.every((u) => u.request.status === 401), 'the service refused the key');
   t.true(refused.length <= WORKERS, `uploads stop at the 401: ${refused.length} attempts for 50 messages`);
-  const rejected = events(gateway, 'stats.upload.auth_rejected');
+  const rejected = gateway.events('stats.upload.auth_rejected');
   t.true(rejected.length <= WORKERS, 'one error line per uploader, not per message');
   t.regex(String(rejected[0]!.msg), /NIMBUS_REPUTATION_KEY \(401\).*fix the key and reload \(SIGHUP\)/);
-  t.true(events(gateway, 'lookup.auth_rejected').length <= WORKERS, 'lookups say it once per worker too');
+  t.true(gateway.events('lookup.auth_rejected').length <= WORKERS, 'lookups say it once per worker too');
   const during = await statsJson(cliEnv);
   t.is(messagesIn(during), 50);
   t.is(during.backlog, 50, 'every record kept locally');
@@ -148,7 +138,7 @@ test('a key the service rejects (401): logged clearly once per worker, mail keep
   const fixed = Date.now();
   gateway.child.kill('SIGHUP');
   await waitFor('every worker restarted its uploads', () => everyWorker(gateway, 'stats.upload.started', fixed), 10_000);
-  await eventually('the kept records uploaded', async () => (await service.ingested()) >= 50, 20_000);
+  await waitFor('the kept records uploaded', async () => (await service.ingested()) >= 50, 20_000);
   const after = await statsJson(cliEnv);
   t.is(await service.ingested(), 50);
   t.is(after.backlog, 0);

@@ -6,27 +6,16 @@
  */
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { startNimbusGateway, type NimbusProcess } from './helpers/postfix.js';
-import { startSmtpSink, tempDir, waitFor } from './helpers/smtp.js';
-import {
-  WORKERS,
-  eventually,
-  events,
-  everyWorker,
-  messagesIn,
-  smtpSource,
-  startRecorder,
-  startServiceProcess,
-  statsJson,
-  writeEnvFile,
-  type Recorder,
-  type ServiceProcess,
-} from './helpers/stats-gateway.js';
+import { startGatewayProcess, type GatewayProcess } from './helpers/nimbus.js';
+import { startSmtpSink } from './helpers/smtp.js';
+import { everyWorker, messagesIn, smtpSource, startRecorder, startServiceProcess, statsJson, WORKERS, writeEnvFile, type Recorder, type ServiceProcess } from './helpers/stats-gateway.js';
+import { testDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 interface Setup {
   service: ServiceProcess;
   recorder: Recorder;
-  gateway: NimbusProcess;
+  gateway: GatewayProcess;
   envFile: string;
   /** What `nimbus stats` needs to read the gateway's data dir with the gateway's configuration. */
   cliEnv: Record<string, string>;
@@ -34,12 +23,12 @@ interface Setup {
 
 /** A service, a recorder in front of it, a sink, and a gateway started with participation off. */
 async function offGateway(t: ExecutionContext): Promise<Setup> {
-  const [service, sink] = await Promise.all([startServiceProcess(), startSmtpSink()]);
+  const [service, sink] = await Promise.all([startServiceProcess(t), startSmtpSink()]);
   const recorder = await startRecorder(service.url);
-  const dir = tempDir('nimbus-optin-');
+  const dir = testDir(t, 'nimbus-optin-');
   const envFile = join(dir, 'nimbus.env');
   writeEnvFile(envFile, { NIMBUS_PARTICIPATION: 'off' });
-  const gateway = await startNimbusGateway({ NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: String(WORKERS) });
+  const gateway = await startGatewayProcess(t, { NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: String(WORKERS) });
   t.teardown(async () => {
     await gateway.stop();
     await Promise.all([recorder.close(), service.stop(), sink.stop()]);
@@ -73,8 +62,8 @@ test('opting in by SIGHUP uploads the 500 records gathered while off, each batch
   let reports = 0;
   recorder.policy = (request) => (request.path === '/v1/reports' && ++reports === 2 ? 'cut-response' : 'forward');
   optIn(setup, { NIMBUS_UPLOAD_BATCH_SIZE: '200' });
-  await eventually('500 records ingested', async () => (await service.ingested()) >= 500);
-  await waitFor('the last batch acknowledged', () => events(gateway, 'stats.upload.batch').some((line) => line.backlog === 0), 10_000);
+  await waitFor('500 records ingested', async () => (await service.ingested()) >= 500);
+  await waitFor('the last batch acknowledged', () => gateway.events('stats.upload.batch').some((line) => line.backlog === 0), 10_000);
 
   t.is(await service.ingested(), 500, 'the service counted 500 records, the resent batch once');
   const uploads = recorder.reports();
@@ -93,7 +82,7 @@ test('opting in by SIGHUP uploads the 500 records gathered while off, each batch
   t.is(after.participation, 'standard');
   t.not(after.lastUpload, null);
   t.is(after.lastError, null, 'the cut is forgotten once a batch went through');
-  t.deepEqual(events(gateway, 'stats.upload.crashed'), [], 'no uploader died on the shared store');
+  t.deepEqual(gateway.events('stats.upload.crashed'), [], 'no uploader died on the shared store');
 });
 
 test('with NIMBUS_UPLOAD_BACKLOG=no, opting in sends none of the records gathered while off, only new ones', async (t) => {
@@ -103,7 +92,7 @@ test('with NIMBUS_UPLOAD_BACKLOG=no, opting in sends none of the records gathere
   t.is(sent.code, 0, sent.stderr);
   optIn(setup, { NIMBUS_UPLOAD_BACKLOG: 'no' });
   await waitFor('every worker discarded the backlog', () => everyWorker(gateway, 'stats.backlog.discarded'), 10_000);
-  const discarded = events(gateway, 'stats.backlog.discarded').reduce((sum, line) => sum + (line.records as number), 0);
+  const discarded = gateway.events('stats.backlog.discarded').reduce((sum, line) => sum + (line.records as number), 0);
   t.is(discarded, 50, 'between them, the workers discarded the 50 records gathered while off');
   const between = await statsJson(setup.cliEnv);
   t.is(between.backlog, 0);
@@ -111,9 +100,10 @@ test('with NIMBUS_UPLOAD_BACKLOG=no, opting in sends none of the records gathere
 
   const more = await smtpSource(gateway.port, 5, 1);
   t.is(more.code, 0, more.stderr);
-  await eventually('the 5 new records ingested', async () => (await service.ingested()) >= 5, 20_000);
-  // Any late upload of the old backlog would show up here.
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await waitFor('the 5 new records ingested', async () => (await service.ingested()) >= 5, 20_000);
+  // Any late upload of the old backlog would show up here: once the gateway has stopped
+  // (SIGTERM: its workers finish and exit), nothing more can come.
+  await gateway.stop();
   t.is(await service.ingested(), 5);
   t.is(recorder.reports().reduce((sum, u) => sum + u.batch.records.length, 0), 5);
   const after = await statsJson(setup.cliEnv);

@@ -7,23 +7,15 @@
  * standard and off send no attachment bytes at all, and opting in later sends none from before.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { startNimbusGateway, type NimbusProcess } from './helpers/postfix.js';
-import { startSmtpSink, swaks, tempDir, waitFor, type SmtpSink } from './helpers/smtp.js';
-import {
-  WORKERS,
-  eventually,
-  events,
-  everyWorker,
-  startRecorder,
-  startServiceProcess,
-  statsJson,
-  writeEnvFile,
-  type Recorder,
-  type ServiceProcess,
-} from './helpers/stats-gateway.js';
+import { startGatewayProcess, type GatewayProcess } from './helpers/nimbus.js';
+import { startSmtpSink, type SmtpSink } from './helpers/smtp.js';
+import { everyWorker, startRecorder, startServiceProcess, statsJson, WORKERS, writeEnvFile, type Recorder, type ServiceProcess } from './helpers/stats-gateway.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir, testDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const MAX_BYTES = 16 * 1024;
@@ -91,16 +83,16 @@ test.after.always(async () => {
 interface Setup {
   readonly service: ServiceProcess;
   readonly recorder: Recorder;
-  readonly gateway: NimbusProcess;
+  readonly gateway: GatewayProcess;
   readonly envFile: string;
   readonly cliEnv: Record<string, string>;
 }
 
 /** A service (the gateway's key has `role`), a recorder in front of it, and a gateway configured by `env`. */
 async function setup(t: ExecutionContext, role: 'sensor' | 'reporter', env: Record<string, string>): Promise<Setup> {
-  const service = await startServiceProcess({ role });
+  const service = await startServiceProcess(t, { role });
   const recorder = await startRecorder(service.url);
-  const envFile = join(tempDir('nimbus-samples-'), 'nimbus.env');
+  const envFile = join(testDir(t, 'nimbus-samples-'), 'nimbus.env');
   writeEnvFile(envFile, {
     NIMBUS_ACCEPT_STATEMENT: 'yes',
     NIMBUS_REPUTATION_URL: recorder.url,
@@ -113,7 +105,7 @@ async function setup(t: ExecutionContext, role: 'sensor' | 'reporter', env: Reco
     NIMBUS_LOOKUP_TIMEOUT_MS: '5000',
     ...env,
   });
-  const gateway = await startNimbusGateway({ NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: String(WORKERS) });
+  const gateway = await startGatewayProcess(t, { NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: String(WORKERS) });
   t.teardown(async () => {
     await gateway.stop();
     await Promise.all([recorder.close(), service.stop()]);
@@ -121,15 +113,16 @@ async function setup(t: ExecutionContext, role: 'sensor' | 'reporter', env: Reco
   return { service, recorder, gateway, envFile, cliEnv: { NIMBUS_DATA_DIR: gateway.dataDir, NIMBUS_ENV_FILE: envFile } };
 }
 
-async function send(gateway: NimbusProcess, text: string): Promise<void> {
-  const file = join(tempDir('nimbus-samples-msg-'), 'message.eml');
-  writeFileSync(file, text);
-  const result = await swaks(gateway.port, ['--from', PRIVATE.sender, '--to', PRIVATE.recipient, '--data', `@${file}`]);
+async function send(gateway: GatewayProcess, text: string): Promise<void> {
+  const dir = tempDir('nimbus-samples-msg-');
+  writeFileSync(join(dir, 'message.eml'), text);
+  const result = await swaks(gateway.port, ['--from', PRIVATE.sender, '--to', PRIVATE.recipient, '--data', `@${join(dir, 'message.eml')}`]);
+  rmSync(dir, { recursive: true, force: true });
   if (result.exitCode !== 0) throw new Error(`swaks failed:\n${result.output}`);
 }
 
 /** The two messages: the mix as ordinary mail, and the PDF in spam. */
-async function sendMix(gateway: NimbusProcess, parts: ReturnType<typeof mix>): Promise<void> {
+async function sendMix(gateway: GatewayProcess, parts: ReturnType<typeof mix>): Promise<void> {
   await send(gateway, message([parts.unknownExe, parts.knownExe, parts.bigExe, parts.harmless, parts.pdfInHam], 'Here are the files you asked for.'));
   await send(gateway, message([parts.pdfInSpam], `Buy now ${GTUBE}`));
 }
@@ -160,7 +153,7 @@ function assertNoAttachmentBytes(t: ExecutionContext, recorder: Recorder, parts:
 test('extended sends exactly the unknown executable and the PDF in spam, once each, byte for byte, and nothing personal', async (t) => {
   const s = await setup(t, 'reporter', { NIMBUS_PARTICIPATION: 'extended' });
   const parts = mix();
-  const admin = await s.service.addKey('admin');
+  const { token: admin } = await s.service.addKey('admin');
   // Known to the service before the mail comes: an admin verdict on its checksum.
   const known = await fetch(`${s.service.url}/v1/verdicts/${encodeURIComponent(`attachment:sha256:${sha256(parts.knownExe.bytes)}`)}`, {
     method: 'PUT',
@@ -173,7 +166,7 @@ test('extended sends exactly the unknown executable and the PDF in spam, once ea
   await send(s.gateway, message([parts.unknownExe, parts.harmless], 'Sending it again.'));
 
   await waitFor('the records uploaded', () => recordsUploaded(s.recorder) >= 3, 30_000);
-  await eventually('no sample waiting', async () => (await statsJson(s.cliEnv)).samples.waiting === 0 && sampleRequests(s.recorder).length >= 2);
+  await waitFor('no sample waiting', async () => (await statsJson(s.cliEnv)).samples.waiting === 0 && sampleRequests(s.recorder).length >= 2);
   const sent = sampleRequests(s.recorder).map((r) => ({ status: r.status, body: JSON.parse(r.body.toString('utf8')) as Record<string, unknown> }));
   const expected = [parts.unknownExe, parts.pdfInSpam];
   t.deepEqual(sent.map((r) => r.body.sha256).sort(), expected.map((p) => sha256(p.bytes)).sort(), 'exactly these two samples, each once');
@@ -206,8 +199,9 @@ test('standard and off never send attachment bytes, and keep no sample for later
   const parts = mix();
   await Promise.all([sendMix(standard.gateway, parts), sendMix(off.gateway, parts)]);
   await waitFor('the standard records uploaded', () => recordsUploaded(standard.recorder) >= 2, 30_000);
-  // Samples would take their turn right after a batch; give a stray one time to show.
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // Samples would take their turn right after a batch. Once both gateways have stopped (SIGTERM:
+  // their workers finish and exit) no stray one can still come.
+  await Promise.all([standard.gateway.stop(), off.gateway.stop()]);
   t.deepEqual(sampleRequests(standard.recorder).map((r) => r.path), [], 'no sample request in standard');
   assertNoAttachmentBytes(t, standard.recorder, Object.values(parts));
   t.deepEqual(off.recorder.requests.map((r) => `${r.method} ${r.path}`), [], 'nothing at all in off');
@@ -233,8 +227,8 @@ test('opting in to extended later sends no sample of mail processed in standard,
   // A new executable after opting in is sampled (the uploader does send samples now) ...
   const after = exe();
   await send(s.gateway, message([{ name: 'new-tool.exe', type: 'application/octet-stream', bytes: after }], 'A new one.'));
-  await eventually('the new executable sampled', async () => sampleRequests(s.recorder).some((r) => r.status === 200 && r.body.includes(sha256(after))));
-  await eventually('no sample waiting', async () => (await statsJson(s.cliEnv)).samples.waiting === 0);
+  await waitFor('the new executable sampled', async () => sampleRequests(s.recorder).some((r) => r.status === 200 && r.body.includes(sha256(after))));
+  await waitFor('no sample waiting', async () => (await statsJson(s.cliEnv)).samples.waiting === 0);
   // ... and it is the only sample: nothing was kept from the mail processed in standard.
   const hashes = sampleRequests(s.recorder).map((r) => (JSON.parse(r.body.toString('utf8')) as { sha256: string }).sha256);
   t.deepEqual(hashes, [sha256(after)]);
@@ -247,14 +241,17 @@ test('with a sensor key the service refuses samples (403): logged once per worke
   await sendMix(s.gateway, parts);
   await waitFor('the records uploaded', () => recordsUploaded(s.recorder) >= 2, 30_000);
   await waitFor('a refused sample', () => sampleRequests(s.recorder).some((r) => r.status === 403), 30_000);
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // Records after the refusal still go; and after that batch a worker whose samples were not
+  // refused for good would offer one again (samples take their turn after a batch).
+  await send(s.gateway, message([parts.harmless], 'One more.'));
+  await waitFor('the next record uploaded', () => recordsUploaded(s.recorder) >= 3, 30_000);
+  // Stopped (SIGTERM: the workers finish and exit), the gateway can send nothing more: what the
+  // recorder has is every sample request of its whole life.
+  await s.gateway.stop();
   const requests = sampleRequests(s.recorder);
   t.true(requests.every((r) => r.status === 403));
   t.true(requests.length <= WORKERS, `one try per worker, then no more (${requests.length})`);
-  t.true(events(s.gateway, 'stats.samples.forbidden').length <= WORKERS);
+  t.true(s.gateway.events('stats.samples.forbidden').length <= WORKERS);
   // Without an admin verdict at this service the "known" executable is unknown too.
   t.is((await statsJson(s.cliEnv)).samples.waiting, 3, 'kept for a reload with a reporter key');
-  // Records after the refusal still go.
-  await send(s.gateway, message([parts.harmless], 'One more.'));
-  await waitFor('the next record uploaded', () => recordsUploaded(s.recorder) >= 3, 30_000);
 });

@@ -5,21 +5,15 @@
  * The messages carry distinctive addresses, HELO, subject, text, client IP, a link with a personal
  * token and a named attachment; the captured bytes are searched for each of them.
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import test from 'ava';
-import { startNimbusGateway, type NimbusProcess } from './helpers/postfix.js';
-import { startSmtpSink, swaks, tempDir, waitFor, type SmtpSink } from './helpers/smtp.js';
-import {
-  WORKERS,
-  messagesIn,
-  smtpSource,
-  startRecorder,
-  startServiceProcess,
-  statsJson,
-  type Recorder,
-  type ServiceProcess,
-} from './helpers/stats-gateway.js';
+import test, { type ExecutionContext } from 'ava';
+import { startGatewayProcess, type GatewayProcess } from './helpers/nimbus.js';
+import { startSmtpSink, type SmtpSink } from './helpers/smtp.js';
+import { messagesIn, smtpSource, startRecorder, startServiceProcess, statsJson, WORKERS, type Recorder, type ServiceProcess } from './helpers/stats-gateway.js';
+import { swaks } from './helpers/swaks.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const MESSAGES = 3;
 const LOAD = 500;
@@ -67,18 +61,19 @@ let service: ServiceProcess;
 let sink: SmtpSink;
 let dir: string;
 test.before(async () => {
-  [service, sink] = await Promise.all([startServiceProcess(), startSmtpSink()]);
+  [service, sink] = await Promise.all([startServiceProcess(null), startSmtpSink()]);
   dir = tempDir('nimbus-privacy-');
   writeFileSync(join(dir, 'message.eml'), MESSAGE);
 });
 test.after.always(async () => {
   await Promise.all([service?.stop(), sink?.stop()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A gateway in `mode` whose service traffic goes through a fresh recorder. */
-async function gatewayIn(t: { teardown(fn: () => Promise<void>): void }, mode: 'off' | 'standard' | 'extended'): Promise<{ gateway: NimbusProcess; recorder: Recorder }> {
+async function gatewayIn(t: ExecutionContext, mode: 'off' | 'standard' | 'extended'): Promise<{ gateway: GatewayProcess; recorder: Recorder }> {
   const recorder = await startRecorder(service.url);
-  const gateway = await startNimbusGateway({
+  const gateway = await startGatewayProcess(t, {
     NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`,
     // After XCLIENT the client is 198.51.100.77, no longer trusted: the recipient domain is relayed.
     NIMBUS_RELAY_DOMAINS: 'inbox-private.test',
@@ -132,8 +127,10 @@ test('off: a participating-ready gateway set to off makes no request at all, and
   const summary = await statsJson(env);
   t.is(messagesIn(summary), MESSAGES);
   t.is(summary.backlog, MESSAGES, 'kept in the outbox for a later opt-in');
-  // The uploader would have started at once on a new record; give it time to misbehave.
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // The uploader would have started at once on a new record. Once the gateway has stopped
+  // (SIGTERM: its workers finish and exit) nothing more can come: what reached the service by
+  // then is all it will ever send.
+  await gateway.stop();
   t.deepEqual(recorder.requests.map((r) => `${r.method} ${r.path}`), [], 'nothing reached the service');
 });
 

@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config/index.js';
 import { SampleKeeper, SampleOutbox } from '../src/stats/sample-outbox.js';
 import { SAMPLE_RULES, selectSamples, type Sample, type SampleCandidate } from '../src/stats/samples.js';
 import { statementText } from '../src/stats/statement.js';
-import { tempDir } from './helpers/smtp.js';
+import { tempDir } from './helpers/temp.js';
 
 const hash = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 function candidate(name: string, type: string, content: Buffer): SampleCandidate {

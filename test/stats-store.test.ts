@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
 import { openStatistics } from '../src/stats/index.js';
 import { StatsStore } from '../src/stats/store.js';
+import { runNimbus } from './helpers/nimbus.js';
 import { sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
 
 const log = createLogger('silent');
@@ -89,10 +90,9 @@ test('nimbus stats --json reports the records, backlog and participation state o
   const stats = openStatistics(statsConfig(data.dir), log);
   for (let i = 0; i < 4; i++) await stats.record(sampleInput(i));
   await stats.close();
-  const { execFile } = await import('node:child_process');
-  const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['--import=tsx', 'src/cli.ts', 'stats', '--json'], { env: { PATH: process.env.PATH ?? '', NIMBUS_DATA_DIR: data.dir } }, (error, out) => (error ? reject(error) : resolve(out))),
-  );
+  const result = await runNimbus(['stats', '--json'], { NIMBUS_DATA_DIR: data.dir });
+  if (result.code !== 0) throw new Error(`nimbus stats exited ${result.code}: ${result.stderr}`);
+  const { stdout } = result;
   const summary = JSON.parse(stdout) as { backlog: number; participation: string; statementAccepted: boolean; perDay: { messages: number }[]; topIps: unknown[]; lastUpload: null; dropped: number };
   t.is(summary.backlog, 4);
   t.is(summary.participation, 'off');

@@ -7,17 +7,13 @@ import test, { type ExecutionContext } from 'ava';
 import { createLogger } from '../src/log.js';
 import { countMessage, createGatewayMetrics, lookupMetricsObserver, openStatistics, startMetricsServer, type Statistics } from '../src/stats/index.js';
 import { participating, sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
-import { realServiceAvailable, startCuttingProxy, startRealService, type CuttingProxy, type RealService } from './helpers/stats-service.js';
+import { startCuttingProxy, startRealService, type CuttingProxy, type RealService } from './helpers/stats-service.js';
+import { waitFor } from './helpers/wait.js';
 
 const log = createLogger('silent');
 const FAST = { backoffBaseMs: 20, backoffMaxMs: 200, idleMs: 100 } as const;
 /** Every sample record links to this domain: the engine's `seen` for it counts records. */
 const DOMAIN = 'url:domain:example.biz';
-
-function realTest(title: string, body: (t: ExecutionContext) => Promise<void>): void {
-  if (realServiceAvailable()) test(title, body);
-  else test.todo(`${title} (needs the engine, src/reputation/open.ts)`);
-}
 
 async function setup(t: ExecutionContext): Promise<{ dir: string; service: RealService; proxy: CuttingProxy; on: (mode?: 'standard' | 'extended', env?: Record<string, string>) => ReturnType<typeof participating> }> {
   const data = tempDataDir();
@@ -36,33 +32,32 @@ async function recordMany(stats: Statistics, n: number, from = 0): Promise<void>
   for (let i = from; i < from + n; i++) await stats.record(sampleInput(i));
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-realTest('off sends no byte: records stay local and no request reaches the service', async (t) => {
+test('off sends no byte: records stay local and no request reaches the service', async (t) => {
   const { dir, proxy } = await setup(t);
   const stats = openStatistics(statsConfig(dir, { NIMBUS_REPUTATION_URL: proxy.url }), log, FAST);
+  // Each record would wake a running uploader at once (notify); once closed, the statistics
+  // can send nothing more (close() waits for the uploader to end): what the proxy saw by then is all.
   await recordMany(stats, 20);
-  await pause(400);
   t.is(stats.summary().backlog, 20);
   await stats.close();
   t.is(proxy.sent.length, 0);
 });
 
-realTest('opting in by reload uploads the backlog gathered while off in batches, exactly once, and empties the outbox', async (t) => {
+test('opting in by reload uploads the backlog gathered while off in batches, exactly once, and empties the outbox', async (t) => {
   const { dir, service, proxy, on } = await setup(t);
   const stats = openStatistics(statsConfig(dir), log, FAST);
   t.teardown(() => stats.close());
   await recordMany(stats, 500);
   t.is(proxy.requests, 0);
   stats.reload(on('standard', { NIMBUS_UPLOAD_BATCH_SIZE: '120' }));
-  await proxy.waitFor(() => stats.summary().backlog === 0);
+  await waitFor('an empty outbox', () => stats.summary().backlog === 0, 60_000);
   t.is(proxy.requests, 5, 'batches of NIMBUS_UPLOAD_BATCH_SIZE');
   t.is(await service.seen(DOMAIN), 500);
   t.is(stats.summary().uploaded, 500);
   t.truthy(stats.summary().lastUpload);
 });
 
-realTest('NIMBUS_UPLOAD_BACKLOG=no drops what was gathered while off from the outbox at opt-in, keeps it in local stats, and uploads only newer records', async (t) => {
+test('NIMBUS_UPLOAD_BACKLOG=no drops what was gathered while off from the outbox at opt-in, keeps it in local stats, and uploads only newer records', async (t) => {
   const { dir, service, proxy, on } = await setup(t);
   const stats = openStatistics(statsConfig(dir), log, FAST);
   t.teardown(() => stats.close());
@@ -70,20 +65,21 @@ realTest('NIMBUS_UPLOAD_BACKLOG=no drops what was gathered while off from the ou
   stats.reload(on('standard', { NIMBUS_UPLOAD_BACKLOG: 'no' }));
   t.is(stats.summary().backlog, 0);
   await recordMany(stats, 4, 100);
-  await proxy.waitFor(() => stats.summary().backlog === 0);
-  await pause(300);
+  // Empty: nothing is left that could still be uploaded (the old records left the outbox at the
+  // reload), and the service ingests a batch before it acknowledges it.
+  await waitFor('an empty outbox', () => stats.summary().backlog === 0, 60_000);
   t.is(await service.seen(DOMAIN), 4);
   t.is(stats.summary().perDay.reduce((n, d) => n + d.messages, 0), 34);
 });
 
-realTest('a batch whose acknowledgement is lost (connection cut) is resent with the same id and counts once', async (t) => {
+test('a batch whose acknowledgement is lost (connection cut) is resent with the same id and counts once', async (t) => {
   const { dir, service, proxy, on } = await setup(t);
   proxy.decide = (n) => (n === 2 ? 'cut' : 'forward');
   const stats = openStatistics(statsConfig(dir), log, FAST);
   t.teardown(() => stats.close());
   await recordMany(stats, 500);
   stats.reload(on('standard', { NIMBUS_UPLOAD_BATCH_SIZE: '100' }));
-  await proxy.waitFor(() => stats.summary().backlog === 0);
+  await waitFor('an empty outbox', () => stats.summary().backlog === 0, 60_000);
   const ids = [...proxy.sentText().matchAll(/"batchId":"([^"]+)"/g)].map((m) => m[1]);
   t.is(ids.length, 6);
   t.is(ids[1], ids[2], 'the resend carries the batch id fixed at creation');
@@ -93,43 +89,48 @@ realTest('a batch whose acknowledgement is lost (connection cut) is resent with 
   for (const word of ['alice', 'secret', '%40', '203.0.113.', '.example.net', 'application/pdf', '"urls"', '"size"', 'url:sha256:']) t.false(bytes.includes(word), word);
 });
 
-realTest('opting out aborts the batch in flight at once and no request starts after', async (t) => {
+test('opting out aborts the batch in flight at once and no request starts after', async (t) => {
   const { dir, proxy, on } = await setup(t);
   proxy.decide = () => 'hold';
   const stats = openStatistics(statsConfig(dir), log, FAST);
   t.teardown(() => stats.close());
   await recordMany(stats, 300);
   stats.reload(on('standard', { NIMBUS_UPLOAD_BATCH_SIZE: '50' }));
-  await proxy.waitFor(() => proxy.requests >= 1);
+  await waitFor('an upload in flight', () => proxy.requests >= 1, 60_000);
   stats.reload(statsConfig(dir, { NIMBUS_REPUTATION_URL: proxy.url }));
-  await proxy.waitFor(() => proxy.clientAborts === 1, 10_000);
+  await waitFor('the upload in flight aborted', () => proxy.clientAborts === 1, 10_000);
   const atSwitch = proxy.requests;
   proxy.decide = () => 'forward';
+  // Each new record would wake a running uploader at once; once closed (close() waits for the
+  // uploader to end) the statistics can send nothing more.
   await recordMany(stats, 10, 1000);
-  await pause(800);
+  const backlog = stats.summary().backlog;
+  await stats.close();
   t.is(proxy.requests, atSwitch, 'no request after the switch');
-  t.is(stats.summary().backlog, 310, 'the unacknowledged batch stays local');
+  t.is(backlog, 310, 'the unacknowledged batch stays local');
 });
 
-realTest('withdrawing acceptance stops uploads like opting out', async (t) => {
+test('withdrawing acceptance stops uploads like opting out', async (t) => {
   const { dir, proxy, on } = await setup(t);
   proxy.decide = () => 'hold';
   const stats = openStatistics(on(), log, FAST);
   t.teardown(() => stats.close());
   await recordMany(stats, 5);
-  await proxy.waitFor(() => proxy.requests >= 1);
+  await waitFor('an upload in flight', () => proxy.requests >= 1, 60_000);
   // loadConfig refuses participation without acceptance at start; a running process that is
   // handed such a config (as by a reload) must stop all the same.
   stats.reload({ ...on(), acceptStatement: false });
-  await proxy.waitFor(() => proxy.clientAborts === 1, 10_000);
+  await waitFor('the upload in flight aborted', () => proxy.clientAborts === 1, 10_000);
   const requests = proxy.requests;
+  // As above: new records wake a running uploader at once, and after close() none runs.
   await recordMany(stats, 5, 10);
-  await pause(500);
+  const uploader = stats.summary().uploader;
+  await stats.close();
   t.is(proxy.requests, requests);
-  t.is(stats.summary().uploader, 'off');
+  t.is(uploader, 'off');
 });
 
-realTest('a 401 stops uploads with one error line, keeps every record, and a reload with the right key resumes them', async (t) => {
+test('a 401 stops uploads with one error line, keeps every record, and a reload with the right key resumes them', async (t) => {
   const { dir, service, proxy, on } = await setup(t);
   const lines: string[] = [];
   const base = createLogger('silent');
@@ -143,10 +144,13 @@ realTest('a 401 stops uploads with one error line, keeps every record, and a rel
   const stats = openStatistics(on('standard', { NIMBUS_REPUTATION_KEY: 'nmb_wrong_key' }), spy, FAST);
   t.teardown(() => stats.close());
   await recordMany(stats, 20);
-  await proxy.waitFor(() => stats.summary().uploader === 'stopped-auth');
+  await waitFor('uploads stopped by the 401', () => stats.summary().uploader === 'stopped-auth', 60_000);
   const requests = proxy.requests;
   await recordMany(stats, 5, 50);
-  await pause(400);
+  // Kept as a sleep: the statistics must stay open for the reload below, and an uploader that
+  // retried after a 401 would do so after its backoff (FAST: at most 200 ms), an event that only
+  // happens in the faulty case. 400 ms is two such backoffs.
+  await new Promise((resolve) => setTimeout(resolve, 400));
   t.is(proxy.requests, requests, 'no retry after a 401');
   const errors = lines.filter((l) => l.startsWith('error'));
   t.is(errors.length, 1);
@@ -154,11 +158,11 @@ realTest('a 401 stops uploads with one error line, keeps every record, and a rel
   t.is(stats.summary().backlog, 25);
   t.regex(stats.summary().lastError ?? '', /401/);
   stats.reload(on());
-  await proxy.waitFor(() => stats.summary().backlog === 0);
+  await waitFor('an empty outbox', () => stats.summary().backlog === 0, 60_000);
   t.is(await service.seen(DOMAIN), 25);
 });
 
-realTest('failed uploads (connections cut) are retried with backoff until the service answers, then counted once', async (t) => {
+test('failed uploads (connections cut) are retried with backoff until the service answers, then counted once', async (t) => {
   const { dir, service, proxy, on } = await setup(t);
   proxy.decide = (n) => (n <= 3 ? 'cut' : 'forward');
   const metrics = createGatewayMetrics({ defaultMetrics: false });
@@ -166,7 +170,7 @@ realTest('failed uploads (connections cut) are retried with backoff until the se
   t.teardown(() => stats.close());
   await recordMany(stats, 10);
   stats.reload(on());
-  await proxy.waitFor(() => stats.summary().backlog === 0);
+  await waitFor('an empty outbox', () => stats.summary().backlog === 0, 60_000);
   t.is(proxy.requests, 4);
   t.is(await service.seen(DOMAIN), 10);
   const text = await metrics.registry.metrics();
@@ -175,7 +179,7 @@ realTest('failed uploads (connections cut) are retried with backoff until the se
   t.regex(text, /nimbus_stats_backlog_records 0/);
 });
 
-realTest('narrowing extended to standard aborts an extended batch in flight and resends it without extended fields', async (t) => {
+test('narrowing extended to standard aborts an extended batch in flight and resends it without extended fields', async (t) => {
   const { dir, proxy, on } = await setup(t);
   let answered = 0;
   proxy.decide = (n) => {
@@ -186,14 +190,14 @@ realTest('narrowing extended to standard aborts an extended batch in flight and 
   t.teardown(() => stats.close());
   await recordMany(stats, 30);
   stats.reload(on('extended'));
-  await proxy.waitFor(() => proxy.sentText().includes('"urls"'));
+  await waitFor('an extended batch sent', () => proxy.sentText().includes('"urls"'), 60_000);
   // The proxy numbers responses as they come back: if the service answered the first request only
   // after the abort (a busy machine), the resend's answer would be number 1 and be held.
-  await proxy.waitFor(() => answered >= 1);
+  await waitFor('the first answer at the proxy', () => answered >= 1, 60_000);
   const before = proxy.sentText().length;
   stats.reload(on('standard'));
-  await proxy.waitFor(() => proxy.clientAborts === 1, 10_000);
-  await proxy.waitFor(() => stats.summary().backlog === 0);
+  await waitFor('the upload in flight aborted', () => proxy.clientAborts === 1, 10_000);
+  await waitFor('an empty outbox', () => stats.summary().backlog === 0, 60_000);
   const after = proxy.sentText().slice(before);
   t.true(after.includes('"batchId"'));
   t.false(after.includes('"urls"'));

@@ -1,11 +1,8 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { fingerprintMessage } from '../src/fingerprint/index.js';
 import { STATEMENT, isSendableFingerprint, toWireRecord, type LocalRecord } from '../src/stats/index.js';
 import { exampleRecord, SAMPLE_RECORD } from '../src/stats/statement.js';
-
-const run = promisify(execFile);
+import { runNimbus } from './helpers/nimbus.js';
 
 /** A message full of personal data: addresses, a subject, names, a URL with an address and token. */
 const RAW = Buffer.from(
@@ -88,13 +85,13 @@ test('isSendableFingerprint admits checksums and bare domains only, full-URL has
 });
 
 test('nimbus statement prints the very records wire.ts sends for its sample message', async (t) => {
-  const { stdout } = await run(process.execPath, ['--import=tsx', 'src/cli.ts', 'statement', '--json'], { env: { ...process.env, NIMBUS_ENV_FILE: '' } });
+  const { stdout } = await runNimbus(['statement', '--json'], {});
   const printed = JSON.parse(stdout) as { modes: Record<string, { sends: unknown; example: unknown }> };
   t.is(printed.modes.off?.example, null);
   t.deepEqual(printed.modes.standard?.example, toWireRecord(SAMPLE_RECORD, 'standard'));
   t.deepEqual(printed.modes.extended?.example, exampleRecord('extended'));
   t.deepEqual(printed.modes.extended?.sends, STATEMENT.extended);
-  const text = (await run(process.execPath, ['--import=tsx', 'src/cli.ts', 'statement'])).stdout;
+  const text = (await runNimbus(['statement'], {})).stdout;
   t.true(text.includes(JSON.stringify(toWireRecord(SAMPLE_RECORD, 'standard'), null, 2).split('\n')[3]!.trim()));
   t.false(text.split('== extended ==')[0]!.includes('alice%40example.org'), 'the standard part shows no full URL');
 });

@@ -8,12 +8,18 @@ import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { GTUBE } from '../src/scan/gtube.js';
 import type { QuarantineMeta } from '../src/quarantine/store.js';
-import { nextRun } from '../fixtures/verdict/variants.js';
-import { lf, startSmtpSink, swaks, waitForFiles, type SmtpSink } from './helpers/smtp.js';
-import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, workDir } from './helpers/verdict.js';
+import { firstRun, nextRun } from '../fixtures/verdict/variants.js';
+import { runNimbus } from './helpers/nimbus.js';
+import { lf, startSmtpSink, type SmtpSink } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { testDir } from './helpers/temp.js';
+import { dataFile, gateway, header, relayedMessage } from './helpers/verdict.js';
+import { waitForFiles } from './helpers/wait.js';
 
-const IMAGE_SPAM = 'spam/trec07p_inmail.45046.eml';
+const SPAM_LINK = 'http://uahernad.com/micro/64';
 const SPAM_SENDER_IP = '82.81.145.134';
+/** An image spam's first run: a GIF linked to the spammer's site, word salad around it, sent from SPAM_SENDER_IP. */
+const imageSpam = () => firstRun(SPAM_LINK, SPAM_SENDER_IP);
 
 /** A message whose body is GTUBE, which always scores as spam. */
 function gtubeMessage(subject: string): Buffer {
@@ -46,7 +52,7 @@ function replyTo(output: string, command: string): string | undefined {
 
 test('tag: a spam is relayed with X-Spam-Flag and NIMBUS_SUBJECT_TAG in front of its subject, once even when the subject already carries it', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAM_ACTION: 'tag', NIMBUS_SUBJECT_TAG: '[SPAM]' });
-  const work = workDir(t);
+  const work = testDir(t, 'nimbus-verdict-work-');
   for (const subject of ['Cheap pills', '[SPAM] Re: Cheap pills']) {
     const sent = await swaks(gw.port, ['--from', 'mallory@spam-sender.example', '--to', 'bob@example.com', '--data', `@${dataFile(work, 'gtube.eml', gtubeMessage(subject))}`]);
     t.regex(endOfDataReply(sent.replies) ?? '', /^250 /, sent.output);
@@ -63,9 +69,9 @@ test('tag: a spam is relayed with X-Spam-Flag and NIMBUS_SUBJECT_TAG in front of
 
 test('reject: a message reported with nimbus report --spam is refused with 550 5.7.1 at the end of DATA and never reaches the next hop', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAM_ACTION: 'reject' });
-  const work = workDir(t);
-  const spamFile = dataFile(work, 'spam.eml', corpusMessage(IMAGE_SPAM));
-  const report = await nimbus(['report', '--spam', spamFile], { NIMBUS_DATA_DIR: gw.dataDir });
+  const work = testDir(t, 'nimbus-verdict-work-');
+  const spamFile = dataFile(work, 'spam.eml', await imageSpam());
+  const report = await runNimbus(['report', '--spam', spamFile], { NIMBUS_DATA_DIR: gw.dataDir });
   t.is(report.code, 0, report.stderr);
 
   const sent = await swaks(gw.port, ['--xclient', `ADDR=${SPAM_SENDER_IP}`, '--from', 'sccywmjiy@bezeqint.net', '--to', 'bob@example.com', '--data', `@${spamFile}`]);
@@ -79,35 +85,35 @@ test('reject: a message reported with nimbus report --spam is refused with 550 5
 
 test('quarantine: the sender gets 250, the next hop nothing, nimbus quarantine list shows it and release delivers the bytes as the gateway would have relayed them', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAM_ACTION: 'quarantine' });
-  const work = workDir(t);
+  const work = testDir(t, 'nimbus-verdict-work-');
   const message = gtubeMessage('Quarantine me');
   const sent = await swaks(gw.port, ['--xclient', 'ADDR=198.51.100.61', '--from', 'mallory@spam-sender.example', '--to', 'bob@example.com', '--data', `@${dataFile(work, 'gtube.eml', message)}`]);
   t.regex(endOfDataReply(sent.replies) ?? '', /^250 2\.6\.0 Ok: queued as [0-9A-F]{12}$/, sent.output);
   t.deepEqual(sink.files(), [], 'nothing reached the next hop');
 
   const env = { NIMBUS_DATA_DIR: gw.dataDir, NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_LOG_LEVEL: 'silent' };
-  const listed = await nimbus(['quarantine', 'list', '--json'], env);
+  const listed = await runNimbus(['quarantine', 'list', '--json'], env);
   t.is(listed.code, 0, listed.stderr);
   const entries = JSON.parse(listed.stdout) as QuarantineMeta[];
   t.is(entries.length, 1);
   t.like(entries[0], { mailFrom: 'mallory@spam-sender.example', rcptTo: ['bob@example.com'], clientIp: '198.51.100.61', verdict: 'spam' });
 
-  const released = await nimbus(['quarantine', 'release', entries[0]!.id], env);
+  const released = await runNimbus(['quarantine', 'release', entries[0]!.id], env);
   t.is(released.code, 0, released.stderr);
   const [dump] = await waitForFiles(sink.dir, 1);
   const delivered = relayedMessage(readFileSync(dump!));
   t.true(delivered.subarray(delivered.length - lf(message).length).equals(lf(message)), 'the original message, byte for byte, after the gateway\'s fields');
   t.regex(delivered.toString('latin1'), /^Received: from [^]*\nX-Nimbus-Verdict: spam; score=1000\.0/);
-  t.deepEqual(JSON.parse((await nimbus(['quarantine', 'list', '--json'], env)).stdout), []);
+  t.deepEqual(JSON.parse((await runNimbus(['quarantine', 'list', '--json'], env)).stdout), []);
 });
 
 test('discard: the sender gets 250, nothing is delivered, and nimbus stats counts the message as spam', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAM_ACTION: 'discard' });
-  const work = workDir(t);
+  const work = testDir(t, 'nimbus-verdict-work-');
   const sent = await swaks(gw.port, ['--xclient', 'ADDR=198.51.100.62', '--from', 'mallory@spam-sender.example', '--to', 'bob@example.com', '--data', `@${dataFile(work, 'gtube.eml', gtubeMessage('Discard me'))}`]);
   t.regex(endOfDataReply(sent.replies) ?? '', /^250 2\.6\.0 Ok: queued as [0-9A-F]{12}$/, sent.output);
   t.deepEqual(sink.files(), []);
-  const stats = await nimbus(['stats', '--json'], { NIMBUS_DATA_DIR: gw.dataDir });
+  const stats = await runNimbus(['stats', '--json'], { NIMBUS_DATA_DIR: gw.dataDir });
   t.is(stats.code, 0, stats.stderr);
   const summary = JSON.parse(stats.stdout) as { perDay: { day: string; messages: number; spam: number }[]; topIps: { item: string; count: number }[] };
   t.like(summary.perDay.find((day) => day.day === new Date().toISOString().slice(0, 10)), { messages: 1, spam: 1 });
@@ -117,14 +123,14 @@ test('discard: the sender gets 250, nothing is delivered, and nimbus stats count
 
 test('spam trap: mail to NIMBUS_SPAMTRAPS gets 250 and is never delivered, and teaches the gateway: the next copy to a real user is tagged', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAMTRAPS: 'trap@example.org', NIMBUS_RELAY_DOMAINS: 'example.com,example.org' });
-  const work = workDir(t);
-  const spam = corpusMessage(IMAGE_SPAM);
+  const work = testDir(t, 'nimbus-verdict-work-');
+  const spam = await imageSpam();
   const trapped = await swaks(gw.port, ['--xclient', `ADDR=${SPAM_SENDER_IP}`, '--from', 'sccywmjiy@bezeqint.net', '--to', 'trap@example.org', '--data', `@${dataFile(work, 'spam.eml', spam)}`]);
   t.regex(endOfDataReply(trapped.replies) ?? '', /^250 /, trapped.output);
   t.deepEqual(sink.files(), [], 'a trap never gets mail');
 
   // The next run: re-encoded picture, another greeting, another sender address and network.
-  const { message } = await nextRun(spam, 'http://uahernad.com/micro/64');
+  const { message } = await nextRun(spam, SPAM_LINK);
   const next = await swaks(gw.port, ['--xclient', 'ADDR=190.65.69.185', '--from', 'care@offers-mail.example', '--to', 'bob@example.com', '--data', `@${dataFile(work, 'next.eml', message)}`]);
   t.regex(endOfDataReply(next.replies) ?? '', /^250 /, next.output);
   const [dump] = await waitForFiles(sink.dir, 1);
@@ -136,7 +142,7 @@ test('spam trap: mail to NIMBUS_SPAMTRAPS gets 250 and is never delivered, and t
 
 test('spam trap beside a real recipient: the trap gets nothing, the real recipient gets the message tagged as spam (never silently dropped)', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAMTRAPS: 'trap@example.org', NIMBUS_RELAY_DOMAINS: 'example.com,example.org' });
-  const work = workDir(t);
+  const work = testDir(t, 'nimbus-verdict-work-');
   const message = Buffer.from(['From: Someone <someone@sender.example>', 'To: trap@example.org, bob@example.com', 'Subject: Hello both', '', 'A message to two addresses, one of them a spam trap that nobody reads.', ''].join('\r\n'));
   const sent = await swaks(gw.port, ['--from', 'someone@sender.example', '--to', 'trap@example.org,bob@example.com', '--data', `@${dataFile(work, 'mixed.eml', message)}`]);
   t.regex(endOfDataReply(sent.replies) ?? '', /^250 /, sent.output);
@@ -150,7 +156,7 @@ test('spam trap beside a real recipient: the trap gets nothing, the real recipie
 
 test('forged verdict fields from an untrusted client are removed by the full pipeline: a forged "No" on GTUBE leaves only the gateway\'s "Yes"', async (t) => {
   const { sink, gw } = await gatewayWithSink(t, { NIMBUS_TRUSTED_NETWORKS: '127.0.0.1/32' });
-  const work = workDir(t);
+  const work = testDir(t, 'nimbus-verdict-work-');
   const forged = Buffer.from(
     [
       'From: Mallory <m@example.net>',

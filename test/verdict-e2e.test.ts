@@ -7,16 +7,20 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
-import { firstImage, hamMessage, imageSpam, nextRun, reencoded } from '../fixtures/verdict/variants.js';
-import { lf, startSmtpSink, swaks, waitFor, waitForFiles } from './helpers/smtp.js';
-import { corpusMessage, dataFile, gateway, header, nimbus, relayedMessage, startReputationProcess, workDir, type ReputationProcess } from './helpers/verdict.js';
+import { firstImage, firstRun, hamMessage, imageSpam, nextRun, reencoded } from '../fixtures/verdict/variants.js';
+import { runNimbus, startReputationProcess, type ReputationProcess } from './helpers/nimbus.js';
+import { lf, startSmtpSink } from './helpers/smtp.js';
+import { swaks } from './helpers/swaks.js';
+import { testDir } from './helpers/temp.js';
+import { dataFile, gateway, header, relayedMessage } from './helpers/verdict.js';
+import { waitFor, waitForFiles } from './helpers/wait.js';
 
-/** A TREC 2007 image spam: a GIF linked to the spammer's site, word salad around it. */
-const IMAGE_SPAM = 'spam/trec07p_inmail.45046.eml';
-/** The link around its picture. */
+/** The link around the campaign's picture. */
 const SPAM_LINK = 'http://uahernad.com/micro/64';
-/** The address in the spam's own Received field: a real, public sender address. */
+/** The address in the spam's own Received field: a public sender address. */
 const FIRST_SENDER_IP = '82.81.145.134';
+/** An image spam's first run: a GIF linked to the spammer's site, word salad around it. */
+const imageSpamFirstRun = () => firstRun(SPAM_LINK, FIRST_SENDER_IP);
 /** The campaign's next run comes from another network. */
 const SECOND_SENDER_IP = '190.65.69.185';
 const HAM_SENDER_IP = '93.184.216.34';
@@ -43,10 +47,10 @@ test('an image spam reported at gateway A is tagged at gateway B when it comes b
     gateway(t, { ...participating(reputation, admin.token), NIMBUS_HOSTNAME: 'gw-a.nimbus.test' }),
     gateway(t, { ...participating(reputation, sensor.token), NIMBUS_HOSTNAME: 'gw-b.nimbus.test', NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}` }),
   ]);
-  const work = workDir(t);
+  const work = testDir(t, 'nimbus-verdict-work-');
 
   // 1. Gateway A receives the image spam; nobody knows it yet.
-  const spam = corpusMessage(IMAGE_SPAM);
+  const spam = await imageSpamFirstRun();
   const spamFile = dataFile(work, 'spam.eml', spam);
   const first = await swaks(a.port, ['--xclient', `ADDR=${FIRST_SENDER_IP} HELO=bzq-82-81-145-134.red.bezeqint.net`, '--from', 'sccywmjiy@bezeqint.net', '--to', 'alice@example.com', '--data', `@${spamFile}`]);
   t.is(first.exitCode, 0, first.output);
@@ -54,7 +58,7 @@ test('an image spam reported at gateway A is tagged at gateway B when it comes b
   t.deepEqual(header(readFileSync(delivered!), 'X-Spam-Flag'), [], 'the first copy is not known as spam anywhere');
 
   // 2. The user reports it: A's admin runs `nimbus report --spam` on the delivered copy.
-  const report = await nimbus(['report', '--spam', delivered!], a.env);
+  const report = await runNimbus(['report', '--spam', delivered!], a.env);
   t.is(report.code, 0, report.stderr);
   t.regex(report.stdout, /reported as spam: \d+ fingerprints learnt locally; service: sent/);
 
@@ -102,11 +106,11 @@ test('a reported image still counts as spam at a third gateway after gateway B h
   const [admin, sensorB, sensorC] = await Promise.all([reputation.addKey('admin'), reputation.addKey('sensor'), reputation.addKey('sensor')]);
   const sink = await startSmtpSink();
   t.teardown(() => sink.stop());
-  const work = workDir(t);
-  const spam = corpusMessage(IMAGE_SPAM);
+  const work = testDir(t, 'nimbus-verdict-work-');
+  const spam = await imageSpamFirstRun();
   const spamFile = dataFile(work, 'spam.eml', spam);
   // The admin reports the original from a terminal: no gateway needed for that.
-  const report = await nimbus(['report', '--spam', spamFile], { ...participating(reputation, admin.token), NIMBUS_DATA_DIR: join(work, 'admin') });
+  const report = await runNimbus(['report', '--spam', spamFile], { ...participating(reputation, admin.token), NIMBUS_DATA_DIR: join(work, 'admin') });
   t.is(report.code, 0, report.stderr);
 
   const next = { NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}` };

@@ -1,6 +1,6 @@
 /**
- * A throwaway Postfix instance for integration tests, and a Nimbus gateway run as a real process
- * next to it.
+ * A throwaway Postfix instance for integration tests (the Nimbus gateway next to it is started
+ * with helpers/nimbus.ts).
  *
  * How one more Postfix runs beside (or without) the system one, found by trying on Postfix 3.7:
  * - `postfix -c DIR` with our own main.cf and master.cf in DIR. As root no
@@ -28,18 +28,17 @@
  *   smtpd_reject_unlisted_recipient=yes), unless `reinjectOptions` says otherwise.
  * - `scan` — an smtp(8) client transport that sends XFORWARD, for `content_filter=scan:…`.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort, waitForPort } from './ports.js';
+import { tempDir } from './temp.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
 const NOBODY_UID = 65534;
 const NOBODY_GID = 65534;
-export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface PostfixOptions {
   /** The virtual mailbox domain this Postfix delivers for. */
@@ -70,39 +69,13 @@ export interface PostfixInstance {
   maildir(user: string): Buffer[];
   /** Polls until the mailbox holds `count` messages; throws with the log after timeoutMs. */
   waitForMail(user: string, count: number, timeoutMs?: number): Promise<Buffer[]>;
+  /**
+   * Resolves once every SMTP session Postfix's smtpd accepted has ended (as many `disconnect
+   * from` as `connect from` lines in its log) and the queue is empty: from then on nothing can be
+   * delivered that is not already in a mailbox, so what is absent there stays absent.
+   */
+  waitSettled(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** A TCP port free on 127.0.0.1 at the time of asking. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
-export async function waitForPort(port: number, timeoutMs = 30_000, describe: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => { socket.destroy(); resolve(true); });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms\n${describe()}`);
-    await sleep(100);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function optionLines(options: Readonly<Record<string, string>>): string {
@@ -111,7 +84,7 @@ function optionLines(options: Readonly<Record<string, string>>): string {
 
 export async function startPostfix(options: PostfixOptions): Promise<PostfixInstance> {
   const domain = options.domain ?? 'example.test';
-  const dir = mkdtempSync(join(tmpdir(), 'nimbus-postfix-'));
+  const dir = tempDir('nimbus-postfix-');
   // virtual(8) delivers as nobody, which must be able to traverse to the Maildir base.
   chmodSync(dir, 0o755);
   const configDir = join(dir, 'etc');
@@ -213,8 +186,11 @@ postlog unix-dgram n - n - 1 postlogd
   };
   await postfix('check');
   await postfix('start');
-  await waitForPort(smtpPort, 30_000, readLog);
-  await waitForPort(reinjectPort, 30_000, readLog);
+  for (const port of [smtpPort, reinjectPort]) {
+    await waitForPort(port, 30_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${readLog()}`);
+    });
+  }
 
   const maildir = (user: string): Buffer[] => {
     const files: string[] = [];
@@ -230,29 +206,33 @@ postlog unix-dgram n - n - 1 postlogd
     if (/Mail queue is empty/.test(stdout)) return [];
     return [...stdout.matchAll(/^([0-9A-F]{6,})[*!]?\s/gm)].map((match) => match[1]!);
   };
+  const waitQueueEmpty = async (timeoutMs = 60_000): Promise<void> => {
+    let ids: string[] = [];
+    await waitFor('an empty Postfix queue', async () => (ids = await queued()).length === 0, timeoutMs).catch((error: Error) => {
+      throw new Error(`${error.message}: ${ids.join(' ')}\n${readLog()}`);
+    });
+  };
   let stopped = false;
   return {
     dir, configDir, domain, smtpPort, reinjectPort,
     log: readLog,
     queued,
     maildir,
-    async waitQueueEmpty(timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const ids = await queued();
-        if (ids.length === 0) return;
-        if (Date.now() > deadline) throw new Error(`Postfix queue not empty after ${timeoutMs} ms: ${ids.join(' ')}\n${readLog()}`);
-        await sleep(200);
-      }
-    },
+    waitQueueEmpty,
     async waitForMail(user, count, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
+      return waitFor(`${count} message(s) for ${user}`, () => {
         const files = maildir(user);
-        if (files.length >= count) return files;
-        if (Date.now() > deadline) throw new Error(`${user}: ${files.length} of ${count} messages after ${timeoutMs} ms\n${readLog()}`);
-        await sleep(200);
-      }
+        return files.length >= count ? files : undefined;
+      }, timeoutMs).catch((error: Error) => {
+        throw new Error(`${error.message}, ${maildir(user).length} there\n${readLog()}`);
+      });
+    },
+    async waitSettled(timeoutMs = 60_000) {
+      const sessions = (what: string) => readLog().split('\n').filter((line) => /postfix\/smtpd\[\d+\]: /.test(line) && line.includes(`: ${what} from `)).length;
+      await waitFor('every smtpd session to end', () => sessions('disconnect') >= sessions('connect'), timeoutMs).catch((error: Error) => {
+        throw new Error(`${error.message}\n${readLog()}`);
+      });
+      await waitQueueEmpty(timeoutMs);
     },
     async stop() {
       if (stopped) return;
@@ -269,79 +249,4 @@ function uid(user: string): number {
     if (fields[0] === user) return Number(fields[2]);
   }
   throw new Error(`no user ${user} in /etc/passwd: is postfix installed?`);
-}
-
-export interface NimbusProcess {
-  readonly port: number;
-  readonly dataDir: string;
-  readonly child: ChildProcess;
-  /** Everything the process printed (pino JSON lines on stdout, anything on stderr). */
-  output(): string;
-  /** Parsed JSON log lines so far. */
-  logLines(): Record<string, unknown>[];
-  stop(): Promise<void>;
-}
-
-/**
- * `node --import tsx src/cli.ts gateway` as a child process, on `port` (a free loopback port when
- * not given: Postfix's main.cf may need the port before the gateway runs).
- */
-export async function startNimbusGateway(env: Record<string, string>, port?: number): Promise<NimbusProcess> {
-  port ??= await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-gw-data-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli.ts'), 'gateway'], {
-    cwd: PROJECT_ROOT,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? '/root',
-      NIMBUS_LISTEN: `127.0.0.1:${port}`,
-      NIMBUS_DATA_DIR: dataDir,
-      NIMBUS_LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try {
-    await Promise.race([
-      waitForPort(port!, 60_000, () => output),
-      exited.then(() => { throw new Error(`nimbus gateway exited at start (code ${child.exitCode}):\n${output}`); }),
-    ]);
-  } catch (error) {
-    child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
-    throw error;
-  }
-  return {
-    port, dataDir, child,
-    output: () => output,
-    logLines: () => output.split('\n').filter((line) => line.startsWith('{')).flatMap((line) => {
-      try { return [JSON.parse(line) as Record<string, unknown>]; } catch { return []; }
-    }),
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-export interface SwaksResult {
-  readonly code: number;
-  readonly output: string;
-}
-
-/** swaks as the sending client; never throws on a refusal, the exit code and transcript say it. */
-export async function swaks(args: readonly string[]): Promise<SwaksResult> {
-  return run('swaks', [...args], { maxBuffer: 64 * 1024 * 1024 }).then(
-    ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
-    (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: typeof error.code === 'number' ? error.code : -1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
-  );
 }

@@ -4,10 +4,11 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort, portIsFree } from './ports.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -16,43 +17,29 @@ export interface RedisClusterHandle {
   stop(): Promise<void>;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
 /** A free port whose cluster bus port (port + 10000) is also free. */
-async function freePort(taken: Set<number>): Promise<number> {
+async function freePortPair(taken: Set<number>): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 30000 + Math.floor(Math.random() * 10000);
-    if (taken.has(port) || taken.has(port + 10000)) continue;
-    if ((await portFree(port)) && (await portFree(port + 10000))) {
+    const port = await freePort();
+    if (port + 10000 > 65535 || taken.has(port) || taken.has(port + 10000)) continue;
+    if (await portIsFree(port + 10000)) {
       taken.add(port);
       taken.add(port + 10000);
       return port;
     }
   }
-  throw new Error('no free loopback port pair found in 30000-40000 for the Redis Cluster');
+  throw new Error('no free loopback port pair (port, port + 10000) found for the Redis Cluster');
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** The output of redis-cli, or '' when it fails (the server is not up yet). */
+const redisCli = async (...args: string[]): Promise<string> => (await run('redis-cli', args).catch(() => ({ stdout: '' }))).stdout;
 
 /** With `password`, every node requires it (requirepass, masterauth) and the URLs carry it. */
 export async function startRedisCluster(options: { password?: string } = {}): Promise<RedisClusterHandle> {
   const auth = options.password === undefined ? [] : ['-a', options.password, '--no-auth-warning'];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nimbus-redis-cluster-'));
   const taken = new Set<number>();
-  const ports = [await freePort(taken), await freePort(taken), await freePort(taken)];
+  const ports = [await freePortPair(taken), await freePortPair(taken), await freePortPair(taken)];
   const children: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(
@@ -81,11 +68,11 @@ export async function startRedisCluster(options: { password?: string } = {}): Pr
       children.push(child);
     }
     for (const port of ports) {
-      await waitFor(`redis-server on ${port}`, async () => (await run('redis-cli', [...auth, '-p', String(port), 'ping'])).stdout.trim() === 'PONG');
+      await waitFor(`redis-server on ${port}`, async () => (await redisCli(...auth, '-p', String(port), 'ping')).trim() === 'PONG');
     }
     await run('redis-cli', [...auth, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 });
     for (const port of ports) {
-      await waitFor(`cluster_state:ok on ${port}`, async () => (await run('redis-cli', [...auth, '-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'));
+      await waitFor(`cluster_state:ok on ${port}`, async () => (await redisCli(...auth, '-p', String(port), 'cluster', 'info')).includes('cluster_state:ok'));
     }
   } catch (error) {
     await stop();

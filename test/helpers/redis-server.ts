@@ -8,7 +8,8 @@ import { createConnection } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { freePort } from './smtp.js';
+import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
 
 export interface OwnRedis {
   readonly port: number;
@@ -21,23 +22,17 @@ export interface OwnRedis {
   restart(): Promise<void>;
 }
 
-/** Resolves once a PING on the port gets +PONG (the server accepts commands). */
-async function answersPing(port: number, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port }, () => socket.write('PING\r\n'));
-      socket.setEncoding('utf8');
-      socket.once('data', (data: string) => {
-        socket.destroy();
-        resolve(data.startsWith('+PONG'));
-      });
-      socket.once('error', () => resolve(false));
+/** True when a PING on the port gets +PONG (the server accepts commands). */
+async function answersPing(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => socket.write('PING\r\n'));
+    socket.setEncoding('utf8');
+    socket.once('data', (data: string) => {
+      socket.destroy();
+      resolve(data.startsWith('+PONG'));
     });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`redis-server on 127.0.0.1:${port} did not answer PING within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** Starts redis-server with `args` (e.g. `['--appendonly', 'yes']`); killed at the test's teardown. */
@@ -47,7 +42,7 @@ export async function startOwnRedis(t: ExecutionContext, args: readonly string[]
   let child: ChildProcess | null = null;
   const start = async () => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no', ...args], { stdio: 'ignore' });
-    await answersPing(port);
+    await waitFor(`redis-server on 127.0.0.1:${port} to answer PING`, () => answersPing(port), 20_000);
   };
   const kill = async () => {
     const running = child;

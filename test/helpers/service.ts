@@ -3,28 +3,16 @@
  * temp dir, with one key per role; closed and removed at teardown.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import type { KeyRole, ReportRecord } from '../../src/reputation/api.js';
-import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
+import type { OpenedReputation } from '../../src/reputation/engine-types.js';
+import { openReputation } from '../../src/reputation/open.js';
 import { startReputationService, type RunningReputationService } from '../../src/reputation/service.js';
-
-type OpenReputation = (options: ReputationStoreOptions) => Promise<OpenedReputation>;
-
-/** The engine's openReputation, or null while src/reputation/open.ts is not there yet. */
-export async function loadOpenReputation(): Promise<OpenReputation | null> {
-  try {
-    const specifier = '../../src/reputation/open.js';
-    const module = (await import(specifier)) as { openReputation?: OpenReputation };
-    return module.openReputation ?? null;
-  } catch {
-    return null;
-  }
-}
+import { tempDir } from './temp.js';
 
 export interface TestService {
   readonly url: string;
@@ -39,9 +27,7 @@ export interface TestService {
 
 /** `log`: the service's logger (silent when not given), e.g. one writing into an array. */
 export async function startTestService(t: ExecutionContext, env: Record<string, string> = {}, log: Logger = pino({ level: 'silent' })): Promise<TestService> {
-  const openReputation = await loadOpenReputation();
-  if (!openReputation) throw new Error('src/reputation/open.ts (openReputation) is not built yet');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'nimbus-rep-svc-'));
+  const dir = tempDir('nimbus-rep-svc-');
   const config = loadConfig({ NIMBUS_DATA_DIR: dir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'silent', ...env });
   const opened = await openReputation({ store: 'sqlite', path: path.join(dir, 'reputation.sqlite') });
   const service = await startReputationService(config, log, opened);

@@ -1,83 +1,15 @@
 /**
- * Real SMTP peers for tests: swaks as the sender, smtp-sink or a scripted smtp-server as the next
- * hop, and the gateway itself on port 0. Reusable by any test that needs mail to flow.
+ * Real SMTP peers for tests besides swaks (helpers/swaks.ts): smtp-sink or a scripted smtp-server
+ * as the next hop, and a raw SMTP client for what swaks cannot express.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { chmodSync, readdirSync, rmSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
-
-export function tempDir(prefix = 'nimbus-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-/** A TCP port free on 127.0.0.1 at the time of asking. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-export async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls until `check` returns a value (not undefined/false) or throws after timeoutMs. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** Waits until `dir` holds `count` files (not directories) and returns their paths, sorted. */
-export async function waitForFiles(dir: string, count: number, timeoutMs = 30_000): Promise<string[]> {
-  return waitFor(`${count} file(s) in ${dir}`, () => {
-    if (!existsSync(dir)) return undefined;
-    const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(dir, e.name)).sort();
-    return files.length >= count ? files : undefined;
-  }, timeoutMs);
-}
-
-export interface SwaksResult {
-  readonly exitCode: number;
-  readonly output: string;
-  /** The server's reply lines (`<-` and `<**` lines), without the arrows. */
-  readonly replies: string[];
-}
-
-/**
- * Runs swaks against host:port. `args` are swaks options (e.g. `--to`, `--data`, `--from '<>'`);
- * never throws on SMTP failure: the exit code and replies say what happened.
- */
-export async function swaks(port: number, args: readonly string[], options: { host?: string; timeoutMs?: number } = {}): Promise<SwaksResult> {
-  return new Promise((resolve) => {
-    execFile(
-      'swaks',
-      ['--server', options.host ?? '127.0.0.1', '--port', String(port), '--timeout', '120', '--hide-informational', ...args],
-      { timeout: options.timeoutMs ?? 180_000, maxBuffer: 256 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const output = `${stdout}${stderr}`;
-        const replies = output
-          .split('\n')
-          .filter((line) => /^\s*<(-|\*\*)\s/.test(line))
-          .map((line) => line.replace(/^\s*<(-|\*\*)\s+/, '').trimEnd());
-        const code = error && typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : error ? 1 : 0;
-        resolve({ exitCode: code, output, replies });
-      },
-    );
-  });
-}
+import { freePort, waitForPort } from './ports.js';
+import { stopProcess } from './processes.js';
+import { tempDir } from './temp.js';
 
 export interface SmtpSink {
   readonly port: number;
@@ -98,13 +30,13 @@ export async function startSmtpSink(extraArgs: readonly string[] = []): Promise<
   const child = spawn('/usr/sbin/smtp-sink', ['-u', 'nobody', '-d', `${dir}/%M.`, ...extraArgs, `127.0.0.1:${port}`, '64'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  await waitForListening(port, () => (child.exitCode !== null ? `smtp-sink exited: ${stderr}` : null));
+  await waitForPort(port, 15_000, () => (child.exitCode !== null ? `smtp-sink exited: ${stderr}` : null));
   return {
     port,
     dir,
     files: () => readdirSync(dir).map((name) => join(dir, name)).sort(),
     stop: async () => {
-      await stopChild(child);
+      await stopProcess(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -131,38 +63,6 @@ export function sinkMessage(dump: Buffer): Buffer {
 /** CRLF to LF, as smtp-sink stores messages. */
 export function lf(bytes: Buffer): Buffer {
   return Buffer.from(bytes.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
-}
-
-async function waitForListening(port: number, failed: () => string | null, timeoutMs = 15_000): Promise<void> {
-  const { connect } = await import('node:net');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const problem = failed();
-    if (problem) throw new Error(problem);
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
-
-export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill(signal);
-  });
 }
 
 /** A reply a scripted next hop gives: `{code, text}`; smtp-server adds nothing to the text. */
@@ -199,7 +99,7 @@ export interface ScriptedServer {
 export async function startScriptedServer(options: ScriptedServerOptions = {}): Promise<ScriptedServer> {
   const messages: ReceivedMessage[] = [];
   let dataStarted = 0;
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   const error = (reply: ScriptedReply): Error => Object.assign(new Error(reply.text), { responseCode: reply.code });
   const server = new SMTPServer({
     logger: false,
@@ -247,7 +147,7 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
       });
     },
   });
-  server.server.on('connection', (socket: import('node:net').Socket) => {
+  server.server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -270,15 +170,6 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
   };
 }
 
-/** A message with CRLF line ends, for `swaks --data @file`. */
-export function crlf(text: string): string {
-  return text.replace(/\r?\n/g, '\r\n');
-}
-
-export function readBytes(path: string): Buffer {
-  return readFileSync(path);
-}
-
 /**
  * A minimal SMTP dialogue for what swaks cannot express (MAIL parameters such as SMTPUTF8):
  * sends each command after the previous reply; `DATA` content is a command too (send it with its
@@ -286,7 +177,6 @@ export function readBytes(path: string): Buffer {
  * `localAddress` is the client's own address, e.g. 127.0.0.2 to be outside a trusted 127.0.0.1.
  */
 export async function smtpDialogue(port: number, commands: readonly string[], host = '127.0.0.1', localAddress?: string): Promise<string[]> {
-  const { connect } = await import('node:net');
   const socket = connect({ host, port, ...(localAddress ? { localAddress } : {}) });
   const replies: string[] = [];
   let buffer = '';
@@ -322,4 +212,61 @@ export async function smtpDialogue(port: number, commands: readonly string[], ho
   }
   socket.destroy();
   return replies;
+}
+
+/**
+ * One message over one SMTP session (sender@source.test to rcpt@relay.test, LF line ends made
+ * CRLF, no dot-stuffing); resolves with the reply to the final dot, or null when the connection
+ * ended before it (e.g. the gateway was killed).
+ */
+export async function sendOne(port: number, message: string): Promise<string | null> {
+  const replies = await smtpDialogue(port, ['EHLO sender.test', 'MAIL FROM:<sender@source.test>', 'RCPT TO:<rcpt@relay.test>', 'DATA', `${message.replace(/\r?\n/g, '\r\n')}\r\n.`, 'QUIT']);
+  // Replies: greeting, EHLO, MAIL, RCPT, DATA (354), final dot, QUIT.
+  return replies[5] ?? null;
+}
+
+export interface Tap {
+  /** Where the client connects instead of the server. */
+  readonly port: number;
+  /** Everything the server has sent towards its clients so far. */
+  fromServer(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A TCP relay in front of 127.0.0.1:`port` that keeps what the server sends. A server in the
+ * test's own process is seen at once: whatever it wrote is here after one turn of the event loop
+ * (`setImmediate` runs after the poll for I/O), whatever the client then does with it.
+ */
+export async function startTap(port: number): Promise<Tap> {
+  const sockets = new Set<Socket>();
+  let fromServer = '';
+  const track = (socket: Socket): Socket => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    return socket;
+  };
+  const server = createServer((client) => {
+    track(client);
+    const upstream = track(connect(port, '127.0.0.1'));
+    upstream.on('data', (chunk: Buffer) => {
+      fromServer += chunk.toString('latin1');
+      client.write(chunk);
+    });
+    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    fromServer: () => fromServer,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

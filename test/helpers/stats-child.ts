@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
 import { openStatistics } from '../../src/stats/index.js';
 import { sampleInput } from './stats-records.js';
+import { waitFor } from './wait.js';
 
 const config = loadConfig(process.env);
 const stats = openStatistics(config, createLogger('silent'), { backoffBaseMs: 20, backoffMaxMs: 200, idleMs: 50 });
@@ -17,6 +18,6 @@ for (let i = from; i < from + count; i++) {
   await stats.record(sampleInput(i));
   process.stdout.write(`recorded ${i - from + 1}\n`);
 }
-while (stats.summary().backlog > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+await waitFor('an empty outbox', () => stats.summary().backlog === 0, 600_000);
 await stats.close();
 process.stdout.write('drained\n');

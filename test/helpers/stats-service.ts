@@ -4,20 +4,13 @@
  * front of it that can cut or hold the n-th HTTP response (an acknowledgement lost on the way
  * back, or a gateway killed before it arrives), so the service really ingested the batch.
  */
-import { existsSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
-import type { OpenedReputation, ReputationStoreOptions } from '../../src/reputation/engine-types.js';
-
-const ENGINE = fileURLToPath(new URL('../../src/reputation/open.ts', import.meta.url));
-
-/** The engine is built in parallel by its owner; until it exists these tests are todo. */
-export function realServiceAvailable(): boolean {
-  return existsSync(ENGINE);
-}
+import type { OpenedReputation } from '../../src/reputation/engine-types.js';
+import { openReputation } from '../../src/reputation/open.js';
+import { startReputationService } from '../../src/reputation/service.js';
 
 export interface RealService {
   readonly url: string;
@@ -29,9 +22,6 @@ export interface RealService {
 }
 
 export async function startRealService(dataDir: string): Promise<RealService> {
-  const specifier = '../../src/reputation/open.js';
-  const { openReputation } = (await import(specifier)) as { openReputation(o: ReputationStoreOptions): Promise<OpenedReputation> };
-  const { startReputationService } = await import('../../src/reputation/service.js');
   const opened = await openReputation({ store: 'sqlite', path: join(dataDir, 'reputation.sqlite') });
   const { token } = await opened.keys.addKey('sensor', 'stats test');
   const config = loadConfig({ NIMBUS_DATA_DIR: dataDir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'silent' });
@@ -66,7 +56,6 @@ export interface CuttingProxy {
   sentText(): string;
   /** Decides what happens to the n-th response (1-based). */
   decide: (n: number) => ProxyDecision;
-  waitFor(predicate: () => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -81,13 +70,6 @@ export async function startCuttingProxy(target: string): Promise<CuttingProxy> {
     clientAborts: 0,
     sentText: () => Buffer.concat(proxy.sent).toString('utf8'),
     decide: () => 'forward',
-    async waitFor(predicate, timeoutMs = 60_000) {
-      const end = Date.now() + timeoutMs;
-      while (!predicate()) {
-        if (Date.now() > end) throw new Error('proxy: condition not reached in time');
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

@@ -1,114 +1,18 @@
 /**
- * Peers for the verdict tests: `nimbus reputation` as a real process with keys made by
- * `nimbus keys add`, the other CLI commands run as processes, corpus messages made sendable, and
- * a hostile "service" that accepts connections and never answers.
+ * Helpers for the verdict tests: a gateway process with one worker, messages made sendable by
+ * swaks and read back from smtp-sink, header fields, and a hostile "service" that accepts
+ * connections and never answers.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { ExecutionContext } from 'ava';
-import { PROJECT_ROOT, startNimbusGateway, type NimbusProcess } from './postfix.js';
-import { sinkMessage, tempDir } from './smtp.js';
+import { startGatewayProcess, type GatewayProcess } from './nimbus.js';
+import { sinkMessage } from './smtp.js';
 
-const CLI = join(PROJECT_ROOT, 'src', 'cli.ts');
-export const CORPUS = '/work/shared/corpus';
-
-export interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** `nimbus ARGS` in its own process with only `env` (plus PATH/HOME): nothing leaks from the test runner. */
-export async function nimbus(args: readonly string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', CLI, ...args],
-      { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env }, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-export interface ReputationProcess {
-  readonly url: string;
-  readonly env: Record<string, string>;
-  readonly child: ChildProcess;
-  /** A key made with `nimbus keys add --role ROLE`: its token (as printed) and id. */
-  addKey(role: 'admin' | 'sensor' | 'reporter'): Promise<{ token: string; id: string }>;
-  revokeKey(id: string): Promise<void>;
-}
-
-/** `nimbus reputation` over its own SQLite store in a temp dir, on a free loopback port; stopped at teardown. */
-export async function startReputationProcess(t: ExecutionContext): Promise<ReputationProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'nimbus-verdict-rep-'));
-  const env = { NIMBUS_DATA_DIR: dir, NIMBUS_HTTP_LISTEN: '127.0.0.1:0', NIMBUS_LOG_LEVEL: 'info' };
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'reputation'], {
-    cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nimbus reputation did not listen within 60 s: ${stderr}`)), 60_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { event?: string; url?: string };
-        if (entry.event === 'reputation.listening' && entry.url) {
-          clearTimeout(timer);
-          resolve(entry.url);
-        }
-      } catch {
-        // not a log line
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`nimbus reputation exited with ${code}: ${stderr}`)));
-  });
-  return {
-    url,
-    env,
-    child,
-    async addKey(role) {
-      const added = await nimbus(['keys', 'add', '--role', role, '--label', `verdict test ${role}`], env);
-      if (added.code !== 0) throw new Error(`nimbus keys add failed (${added.code}): ${added.stderr}`);
-      const token = added.stdout.trim();
-      return { token, id: token.split('_')[1]! };
-    },
-    async revokeKey(id) {
-      const revoked = await nimbus(['keys', 'revoke', id], env);
-      if (revoked.code !== 0) throw new Error(`nimbus keys revoke failed (${revoked.code}): ${revoked.stderr}`);
-    },
-  };
-}
-
-/** A gateway process stopped at teardown, with its data dir under the test's control. */
-export async function gateway(t: ExecutionContext, env: Record<string, string>): Promise<NimbusProcess & { env: Record<string, string> }> {
-  const dataDir = env.NIMBUS_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'nimbus-verdict-gw-'));
-  const full = { NIMBUS_DATA_DIR: dataDir, NIMBUS_WORKERS: '1', ...env };
-  const process_ = await startNimbusGateway(full);
-  t.teardown(async () => {
-    await process_.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return Object.assign(process_, { env: full, dataDir });
+/** `nimbus gateway` with one worker (the verdict tests read one process's log), stopped at teardown. */
+export async function gateway(t: ExecutionContext, env: Record<string, string>): Promise<GatewayProcess> {
+  return startGatewayProcess(t, { NIMBUS_WORKERS: '1', ...env });
 }
 
 /** smtp-sink ends each dump with an empty line of its own. */
@@ -125,19 +29,6 @@ export function dataFile(dir: string, name: string, message: Buffer): string {
   const path = join(dir, name);
   writeFileSync(path, message.subarray(-2).toString('latin1') === '\r\n' ? message.subarray(0, -2) : message);
   return path;
-}
-
-export function workDir(t: ExecutionContext): string {
-  const dir = tempDir('nimbus-verdict-work-');
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** A corpus message as SMTP DATA: without the mbox envelope line, with CRLF line ends. */
-export function corpusMessage(relative: string): Buffer {
-  const text = readFileSync(join(CORPUS, relative), 'latin1');
-  const withoutEnvelope = text.startsWith('From ') ? text.slice(text.indexOf('\n') + 1) : text;
-  return Buffer.from(withoutEnvelope.replace(/\r?\n/g, '\r\n'), 'latin1');
 }
 
 /** The header fields of a message, unfolded, as name (lower case) and value. */
