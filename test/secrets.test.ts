@@ -26,18 +26,21 @@ const UPSTREAM_KEY_SECRET = 'upstreamKeySecret456';
 const REPUTATION_KEY = `nmb_0123456789abcdef_${KEY_SECRET}`;
 const UPSTREAM_KEY = `nmb_fedcba9876543210_${UPSTREAM_KEY_SECRET}`;
 
+/** Every kind of secret a configuration holds: passwords in Redis URLs (a Cluster list), API keys. */
+const SECRETS_ENV = {
+  NIMBUS_REDIS_URL: 'redis://u:secret@127.0.0.1:6379,rediss://:secret2@127.0.0.1:6380',
+  NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787',
+  NIMBUS_REPUTATION_KEY: REPUTATION_KEY,
+  NIMBUS_UPSTREAM_URL: 'http://127.0.0.1:1/',
+  NIMBUS_UPSTREAM_KEY: UPSTREAM_KEY,
+};
+
 function assertNoSecret(t: ExecutionContext, output: string, secrets: readonly string[]): void {
   for (const secret of secrets) t.false(output.includes(secret), `${secret} appears in:\n${output}`);
 }
 
 test('nimbus config --json prints Redis URLs without their passwords and keys without their secrets', async (t) => {
-  const result = await runNimbus(['config', '--json'], {
-    NIMBUS_REDIS_URL: 'redis://u:secret@127.0.0.1:6379,rediss://:secret2@127.0.0.1:6380',
-    NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787',
-    NIMBUS_REPUTATION_KEY: REPUTATION_KEY,
-    NIMBUS_UPSTREAM_URL: 'http://127.0.0.1:1/',
-    NIMBUS_UPSTREAM_KEY: UPSTREAM_KEY,
-  });
+  const result = await runNimbus(['config', '--json'], SECRETS_ENV);
   t.is(result.code, 0, result.stderr);
   assertNoSecret(t, result.stdout + result.stderr, [':secret@', 'secret2', KEY_SECRET, UPSTREAM_KEY_SECRET]);
   const printed = JSON.parse(result.stdout) as Record<string, unknown>;
@@ -47,13 +50,7 @@ test('nimbus config --json prints Redis URLs without their passwords and keys wi
 });
 
 test('nimbus config prints NAME=value per variable in the table\'s order, Redis passwords and key secrets masked', async (t) => {
-  const result = await runNimbus(['config'], {
-    NIMBUS_REDIS_URL: 'redis://u:secret@127.0.0.1:6379,rediss://:secret2@127.0.0.1:6380',
-    NIMBUS_REPUTATION_URL: 'http://127.0.0.1:8787',
-    NIMBUS_REPUTATION_KEY: REPUTATION_KEY,
-    NIMBUS_UPSTREAM_URL: 'http://127.0.0.1:1/',
-    NIMBUS_UPSTREAM_KEY: UPSTREAM_KEY,
-  });
+  const result = await runNimbus(['config'], SECRETS_ENV);
   t.is(result.code, 0, result.stderr);
   assertNoSecret(t, result.stdout + result.stderr, [':secret@', 'secret2', KEY_SECRET, UPSTREAM_KEY_SECRET]);
   const lines = result.stdout.trimEnd().split('\n');
