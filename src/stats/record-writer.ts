@@ -26,15 +26,13 @@ interface Waiter {
 }
 
 /**
- * Built, the thread is record-writer-thread.js beside this file. Run from sources under tsx (tests,
- * `npm run bench`), it is a .ts file, and a worker thread does not inherit tsx's loader on Node 20:
- * the thread registers tsx itself before importing it.
+ * Built, the thread is record-writer-thread.js beside this file. Run from sources under tsx
+ * (tests, `npm run bench`), it is a .ts file that a worker thread cannot load by itself on Node
+ * 20: record-writer-thread.boot.mjs registers tsx first, then imports it.
  */
 function startThread(options: StoreOptions): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./record-writer-thread.js', import.meta.url), { workerData: options });
-  const thread = JSON.stringify(new URL('./record-writer-thread.ts', import.meta.url).href);
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${thread}); }).catch((error) => { throw error; });`;
-  return new Worker(bootstrap, { eval: true, workerData: options });
+  const thread = import.meta.url.endsWith('.ts') ? new URL('./record-writer-thread.boot.mjs', import.meta.url) : new URL('./record-writer-thread.js', import.meta.url);
+  return new Worker(thread, { workerData: options });
 }
 
 export class RecordWriter {

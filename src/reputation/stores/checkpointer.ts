@@ -6,11 +6,12 @@
  * with its own connection runs PASSIVE checkpoints on a timer: they copy committed frames while
  * the main connection keeps reading and writing, and the fsyncs wait on that thread.
  *
- * The worker is plain JavaScript evaluated from a string, so it runs the same from dist/ and
- * under tsx, and needs no file of its own.
+ * The worker is checkpoint-thread.ts (built: .js beside this file; from sources under tsx,
+ * checkpoint-thread.boot.mjs registers tsx first, since a worker thread does not inherit its
+ * loader on Node 20).
  */
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type { CheckpointThreadData } from './checkpoint-thread.js';
 
 /** How often an idle worker checkpoints (one of an empty WAL costs next to nothing); a busy one loops. */
 export const CHECKPOINT_INTERVAL_MS = 250;
@@ -26,46 +27,14 @@ export const CHECKPOINT_INTERVAL_MS = 250;
  */
 export const MAIN_AUTOCHECKPOINT_PAGES = 65_536;
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.driver);
-const db = new Database(workerData.path);
-db.pragma('busy_timeout = 1000');
-db.pragma('synchronous = NORMAL');
-let timer = null;
-let closed = false;
-let copied = -1;
-// While the main connection keeps writing, checkpoint again at once: the WAL restarts (and stays
-// small) only when a checkpoint has caught up with every committed frame before the next write.
-function run() {
-  timer = null;
-  if (closed) return;
-  let again = false;
-  try {
-    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
-    // Frames a reader still uses cannot be copied: without progress, wait for the timer.
-    again = result.checkpointed < result.log && result.checkpointed !== copied;
-    copied = result.checkpointed;
-  } catch (error) {
-    parentPort.postMessage({ error: String(error && error.message) });
-  }
-  timer = again ? setImmediate(run) : setTimeout(run, workerData.intervalMs);
-}
-timer = setTimeout(run, workerData.intervalMs);
-parentPort.on('message', () => {
-  closed = true;
-  if (timer !== null) { clearTimeout(timer); clearImmediate(timer); }
-  try { db.close(); } finally { parentPort.close(); }
-});
-`;
 
 export class Checkpointer {
   readonly #worker: Worker;
   readonly #exited: Promise<void>;
 
   constructor(path: string, onError: (message: string) => void = () => undefined) {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, driver, intervalMs: CHECKPOINT_INTERVAL_MS } });
+    const thread = import.meta.url.endsWith('.ts') ? new URL('./checkpoint-thread.boot.mjs', import.meta.url) : new URL('./checkpoint-thread.js', import.meta.url);
+    this.#worker = new Worker(thread, { workerData: { path, intervalMs: CHECKPOINT_INTERVAL_MS } satisfies CheckpointThreadData });
     // Never keeps a CLI command or a test alive: close() stops it, process exit ends it.
     this.#worker.unref();
     this.#worker.on('message', (m: { error?: string }) => {

@@ -1,0 +1,7 @@
+// Runs checkpoint-thread.ts from sources (tests, `npm run bench`): a worker thread does not
+// inherit tsx's loader on Node 20, so it registers tsx before importing the thread. Built, the
+// store starts dist/reputation/stores/checkpoint-thread.js directly and never loads this file.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('./checkpoint-thread.ts');
