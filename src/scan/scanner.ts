@@ -8,10 +8,13 @@
  *   past it the message goes on with verdict `unknown` and `tests=NIMBUS_SCAN_TIMEOUT`;
  * - a scan that throws (a bug) gives `unknown` too: mail is never lost or held for Nimbus's failure;
  * - a lookup that fails or runs out of its own budget lets mail through on local data (lookups.ts);
+ * - the public DNS lists share one DNS budget per message (NIMBUS_DNS_TIMEOUT_MS, never more than
+ *   the scan has left); a list that fails, refuses or runs out of it counts as nothing (src/dns/lists.ts);
  * - a message too large to parse keeps only its IP, network and GTUBE (analyse.ts).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
+import { listQuery, type DnsLists } from '../dns/lists.js';
 import type { ImageHashCache } from '../fingerprint/image-cache.js';
 import type { LookupResult } from '../reputation/api.js';
 import { selectSamples } from '../stats/samples.js';
@@ -37,6 +40,8 @@ export interface ScanParts {
   readonly sampleMaxBytes: number;
   /** Hashes of images seen before (undefined: every image is decoded). */
   readonly imageHashes: ImageHashCache | undefined;
+  /** The public DNS lists (NIMBUS_DNS_LISTS); absent or null: none are asked. */
+  readonly dnsLists?: DnsLists | null;
 }
 
 export interface ScanObserver {
@@ -112,7 +117,10 @@ export class Scanner implements MessageScanner {
       });
     }
     const onlyTraps = trapHits.length > 0 && trapHits.length === request.envelope.rcptTo.length;
-    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube);
+    const lists = parts.dnsLists ?? null;
+    // The DNS budget starts now and never outlasts the scan's own.
+    const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(started + parts.policy.scanTimeoutMs - performance.now()) };
+    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube, dns);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
     const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
     const evidence = evidenceOf(analysed, decided.verdict, judgement?.outcome.remote ?? 'disabled', judgement?.outcome.results ?? new Map(), parts.sampleMaxBytes);
