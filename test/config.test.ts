@@ -194,9 +194,10 @@ test('NIMBUS_DNS_SERVERS takes resolver addresses with ports and refuses a name;
   ]);
   t.deepEqual(loadConfig({}).dnsServers, [], "empty: the system's resolvers");
   t.is(loadConfig({}).dnsTimeoutMs, 1000);
-  const error = t.throws(() => loadConfig({ NIMBUS_DNS_SERVERS: 'resolver.example:53', NIMBUS_DNS_TIMEOUT_MS: '20000' }), { instanceOf: ConfigError });
+  const error = t.throws(() => loadConfig({ NIMBUS_DNS_SERVERS: 'resolver.example:53', NIMBUS_DNS_TIMEOUT_MS: '20000', NIMBUS_DNS_LISTS: 'zen:zen.spamhaus.org:ip' }), { instanceOf: ConfigError });
   t.regex(error.message, /NIMBUS_DNS_SERVERS="resolver\.example:53": .*a resolver is given by its address, not a name/);
-  t.regex(error.message, /NIMBUS_DNS_TIMEOUT_MS=20000: expected less than NIMBUS_SCAN_TIMEOUT_MS \(10000\)/);
+  t.regex(error.message, /NIMBUS_DNS_TIMEOUT_MS=20000: expected less than NIMBUS_SCAN_TIMEOUT_MS \(10000\) while NIMBUS_DNS_LISTS asks the DNS/);
+  t.notThrows(() => loadConfig({ NIMBUS_SCAN_TIMEOUT_MS: '300' }), 'a short scan budget alone needs no DNS setting');
 });
 
 test('src/config/ imports only node built-ins and two modules without imports, so the gateway supervisor that loads it stays light (no zod, no prom-client)', (t) => {

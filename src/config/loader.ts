@@ -99,8 +99,10 @@ function crossChecks(v: Values, failed: ReadonlySet<VariableName>, problems: str
   if (valid('NIMBUS_PARTICIPATION', 'NIMBUS_REPUTATION_URL') && mode !== 'off' && v.NIMBUS_REPUTATION_URL === null) {
     problems.push(`NIMBUS_PARTICIPATION=${mode} needs NIMBUS_REPUTATION_URL: the reputation service to exchange with`);
   }
-  if (valid('NIMBUS_DNS_TIMEOUT_MS', 'NIMBUS_SCAN_TIMEOUT_MS') && v.NIMBUS_DNS_TIMEOUT_MS >= v.NIMBUS_SCAN_TIMEOUT_MS) {
-    problems.push(`NIMBUS_DNS_TIMEOUT_MS=${v.NIMBUS_DNS_TIMEOUT_MS}: expected less than NIMBUS_SCAN_TIMEOUT_MS (${v.NIMBUS_SCAN_TIMEOUT_MS}): the DNS budget is spent inside the scan's`);
+  // Checked only when something asks the DNS: a short scan budget alone must not need a DNS setting.
+  const asksDns = valid('NIMBUS_DNS_LISTS') && v.NIMBUS_DNS_LISTS.length > 0;
+  if (asksDns && valid('NIMBUS_DNS_TIMEOUT_MS', 'NIMBUS_SCAN_TIMEOUT_MS') && v.NIMBUS_DNS_TIMEOUT_MS >= v.NIMBUS_SCAN_TIMEOUT_MS) {
+    problems.push(`NIMBUS_DNS_TIMEOUT_MS=${v.NIMBUS_DNS_TIMEOUT_MS}: expected less than NIMBUS_SCAN_TIMEOUT_MS (${v.NIMBUS_SCAN_TIMEOUT_MS}) while NIMBUS_DNS_LISTS asks the DNS: the DNS budget is spent inside the scan's`);
   }
   if (valid('NIMBUS_TAG_SCORE', 'NIMBUS_REJECT_SCORE') && v.NIMBUS_REJECT_SCORE < v.NIMBUS_TAG_SCORE) {
     problems.push(`NIMBUS_REJECT_SCORE=${v.NIMBUS_REJECT_SCORE}: expected a number >= NIMBUS_TAG_SCORE (${v.NIMBUS_TAG_SCORE})`);

@@ -183,7 +183,7 @@ export const VARIABLES = Object.freeze({
     part: 'dns', default: '1000', parser: number({ min: 1, integer: true }),
     // A DNSBL answers in tens of milliseconds from a nearby resolver; one second leaves room for a
     // lost UDP packet's retry, and stays well inside the scan's budget (10 s by default).
-    doc: 'DNS budget of one message (ms), less than `NIMBUS_SCAN_TIMEOUT_MS`: every query of the message shares it; past it the lists not yet answered count as `temperror`, never as listed, and mail goes on',
+    doc: 'DNS budget of one message (ms), less than `NIMBUS_SCAN_TIMEOUT_MS` when lists are set, and never more than the scan has left: every query of the message shares it; past it the lists not yet answered count as `temperror`, never as listed, and mail goes on',
   }),
   NIMBUS_DNS_LISTS: variable({
     part: 'dns', default: '', parser: dnsLists,

@@ -27,6 +27,13 @@ import { spamTrapHits } from './traps.js';
 import type { Evidence, MessageScanner, ScanOutcome, ScanRequest, ScanResult, ScanTimings, Verdict } from './types.js';
 import { decide, scanResult, undecided } from './verdict.js';
 
+/**
+ * A message's DNS budget ends at least this long before its scan's (NIMBUS_SCAN_TIMEOUT_MS), so
+ * that a message which waited for room to be analysed still gets its verdict from what the lists
+ * answered in time rather than `unknown`: scoring and the verdict take well under a millisecond.
+ */
+export const DNS_RESERVE_MS = 100;
+
 export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'>;
 
 /** What a scan uses; replaced whole on reload, so one scan never mixes two configurations. */
@@ -118,8 +125,9 @@ export class Scanner implements MessageScanner {
     }
     const onlyTraps = trapHits.length > 0 && trapHits.length === request.envelope.rcptTo.length;
     const lists = parts.dnsLists ?? null;
-    // The DNS budget starts now and never outlasts the scan's own.
-    const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(started + parts.policy.scanTimeoutMs - performance.now()) };
+    // The DNS budget starts now and ends before the scan's own, leaving it time to decide.
+    const scanLeft = started + parts.policy.scanTimeoutMs - performance.now() - DNS_RESERVE_MS;
+    const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft) };
     const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube, dns);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
     const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
