@@ -118,7 +118,7 @@ test('the scan result gives each fingerprint its answer, weight and contribution
 test('the DNS budget of a message never outlasts its scan: a message that waited for room to be analysed asks the lists only for what its scan has left', async (t) => {
   // Two clients a list never answers about, and room to analyse one message at a time.
   const dns = await startDnsServer(t, [{ name: 'zen.test', records: { '1.113.0.203.zen.test': { silent: true }, '2.113.0.203.zen.test': { silent: true } } }]);
-  const config = loadConfig({ NIMBUS_DNS_SERVERS: dns.address, NIMBUS_DNS_LISTS: 'zen:zen.test:ip:3', NIMBUS_DNS_TIMEOUT_MS: '1500', NIMBUS_SCAN_TIMEOUT_MS: '2000' });
+  const config = loadConfig({ NIMBUS_DNS_SERVERS: dns.address, NIMBUS_DNS_LISTS: 'zen:zen.test:ip:3', NIMBUS_DNS_TIMEOUT_MS: '1500', NIMBUS_SCAN_TIMEOUT_MS: '3000' });
   const resolver = resolverFor(config);
   t.teardown(() => resolver.close());
   const scanner = new Scanner({ policy: config, lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, silent), log: silent, gate: new AnalysisGate({ maxConcurrent: 1, maxBytes: 1 << 30 }) });
@@ -126,12 +126,12 @@ test('the DNS budget of a message never outlasts its scan: a message that waited
   const started = performance.now();
   const [first, second] = await Promise.all([scanner.scan(request('first', '203.0.113.1')), scanner.scan(request('second', '203.0.113.2'))]);
   // The first spends its whole DNS budget (1.5 s) while the second waits; the second then has
-  // about half a second of its scan left, and its lists get that, not another 1.5 s.
+  // 1.5 s of its scan left, less the tenth kept for deciding, and its lists get that, not another 1.5 s.
   t.is(first.outcome, 'scanned');
   t.is(second.outcome, 'scanned', `the second message timed out (${Math.round(performance.now() - started)} ms)`);
   t.deepEqual(second.tests, ['NIMBUS_DNS_TEMPERROR']);
   t.is(second.dnsLists[0]!.failure, 'budget');
-  t.true(second.timings.totalMs < 2000, `${Math.round(second.timings.totalMs)} ms`);
+  t.true(second.timings.totalMs < 3000, `${Math.round(second.timings.totalMs)} ms`);
 });
 
 test('the scan core imports nothing from a front: no module under src/scan names src/gateway or src/milter', (t) => {

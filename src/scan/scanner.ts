@@ -28,11 +28,13 @@ import type { Evidence, MessageScanner, ScanOutcome, ScanRequest, ScanResult, Sc
 import { decide, scanResult, undecided } from './verdict.js';
 
 /**
- * A message's DNS budget ends at least this long before its scan's (NIMBUS_SCAN_TIMEOUT_MS), so
- * that a message which waited for room to be analysed still gets its verdict from what the lists
- * answered in time rather than `unknown`: scoring and the verdict take well under a millisecond.
+ * A message's DNS budget ends a tenth of its scan's budget (NIMBUS_SCAN_TIMEOUT_MS), and at least
+ * DNS_RESERVE_MS, before the scan's own end, so that a message which waited for room to be
+ * analysed still gets its verdict from what the lists answered in time rather than `unknown`.
+ * Scoring takes well under a millisecond; the reserve is for a busy process's late timers.
  */
 export const DNS_RESERVE_MS = 100;
+export const DNS_RESERVE_SHARE = 0.1;
 
 export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'>;
 
@@ -126,7 +128,8 @@ export class Scanner implements MessageScanner {
     const onlyTraps = trapHits.length > 0 && trapHits.length === request.envelope.rcptTo.length;
     const lists = parts.dnsLists ?? null;
     // The DNS budget starts now and ends before the scan's own, leaving it time to decide.
-    const scanLeft = started + parts.policy.scanTimeoutMs - performance.now() - DNS_RESERVE_MS;
+    const reserve = Math.max(DNS_RESERVE_MS, parts.policy.scanTimeoutMs * DNS_RESERVE_SHARE);
+    const scanLeft = started + parts.policy.scanTimeoutMs - performance.now() - reserve;
     const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft) };
     const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube, dns);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
