@@ -68,6 +68,15 @@ export interface DnsListResult {
   readonly cached: number;
 }
 
+/** What each kind of list tells its operator about every message (`nimbus statement`, the docs). */
+export const LIST_KIND_TELLS: Readonly<Record<DnsListKind, string>> = Object.freeze({
+  ip: "the sending client's IP address (IPv4 or IPv6; private and loopback addresses are never asked)",
+  ip4: "the sending client's IPv4 address (IPv6 clients are not asked about)",
+  domain: `the registrable domain of each link in the message (at most ${MAX_DOMAINS_PER_MESSAGE} per message; never the full URL or host name)`,
+  sha256: `the SHA-256 of each attachment (at most ${MAX_HASHES_PER_MESSAGE} per message; never the file or its name)`,
+  'sha256-base32': `the SHA-256 of each attachment, in base32 (at most ${MAX_HASHES_PER_MESSAGE} per message; never the file or its name)`,
+});
+
 export function listTest(name: string): string {
   return `NIMBUS_DNSBL_${name.toUpperCase()}`;
 }
