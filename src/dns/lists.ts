@@ -125,8 +125,23 @@ export class DnsLists {
     const refused = firstOf(outcomes, 'refused');
     const failed = firstOf(outcomes, 'temperror');
     const unexpected = firstOf(outcomes, 'unexpected');
-    if (refused) this.#logOnce(this.#refusalLogged, list, () => this.#options.log.error({ event: 'dns.list_refused', list: list.name, answer: refused.answer, resolvers: this.#options.resolver.servers }, `DNS list ${list.name} refuses this host's queries (answer ${refused.answer}): nothing it answers counts until that is fixed; use your own resolver in NIMBUS_DNS_SERVERS, not a public one, and stay within the list's terms (docs/admin/dns-lists.md)`));
-    if (unexpected) this.#logOnce(this.#unexpectedLogged, list, () => this.#options.log.warn({ event: 'dns.list_unexpected_answer', list: list.name, answer: unexpected.answer, resolvers: this.#options.resolver.servers }, `DNS list ${list.name} answered ${unexpected.answer}, outside 127.0.0.0/8: not counted; a resolver that rewrites NXDOMAIN answers so (use your own resolver in NIMBUS_DNS_SERVERS)`));
+    const resolvers = this.#options.resolver.servers;
+    if (refused) {
+      this.#logOnce(this.#refusalLogged, list, () =>
+        this.#options.log.error(
+          { event: 'dns.list_refused', list: list.name, answer: refused.answer, resolvers },
+          `DNS list ${list.name} refuses this host's queries (answer ${refused.answer}): nothing it answers counts until that is fixed; use your own resolver in NIMBUS_DNS_SERVERS, not a public one, and stay within the list's terms (docs/admin/dns-lists.md)`,
+        ),
+      );
+    }
+    if (unexpected) {
+      this.#logOnce(this.#unexpectedLogged, list, () =>
+        this.#options.log.warn(
+          { event: 'dns.list_unexpected_answer', list: list.name, answer: unexpected.answer, resolvers },
+          `DNS list ${list.name} answered ${unexpected.answer}, outside 127.0.0.0/8: not counted; a resolver that rewrites NXDOMAIN answers so (use your own resolver in NIMBUS_DNS_SERVERS)`,
+        ),
+      );
+    }
     this.#noteHealth(list, failed?.reason ?? null, items.length > 0);
     const status: ListStatus = hits.length > 0 ? 'listed' : refused ? 'refused' : failed ? 'temperror' : items.length > 0 ? 'not-listed' : 'not-asked';
     return {
