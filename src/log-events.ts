@@ -4,7 +4,7 @@
  * test keeps this table, the log calls in src/ and that page in step.
  *
  * Naming: lower-case words joined by dots, the first naming the part that writes it (gateway,
- * supervisor, process, scan, lookup, feedback, stats, reputation), snake_case within a word.
+ * supervisor, process, scan, lookup, feedback, dns, stats, reputation), snake_case within a word.
  */
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -48,6 +48,11 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'lookup.error': ['warn'],
   'lookup.auth_rejected': ['error'],
   'feedback.forbidden': ['error'],
+  // The DNS layer and the public DNS lists (src/dns/): each said once per list, not per message.
+  'dns.list_refused': ['error'],
+  'dns.list_unexpected_answer': ['warn'],
+  'dns.list_failing': ['warn'],
+  'dns.list_recovered': ['info'],
   'feedback.remote_failed': ['warn'],
   // Statistics and participation (src/stats/).
   'stats.upload.started': ['info'],
@@ -81,4 +86,4 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
 });
 
 /** The convention every name follows (see the top of this file). */
-export const LOG_EVENT_NAME = /^(gateway|supervisor|process|scan|lookup|feedback|stats|reputation)(\.[a-z][a-z_]*)+$/;
+export const LOG_EVENT_NAME = /^(gateway|supervisor|process|scan|lookup|feedback|dns|stats|reputation)(\.[a-z][a-z_]*)+$/;

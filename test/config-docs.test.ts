@@ -56,3 +56,15 @@ test('every default in the table is a valid value of its own variable', (t) => {
     t.true(variable.parser.parse(text).ok, `${name}=${JSON.stringify(text)}`);
   }
 });
+
+test('every NIMBUS_DNS_LISTS line docs/admin/dns-lists.md and systemd/nimbus.env offer to copy is a valid value', (t) => {
+  const lines = [...read('docs/admin/dns-lists.md').matchAll(/^NIMBUS_DNS_LISTS=(.+)$/gm), ...read('systemd/nimbus.env').matchAll(/^#NIMBUS_DNS_LISTS=(.+)$/gm)]
+    .map((match) => match[1]!)
+    // The syntax line itself (`name:zone:kind[:codes][:weight], …`) is no value.
+    .filter((line) => !line.includes('['));
+  t.true(lines.length >= 2);
+  for (const line of lines) {
+    const lists = loadConfig({ NIMBUS_DNS_LISTS: line }).dnsLists;
+    t.true(lists.length > 0 && lists.every((list) => list.weight > 0), line);
+  }
+});

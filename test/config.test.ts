@@ -135,6 +135,7 @@ test('the NAME=value lines of nimbus config, read back as an env file, give the 
     NIMBUS_MAX_MESSAGE_SIZE: '1536KB', NIMBUS_SPOOL_THRESHOLD: '1000', NIMBUS_SUBJECT_TAG: ' [SPAM] ', NIMBUS_WEIGHT_URL: '2.5',
     NIMBUS_SAMPLE_MAX_BYTES: '0', NIMBUS_ACCEPT_STATEMENT: 'on', NIMBUS_LOG_LEVEL: 'WARN', NIMBUS_REDIS_URL: 'a:1,rediss://b:2',
     NIMBUS_REPUTATION_URL: 'https://rep.example/base/', NIMBUS_METRICS_LISTEN: '127.0.0.1:9325', NIMBUS_WORKERS: '3',
+    NIMBUS_DNS_SERVERS: '127.0.0.1, [::1]:5353', NIMBUS_DNS_LISTS: 'zen:ZEN.spamhaus.org.:ip:127.0.0.2=sbl+127.0.0.4-127.0.0.7:3, surbl:multi.surbl.org:domain:&8=ph+&16, mhr:hash.cymru.com:sha256',
   };
   const { config, values } = loadSettings(env);
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-config-'));
@@ -145,6 +146,58 @@ test('the NAME=value lines of nimbus config, read back as an env file, give the 
   const { trustedBlockList: _c, envFile: _d, ...actual } = again;
   t.deepEqual(actual, expected);
   t.is(config.subjectTag, ' [SPAM] ');
+});
+
+test('NIMBUS_DNS_LISTS reads name:zone:kind[:codes][:weight] entries, and a list without a weight counts like a spam answer of its kind', (t) => {
+  const config = loadConfig({
+    NIMBUS_WEIGHT_URL: '4.5',
+    NIMBUS_DNS_LISTS: 'zen:zen.spamhaus.org:ip:127.0.0.2=sbl+127.0.0.4-127.0.0.7=xbl:3, surbl:Multi.SURBL.org.:domain:&8=ph+&64, uribl:multi.uribl.com:domain:2.5, cop:bl.spamcop.net:ip4, hbl:_file.KEY123.hbl.dq.spamhaus.net:sha256-base32:127.0.3.10=malware',
+  });
+  t.deepEqual(config.dnsLists.map((list) => [list.name, list.zone, list.kind, list.weight]), [
+    ['zen', 'zen.spamhaus.org', 'ip', 3],
+    ['surbl', 'multi.surbl.org', 'domain', 4.5],
+    ['uribl', 'multi.uribl.com', 'domain', 2.5],
+    ['cop', 'bl.spamcop.net', 'ip4', config.weights.ip],
+    ['hbl', '_file.key123.hbl.dq.spamhaus.net', 'sha256-base32', config.weights.attachment],
+  ]);
+  t.deepEqual(config.dnsLists[0]!.codes, [
+    { range: { first: '127.0.0.2', last: '127.0.0.2' }, mask: null, meaning: 'sbl' },
+    { range: { first: '127.0.0.4', last: '127.0.0.7' }, mask: null, meaning: 'xbl' },
+  ]);
+  t.deepEqual(config.dnsLists[1]!.codes, [{ range: null, mask: 8, meaning: 'ph' }, { range: null, mask: 64, meaning: null }]);
+  t.deepEqual(config.dnsLists[3]!.codes, [], 'no codes: every 127.0.0.0/8 answer but a refusal');
+  t.deepEqual(loadConfig({}).dnsLists, [], 'off by default');
+});
+
+test('a wrong NIMBUS_DNS_LISTS entry is named with what is wrong in it, every entry at once', (t) => {
+  const error = t.throws(
+    () => loadConfig({ NIMBUS_DNS_LISTS: 'zen:zen.spamhaus.org:ipv4, Bad-Name:dbl.spamhaus.org:domain, dbl:not a zone:domain:127.0.1.2, x:a.example:ip:127.0.0.9-127.0.0.2, y:b.example:ip:&300, z:c.example:ip:127.0.0.2:much, zen:d.example:ip' }),
+    { instanceOf: ConfigError },
+  );
+  const problems = error.problems.join('\n');
+  t.regex(problems, /NIMBUS_DNS_LISTS=.*list 1 \("zen:zen\.spamhaus\.org:ipv4"\): kind "ipv4": expected one of ip, ip4, domain, sha256, sha256-base32/);
+  t.regex(problems, /list 2 \("Bad-Name:dbl\.spamhaus\.org:domain"\): name "Bad-Name": expected a lower-case word/);
+  t.regex(problems, /list 3 .*: zone "not a zone": expected a DNS zone/);
+  t.regex(problems, /list 4 .*: code "127\.0\.0\.9-127\.0\.0\.2": expected an answer address/);
+  t.regex(problems, /list 5 .*: code "&300": a bitmask is &1 to &255/);
+  t.regex(problems, /list 6 .*: weight "much": expected a number of points/);
+  t.regex(problems, /list 7 .*: the name zen is already taken/);
+  t.is(error.problems.length, 7);
+});
+
+test('NIMBUS_DNS_SERVERS takes resolver addresses with ports and refuses a name; NIMBUS_DNS_TIMEOUT_MS must fit inside NIMBUS_SCAN_TIMEOUT_MS', (t) => {
+  t.deepEqual(loadConfig({ NIMBUS_DNS_SERVERS: '127.0.0.1:5353, ::1, [2001:db8::53]:53, 192.0.2.53' }).dnsServers, [
+    { host: '127.0.0.1', port: 5353 },
+    { host: '::1', port: 53 },
+    { host: '2001:db8::53', port: 53 },
+    { host: '192.0.2.53', port: 53 },
+  ]);
+  t.deepEqual(loadConfig({}).dnsServers, [], "empty: the system's resolvers");
+  t.is(loadConfig({}).dnsTimeoutMs, 1000);
+  const error = t.throws(() => loadConfig({ NIMBUS_DNS_SERVERS: 'resolver.example:53', NIMBUS_DNS_TIMEOUT_MS: '20000', NIMBUS_DNS_LISTS: 'zen:zen.spamhaus.org:ip' }), { instanceOf: ConfigError });
+  t.regex(error.message, /NIMBUS_DNS_SERVERS="resolver\.example:53": .*a resolver is given by its address, not a name/);
+  t.regex(error.message, /NIMBUS_DNS_TIMEOUT_MS=20000: expected less than NIMBUS_SCAN_TIMEOUT_MS \(10000\) while NIMBUS_DNS_LISTS asks the DNS/);
+  t.notThrows(() => loadConfig({ NIMBUS_SCAN_TIMEOUT_MS: '300' }), 'a short scan budget alone needs no DNS setting');
 });
 
 test('src/config/ imports only node built-ins and two modules without imports, so the gateway supervisor that loads it stays light (no zod, no prom-client)', (t) => {

@@ -8,12 +8,15 @@ test('verdict headers follow DESIGN.md: spam gets X-Spam-Flag, one star per poin
     verdict: 'spam',
     score: 12,
     required: 5,
-    parts: [{ label: 'ip=203.0.113.7', verdict: 'spam', score: 0.97 }],
+    parts: [
+      { source: 'dns-list', list: 'zen', status: 'listed', detail: 'sbl+xbl' },
+      { source: 'reputation', label: 'ip=203.0.113.7', verdict: 'spam', score: 0.97 },
+    ],
     tests: ['NIMBUS_IP', 'NIMBUS_IMAGE'],
   });
   t.deepEqual(fields, [
     'X-Nimbus-Verdict: spam; score=12.0; required=5.0',
-    'X-Nimbus-Report: ip=203.0.113.7=spam(0.97)',
+    'X-Nimbus-Report: dnsbl:zen=listed(sbl+xbl) ip=203.0.113.7=spam(0.97)',
     'X-Spam-Flag: YES',
     'X-Spam-Status: Yes, score=12.0 required=5.0 tests=NIMBUS_IP,NIMBUS_IMAGE',
     'X-Spam-Level: ************',
@@ -25,7 +28,7 @@ test('verdict headers follow DESIGN.md: spam gets X-Spam-Flag, one star per poin
 });
 
 test('long header fields are folded at whitespace within 78 characters and unfold to the original', (t) => {
-  const parts = Array.from({ length: 12 }, (_, i) => ({ label: `url:domain:example${i}.biz`, verdict: 'unknown' as const, score: 0 }));
+  const parts = Array.from({ length: 12 }, (_, i) => ({ source: 'reputation' as const, label: `url:domain:example${i}.biz`, verdict: 'unknown' as const, score: 0 }));
   const [, report] = formatVerdictHeaders({ verdict: 'unknown', score: 0, required: 5, parts });
   const lines = report!.split('\r\n');
   t.true(lines.length > 1);

@@ -5,9 +5,12 @@ import { loadConfig } from '../src/config/index.js';
 import { startGateway } from '../src/gateway/server.js';
 import { createLogger } from '../src/log.js';
 import { GTUBE } from '../src/scan/gtube.js';
+import { AnalysisGate } from '../src/scan/analysis-gate.js';
+import { Scanner } from '../src/scan/scanner.js';
 import { MAX_ANALYSIS_BYTES } from '../src/scan/analyse.js';
 import { offlineRequest } from '../src/scan/offline.js';
-import { openCommandReputation, openScanRuntime } from '../src/scan/runtime.js';
+import { dnsListsFor, openCommandReputation, openScanRuntime, resolverFor } from '../src/scan/runtime.js';
+import { startDnsServer } from './helpers/dns-server.js';
 import { message, prose } from '../fixtures/fingerprint/factory.js';
 import { startScriptedServer } from './helpers/smtp.js';
 import { swaks } from './helpers/swaks.js';
@@ -108,4 +111,23 @@ test('the scan result gives each fingerprint its answer, weight and contribution
   t.deepEqual(after.headers.removePrefixes, ['x-nimbus-', 'x-spam-']);
   t.is(after.headers.subjectTag, '[SPAM]');
   t.true(after.timings.totalMs >= after.timings.analysisMs);
+});
+
+test('the DNS budget of a message never outlasts its scan: a message that waited for room to be analysed asks the lists only for what its scan has left', async (t) => {
+  // Two clients a list never answers about, and room to analyse one message at a time.
+  const dns = await startDnsServer(t, [{ name: 'zen.test', records: { '1.113.0.203.zen.test': { silent: true }, '2.113.0.203.zen.test': { silent: true } } }]);
+  const config = loadConfig({ NIMBUS_DNS_SERVERS: dns.address, NIMBUS_DNS_LISTS: 'zen:zen.test:ip:3', NIMBUS_DNS_TIMEOUT_MS: '1500', NIMBUS_SCAN_TIMEOUT_MS: '3000' });
+  const resolver = resolverFor(config);
+  t.teardown(() => resolver.close());
+  const scanner = new Scanner({ policy: config, lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, silent), log: silent, gate: new AnalysisGate({ maxConcurrent: 1, maxBytes: 1 << 30 }) });
+  const request = (id: string, ip: string) => ({ ...offlineRequest(id, proseMessage(3)), client: { ip, helo: '', name: null, trusted: false } });
+  const started = performance.now();
+  const [first, second] = await Promise.all([scanner.scan(request('first', '203.0.113.1')), scanner.scan(request('second', '203.0.113.2'))]);
+  // The first spends its whole DNS budget (1.5 s) while the second waits; the second then has
+  // 1.5 s of its scan left, less the tenth kept for deciding, and its lists get that, not another 1.5 s.
+  t.is(first.outcome, 'scanned');
+  t.is(second.outcome, 'scanned', `the second message timed out (${Math.round(performance.now() - started)} ms)`);
+  t.deepEqual(second.tests, ['NIMBUS_DNS_TEMPERROR']);
+  t.is(second.dnsLists[0]!.failure, 'budget');
+  t.true(second.timings.totalMs < 3000, `${Math.round(second.timings.totalMs)} ms`);
 });

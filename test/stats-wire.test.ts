@@ -95,3 +95,22 @@ test('nimbus statement prints the very records wire.ts sends for its sample mess
   t.true(text.includes(JSON.stringify(toWireRecord(SAMPLE_RECORD, 'standard'), null, 2).split('\n')[3]!.trim()));
   t.false(text.split('== extended ==')[0]!.includes('alice%40example.org'), 'the standard part shows no full URL');
 });
+
+test('nimbus statement names each configured public DNS list and what it is told, also before the statement is accepted', async (t) => {
+  const env = {
+    // Not loadable as a whole (standard without acceptance): the statement is read before accepting.
+    NIMBUS_PARTICIPATION: 'standard',
+    NIMBUS_DNS_LISTS: 'zen:zen.spamhaus.org:ip:127.0.0.2=sbl:3,dbl:dbl.spamhaus.org:domain,mhr:hash.cymru.com:sha256',
+  };
+  const text = await runNimbus(['statement'], env);
+  t.is(text.code, 0, text.stderr);
+  const section = text.stdout.split('== Public DNS lists (NIMBUS_DNS_LISTS) ==')[1] ?? '';
+  t.regex(section, /zen \(zen\.spamhaus\.org\): the sending client's IP address/);
+  t.regex(section, /dbl \(dbl\.spamhaus\.org\): the registrable domain of each link/);
+  t.regex(section, /mhr \(hash\.cymru\.com\): the SHA-256 of each attachment/);
+  t.regex(section, /stays on this host/);
+  const json = JSON.parse((await runNimbus(['statement', '--json'], env)).stdout) as { dnsLists: { name: string; zone: string; kind: string; tells: string }[] };
+  t.deepEqual(json.dnsLists.map((list) => [list.name, list.zone, list.kind]), [['zen', 'zen.spamhaus.org', 'ip'], ['dbl', 'dbl.spamhaus.org', 'domain'], ['mhr', 'hash.cymru.com', 'sha256']]);
+  const none = await runNimbus(['statement'], {});
+  t.regex(none.stdout, /No list is configured: nothing is asked\./);
+});

@@ -6,7 +6,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { blockListOf, YES } from './parsers.js';
 import { shownValue, VARIABLES, type Values, type Variable, type VariableName } from './table.js';
-import { ConfigError, type Config, type Env } from './types.js';
+import { ConfigError, type Config, type DnsListKind, type Env, type FingerprintKind } from './types.js';
+
+/**
+ * A listed answer counts like a spam answer of the kind the list is about, so a list entry
+ * without its own weight takes that kind's NIMBUS_WEIGHT_*.
+ */
+const LIST_KIND_WEIGHT: Readonly<Record<DnsListKind, FingerprintKind>> = Object.freeze({
+  ip: 'ip',
+  ip4: 'ip',
+  domain: 'url',
+  sha256: 'attachment',
+  'sha256-base32': 'attachment',
+});
 
 /** Reads `KEY=VALUE` lines (systemd EnvironmentFile syntax: comments, optional quotes). */
 export function readEnvFile(path: string): Record<string, string> {
@@ -87,6 +99,11 @@ function crossChecks(v: Values, failed: ReadonlySet<VariableName>, problems: str
   if (valid('NIMBUS_PARTICIPATION', 'NIMBUS_REPUTATION_URL') && mode !== 'off' && v.NIMBUS_REPUTATION_URL === null) {
     problems.push(`NIMBUS_PARTICIPATION=${mode} needs NIMBUS_REPUTATION_URL: the reputation service to exchange with`);
   }
+  // Checked only when something asks the DNS: a short scan budget alone must not need a DNS setting.
+  const asksDns = valid('NIMBUS_DNS_LISTS') && v.NIMBUS_DNS_LISTS.length > 0;
+  if (asksDns && valid('NIMBUS_DNS_TIMEOUT_MS', 'NIMBUS_SCAN_TIMEOUT_MS') && v.NIMBUS_DNS_TIMEOUT_MS >= v.NIMBUS_SCAN_TIMEOUT_MS) {
+    problems.push(`NIMBUS_DNS_TIMEOUT_MS=${v.NIMBUS_DNS_TIMEOUT_MS}: expected less than NIMBUS_SCAN_TIMEOUT_MS (${v.NIMBUS_SCAN_TIMEOUT_MS}) while NIMBUS_DNS_LISTS asks the DNS: the DNS budget is spent inside the scan's`);
+  }
   if (valid('NIMBUS_TAG_SCORE', 'NIMBUS_REJECT_SCORE') && v.NIMBUS_REJECT_SCORE < v.NIMBUS_TAG_SCORE) {
     problems.push(`NIMBUS_REJECT_SCORE=${v.NIMBUS_REJECT_SCORE}: expected a number >= NIMBUS_TAG_SCORE (${v.NIMBUS_TAG_SCORE})`);
   }
@@ -96,6 +113,14 @@ function crossChecks(v: Values, failed: ReadonlySet<VariableName>, problems: str
 function toConfig(v: Values): Config {
   const cert = v.NIMBUS_TLS_CERT;
   const key = v.NIMBUS_TLS_KEY;
+  const weights = Object.freeze({
+    ip: v.NIMBUS_WEIGHT_IP,
+    net: v.NIMBUS_WEIGHT_NET,
+    attachment: v.NIMBUS_WEIGHT_ATTACHMENT,
+    image: v.NIMBUS_WEIGHT_IMAGE,
+    url: v.NIMBUS_WEIGHT_URL,
+    body: v.NIMBUS_WEIGHT_BODY,
+  });
   return {
     listen: v.NIMBUS_LISTEN,
     nextHop: v.NIMBUS_NEXT_HOP,
@@ -116,6 +141,9 @@ function toConfig(v: Values): Config {
     reputationKey: v.NIMBUS_REPUTATION_KEY,
     lookupTimeoutMs: v.NIMBUS_LOOKUP_TIMEOUT_MS,
     scanTimeoutMs: v.NIMBUS_SCAN_TIMEOUT_MS,
+    dnsServers: v.NIMBUS_DNS_SERVERS,
+    dnsTimeoutMs: v.NIMBUS_DNS_TIMEOUT_MS,
+    dnsLists: Object.freeze(v.NIMBUS_DNS_LISTS.map((list) => Object.freeze({ ...list, weight: list.weight ?? weights[LIST_KIND_WEIGHT[list.kind]] }))),
     httpListen: v.NIMBUS_HTTP_LISTEN,
     store: v.NIMBUS_STORE,
     redisUrls: v.NIMBUS_REDIS_URL,
@@ -137,14 +165,7 @@ function toConfig(v: Values): Config {
     rejectScore: v.NIMBUS_REJECT_SCORE,
     spamAction: v.NIMBUS_SPAM_ACTION,
     subjectTag: v.NIMBUS_SUBJECT_TAG,
-    weights: Object.freeze({
-      ip: v.NIMBUS_WEIGHT_IP,
-      net: v.NIMBUS_WEIGHT_NET,
-      attachment: v.NIMBUS_WEIGHT_ATTACHMENT,
-      image: v.NIMBUS_WEIGHT_IMAGE,
-      url: v.NIMBUS_WEIGHT_URL,
-      body: v.NIMBUS_WEIGHT_BODY,
-    }),
+    weights,
     spamtraps: v.NIMBUS_SPAMTRAPS,
     workers: v.NIMBUS_WORKERS,
     envFile: v.NIMBUS_ENV_FILE,

@@ -9,12 +9,14 @@ import { maskApiKey, maskCredentials } from '../redact.js';
 import {
   addressList, cidrList, domainList, hostPort, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
 } from './parsers.js';
+import { dnsLists, dnsServers } from './dns.js';
 import { LOG_LEVELS, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
 
 /** The parts of the admin's page, in its order. */
 export const PARTS = Object.freeze({
   gateway: 'Gateway (SMTP relay)',
   scan: 'Scan and policy',
+  dns: 'DNS checks and public DNS lists',
   participation: 'Participation and statistics',
   service: 'Reputation service',
   files: 'Files',
@@ -169,6 +171,23 @@ export const VARIABLES = Object.freeze({
     part: 'scan', default: '10000', parser: number({ min: 0, max: 10_000_000, integer: true }),
     // ~3 MB per 10,000 hashes: a signature logo or a campaign's picture is decoded once per worker.
     doc: 'perceptual hashes kept per worker for images seen again (by their SHA-256), so a logo or a campaign\'s picture is decoded once; `0`: every image is decoded',
+  }),
+
+  // ---------------------------------------------------------------- DNS checks and public DNS lists
+  NIMBUS_DNS_SERVERS: variable({
+    part: 'dns', default: '', defaultDoc: "the system's (`/etc/resolv.conf`)", parser: dnsServers,
+    // Addresses only: a resolver cannot be found by name without a resolver.
+    doc: 'resolvers for every DNS check (public DNS lists now; SPF, DKIM and DMARC later), comma-separated `address[:port]`, e.g. `127.0.0.1:53,[::1]:53`; run your own (unbound): most lists refuse queries from public resolvers',
+  }),
+  NIMBUS_DNS_TIMEOUT_MS: variable({
+    part: 'dns', default: '1000', parser: number({ min: 1, integer: true }),
+    // A DNSBL answers in tens of milliseconds from a nearby resolver; one second leaves room for a
+    // lost UDP packet's retry, and stays well inside the scan's budget (10 s by default).
+    doc: 'DNS budget of one message (ms), less than `NIMBUS_SCAN_TIMEOUT_MS` when lists are set, and never more than the scan has left: every query of the message shares it; past it the lists not yet answered count as `temperror`, never as listed, and mail goes on',
+  }),
+  NIMBUS_DNS_LISTS: variable({
+    part: 'dns', default: '', parser: dnsLists,
+    doc: 'public DNS lists asked for every message, comma-separated `name:zone:kind[:codes][:weight]` (kind `ip`, `ip4`, `domain`, `sha256` or `sha256-base32`); empty: none. Each query tells the list\'s operator an address, a domain or a hash: see docs/admin/dns-lists.md',
   }),
 
   // ---------------------------------------------------------------- participation and statistics

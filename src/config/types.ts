@@ -25,6 +25,40 @@ export interface HostPort {
   readonly port: number;
 }
 
+/**
+ * What a public DNS list is asked (docs/admin/dns-lists.md): `ip` the client's address (IPv4
+ * octets or IPv6 nibbles, reversed), `ip4` the same for IPv4 clients only, `domain` the registrable
+ * domain of each link, `sha256` each attachment's SHA-256 in hex as two 32-digit labels (a DNS
+ * label holds at most 63 characters), `sha256-base32` the same hash in unpadded lower-case base32.
+ */
+export const DNS_LIST_KINDS = ['ip', 'ip4', 'domain', 'sha256', 'sha256-base32'] as const;
+export type DnsListKind = (typeof DNS_LIST_KINDS)[number];
+
+/** One answer (or set of answers) a list gives, and what it means. */
+export interface DnsListCode {
+  /** Answers from `first` to `last` (IPv4, inclusive) match; null for a bitmask code. */
+  readonly range: { readonly first: string; readonly last: string } | null;
+  /** A bitmask code (`&8`): any 127.0.0.0/8 answer whose last octet has one of these bits. */
+  readonly mask: number | null;
+  /** The admin's word for it (`sbl`, `phishing`), shown in X-Nimbus-Report; null: the answer itself. */
+  readonly meaning: string | null;
+}
+
+/** A list as NIMBUS_DNS_LISTS writes it; `weight` null: the weight of its kind (NIMBUS_WEIGHT_*). */
+export interface DnsListEntry {
+  readonly name: string;
+  readonly zone: string;
+  readonly kind: DnsListKind;
+  /** Empty: every 127.0.0.0/8 answer that is not a refusal counts as listed. */
+  readonly codes: readonly DnsListCode[];
+  readonly weight: number | null;
+}
+
+/** A configured list with its weight decided. */
+export interface DnsList extends DnsListEntry {
+  readonly weight: number;
+}
+
 /** A process environment, or the same overlaid by the env file. */
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -59,6 +93,12 @@ export interface Config {
   readonly lookupTimeoutMs: number;
   /** The whole scan of one message (waiting for room, parsing, every check); past it: verdict unknown. */
   readonly scanTimeoutMs: number;
+  /** Resolvers for every DNS check; empty: the system's (/etc/resolv.conf). */
+  readonly dnsServers: readonly HostPort[];
+  /** DNS time budget of one message, inside scanTimeoutMs. */
+  readonly dnsTimeoutMs: number;
+  /** Public DNS lists asked for every message; empty: none (the default). */
+  readonly dnsLists: readonly DnsList[];
   readonly httpListen: HostPort;
   readonly store: StoreKind;
   /** One URL for a single Redis, several for Redis Cluster seed nodes. */

@@ -50,6 +50,8 @@ export interface AttachmentInfo {
 
 export interface MessageFingerprints {
   readonly fingerprints: Fingerprint[];
+  /** The address the `ip` fingerprints are of (the client given, else the Received one); null: none. */
+  readonly clientIp: string | null;
   readonly skips: Skip[];
   readonly urls: string[];
   readonly attachments: AttachmentInfo[];
@@ -204,7 +206,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   }
 
   const unique = [...new Map(fingerprints.map((fingerprint) => [fingerprint.text, fingerprint])).values()];
-  return { fingerprints: unique, skips, urls, attachments };
+  return { fingerprints: unique, clientIp: ipPrints.length > 0 ? clientIp! : null, skips, urls, attachments };
 }
 
 /** Drops an mbox envelope line (`From addr date`), which is not part of the message. */

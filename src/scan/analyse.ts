@@ -15,6 +15,8 @@ export const MAX_ANALYSIS_BYTES = 10 * 1024 * 1024;
 
 export interface Analysed {
   readonly fingerprints: Fingerprint[];
+  /** The sender's address the `ip` fingerprints are of (the client, else from Received); null: none. */
+  readonly clientIp: string | null;
   readonly urls: string[];
   /** With their bytes when asked for (samples), else without. */
   readonly attachments: AttachmentInfo[];
@@ -32,8 +34,10 @@ export interface AnalyseOptions {
 
 export async function analyseMessage(message: MessageSource, options: AnalyseOptions): Promise<Analysed> {
   if (message.size > MAX_ANALYSIS_BYTES) {
+    const fingerprints = options.clientIp === null ? [] : ipFingerprints(options.clientIp);
     return {
-      fingerprints: options.clientIp === null ? [] : ipFingerprints(options.clientIp),
+      fingerprints,
+      clientIp: fingerprints.length > 0 ? options.clientIp : null,
       urls: [],
       attachments: [],
       skips: [{ reason: 'message-too-large', detail: `${message.size} bytes > ${MAX_ANALYSIS_BYTES}` }],

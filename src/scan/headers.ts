@@ -2,7 +2,7 @@
  * The verdict header fields of DESIGN.md, as data, added to every message by every front:
  *
  *   X-Nimbus-Verdict: spam; score=12.0; required=5.0
- *   X-Nimbus-Report: ip=203.0.113.7:spam(0.97) image:dhash64:9f3c…=spam(0.91)
+ *   X-Nimbus-Report: dnsbl:zen=listed(sbl) ip=203.0.113.7:spam(0.97) image:dhash64:9f3c…=spam(0.91)
  *   X-Spam-Flag: YES                      (only when spam)
  *   X-Spam-Status: Yes, score=12.0 required=5.0 tests=NIMBUS_IP,NIMBUS_IMAGE
  *   X-Spam-Level: ************            (one star per point, at most 50)
@@ -57,6 +57,7 @@ export function formatHeaderField(field: HeaderField): string {
 
 /** One report entry as X-Nimbus-Report writes it. */
 export function formatReportPart(part: ReportPart): string {
+  if (part.source === 'dns-list') return `dnsbl:${part.list}=${part.status}(${part.detail})`;
   return `${part.label}=${part.verdict}(${part.score.toFixed(2)})`;
 }
 

@@ -1,19 +1,24 @@
 /**
- * From fingerprints to a verdict: one batched lookup, the score, and the report lines. Every
- * front and `nimbus check` go through this, so the command shows exactly what the relay or the
- * milter would stamp on the same message.
+ * From fingerprints to a verdict: one batched lookup and the public DNS lists beside it, the
+ * score, and the report lines. Every front and `nimbus check` go through this, so the command
+ * shows exactly what the relay or the milter would stamp on the same message.
  */
 import type { Config } from '../config/index.js';
+import type { DnsBudget } from '../dns/budget.js';
+import type { DnsListResult, DnsLists, ListQuery } from '../dns/lists.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { LookupOutcome, ReputationLookups } from './lookups.js';
 import { scoreMessage, type MessageScore } from './score.js';
-import type { FingerprintResult, ReportPart } from './types.js';
+import type { FingerprintReportPart, FingerprintResult, ListReportPart, ReportPart } from './types.js';
 
 /** X-Nimbus-Report lists at most this many fingerprints, the decisive ones first. */
 export const MAX_REPORT_ENTRIES = 12;
 
 /** Marks a shortened hash in X-Nimbus-Report. */
 export const ELLIPSIS = '...';
+
+/** In `tests=` when a public DNS list could not be asked (timeout, SERVFAIL, the budget spent). */
+export const DNS_TEMPERROR_TEST = 'NIMBUS_DNS_TEMPERROR';
 
 export type JudgePolicy = Pick<Config, 'tagScore' | 'weights'>;
 
@@ -24,22 +29,46 @@ export interface Judgement {
   readonly tests: string[];
   readonly parts: ReportPart[];
   readonly fingerprints: FingerprintResult[];
+  /** Each public DNS list's answer (empty without lists). */
+  readonly lists: readonly DnsListResult[];
   readonly lookupMs: number;
+}
+
+/** The public DNS lists to ask for this message, and its DNS budget. */
+export interface ListCheck {
+  readonly lists: DnsLists;
+  readonly query: ListQuery;
+  readonly budget: DnsBudget;
 }
 
 /** What a scan without any reputation (no lookups configured) "finds": nothing is known. */
 const NOTHING_LOOKED_UP: LookupOutcome = { results: new Map(), remote: 'disabled', incomplete: new Set(), cacheHits: 0, remoteMs: null };
 
-export async function judge(lookups: ReputationLookups | null, policy: JudgePolicy, fingerprints: readonly Fingerprint[], gtube: boolean): Promise<Judgement> {
+export async function judge(lookups: ReputationLookups | null, policy: JudgePolicy, fingerprints: readonly Fingerprint[], gtube: boolean, dns: ListCheck | null = null): Promise<Judgement> {
   const started = performance.now();
-  const outcome = lookups === null ? NOTHING_LOOKED_UP : await lookups.lookup(fingerprints);
+  const [outcome, lists] = await Promise.all([
+    lookups === null ? NOTHING_LOOKED_UP : lookups.lookup(fingerprints),
+    dns === null ? [] : dns.lists.check(dns.query, dns.budget),
+  ]);
   const lookupMs = performance.now() - started;
-  const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube, incomplete: outcome.incomplete });
+  const listed = lists.filter((list) => list.status === 'listed').map((list) => ({ test: list.test, points: list.weight }));
+  const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube, incomplete: outcome.incomplete, listed });
   const tests = scored.parts.map((part) => part.test);
   if (outcome.incomplete.size > 0) tests.push(`NIMBUS_LOOKUP_${outcome.remote.toUpperCase().replace(/-/g, '_')}`);
+  if (lists.some((list) => list.status === 'temperror')) tests.push(DNS_TEMPERROR_TEST);
   // Without any reputation to ask, a report of fingerprints all `unknown` would say nothing.
-  const parts = lookups === null ? [] : reportParts(scored);
-  return { scored, outcome, tests, parts, fingerprints: fingerprintResults(scored, policy), lookupMs };
+  const parts: ReportPart[] = [...listReportParts(lists), ...(lookups === null ? [] : reportParts(scored))];
+  return { scored, outcome, tests, parts, fingerprints: fingerprintResults(scored, policy), lists, lookupMs };
+}
+
+/** The lists that answered something worth reading: a listing, a refusal, a failure. */
+function listReportParts(lists: readonly DnsListResult[]): ListReportPart[] {
+  return lists.flatMap((list): ListReportPart[] => {
+    if (list.status === 'listed') return [{ source: 'dns-list', list: list.name, status: 'listed', detail: [...new Set(list.hits.flatMap((hit) => hit.meanings))].join('+') }];
+    if (list.status === 'refused') return [{ source: 'dns-list', list: list.name, status: 'refused', detail: list.refusal ?? 'refused' }];
+    if (list.status === 'temperror') return [{ source: 'dns-list', list: list.name, status: 'temperror', detail: list.failure ?? 'error' }];
+    return [];
+  });
 }
 
 /** Each looked-up fingerprint with its answer, weight and what it added to the score. */
@@ -60,12 +89,12 @@ function fingerprintResults(scored: MessageScore, policy: JudgePolicy): Fingerpr
 }
 
 /** The decisive fingerprints first (spam, ham, bulk), then what is unknown, capped. */
-function reportParts(scored: MessageScore): ReportPart[] {
+function reportParts(scored: MessageScore): FingerprintReportPart[] {
   const rank = { spam: 0, ham: 1, bulk: 2, unknown: 3 } as const;
   return [...scored.entries]
     .sort((a, b) => rank[a.verdict] - rank[b.verdict] || b.reputation - a.reputation)
     .slice(0, MAX_REPORT_ENTRIES)
-    .map((entry) => ({ label: reportLabel(entry.fingerprint), verdict: entry.verdict, score: entry.reputation }));
+    .map((entry) => ({ source: 'reputation' as const, label: reportLabel(entry.fingerprint), verdict: entry.verdict, score: entry.reputation }));
 }
 
 /**

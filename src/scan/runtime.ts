@@ -10,6 +10,8 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
+import { DnsLists } from '../dns/lists.js';
+import { DnsResolver } from '../dns/resolver.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { ImageHashCache } from '../fingerprint/image-cache.js';
 import { makePrivateDir } from '../private-files.js';
@@ -61,6 +63,17 @@ export function feedbackFor(config: Config, local: OpenedReputation, client: Rep
   return new Feedback({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs: config.lookupTimeoutMs, log });
 }
 
+/** The resolver a configuration needs: `current` when its servers and budget are the same, else a new one. */
+export function resolverFor(config: Pick<Config, 'dnsServers' | 'dnsTimeoutMs'>, current: DnsResolver | null = null): DnsResolver {
+  const same = current !== null && current.timeoutMs === config.dnsTimeoutMs && JSON.stringify(current.configured) === JSON.stringify(config.dnsServers);
+  return same ? current : new DnsResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
+}
+
+/** The public DNS lists of a configuration, or null when it has none. */
+export function dnsListsFor(config: Pick<Config, 'dnsLists'>, resolver: DnsResolver, log: Logger): DnsLists | null {
+  return config.dnsLists.length === 0 ? null : new DnsLists({ lists: config.dnsLists, resolver, log });
+}
+
 export interface ScanRuntime {
   readonly scanner: Scanner;
   readonly recorder: MessageRecorder;
@@ -82,6 +95,9 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
   let client: ReputationClient | null = null;
   // Kept across reloads (a reload only replaces it when NIMBUS_IMAGE_HASH_CACHE changes size).
   let imageHashes: ImageHashCache | undefined;
+  // Kept across reloads with its cache, unless NIMBUS_DNS_SERVERS or NIMBUS_DNS_TIMEOUT_MS change;
+  // a replaced one is not cancelled: scans still using it finish their queries.
+  let resolver: DnsResolver | null = null;
 
   const parts = (current: Config): ScanParts => {
     if ((imageHashes?.max ?? 0) !== current.imageHashCache) imageHashes = current.imageHashCache > 0 ? new ImageHashCache(current.imageHashCache) : undefined;
@@ -95,12 +111,15 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       log: log.child({ component: 'lookups' }),
       observer,
     });
+    resolver = resolverFor(current, resolver);
     return {
       policy: current,
       lookups,
       feedback: feedbackFor(current, local, client, log.child({ component: 'feedback' })),
       sampleMaxBytes: sampleCapture(current),
       imageHashes,
+      // Made anew on reload, so a refused list is said again once after its configuration changed.
+      dnsLists: dnsListsFor(current, resolver, log.child({ component: 'dns' })),
     };
   };
 
@@ -114,7 +133,13 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
     throw error;
   }
   log.info(
-    { event: 'scan.runtime_ready', participation: config.participation, service: config.participation === 'off' ? null : maskUrl(config.reputationUrl), metrics: metricsServer?.address ?? null },
+    {
+      event: 'scan.runtime_ready',
+      participation: config.participation,
+      service: config.participation === 'off' ? null : maskUrl(config.reputationUrl),
+      metrics: metricsServer?.address ?? null,
+      dnsLists: config.dnsLists.map((list) => list.name),
+    },
     config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${maskUrl(config.reputationUrl)}`,
   );
   const metricsListen = config.metricsListen;
@@ -139,6 +164,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       await metricsServer?.close();
       await stats.close();
       client?.close();
+      resolver?.close();
       await learner.drain();
       await local.close();
     },
@@ -167,14 +193,16 @@ export async function openCommandReputation(config: Config, log: Logger): Promis
   const lookups = new ReputationLookups({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log, cacheSize: 1000 });
   const feedback = new Feedback({ local: local.engine, remote: client, sendable: sendableIn(config), timeoutMs, log });
   const policy = { ...config, scanTimeoutMs: Math.max(config.scanTimeoutMs, timeoutMs * 2) };
+  const resolver = resolverFor(config);
   // Spam traps are a front's business: a command's message has no envelope to trap.
-  const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log });
+  const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, log), log });
   return {
     scanner,
     feedback,
     participating: client !== null,
     async close() {
       client?.close();
+      resolver.close();
       await local.close();
     },
   };

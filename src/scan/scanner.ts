@@ -8,10 +8,13 @@
  *   past it the message goes on with verdict `unknown` and `tests=NIMBUS_SCAN_TIMEOUT`;
  * - a scan that throws (a bug) gives `unknown` too: mail is never lost or held for Nimbus's failure;
  * - a lookup that fails or runs out of its own budget lets mail through on local data (lookups.ts);
+ * - the public DNS lists share one DNS budget per message (NIMBUS_DNS_TIMEOUT_MS, never more than
+ *   the scan has left); a list that fails, refuses or runs out of it counts as nothing (src/dns/lists.ts);
  * - a message too large to parse keeps only its IP, network and GTUBE (analyse.ts).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
+import { listQuery, type DnsLists } from '../dns/lists.js';
 import type { ImageHashCache } from '../fingerprint/image-cache.js';
 import type { LookupResult } from '../reputation/api.js';
 import { selectSamples } from '../stats/samples.js';
@@ -23,6 +26,15 @@ import type { ReputationLookups, RemoteOutcome } from './lookups.js';
 import { spamTrapHits } from './traps.js';
 import type { Evidence, MessageScanner, ScanOutcome, ScanRequest, ScanResult, ScanTimings, Verdict } from './types.js';
 import { decide, scanResult, undecided } from './verdict.js';
+
+/**
+ * A message's DNS budget ends a tenth of its scan's budget (NIMBUS_SCAN_TIMEOUT_MS), and at least
+ * DNS_RESERVE_MS, before the scan's own end, so that a message which waited for room to be
+ * analysed still gets its verdict from what the lists answered in time rather than `unknown`.
+ * Scoring takes well under a millisecond; the reserve is for a busy process's late timers.
+ */
+export const DNS_RESERVE_MS = 100;
+export const DNS_RESERVE_SHARE = 0.1;
 
 export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'>;
 
@@ -37,6 +49,8 @@ export interface ScanParts {
   readonly sampleMaxBytes: number;
   /** Hashes of images seen before (undefined: every image is decoded). */
   readonly imageHashes: ImageHashCache | undefined;
+  /** The public DNS lists (NIMBUS_DNS_LISTS); absent or null: none are asked. */
+  readonly dnsLists?: DnsLists | null;
 }
 
 export interface ScanObserver {
@@ -112,7 +126,12 @@ export class Scanner implements MessageScanner {
       });
     }
     const onlyTraps = trapHits.length > 0 && trapHits.length === request.envelope.rcptTo.length;
-    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube);
+    const lists = parts.dnsLists ?? null;
+    // The DNS budget starts now and ends before the scan's own, leaving it time to decide.
+    const reserve = Math.max(DNS_RESERVE_MS, parts.policy.scanTimeoutMs * DNS_RESERVE_SHARE);
+    const scanLeft = started + parts.policy.scanTimeoutMs - performance.now() - reserve;
+    const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft) };
+    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube, dns);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
     const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
     const evidence = evidenceOf(analysed, decided.verdict, judgement?.outcome.remote ?? 'disabled', judgement?.outcome.results ?? new Map(), parts.sampleMaxBytes);

@@ -57,7 +57,12 @@ export function scoreMessage(
   fingerprints: readonly Fingerprint[],
   results: ReadonlyMap<string, LookupResult>,
   policy: ScoringPolicy,
-  options: { readonly gtube: boolean; readonly incomplete?: ReadonlySet<string> },
+  options: {
+    readonly gtube: boolean;
+    readonly incomplete?: ReadonlySet<string>;
+    /** Points of the public DNS lists that listed something in the message, one part per list. */
+    readonly listed?: readonly { readonly test: string; readonly points: number }[];
+  },
 ): MessageScore {
   const entries: ReportEntry[] = [];
   const spamByKind = new Map<FingerprintKind, ScorePart>();
@@ -86,6 +91,8 @@ export function scoreMessage(
     const part = spamByKind.get(kind) ?? hamByKind.get(kind);
     if (part && part.points !== 0) parts.push(part);
   }
+  // A listing counts like a spam answer: its list's weight, once per list however many items it listed.
+  for (const list of options.listed ?? []) if (list.points !== 0) parts.push({ test: list.test, points: list.points, fingerprint: null });
   const score = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
   const verdict: Verdict = score >= policy.tagScore ? 'spam' : bulk ? 'bulk' : score < 0 ? 'ham' : 'unknown';
   return { score, verdict, parts, entries };

@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { AttachmentInfo, Skip } from '../fingerprint/index.js';
+import type { DnsListResult } from '../dns/lists.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { Verdict } from '../reputation/api.js';
 import type { Sample } from '../stats/samples.js';
@@ -65,13 +66,27 @@ export interface FingerprintResult {
   readonly test: string | null;
 }
 
-/** One entry of X-Nimbus-Report. */
-export interface ReportPart {
+/** One entry of X-Nimbus-Report: a looked-up fingerprint, or what a public DNS list answered. */
+export type ReportPart = FingerprintReportPart | ListReportPart;
+
+/** `image:dhash64:9f3c…=spam(0.91)` */
+export interface FingerprintReportPart {
+  readonly source: 'reputation';
   /** What was looked up, in its text form (`ip=203.0.113.7`, `image:dhash64:9f3c…`). */
   readonly label: string;
   readonly verdict: Verdict;
   /** Reputation score in [0, 1]. */
   readonly score: number;
+}
+
+/** `dnsbl:zen=listed(sbl)`, `dnsbl:zen=refused(127.255.255.254)`, `dnsbl:dbl=temperror(timeout)` */
+export interface ListReportPart {
+  readonly source: 'dns-list';
+  /** The list's name in NIMBUS_DNS_LISTS (never its zone, which may hold an access key). */
+  readonly list: string;
+  readonly status: 'listed' | 'refused' | 'temperror';
+  /** What each listing means (the codes' words, else the answers), the refusal answer, or the failure. */
+  readonly detail: string;
 }
 
 export interface HeaderField {
@@ -115,7 +130,7 @@ export interface ScanTimings {
   readonly queuedMs: number;
   /** Parsing and fingerprints. */
   readonly analysisMs: number;
-  /** The batched lookup. */
+  /** The batched lookup, and the public DNS lists asked beside it. */
   readonly lookupMs: number;
   readonly totalMs: number;
 }
@@ -130,8 +145,13 @@ export interface ScanResult {
   /** `tests=` of X-Spam-Status: every part of the score, and what could not be asked. */
   readonly tests: readonly string[];
   readonly fingerprints: readonly FingerprintResult[];
-  /** X-Nimbus-Report, the decisive fingerprints first. */
+  /** X-Nimbus-Report: the DNS lists that answered something, then the decisive fingerprints first. */
   readonly report: readonly ReportPart[];
+  /**
+   * Each public DNS list's answer (NIMBUS_DNS_LISTS; empty when none are configured, or the scan
+   * did not get that far). Local only: never part of `evidence`, so never in statistics.
+   */
+  readonly dnsLists: readonly DnsListResult[];
   /** Recipients that are spam traps (NIMBUS_SPAMTRAPS). */
   readonly trapHits: readonly string[];
   readonly headers: HeaderEdits;

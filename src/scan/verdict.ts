@@ -59,6 +59,7 @@ export function scanResult(
     tests: decided.tests,
     fingerprints: context.judgement?.fingerprints ?? [],
     report: decided.report,
+    dnsLists: context.judgement?.lists ?? [],
     trapHits: context.trapHits,
     headers: {
       add: verdictHeaderFields({ verdict: decided.verdict, score: decided.score, required: policy.tagScore, parts: decided.report, tests: decided.tests }),

@@ -3,7 +3,8 @@
  * so that what is printed is what is sent. The example records are the real wire output of a
  * sample message whose local record does carry an IP, a file name and a URL with an address.
  */
-import { PARTICIPATION_MODES, type ParticipationMode } from '../config/index.js';
+import { PARTICIPATION_MODES, type DnsListEntry, type ParticipationMode } from '../config/index.js';
+import { LIST_KIND_TELLS } from '../dns/lists.js';
 import type { ReportRecord } from '../reputation/api.js';
 import { SAMPLE_RULES } from './samples.js';
 import type { LocalRecord } from './types.js';
@@ -39,7 +40,24 @@ export function exampleRecord(mode: ParticipationMode): ReportRecord | null {
   return toWireRecord(SAMPLE_RECORD, mode);
 }
 
-export function statementText(): string {
+/**
+ * The public DNS lists are an opt-in of their own, apart from participation: what each configured
+ * list (NIMBUS_DNS_LISTS) is told, and by whom.
+ */
+export function dnsListLines(lists: readonly DnsListEntry[]): string[] {
+  const lines = [
+    '== Public DNS lists (NIMBUS_DNS_LISTS) ==',
+    '  Apart from NIMBUS_PARTICIPATION, and whatever it says: every configured list is asked about every message,',
+    "  by this host's resolvers (NIMBUS_DNS_SERVERS, else the system's), so the list's operator, and every resolver",
+    '  on the way, learns what the query names:',
+  ];
+  if (lists.length === 0) return [...lines, '  No list is configured: nothing is asked.'];
+  for (const list of lists) lines.push(`    ${list.name} (${list.zone}): ${LIST_KIND_TELLS[list.kind]}`);
+  lines.push('  What the lists answer stays on this host: it is in no statistics record, lookup, feedback or sample.');
+  return lines;
+}
+
+export function statementText(lists: readonly DnsListEntry[] = []): string {
   const lines: string[] = [
     'Nimbus participation statement: exactly what leaves this host in each NIMBUS_PARTICIPATION mode.',
     'Any exchange with a reputation service needs NIMBUS_ACCEPT_STATEMENT=yes.',
@@ -65,5 +83,6 @@ export function statementText(): string {
   }
   lines.push('Opting in uploads the records gathered while off, unless NIMBUS_UPLOAD_BACKLOG=no; never samples, which are only captured while extended.');
   lines.push('Opting out (or withdrawing acceptance) stops every exchange at once, including an upload in flight.');
+  lines.push('', ...dnsListLines(lists));
   return `${lines.join('\n')}\n`;
 }
