@@ -1,10 +1,10 @@
 /**
- * Delivery of a released quarantine entry the way the relay delivers (`nimbus quarantine release`),
- * without the verdict fields and subject tag the gateway added (a release says the verdict was
- * wrong): into the Maildir when there is no next hop, else one SMTP transaction to the next hop with the
- * stored envelope, all or nothing (a refused recipient aborts it with RSET, so no recipient gets
- * a second copy on the next attempt). The quarantine itself (src/quarantine/) only stores, locks
- * and removes; it knows no delivery.
+ * Delivery of a released quarantine entry the way the relay delivers (`nimbus quarantine
+ * release`), without the verdict fields and subject tag the gateway added (a release says the
+ * verdict was wrong): into the Maildir when there is no next hop, else one SMTP transaction to the
+ * next hop with the stored envelope, all or nothing (a refused recipient aborts it with RSET, so
+ * no recipient gets a second copy on the next attempt). The quarantine itself (src/quarantine/)
+ * only stores, locks and removes; it knows no delivery.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,7 +35,10 @@ export async function releasedMessage(entry: QuarantineEntry): Promise<Buffer> {
   if (entry.meta.added === undefined || entry.meta.added.length === 0) return stored;
   const message = undoEdits(stored, entry.meta.added);
   if (message === null) {
-    throw new QuarantineError('QUARANTINE_RELEASE_FAILED', `quarantined message ${entry.meta.id} does not hold the verdict fields its metadata records (was ${entry.path} edited?); nothing was delivered`);
+    throw new QuarantineError(
+      'QUARANTINE_RELEASE_FAILED',
+      `quarantined message ${entry.meta.id} does not hold the verdict fields its metadata records (was ${entry.path} edited?); nothing was delivered`,
+    );
   }
   return message;
 }

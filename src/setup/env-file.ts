@@ -46,7 +46,8 @@ function line(name: string, value: string): string {
 
 /** The doc of a variable as a comment: the table's one line, without markdown. */
 function comment(name: string, fallback: string | undefined): string {
-  const doc = variableNamed(name)?.doc ?? fallback ?? 'not a variable of this version of Nimbus; kept as it was';
+  const unknown = name.startsWith('NIMBUS_') ? 'not a variable this version of Nimbus knows; kept as it was' : 'kept as it was';
+  const doc = variableNamed(name)?.doc ?? fallback ?? unknown;
   return `# ${doc.replaceAll('`', '')}`;
 }
 
