@@ -4,6 +4,7 @@
  * `run(args): Promise<number>` (the exit code). Commands are loaded lazily so that a quick
  * `nimbus statement` does not pay for sharp or the SMTP stack.
  */
+import { readFileSync } from 'node:fs';
 import { ConfigError } from './config/index.js';
 import { NimbusError } from './errors.js';
 import { maskCredentials } from './redact.js';
@@ -27,12 +28,22 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   keys: { summary: 'keys add --role sensor|reporter|admin | keys list | keys revoke ID', load: () => import('./commands/keys.js') },
   quarantine: { summary: 'quarantine list|show|release|delete', load: () => import('./commands/quarantine.js') },
   config: { summary: 'the effective configuration, NAME=value, secrets masked: config [--json | --markdown]', load: () => import('./commands/config.js') },
+  setup: { summary: 'asks what an install needs and writes the env file: setup [--env-path PATH] [--yes] [--FLAG VALUE…]', load: () => import('./commands/setup.js') },
 };
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
   const lines = Object.entries(COMMANDS).map(([name, { summary }]) => `  ${name.padEnd(width)}  ${summary}`);
-  return `usage: nimbus COMMAND [ARGS…]\n\ncommands:\n${lines.join('\n')}\n`;
+  return `usage: nimbus COMMAND [ARGS…]\n       nimbus --version\n\ncommands:\n${lines.join('\n')}\n`;
+}
+
+/**
+ * The version in package.json, which sits one level above this file both in the source tree
+ * (src/cli.ts) and in an installed package (dist/cli.js): what `npm pack` named the package.
+ */
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -40,6 +51,10 @@ async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
     return name === undefined ? EXIT_USAGE : 0;
+  }
+  if (name === '--version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (!command) {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { formatVerdictHeaders, foldHeader } from '../src/scan/headers.js';
-import { splitFields, stripVerdictFields, tagSubject } from '../src/gateway/header-block.js';
+import { splitFields, stripVerdictFields, tagSubject, undoEdits } from '../src/gateway/header-block.js';
 import { formatReceived } from '../src/gateway/received.js';
 
 test('verdict headers follow DESIGN.md: spam gets X-Spam-Flag, one star per point', (t) => {
@@ -46,9 +46,36 @@ test('stripping verdict fields removes their folded continuation lines and keeps
 });
 
 test('the subject tag is put in front once, and a Subject is added when missing', (t) => {
-  t.is(tagSubject(Buffer.from('Subject: hi\r\nA: b\r\n'), '[SPAM]').toString(), 'Subject: [SPAM] hi\r\nA: b\r\n');
-  t.is(tagSubject(Buffer.from('Subject: [SPAM] hi\r\n'), '[SPAM]').toString(), 'Subject: [SPAM] hi\r\n');
-  t.is(tagSubject(Buffer.from('A: b\r\n'), '[SPAM]').toString(), 'A: b\r\nSubject: [SPAM]\r\n');
+  t.is(tagSubject(Buffer.from('Subject: hi\r\nA: b\r\n'), '[SPAM]').block.toString(), 'Subject: [SPAM] hi\r\nA: b\r\n');
+  t.is(tagSubject(Buffer.from('Subject: [SPAM] hi\r\n'), '[SPAM]').block.toString(), 'Subject: [SPAM] hi\r\n');
+  t.is(tagSubject(Buffer.from('A: b\r\n'), '[SPAM]').block.toString(), 'A: b\r\nSubject: [SPAM]\r\n');
+});
+
+test('undoing the edit tagSubject reports gives back the header block byte for byte, odd blanks and a UTF-8 tag included', (t) => {
+  const blocks = ['A: 1\r\nSubject:\t  hi there\r\n\tfolded\r\nB: 2\r\n', 'Subject:hi\n', 'A: b\r\n', 'Subject: Grüße\r\n'];
+  for (const text of blocks) {
+    const block = Buffer.from(text, 'utf8');
+    const { block: tagged, edit } = tagSubject(block, '[SPÄM]');
+    t.not(edit, null, text);
+    t.false(tagged.equals(block));
+    t.true(undoEdits(tagged, [edit!])!.equals(block), text);
+  }
+  t.is(tagSubject(Buffer.from('Subject: [SPAM] hi\r\n'), '[SPAM]').edit, null, 'nothing added, nothing to undo');
+});
+
+test('undoing edits takes out each recorded insertion whatever their order, and refuses bytes that do not hold them', (t) => {
+  const original = Buffer.from('Received: x\r\nSubject: hi\r\n\r\nbody\r\n');
+  const fields = 'X-Spam-Flag: YES\r\n';
+  const edited = Buffer.from('Received: x\r\nX-Spam-Flag: YES\r\nSubject: [SPAM] hi\r\n\r\nbody\r\n');
+  const edits = [
+    { at: 13, text: fields, replaced: '' },
+    { at: 13 + fields.length + 'Subject:'.length, text: ' [SPAM] ', replaced: ' ' },
+  ];
+  t.true(undoEdits(edited, edits)!.equals(original));
+  t.true(undoEdits(edited, [...edits].reverse())!.equals(original));
+  t.true(undoEdits(original, []) === original);
+  t.is(undoEdits(original, edits), null, 'the recorded fields are not where the record says');
+  t.is(undoEdits(edited.subarray(0, 20), edits), null, 'a truncated file');
 });
 
 test('the Received field names HELO, reverse name or [ip], the queue id and a single recipient', (t) => {

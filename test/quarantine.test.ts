@@ -7,10 +7,12 @@ import { GTUBE } from '../src/scan/gtube.js';
 import { startGateway } from '../src/gateway/server.js';
 import { createLogger } from '../src/log.js';
 import { Quarantine, QuarantineError, quarantineDir, type QuarantineInput, type QuarantineMeta } from '../src/quarantine/store.js';
-import { runNimbus } from './helpers/nimbus.js';
+import { prose } from '../fixtures/fingerprint/factory.js';
+import { runNimbus, startReputationProcess } from './helpers/nimbus.js';
 import { lf, sinkMessage, startScriptedServer, startSmtpSink } from './helpers/smtp.js';
 import { swaks } from './helpers/swaks.js';
-import { tempDir } from './helpers/temp.js';
+import { tempDir, testDir } from './helpers/temp.js';
+import { dataFile } from './helpers/verdict.js';
 import { waitFor, waitForFiles } from './helpers/wait.js';
 
 /** `nimbus quarantine ARGS` in its own process, stdout as bytes (async: the next hops of these tests run in this process). */
@@ -277,7 +279,12 @@ test('a spam-trap recipient is recorded but a release never delivers to it', asy
   }
 });
 
-test('with NIMBUS_SPAM_ACTION=quarantine a GTUBE message gets 250, never reaches the next hop, and a release delivers it', async (t) => {
+/** The gateway's prepended verdict fields (the run under its Received field) taken out of a stored message. */
+function withoutPrependedVerdict(stored: Buffer): Buffer {
+  return Buffer.from(stored.toString('latin1').replace(/\r\n(?:X-(?:Nimbus|Spam)-[^\r]*\r\n(?:[ \t][^\r]*\r\n)*)+/, '\r\n'), 'latin1');
+}
+
+test('with NIMBUS_SPAM_ACTION=quarantine a GTUBE message gets 250, never reaches the next hop, and a release delivers it without the verdict fields', async (t) => {
   const sink = await startSmtpSink();
   const dataDir = tempDir('nimbus-quarantine-gw-');
   const env = { NIMBUS_DATA_DIR: dataDir, NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}` };
@@ -302,7 +309,8 @@ test('with NIMBUS_SPAM_ACTION=quarantine a GTUBE message gets 250, never reaches
     const [file] = await waitForFiles(sink.dir, 1);
     const dump = readFileSync(file!);
     t.deepEqual(sinkEnvelope(dump), { mailFrom: '<>', rcptTo: ['<bob@example.com>', '<carol@example.com>'] });
-    t.true(sunk(dump).equals(lf(raw.stdout)));
+    t.true(sunk(dump).equals(lf(withoutPrependedVerdict(raw.stdout))), sunk(dump).toString('latin1'));
+    t.false(sunk(dump).includes('X-Nimbus-') || sunk(dump).includes('X-Spam-'));
     const after = await nimbus(['list', '--json'], env);
     t.deepEqual(JSON.parse(after.stdout.toString('utf8')), []);
   } finally {
@@ -310,6 +318,93 @@ test('with NIMBUS_SPAM_ACTION=quarantine a GTUBE message gets 250, never reaches
     await sink.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+});
+
+test("a release takes out only what the gateway added: a trusted MTA's own X-Spam fields stay, an outsider's forged ones stay out, the subject loses the tag", async (t) => {
+  const sink = await startSmtpSink();
+  const dataDir = testDir(t, 'nimbus-quarantine-gw-');
+  t.teardown(() => sink.stop());
+  const env = { NIMBUS_DATA_DIR: dataDir, NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}` };
+  const config = loadConfig({ ...env, NIMBUS_LISTEN: '127.0.0.1:0', NIMBUS_RELAY_DOMAINS: 'example.com', NIMBUS_SPAM_ACTION: 'quarantine', NIMBUS_SUBJECT_TAG: '[SPAM]' });
+  const gw = await startGateway(config, createLogger('silent'), { quarantine: new Quarantine(quarantineDir(config)) });
+  t.teardown(() => gw.close());
+  const message = (from: string, subject: string): Buffer =>
+    Buffer.from([`From: <${from}>`, 'To: bob@example.com', `Subject:  ${subject}`, 'X-Spam-Status: No, score=0.3', '  tests=UPSTREAM_FILTER', 'X-Nimbus-Verdict: ham; score=0.0', 'X-Keep-Me: yes', '', GTUBE, ''].join('\r\n'), 'latin1');
+  const work = testDir(t, 'nimbus-quarantine-msg-');
+  const fromTrusted = message('mta@example.org', 'from a trusted MTA');
+  const fromOutside = message('mallory@example.net', 'from outside');
+  for (const [name, bytes, client] of [['trusted.eml', fromTrusted, []], ['outside.eml', fromOutside, ['--xclient', 'ADDR=198.51.100.7']]] as const) {
+    const path = dataFile(work, name, bytes);
+    const sender = bytes === fromTrusted ? 'mta@example.org' : 'mallory@example.net';
+    const sent = await swaks(gw.address.port, [...client, '--from', sender, '--to', 'bob@example.com', '--data', `@${path}`]);
+    t.is(sent.exitCode, 0, sent.output);
+  }
+  const metas = JSON.parse((await nimbus(['list', '--json'], env)).stdout.toString('utf8')) as QuarantineMeta[];
+  const idOf = (sender: string): string => metas.find((meta) => meta.mailFrom === sender)!.id;
+  const storedTrusted = (await nimbus(['show', '--raw', idOf('mta@example.org')], env)).stdout;
+  t.true(storedTrusted.includes('\r\nSubject: [SPAM] from a trusted MTA\r\nX-Spam-Status: No, score=0.3\r\n'), storedTrusted.toString('latin1'));
+
+  for (const sender of ['mta@example.org', 'mallory@example.net']) {
+    const released = await nimbus(['release', idOf(sender)], env);
+    t.is(released.code, 0, released.stderr);
+  }
+  const delivered = (await waitForFiles(sink.dir, 2)).map((file) => sunk(readFileSync(file)));
+  const trusted = delivered.find((bytes) => bytes.includes('mta@example.org'))!;
+  const outside = delivered.find((bytes) => bytes.includes('mallory@example.net'))!;
+  const receivedOf = (bytes: Buffer): Buffer => bytes.subarray(0, bytes.indexOf('\nFrom: ') + 1);
+  t.true(trusted.equals(Buffer.concat([receivedOf(trusted), lf(fromTrusted)])), `the trusted MTA's message as it came, under the gateway's Received field:\n${trusted.toString('latin1')}`);
+  const outsiderWithoutForgeries = Buffer.from(lf(fromOutside).toString('latin1').replace(/X-Spam-Status:.*\n  tests=UPSTREAM_FILTER\nX-Nimbus-Verdict:.*\n/, ''), 'latin1');
+  t.true(outside.equals(Buffer.concat([receivedOf(outside), outsiderWithoutForgeries])), `the outsider's message without the fields it forged:\n${outside.toString('latin1')}`);
+});
+
+test('a stored message that no longer holds what its metadata says the gateway added is not released', async (t) => {
+  const dataDir = testDir(t, 'nimbus-quarantine-');
+  const hop = await startScriptedServer();
+  t.teardown(() => hop.stop());
+  const quarantine = new Quarantine(quarantineDir({ dataDir }));
+  const bytes = relayedMessage('edited');
+  const verdictAt = bytes.indexOf('X-Nimbus-Verdict:');
+  const fields = 'X-Nimbus-Verdict: spam; score=17.5; required=5.0\r\nX-Spam-Flag: YES\r\n';
+  const id = await quarantine.store({ ...request({ mailFrom: 'a@example.org', rcptTo: ['bob@example.com'] }, bytes), added: [{ at: verdictAt, text: fields, replaced: '' }] }, bytes);
+  const { path } = await quarantine.get(id);
+  writeFileSync(path, Buffer.concat([Buffer.from('X-Edited: by hand\r\n'), bytes]));
+  const released = await nimbus(['release', id], { NIMBUS_DATA_DIR: dataDir, NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}` });
+  t.is(released.code, 1);
+  t.regex(released.stderr, new RegExp(`${id}: quarantined message ${id} does not hold the verdict fields its metadata records`));
+  t.is(hop.messages.length, 0);
+  t.is((await quarantine.list()).length, 1, 'the entry stays');
+
+  writeFileSync(path, bytes);
+  t.is((await nimbus(['release', id], { NIMBUS_DATA_DIR: dataDir, NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}` })).code, 0);
+  t.true(hop.messages[0]!.bytes.equals(Buffer.concat([bytes.subarray(0, verdictAt), bytes.subarray(verdictAt + fields.length)])));
+});
+
+test("release --as-ham tells the reputation service too when participating, in this gateway's key's voice", async (t) => {
+  const reputation = await startReputationProcess(t);
+  const [reporter, admin] = await Promise.all([reputation.addKey('reporter'), reputation.addKey('admin')]);
+  const hop = await startScriptedServer();
+  t.teardown(() => hop.stop());
+  const dataDir = testDir(t, 'nimbus-quarantine-');
+  const quarantine = new Quarantine(quarantineDir({ dataDir }));
+  const bytes = Buffer.concat([relayedMessage('newsletter').subarray(0, -2), Buffer.from(`Read the whole issue at https://news.example-letters.org/issue/7 and ${prose(60, 7)}\r\n`)]);
+  const id = await quarantine.store(request({ mailFrom: 'news@example-letters.org', rcptTo: ['bob@example.com'] }, bytes), bytes);
+  const env = {
+    NIMBUS_DATA_DIR: dataDir,
+    NIMBUS_NEXT_HOP: `127.0.0.1:${hop.port}`,
+    NIMBUS_PARTICIPATION: 'standard',
+    NIMBUS_ACCEPT_STATEMENT: 'yes',
+    NIMBUS_REPUTATION_URL: reputation.url,
+    NIMBUS_REPUTATION_KEY: reporter.token,
+    NIMBUS_LOG_LEVEL: 'silent',
+  };
+  const released = await runNimbus(['quarantine', 'release', '--as-ham', id], env);
+  t.is(released.code, 0, released.stderr);
+  t.regex(released.stdout, new RegExp(`^released ${id}: 250 .*\n${id}: reported as ham: \\d+ fingerprints learnt locally; service: sent\n$`));
+  const response = await fetch(`${reputation.url}/v1/fingerprints/${encodeURIComponent('url:domain:example-letters.org')}`, { headers: { authorization: `Bearer ${admin.token}` } });
+  t.is(response.status, 200);
+  const explained = (await response.json()) as { result: { counters: { ham: number; spam: number } }; reporters: { id: string }[] };
+  t.like(explained.result.counters, { ham: 1, spam: 0 });
+  t.deepEqual(explained.reporters.map((r) => r.id), [reporter.id], "the ham is this gateway's key's voice");
 });
 
 test('when the quarantine cannot store the message the sender gets 451 and nothing is relayed', async (t) => {

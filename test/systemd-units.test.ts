@@ -1,22 +1,31 @@
 /**
- * The shipped systemd units and env example are what an admin copies into /etc: they must pass
- * `systemd-analyze verify` as they are (no edited copies), carry the hardening the issue asks for,
- * and the env example must load through the same loadConfig the processes use.
+ * The shipped systemd units, sysusers file and env example are what an admin copies into /etc:
+ * the units must pass `systemd-analyze verify` as they are (no edited copies), carry the hardening
+ * the issue asks for and start the package where the documented install puts it; the sysusers
+ * file must create the user they run as; the env example must load through the same loadConfig
+ * the processes use.
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadConfig } from '../src/config/index.js';
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const gatewayUnit = join(root, 'systemd', 'nimbus-gateway.service');
 const reputationUnit = join(root, 'systemd', 'nimbus-reputation.service');
 const envExample = join(root, 'systemd', 'nimbus.env');
+const sysusers = join(root, 'systemd', 'nimbus.sysusers');
+/**
+ * Where `npm install -g --prefix /opt/nimbus ./nimbus-VERSION.tgz` (docs/admin/operations.md,
+ * "Install") puts the CLI; test/install.test.ts runs that install into a temp prefix and checks
+ * that its bin/nimbus is this file.
+ */
+const INSTALLED_CLI = '/opt/nimbus/lib/node_modules/nimbus/dist/cli.js';
 
 /** `Key=value` lines of a unit's [Service] section, several values per key kept in order. */
 function serviceSection(path: string): Map<string, string[]> {
@@ -39,7 +48,7 @@ test('systemd-analyze verify accepts both shipped units unchanged', async (t) =>
   // NodeSource's packages put it); a host with node elsewhere must adjust ExecStart, and this
   // test says so instead of verifying a doctored copy.
   t.true(existsSync('/usr/bin/node'), 'the units run /usr/bin/node, which does not exist on this host');
-  const result = await run('systemd-analyze', ['verify', gatewayUnit, reputationUnit]).then(
+  const result = await execFileAsync('systemd-analyze', ['verify', gatewayUnit, reputationUnit]).then(
     ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
   );
@@ -59,6 +68,34 @@ test('both units run as a dedicated user with the state directory, HUP reload, r
     for (const option of ['NoNewPrivileges', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'RestrictSUIDSGID', 'LockPersonality']) {
       t.deepEqual(s.get(option), ['yes'], `${unit}: ${option}`);
     }
+  }
+});
+
+test('each unit runs its command of the CLI the documented install puts under /opt/nimbus', (t) => {
+  t.deepEqual(serviceSection(gatewayUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} gateway`]);
+  t.deepEqual(serviceSection(reputationUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} reputation`]);
+});
+
+test('systemd-sysusers creates from nimbus.sysusers the nimbus user and group the units run as, without a login, once', async (t) => {
+  const rootDir = mkdtempSync(join(tmpdir(), 'nimbus-sysusers-'));
+  t.teardown(() => rmSync(rootDir, { recursive: true, force: true }));
+  mkdirSync(join(rootDir, 'etc'));
+  for (let run = 0; run < 2; run++) await execFileAsync('systemd-sysusers', [`--root=${rootDir}`, sysusers]);
+  const users = readFileSync(join(rootDir, 'etc', 'passwd'), 'utf8').trim().split('\n').map((line) => line.split(':'));
+  const groups = readFileSync(join(rootDir, 'etc', 'group'), 'utf8').trim().split('\n').map((line) => line.split(':'));
+  t.is(users.length, 1, 'one user, made once');
+  t.is(groups.length, 1, 'one group, made once');
+  const [name, , uid, gid, , home, shell] = users[0]!;
+  t.is(name, 'nimbus');
+  t.is(groups[0]![0], 'nimbus');
+  t.is(gid, groups[0]![2], 'the user\'s primary group is the nimbus group');
+  t.true(Number(uid) > 0 && Number(uid) < 1000, `a system UID (${uid})`);
+  t.is(home, '/var/lib/nimbus');
+  t.regex(shell!, /nologin$/);
+  for (const unit of [gatewayUnit, reputationUnit]) {
+    const s = serviceSection(unit);
+    t.deepEqual([s.get('User'), s.get('Group')], [[name], [groups[0]![0]]], unit);
+    t.deepEqual(s.get('StateDirectory')?.map((dir) => `/var/lib/${dir}`), [home], unit);
   }
 });
 

@@ -83,8 +83,8 @@ test('reject: a message reported with nimbus report --spam is refused with 550 5
   t.true(Number(processed?.score) >= 15, `score ${String(processed?.score)} reaches NIMBUS_REJECT_SCORE from reputation alone`);
 });
 
-test('quarantine: the sender gets 250, the next hop nothing, nimbus quarantine list shows it and release delivers the bytes as the gateway would have relayed them', async (t) => {
-  const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAM_ACTION: 'quarantine' });
+test('quarantine: the sender gets 250, the next hop nothing, nimbus quarantine list shows it and release delivers it without the verdict fields and the subject tag', async (t) => {
+  const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAM_ACTION: 'quarantine', NIMBUS_SUBJECT_TAG: '[SPAM]' });
   const work = testDir(t, 'nimbus-verdict-work-');
   const message = gtubeMessage('Quarantine me');
   const sent = await swaks(gw.port, ['--xclient', 'ADDR=198.51.100.61', '--from', 'mallory@spam-sender.example', '--to', 'bob@example.com', '--data', `@${dataFile(work, 'gtube.eml', message)}`]);
@@ -97,14 +97,45 @@ test('quarantine: the sender gets 250, the next hop nothing, nimbus quarantine l
   const entries = JSON.parse(listed.stdout) as QuarantineMeta[];
   t.is(entries.length, 1);
   t.like(entries[0], { mailFrom: 'mallory@spam-sender.example', rcptTo: ['bob@example.com'], clientIp: '198.51.100.61', verdict: 'spam' });
+  const stored = (await runNimbus(['quarantine', 'show', '--raw', entries[0]!.id], env)).stdoutBytes;
+  t.regex(stored.toString('latin1'), /^Received: from [^]*\r\nX-Nimbus-Verdict: spam; score=1000\.0[^]*\r\nSubject: \[SPAM\] Quarantine me\r\n/, 'stored as it would have been relayed');
 
   const released = await runNimbus(['quarantine', 'release', entries[0]!.id], env);
   t.is(released.code, 0, released.stderr);
   const [dump] = await waitForFiles(sink.dir, 1);
   const delivered = relayedMessage(readFileSync(dump!));
-  t.true(delivered.subarray(delivered.length - lf(message).length).equals(lf(message)), 'the original message, byte for byte, after the gateway\'s fields');
-  t.regex(delivered.toString('latin1'), /^Received: from [^]*\nX-Nimbus-Verdict: spam; score=1000\.0/);
+  const received = stored.subarray(0, stored.indexOf('\r\nX-Nimbus-Verdict:') + 2);
+  t.true(delivered.equals(lf(Buffer.concat([received, message]))), `the gateway's Received field, then the original message byte for byte:\n${delivered.toString('latin1')}`);
+  t.deepEqual(header(delivered, 'X-Spam-Flag'), []);
+  t.deepEqual(header(delivered, 'Subject'), ['Quarantine me']);
   t.deepEqual(JSON.parse((await runNimbus(['quarantine', 'list', '--json'], env)).stdout), []);
+});
+
+test('quarantine release --as-ham: a reported message quarantined as spam is delivered, learnt as ham, and its next copy goes through untouched', async (t) => {
+  const { sink, gw } = await gatewayWithSink(t, { NIMBUS_SPAM_ACTION: 'quarantine' });
+  const work = testDir(t, 'nimbus-verdict-work-');
+  const spamFile = dataFile(work, 'spam.eml', await imageSpam());
+  const env = { NIMBUS_DATA_DIR: gw.dataDir, NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`, NIMBUS_LOG_LEVEL: 'silent' };
+  t.is((await runNimbus(['report', '--spam', spamFile], env)).code, 0);
+  const send = () => swaks(gw.port, ['--xclient', `ADDR=${SPAM_SENDER_IP}`, '--from', 'sccywmjiy@bezeqint.net', '--to', 'bob@example.com', '--data', `@${spamFile}`]);
+
+  t.regex(endOfDataReply((await send()).replies) ?? '', /^250 /);
+  const [entry] = JSON.parse((await runNimbus(['quarantine', 'list', '--json'], env)).stdout) as QuarantineMeta[];
+  t.like(entry, { verdict: 'spam' });
+  const released = await runNimbus(['quarantine', 'release', '--as-ham', entry!.id], env);
+  t.is(released.code, 0, released.stderr);
+  const lines = released.stdout.trimEnd().split('\n');
+  t.regex(lines[0]!, new RegExp(`^released ${entry!.id}: 250 `));
+  t.regex(lines[1]!, new RegExp(`^${entry!.id}: reported as ham: [1-9]\\d* fingerprints learnt locally; service: disabled$`));
+  const [releasedFile] = await waitForFiles(sink.dir, 1);
+
+  t.regex(endOfDataReply((await send()).replies) ?? '', /^250 /);
+  const second = (await waitForFiles(sink.dir, 2)).find((file) => file !== releasedFile)!;
+  t.deepEqual(header(relayedMessage(readFileSync(second)), 'X-Spam-Flag'), [], 'the next copy is not flagged');
+  t.deepEqual(JSON.parse((await runNimbus(['quarantine', 'list', '--json'], env)).stdout), [], 'nor quarantined');
+  const verdicts = gw.events('gateway.message').map((line) => [line.action, line.verdict]);
+  t.deepEqual(verdicts[0], ['quarantine', 'spam']);
+  t.notDeepEqual(verdicts[1]?.[1], 'spam');
 });
 
 test('discard: the sender gets 250, nothing is delivered, and nimbus stats counts the message as spam', async (t) => {

@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
 import { undecided } from '../scan/verdict.js';
-import { stripVerdictFields, tagSubject } from './header-block.js';
+import { stripVerdictFields, tagSubject, type ByteEdit } from './header-block.js';
 import type { HopLockstep } from './hop-lockstep.js';
 import type { GatewayHooks } from './hooks.js';
 import type { Maildir } from './maildir.js';
@@ -84,7 +84,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
     scan = undecided('failed', { trapHits: transaction.trapRcpts, recipients: request.envelope.rcptTo.length, trustedClient, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 } }, context.config);
   }
 
-  const parts = relayParts(context.config, session, transaction, spool, scan, client);
+  const { parts, added } = relayParts(context.config, session, transaction, spool, scan, client);
   let action = scan.action;
   let nextHop: SmtpResponse | null = null;
   let reply: SmtpReplyError | null = null;
@@ -101,7 +101,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
   } else if (action === 'quarantine') {
     await context.hops.reset(state);
     try {
-      const input = { queueId: transaction.queueId, clientIp: client.ip, clientHelo: client.helo, trustedClient, envelope: request.envelope, spamtrapHits: scan.trapHits, size };
+      const input = { queueId: transaction.queueId, clientIp: client.ip, clientHelo: client.helo, trustedClient, envelope: request.envelope, spamtrapHits: scan.trapHits, size, added };
       quarantineId = await context.hooks.quarantine!.store(input, await collect(parts));
     } catch (error) {
       state.log.error({ event: 'gateway.quarantine_failed', queueId: transaction.queueId, err: error }, 'quarantine failed, answered 451');
@@ -146,9 +146,13 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
   return `${SMTP_REPLIES.MESSAGE_ACCEPTED.text} ${transaction.queueId}`;
 }
 
-/** Received + verdict headers, then the (edited) header block, then the untouched body. */
-function relayParts(config: Config, session: SMTPServerSession, transaction: Transaction, spool: MessageSpool, scan: ScanResult, client: RelayClient): Part[] {
-  const received = formatReceived({
+/**
+ * Received + verdict headers, then the (edited) header block, then the untouched body; and what
+ * the gateway added, as byte edits (the quarantine keeps them so that a release can take out
+ * the verdict fields and the subject tag again).
+ */
+function relayParts(config: Config, session: SMTPServerSession, transaction: Transaction, spool: MessageSpool, scan: ScanResult, client: RelayClient): { parts: Part[]; added: ByteEdit[] } {
+  const received = `${formatReceived({
     helo: client.helo,
     clientHostname: client.name,
     clientIp: client.ip,
@@ -157,14 +161,20 @@ function relayParts(config: Config, session: SMTPServerSession, transaction: Tra
     queueId: transaction.queueId,
     recipients: transaction.relayRcpts,
     date: new Date(transaction.started),
-  });
-  const prepended = Buffer.from([received, ...scan.headers.add.map(formatHeaderField)].map((field) => `${field}\r\n`).join(''), 'utf8');
+  })}\r\n`;
+  const verdictFields = scan.headers.add.map((field) => `${formatHeaderField(field)}\r\n`).join('');
+  const prepended = Buffer.from(received + verdictFields, 'utf8');
+  const added: ByteEdit[] = verdictFields === '' ? [] : [{ at: Buffer.byteLength(received, 'utf8'), text: verdictFields, replaced: '' }];
   const body = (start: number): Part[] => spool.chunksFrom(start) ?? [() => spool.stream(start)];
   let block = spool.headerBlock();
-  if (block === null) return [prepended, ...body(0)];
+  if (block === null) return { parts: [prepended, ...body(0)], added };
   block = stripVerdictFields(block, scan.headers.removePrefixes).block;
-  if (scan.headers.subjectTag !== null) block = tagSubject(block, scan.headers.subjectTag);
-  return [prepended, block, ...body(spool.headerLength)];
+  if (scan.headers.subjectTag !== null) {
+    const tagged = tagSubject(block, scan.headers.subjectTag);
+    block = tagged.block;
+    if (tagged.edit) added.push({ ...tagged.edit, at: prepended.length + tagged.edit.at });
+  }
+  return { parts: [prepended, block, ...body(spool.headerLength)], added };
 }
 
 async function collect(parts: readonly Part[]): Promise<Buffer> {

@@ -7,7 +7,7 @@
  *
  *   quarantine/tmp/            files being written (never read)
  *   quarantine/messages/ID.eml the message as it would have been relayed (gateway headers included)
- *   quarantine/messages/ID.json metadata: envelope, client, verdict (QuarantineMeta)
+ *   quarantine/messages/ID.json metadata: envelope, client, verdict, what the gateway added (QuarantineMeta)
  *   quarantine/messages/ID.lock present while a process releases ID (holds its pid)
  *
  * Both files are written into tmp/, fsynced, renamed into messages/ (the .eml first, the .json
@@ -22,7 +22,7 @@ import type { Config } from '../config/index.js';
 import { DIR_MODE, FILE_MODE, syncDirectory, writeDurably } from './files.js';
 import { ID_PATTERN, QuarantineError, checkQuarantineId, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseDelivery, type ReleaseResult } from './types.js';
 
-export { QuarantineError, checkQuarantineId, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseResult } from './types.js';
+export { QuarantineError, checkQuarantineId, type AddedBytes, type QuarantineEntry, type QuarantineInput, type QuarantineMeta, type QuarantineSink, type ReleaseResult } from './types.js';
 
 const MESSAGES = 'messages';
 const TMP = 'tmp';
@@ -74,6 +74,7 @@ export class Quarantine implements QuarantineSink {
       receivedSize: request.size,
       verdict: verdict?.verdict ?? null,
       score: verdict?.score ?? null,
+      ...(request.added ? { added: request.added } : {}),
     };
     const files: [string, Buffer][] = [
       [`${id}.eml`, bytes],
@@ -135,7 +136,7 @@ export class Quarantine implements QuarantineSink {
    * Hands the entry to `deliver` (src/gateway/release.ts delivers as the relay does) under its
    * lock, and removes it only once that was accepted; when `deliver` throws, the entry stays.
    */
-  async release(id: string, deliver: (entry: QuarantineEntry) => Promise<ReleaseDelivery>): Promise<ReleaseResult> {
+  async release<D extends ReleaseDelivery>(id: string, deliver: (entry: QuarantineEntry) => Promise<D>): Promise<ReleaseResult & D> {
     const entry = await this.get(id);
     const unlock = await this.#lock(id);
     try {

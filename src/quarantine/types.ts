@@ -10,6 +10,17 @@ export interface ReleaseReply {
 /** What an id may look like: the form the store makes, and nothing a path could be built from. */
 export const ID_PATTERN = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9]{1,64}$/;
 
+/**
+ * Bytes a front added to the message it stores: `text` (UTF-8) at byte offset `at` of the stored
+ * file, where `replaced` was (src/gateway/header-block.ts's ByteEdit). A release undoes them, so
+ * that the message goes out without the verdict fields and the subject tag.
+ */
+export interface AddedBytes {
+  readonly at: number;
+  readonly text: string;
+  readonly replaced: string;
+}
+
 /** What a front hands over with the bytes of a message it quarantines. */
 export interface QuarantineInput {
   /** The front's queue id. */
@@ -22,6 +33,8 @@ export interface QuarantineInput {
   readonly spamtrapHits: readonly string[];
   /** Bytes the sender sent. */
   readonly size: number;
+  /** What the front added to `bytes` (its verdict fields, its subject tag). */
+  readonly added?: readonly AddedBytes[];
 }
 
 export interface QuarantineSink {
@@ -61,6 +74,11 @@ export interface QuarantineMeta {
   /** null when neither given to store() nor found in the stored X-Nimbus-Verdict field. */
   readonly verdict: string | null;
   readonly score: number | null;
+  /**
+   * What the gateway added to the stored message, undone on release. Absent in entries stored by
+   * a version that did not record it: those are released as stored.
+   */
+  readonly added?: readonly AddedBytes[];
 }
 
 export interface QuarantineEntry {

@@ -6,6 +6,8 @@
  * at the test's teardown.
  *
  * - runNimbus: a command run to its end (`keys add`, `report`, `stats --json`, `check`, `config`).
+ * - runNimbusOnTerminal: the same on a pseudo-terminal (`script` from util-linux), for a
+ *   command that asks questions (`setup`): the test waits for each question and types the answer.
  * - startNimbus: a long-running command, ready at a log event of the caller's choice.
  * - startGatewayProcess / startReputationProcess: the two servers, on port 0 (the real port is
  *   read from their listening event) over a temp data dir of their own unless one is given.
@@ -59,6 +61,59 @@ export async function runNimbus(args: readonly string[], env: Record<string, str
   }).finally(() => clearTimeout(timer));
   const stdoutBytes = Buffer.concat(stdout);
   return { code, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr };
+}
+
+export interface TerminalSession {
+  /**
+   * Waits until the terminal shows `text` after what earlier calls matched (escape sequences
+   * removed), then types `answer` and Enter when one is given.
+   */
+  expect(text: string, answer?: string): Promise<void>;
+  /** Types raw bytes (e.g. `\x03`, Ctrl-C). */
+  type(bytes: string): void;
+  /** Everything the terminal showed so far, escape sequences removed. */
+  screen(): string;
+  /** The exit code once the command ended (ended by the owner's teardown if the test fails first). */
+  readonly exited: Promise<number>;
+}
+
+/** Terminal output as a reader sees it: without the cursor moves and colours readline writes. */
+function plain(text: string): string {
+  return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+}
+
+/**
+ * `nimbus ARGS` on a pseudo-terminal: util-linux's `script` (in every Debian, bsdutils) runs it
+ * with a pty as stdin and stdout, relays what the test types, and exits with its exit code.
+ */
+export function runNimbusOnTerminal(owner: Pick<ExecutionContext, 'teardown'>, args: readonly string[], env: Record<string, string>): TerminalSession {
+  const quote = (word: string): string => `'${word.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, '--import', 'tsx', CLI, ...args].map(quote).join(' ');
+  const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { cwd: PROJECT_ROOT, env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let consumed = 0;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stdin.on('error', () => undefined);
+  const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
+  owner.teardown(() => stopProcess(child, 'SIGKILL'));
+  return {
+    async expect(text, answer) {
+      const at = await waitFor(`the terminal to show ${JSON.stringify(text)}`, () => {
+        const found = plain(output).indexOf(text, consumed);
+        if (found >= 0) return found;
+        if (child.exitCode !== null) throw new Error(`nimbus ${args.join(' ')} exited (${child.exitCode}) before showing ${JSON.stringify(text)}:\n${plain(output)}`);
+        return undefined;
+      });
+      consumed = at + text.length;
+      if (answer !== undefined) child.stdin.write(`${answer}\r`);
+    },
+    type(bytes) {
+      child.stdin.write(bytes);
+    },
+    screen: () => plain(output),
+    exited,
+  };
 }
 
 export interface NimbusProcess {
