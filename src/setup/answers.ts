@@ -78,7 +78,7 @@ export class Answers implements AnswerSource {
   }
 
   async #ask(terminal: Terminal, question: Question, fallback: string, check?: Check): Promise<string> {
-    const doc = question.variable === undefined ? undefined : (variableNamed(question.variable)?.doc ?? question.fallbackDoc);
+    const doc = question.variable === undefined ? undefined : variableNamed(question.variable)?.doc;
     terminal.say('');
     if (question.intro) terminal.say(question.intro);
     if (doc) terminal.say(`${question.variable}: ${doc.replaceAll('`', '')}`);

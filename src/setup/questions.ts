@@ -22,8 +22,6 @@ export interface Question {
   readonly secret?: boolean;
   /** Said on the terminal before asking (the variable's doc is said too). */
   readonly intro?: string;
-  /** The comment for a variable this version's table does not have. */
-  readonly fallbackDoc?: string;
 }
 
 /** A rule between answers beyond the variable's parser: a complaint, or null when the value is fine. */
@@ -64,7 +62,6 @@ export const QUESTIONS = Object.freeze({
     label: 'Public DNS lists (- for none)',
     variable: 'NIMBUS_DNS_LISTS',
     intro: "Public DNS reputation lists are asked about each client address and link domain, so each query tells the list's operator that address or domain: they are an opt-in of their own. Choose lists, and read their terms, in docs/admin/dns-lists.md.",
-    fallbackDoc: 'public DNS reputation lists to ask (docs/admin/dns-lists.md); empty: none',
   },
   spamAction: { flag: '--spam-action', label: 'Spam action (tag, reject, quarantine, discard)', variable: 'NIMBUS_SPAM_ACTION' },
   tagScore: { flag: '--tag-score', label: 'Tag score', variable: 'NIMBUS_TAG_SCORE' },
@@ -90,7 +87,7 @@ export async function askSetup(source: AnswerSource, current: CurrentFile): Prom
   const answers: { name: string; value: string; doc?: string }[] = [];
   const was = (name: string): string | undefined => current.values[name];
   const record = (question: Question, value: string): string => {
-    const entry = { name: question.variable!, value, ...(question.fallbackDoc ? { doc: question.fallbackDoc } : {}) };
+    const entry = { name: question.variable!, value };
     // An answer taken back (participation after the statement was declined) replaces the first.
     const index = answers.findIndex((answer) => answer.name === entry.name);
     if (index < 0) answers.push(entry);
