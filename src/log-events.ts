@@ -71,6 +71,8 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'stats.samples.keep_failed': ['warn'],
   'stats.samples.discarded': ['info'],
   'stats.samples.dropped': ['warn'],
+  'stats.history.write_failed': ['error'],
+  'stats.history.prune_failed': ['warn'],
   // The reputation service (src/reputation/service/).
   'reputation.listening': ['info'],
   'reputation.reloaded': ['info'],
