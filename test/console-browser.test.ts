@@ -32,6 +32,7 @@ let browser: Browser;
 let page: Page;
 let base: string;
 let sent = 0;
+let adminKey: { token: string; id: string };
 
 const shot = (name: string, fullPage = true) => page.screenshot({ path: join(PROJECT_ROOT, 'docs', 'admin', `console-${name}.png`), fullPage });
 
@@ -58,6 +59,7 @@ test.before(async () => {
   sink = await startSmtpSink();
   service = await startReputationProcess(null);
   const [reporter, admin] = await Promise.all([service.addKey('reporter'), service.addKey('admin', 'console')]);
+  adminKey = admin;
   // What an env file would hold: the gateway and the console read the same.
   const shared = {
     NIMBUS_NEXT_HOP: `127.0.0.1:${sink.port}`,
@@ -184,6 +186,30 @@ test.serial('the participation page shows the batch uploaded to the reputation s
   // By now the overview has spam and a convicting fingerprint to show.
   await page.goto(`${base}/`);
   await shot('overview');
+});
+
+test.serial('the Keys page adds a service key, shows its token once, and revokes it; the service then refuses it', async (t) => {
+  await page.goto(`${base}/keys`);
+  await page.selectOption('select[name=role]', 'sensor');
+  await page.fill('input[name=label]', 'mx2 <b>gateway</b>');
+  await page.click('form[action="/keys"] button');
+  const token = (await page.locator('#token').innerText()).trim();
+  t.regex(token, /^nmb_[0-9a-f]+_\S+$/);
+  const id = token.split('_')[1]!;
+  const lookup = () => fetch(`${service.url}/v1/lookup`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ items: ['url:domain:example.org'] }) });
+  t.is((await lookup()).status, 200);
+  const row = page.locator(`#keys tr[data-id="${id}"]`);
+  t.is(await row.locator('td').nth(2).innerText(), 'mx2 <b>gateway</b>');
+  await page.goto(`${base}/keys`);
+  t.is(await page.locator('#token').count(), 0, 'the token is shown only once');
+  await shot('keys');
+  await row.locator('button').click();
+  t.regex(await page.locator('.notice.ok').innerText(), new RegExp(`Key ${id} revoked`));
+  t.regex(await row.locator('td').nth(5).innerText(), /^revoked/);
+  await waitFor('the service to refuse the revoked key', async () => (await lookup()).status === 401);
+  const self = await fetch(`${service.url}/v1/keys/${adminKey.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${adminKey.token}` } });
+  t.is(self.status, 400, 'a key cannot revoke itself');
+  t.true(consoleProcess.events('console.change').some((line) => line.change === 'key.revoke' && line.target === id && line.user === USER));
 });
 
 test.serial('failed logins from one address are throttled: the sixth attempt gets 429 even with the right password', async (t) => {

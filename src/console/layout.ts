@@ -13,9 +13,11 @@ const PAGES = [
   ['/participation', 'Participation'],
 ] as const;
 
-export function page(title: string, session: Session | null, body: Html, current = ''): Html {
+/** The Keys page exists only with a service admin key; a page shows its link when it has one. */
+export function page(title: string, session: Session | null, body: Html, current = '', withKeys = session?.keysPage ?? false): Html {
+  const pages = withKeys ? [...PAGES, ['/keys', 'Keys'] as const] : PAGES;
   const nav = session
-    ? html`<nav>${PAGES.map(([href, name]) => html`<a href="${href}"${current === href ? html` aria-current="page"` : ''}>${name}</a>`)}
+    ? html`<nav>${pages.map(([href, name]) => html`<a href="${href}"${current === href ? html` aria-current="page"` : ''}>${name}</a>`)}
 <form method="post" action="/logout" class="logout">${csrfField(session)}<span>${session.user}</span> <button type="submit">Log out</button></form></nav>`
     : '';
   return html`<!doctype html>

@@ -33,7 +33,7 @@ export async function serveConsole(config: Config): Promise<number> {
     quarantine: new Quarantine(quarantineDir(config)),
     service,
     users,
-    sessions: new Sessions(),
+    sessions: new Sessions({ keysPage: service !== null }),
     throttle: new LoginThrottle(),
     log,
   };

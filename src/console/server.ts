@@ -14,6 +14,7 @@ import { field, sendPage, type ConsoleContext, type Form } from './context.js';
 import { html } from './html.js';
 import { page } from './layout.js';
 import { registerHistoryPages } from './pages-history.js';
+import { registerKeysPage } from './pages-keys.js';
 import { registerOverviewPage } from './pages-overview.js';
 import { registerParticipationPage } from './pages-participation.js';
 import { registerQuarantinePages } from './pages-quarantine.js';
@@ -114,6 +115,7 @@ export function buildConsole(context: ConsoleContext): FastifyInstance {
   registerWhyPage(app, context);
   registerQuarantinePages(app, context);
   registerParticipationPage(app, context);
+  registerKeysPage(app, context);
   return app;
 }
 

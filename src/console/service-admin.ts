@@ -12,6 +12,16 @@ export interface ServiceEvidence extends FingerprintExplanation {
   readonly reporters: readonly (FingerprintExplanation['reporters'][number] & { readonly role: string | null })[];
 }
 
+/** A key as `GET /v1/keys` shows it. */
+export interface ServiceKey {
+  readonly id: string;
+  readonly role: string;
+  readonly label: string;
+  readonly rateLimit: number;
+  readonly createdAt: string;
+  readonly revokedAt: string | null;
+}
+
 export class ServiceAdmin {
   readonly #url: string;
   readonly #key: string;
@@ -58,6 +68,24 @@ export class ServiceAdmin {
 
   async override(fingerprint: string, verdict: OverrideVerdict, reason: string): Promise<void> {
     const { status, json } = await this.#call('PUT', `/v1/verdicts/${encodeURIComponent(fingerprint)}`, { verdict, reason });
+    if (status !== 200) throw this.#failure(status, json);
+  }
+
+  async listKeys(): Promise<ServiceKey[]> {
+    const { status, json } = await this.#call('GET', '/v1/keys');
+    if (status !== 200) throw this.#failure(status, json);
+    return (json as { keys: ServiceKey[] }).keys;
+  }
+
+  /** The new key with its token, which the service shows this once. */
+  async addKey(role: string, label: string): Promise<ServiceKey & { token: string }> {
+    const { status, json } = await this.#call('POST', '/v1/keys', { role, label });
+    if (status !== 201) throw this.#failure(status, json);
+    return json as ServiceKey & { token: string };
+  }
+
+  async revokeKey(id: string): Promise<void> {
+    const { status, json } = await this.#call('DELETE', `/v1/keys/${encodeURIComponent(id)}`);
     if (status !== 200) throw this.#failure(status, json);
   }
 

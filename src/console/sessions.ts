@@ -15,6 +15,8 @@ export interface Session {
   readonly id: string;
   readonly user: string;
   readonly csrf: string;
+  /** The console has a Keys page (a service admin key is configured): the navigation links it. */
+  readonly keysPage: boolean;
   lastSeen: number;
 }
 
@@ -22,9 +24,14 @@ const token = (): string => randomBytes(32).toString('base64url');
 
 export class Sessions {
   readonly #sessions = new Map<string, Session>();
+  readonly #keysPage: boolean;
+
+  constructor(options: { readonly keysPage: boolean }) {
+    this.#keysPage = options.keysPage;
+  }
 
   create(user: string, now = Date.now()): Session {
-    const session: Session = { id: token(), user, csrf: token(), lastSeen: now };
+    const session: Session = { id: token(), user, csrf: token(), keysPage: this.#keysPage, lastSeen: now };
     this.#sessions.set(session.id, session);
     return session;
   }

@@ -16,6 +16,7 @@ import { openConfiguredReputation } from './service/open-store.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
 import { registerFingerprintRoutes } from './service/fingerprint-routes.js';
+import { registerKeyRoutes } from './service/key-routes.js';
 import { logRequest } from './service/request-log.js';
 import { logRedisPersistence } from './service/redis-persistence.js';
 import { registerAdmission, registerRoutes } from './service/routes.js';
@@ -105,6 +106,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   registerAdmission(app, { auth, limiter });
   registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
   registerFingerprintRoutes(app, { opened: store, auth, limiter });
+  registerKeyRoutes(app, { opened: store, auth, limiter });
   // Samples are kept here, never forwarded upstream in proxy mode.
   registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
   registerReadinessRoute(app, health);
