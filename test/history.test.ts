@@ -44,13 +44,15 @@ test('the history lists newest first, filters by verdict, action, client, sender
   store.insertMany([
     entry({ time: now - 2 * HOUR_MS, queueId: 'OLD' }),
     entry({ time: now - HOUR_MS, queueId: 'SPAM', verdict: 'spam', score: 9, action: 'tag', clientIp: '203.0.113.9', mailFrom: 'Bulk@Spam.example', fingerprints: [spammy] }),
-    entry({ time: now, queueId: 'NEW' }),
+    entry({ time: now, queueId: 'NEW', fingerprints: [{ ...spammy, text: `body:minhash64:${'ab'.repeat(128)}`, contribution: 0 }] }),
   ]);
   t.deepEqual(store.list().map((row) => row.queueId), ['NEW', 'SPAM', 'OLD']);
   t.deepEqual(store.list({ verdict: 'spam' }).map((row) => row.queueId), ['SPAM']);
   t.deepEqual(store.list({ action: 'deliver' }).map((row) => row.queueId), ['NEW', 'OLD']);
   t.deepEqual(store.list({ client: '203.0.113.9' }).map((row) => row.queueId), ['SPAM']);
   t.deepEqual(store.list({ sender: 'spam.EXAMPLE' }).map((row) => row.queueId), ['SPAM']);
+  t.deepEqual(store.list({ sender: 'bulk@spam.example' }).map((row) => row.queueId), ['SPAM']);
+  t.deepEqual(store.list({ sender: '@example.org' }).map((row) => row.queueId), ['NEW', 'OLD']);
   t.deepEqual(store.list({ since: now - 90 * 60_000 }).map((row) => row.queueId), ['NEW', 'SPAM']);
   const spam = store.list({ verdict: 'spam' })[0]!;
   t.deepEqual(store.get(spam.id)?.fingerprints, [spammy]);
@@ -59,6 +61,7 @@ test('the history lists newest first, filters by verdict, action, client, sender
   t.is(counts.find((row) => row.verdict === 'spam')?.count, 1);
   t.deepEqual(store.topContributors(now - DAY_MS, 5), [{ text: 'url:domain:spam.example', label: 'spam.example', messages: 1, points: 5.4 }]);
   t.deepEqual(store.withFingerprint('url:domain:spam.example').map((row) => row.queueId), ['SPAM']);
+  t.deepEqual(store.withFingerprint(`body:minhash64:${'ab'.repeat(128)}`).map((row) => row.queueId), ['NEW']);
   t.is(statSync(historyPath(dir)).mode & 0o777, 0o600);
 });
 

@@ -59,7 +59,7 @@ export function registerHistoryPages(app: FastifyInstance, context: ConsoleConte
 <form method="get" action="/history" class="filters">
 ${select('verdict', VERDICTS, q.verdict)}${select('action', ACTIONS, q.action)}
 <label>client<input name="client" value="${q.client ?? ''}" placeholder="203.0.113.7"></label>
-<label>sender<input name="sender" value="${q.sender ?? ''}" placeholder="part of the address"></label>
+<label>sender<input name="sender" value="${q.sender ?? ''}" placeholder="address or domain"></label>
 <label>since (UTC)<input name="since" type="datetime-local" value="${q.since ?? ''}"></label>
 <label>until (UTC)<input name="until" type="datetime-local" value="${q.until ?? ''}"></label>
 <button type="submit">Filter</button> <a href="/history">clear</a></form>

@@ -58,7 +58,7 @@ export interface HistoryFilter {
   readonly action?: string;
   /** The client address, exactly. */
   readonly client?: string;
-  /** Part of the envelope sender, any case. */
+  /** The envelope sender (an address), or its domain (`example.org` or `@example.org`); any case. */
   readonly sender?: string;
   readonly since?: number;
   readonly until?: number;
@@ -99,6 +99,8 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_time ON messages (time);
 CREATE INDEX IF NOT EXISTS messages_client ON messages (client_ip, id);
+CREATE INDEX IF NOT EXISTS messages_sender ON messages (lower(mail_from), id);
+CREATE INDEX IF NOT EXISTS messages_sender_domain ON messages (lower(substr(mail_from, instr(mail_from, '@') + 1)), id);
 CREATE TABLE IF NOT EXISTS hourly (
   hour INTEGER NOT NULL,
   verdict TEXT NOT NULL,
@@ -112,7 +114,21 @@ CREATE TABLE IF NOT EXISTS contributions (
   points REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS contributions_time ON contributions (time);
+CREATE TABLE IF NOT EXISTS fingerprint_messages (
+  fingerprint TEXT NOT NULL,
+  id INTEGER NOT NULL,
+  PRIMARY KEY (fingerprint, id)
+) WITHOUT ROWID;
 `;
+
+/**
+ * Fingerprints up to this length are indexed to their messages (ip, net, url, attachment, image
+ * hashes); longer ones (a body's minhash, 270 characters) would make the index larger than the
+ * history itself, so the Why page searches the recent messages for them instead.
+ */
+const INDEXED_MAX_LENGTH = 100;
+/** Messages searched for a fingerprint that is not indexed. */
+const SCAN_WINDOW = 10_000;
 
 export function historyPath(dataDir: string): string {
   return join(dataDir, 'history.sqlite');
@@ -140,6 +156,7 @@ export class HistoryStore {
   readonly #insert: Database.Statement;
   readonly #countHour: Database.Statement;
   readonly #contribute: Database.Statement;
+  readonly #index: Database.Statement;
 
   /** The console opens it too, maybe before the gateway's first message: either creates the tables. */
   constructor(dataDir: string) {
@@ -152,6 +169,7 @@ export class HistoryStore {
     );
     this.#countHour = this.#db.prepare('INSERT INTO hourly (hour, verdict, count) VALUES (?, ?, 1) ON CONFLICT (hour, verdict) DO UPDATE SET count = count + 1');
     this.#contribute = this.#db.prepare('INSERT INTO contributions (time, fingerprint, label, points) VALUES (?,?,?,?)');
+    this.#index = this.#db.prepare('INSERT OR IGNORE INTO fingerprint_messages (fingerprint, id) VALUES (?, ?)');
   }
 
   /** Every entry in one transaction (one commit for a whole batch). */
@@ -159,10 +177,11 @@ export class HistoryStore {
     this.#db.transaction(() => {
       for (const entry of entries) {
         const score = Number.isFinite(entry.score) ? entry.score : 0;
-        this.#insert.run(entry.time, entry.queueId, entry.clientIp, entry.helo, entry.mailFrom, entry.rcptCount, entry.size, entry.verdict, score, entry.action, JSON.stringify(entry.tests), JSON.stringify(entry.fingerprints), entry.subject);
+        const { lastInsertRowid } = this.#insert.run(entry.time, entry.queueId, entry.clientIp, entry.helo, entry.mailFrom, entry.rcptCount, entry.size, entry.verdict, score, entry.action, JSON.stringify(entry.tests), JSON.stringify(entry.fingerprints), entry.subject);
         this.#countHour.run(Math.floor(entry.time / HOUR_MS) * HOUR_MS, entry.verdict);
         for (const fingerprint of entry.fingerprints) {
           if (fingerprint.contribution > 0) this.#contribute.run(entry.time, fingerprint.text, fingerprint.label ?? null, fingerprint.contribution);
+          if (fingerprint.text.length <= INDEXED_MAX_LENGTH) this.#index.run(fingerprint.text, lastInsertRowid);
         }
       }
     }).immediate();
@@ -173,6 +192,8 @@ export class HistoryStore {
     const cutoff = now - days * DAY_MS;
     return this.#db.transaction(() => {
       const removed = this.#db.prepare('DELETE FROM messages WHERE time < ?').run(cutoff).changes;
+      const oldest = (this.#db.prepare('SELECT min(id) AS id FROM messages').get() as { id: number | null }).id;
+      this.#db.prepare('DELETE FROM fingerprint_messages WHERE id < ?').run(oldest ?? Number.MAX_SAFE_INTEGER);
       this.#db.prepare('DELETE FROM hourly WHERE hour < ?').run(Math.floor(cutoff / HOUR_MS) * HOUR_MS);
       this.#db.prepare('DELETE FROM contributions WHERE time < ?').run(cutoff);
       return removed;
@@ -186,7 +207,12 @@ export class HistoryStore {
     if (filter.verdict) (where.push('verdict = ?'), args.push(filter.verdict));
     if (filter.action) (where.push('action = ?'), args.push(filter.action));
     if (filter.client) (where.push('client_ip = ?'), args.push(filter.client));
-    if (filter.sender) (where.push("instr(lower(mail_from), lower(?)) > 0"), args.push(filter.sender));
+    if (filter.sender) {
+      // Whole addresses and domains only: both are indexed, a substring would read every row.
+      const sender = filter.sender.trim().toLowerCase();
+      if (sender.includes('@') && !sender.startsWith('@')) (where.push('lower(mail_from) = ?'), args.push(sender));
+      else (where.push("lower(substr(mail_from, instr(mail_from, '@') + 1)) = ?"), args.push(sender.replace(/^@/, '')));
+    }
     if (filter.since !== undefined) (where.push('time >= ?'), args.push(filter.since));
     if (filter.until !== undefined) (where.push('time < ?'), args.push(filter.until));
     if (filter.before !== undefined) (where.push('id < ?'), args.push(filter.before));
@@ -212,15 +238,15 @@ export class HistoryStore {
       .all(since, top) as TopFingerprint[];
   }
 
-  /**
-   * Recent messages that carried this fingerprint, latest first. Only the last `window` messages
-   * are searched: a page must answer quickly with a million rows, and "why" is about recent mail.
-   */
-  withFingerprint(text: string, limit = 20, window = 100_000): HistoryRow[] {
-    const rows = this.#db
-      .prepare('SELECT * FROM messages WHERE id > (SELECT coalesce(max(id), 0) FROM messages) - ? AND instr(fingerprints, ?) > 0 ORDER BY id DESC LIMIT ?')
-      .all(window, JSON.stringify(text), limit) as MessageRowData[];
-    return rows.map(toRow);
+  /** Recent messages that carried this fingerprint, latest first (for a long one: among the last SCAN_WINDOW messages). */
+  withFingerprint(text: string, limit = 20): HistoryRow[] {
+    const rows =
+      text.length <= INDEXED_MAX_LENGTH
+        ? this.#db.prepare('SELECT m.* FROM fingerprint_messages f JOIN messages m ON m.id = f.id WHERE f.fingerprint = ? ORDER BY f.id DESC LIMIT ?').all(text, limit)
+        : this.#db
+            .prepare('SELECT * FROM messages WHERE id > (SELECT coalesce(max(id), 0) FROM messages) - ? AND instr(fingerprints, ?) > 0 ORDER BY id DESC LIMIT ?')
+            .all(SCAN_WINDOW, JSON.stringify(text), limit);
+    return (rows as MessageRowData[]).map(toRow);
   }
 
   close(): void {
