@@ -47,6 +47,8 @@ test('the history lists newest first, filters by verdict, action, client, sender
     entry({ time: now, queueId: 'NEW', fingerprints: [{ ...spammy, text: `body:minhash64:${'ab'.repeat(128)}`, contribution: 0 }] }),
   ]);
   t.deepEqual(store.list().map((row) => row.queueId), ['NEW', 'SPAM', 'OLD']);
+  const first = store.list({ limit: 1 });
+  t.deepEqual([...first, ...store.list({ before: first[0]!.id })].map((row) => row.queueId), ['NEW', 'SPAM', 'OLD'], 'the next page starts after the last row shown');
   t.deepEqual(store.list({ verdict: 'spam' }).map((row) => row.queueId), ['SPAM']);
   t.deepEqual(store.list({ action: 'deliver' }).map((row) => row.queueId), ['NEW', 'OLD']);
   t.deepEqual(store.list({ client: '203.0.113.9' }).map((row) => row.queueId), ['SPAM']);

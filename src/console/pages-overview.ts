@@ -50,7 +50,7 @@ export function registerOverviewPage(app: FastifyInstance, context: ConsoleConte
     const days = buckets(counts, dayStart, DAY_MS, 14);
     const total = (list: Bucket[], verdict?: string) => list.reduce((sum, bucket) => sum + Object.entries(bucket.counts).reduce((s, [v, c]) => s + (verdict === undefined || v === verdict ? c : 0), 0), 0);
     const share = (list: Bucket[]) => (total(list) === 0 ? '–' : `${((100 * total(list, 'spam')) / total(list)).toFixed(1)} %`);
-    const top = context.history.topContributors(now - 14 * DAY_MS, 10);
+    const top = context.history.topContributors(now - DAY_MS, 10);
     const summary = context.stats.summary({ days: 1, top: 0 });
     const breaker = await breakerState(context);
     const body = html`
@@ -61,7 +61,7 @@ export function registerOverviewPage(app: FastifyInstance, context: ConsoleConte
 ${barChart('Messages per hour, last 24 hours (UTC)', hours, (start) => new Date(start).toISOString().slice(11, 16))}
 ${barChart('Messages per day, last 14 days (UTC)', days, (start) => new Date(start).toISOString().slice(5, 10))}
 </section>
-<section><h2>Fingerprints that convicted most (14 days)</h2>
+<section><h2>Fingerprints that convicted most (24 hours)</h2>
 ${top.length === 0
   ? html`<p>No fingerprint added points to a message yet.</p>`
   : html`<table><thead><tr><th>fingerprint</th><th>what</th><th class="num">messages</th><th class="num">points</th></tr></thead><tbody>

@@ -62,7 +62,7 @@ export interface HistoryFilter {
   readonly sender?: string;
   readonly since?: number;
   readonly until?: number;
-  /** Rows older than this id (the next page). */
+  /** Rows after this one in the list (older; the next page). */
   readonly before?: number;
   readonly limit?: number;
 }
@@ -215,8 +215,10 @@ export class HistoryStore {
     }
     if (filter.since !== undefined) (where.push('time >= ?'), args.push(filter.since));
     if (filter.until !== undefined) (where.push('time < ?'), args.push(filter.until));
-    if (filter.before !== undefined) (where.push('id < ?'), args.push(filter.before));
-    const sql = `SELECT * FROM messages ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    if (filter.before !== undefined) (where.push('(time, id) < ((SELECT time FROM messages WHERE id = ?), ?)'), args.push(filter.before, filter.before));
+    // By time, then id: the time index walks backwards from the end of a time range and stops at
+    // the page's last row (ordered by id alone, a past day meant reading every newer row first).
+    const sql = `SELECT * FROM messages ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY time DESC, id DESC LIMIT ?`;
     const rows = this.#db.prepare(sql).all(...args, filter.limit ?? 50) as MessageRowData[];
     return rows.map(toRow);
   }
