@@ -96,7 +96,7 @@ test.serial('no page opens without a login; a wrong password is refused, the rig
   t.regex(await page.locator('[role=alert]').innerText(), /Wrong user name or password/);
   t.is(await login(), 303);
   t.is(await page.locator('h1').innerText(), 'Overview');
-  t.true(consoleProcess.events('console.login').some((line) => line.user === USER));
+  await consoleProcess.waitForLog('the login', (line) => line.event === 'console.login' && line.user === USER);
 });
 
 test.serial('the overview chart holds the messages sent, and the history shows each with its verdict', async (t) => {
@@ -141,7 +141,7 @@ test.serial('a quarantined message released from the page arrives at smtp-sink',
   t.regex(await page.locator('.notice.ok').innerText(), /Released 1/);
   const arrived = await waitFor('the released message at smtp-sink', () => sink.files().filter((file) => !before.has(file)).find((file) => readFileSync(file, 'utf8').includes(RELEASE_MARKER)));
   t.false(readFileSync(arrived, 'utf8').includes('X-Nimbus-Verdict: spam'));
-  t.true(consoleProcess.events('console.change').some((line) => line.change === 'quarantine.release' && line.user === USER));
+  await consoleProcess.waitForLog('the release with its user', (line) => line.event === 'console.change' && line.change === 'quarantine.release' && line.user === USER);
 });
 
 test.serial('an override made on the Why page changes the next copy\'s verdict', async (t) => {
@@ -168,7 +168,7 @@ test.serial('a POST without the CSRF token gets 403 and changes nothing', async 
   t.is(response.status(), 403);
   await page.goto(`${base}/why?fp=url:domain:${WHY_DOMAIN}`);
   t.regex(await page.locator('#local .override').innerText(), /spam/);
-  t.true(consoleProcess.events('console.csrf_refused').length > 0);
+  await consoleProcess.waitForLog('the refused POST', (line) => line.event === 'console.csrf_refused');
 });
 
 test.serial('the participation page shows the batch uploaded to the reputation service', async (t) => {
@@ -209,7 +209,7 @@ test.serial('the Keys page adds a service key, shows its token once, and revokes
   await waitFor('the service to refuse the revoked key', async () => (await lookup()).status === 401);
   const self = await fetch(`${service.url}/v1/keys/${adminKey.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${adminKey.token}` } });
   t.is(self.status, 400, 'a key cannot revoke itself');
-  t.true(consoleProcess.events('console.change').some((line) => line.change === 'key.revoke' && line.target === id && line.user === USER));
+  await consoleProcess.waitForLog('the revocation with its user', (line) => line.event === 'console.change' && line.change === 'key.revoke' && line.target === id && line.user === USER);
 });
 
 test.serial('failed logins from one address are throttled: the sixth attempt gets 429 even with the right password', async (t) => {
@@ -222,7 +222,7 @@ test.serial('failed logins from one address are throttled: the sixth attempt get
   };
   for (let i = 0; i < 5; i++) t.is(await attempt(`wrong ${i}`), 401);
   t.is(await attempt(PASSWORD), 429);
-  t.true(consoleProcess.events('console.login_throttled').length > 0);
+  await consoleProcess.waitForLog('the throttled login', (line) => line.event === 'console.login_throttled');
 });
 
 test.serial('the console answers /healthz without a login', async (t) => {
