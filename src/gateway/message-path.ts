@@ -17,7 +17,7 @@ import type { SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
 import type { ConnectionState, Transaction } from './session-state.js';
 import { SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
-import type { MessageSpool } from './spool.js';
+import type { MessageSpool } from '../scan/spool.js';
 
 type Part = Buffer | (() => Readable);
 
