@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
 import { undecided } from '../scan/verdict.js';
-import { stripVerdictFields, tagSubject, type ByteEdit } from './header-block.js';
+import { stripVerdictFields, tagSubject, type ByteEdit } from '../scan/header-block.js';
 import type { HopLockstep } from './hop-lockstep.js';
 import type { GatewayHooks } from './hooks.js';
 import type { Maildir } from './maildir.js';

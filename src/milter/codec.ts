@@ -117,7 +117,7 @@ export interface Packet {
  * before its bytes are waited for.
  */
 export class PacketReader {
-  #pending = Buffer.alloc(0);
+  #pending: Buffer = Buffer.alloc(0);
   readonly #maxPacket: number;
 
   constructor(maxPacket = MAX_PACKET) {
