@@ -50,7 +50,7 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
   const queueId = macros.get('i') || message.id;
   const rcptTo = message.recipients.map((recipient) => recipient.address);
   const base = { event: 'milter.message', queueId, clientIp: client.ip, helo: client.helo, from: message.mailFrom, rcptCount: rcptTo.length, size: message.size,
-    truncated: message.truncated, daemon: macros.get('daemon_name') ?? null, authenticated: Boolean(macros.get('auth_authen')) };
+    truncated: message.truncated, spooled: message.spool.onDisk, daemon: macros.get('daemon_name') ?? null, authenticated: Boolean(macros.get('auth_authen')) };
   const failed = (reason: FailureReason, error: unknown): Buffer[] => {
     context.metrics?.milterFailures.inc({ reason });
     const { final, reply } = failureReply(config.milterOnError);

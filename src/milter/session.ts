@@ -17,6 +17,10 @@ import { MilterMessage } from './message.js';
 /** Packets queued before the socket is paused: the MTA streams body chunks without waiting. */
 const MAX_QUEUED_PACKETS = 64;
 
+/** Stages whose macros last as long as the SMTP session, and those of one message. */
+const CONNECTION_STAGES: readonly string[] = [COMMANDS.CONNECT, COMMANDS.HELO];
+const MESSAGE_STAGES: readonly string[] = [COMMANDS.MAIL, COMMANDS.RCPT, COMMANDS.DATA, COMMANDS.HEADER, COMMANDS.EOH, COMMANDS.BODY, COMMANDS.BODYEOB];
+
 /** The reply-less flag of each step: without it granted, the MTA waits for SMFIR_CONTINUE. */
 const NO_REPLY: Readonly<Record<string, number>> = Object.freeze({
   [COMMANDS.CONNECT]: PROTOCOL_FLAGS.NR_CONN,
@@ -36,7 +40,8 @@ export class MilterSession {
   readonly #log: Logger;
   readonly #reader = new PacketReader();
   #negotiated: Negotiation | null = null;
-  #macros = new Map<string, string>();
+  /** Macros by the command they came with: a new MAIL's replace the last one's, ABORT drops the message's. */
+  #macros = new Map<string, Map<string, string>>();
   #client: MilterClient = { ip: null, name: null, helo: 'unknown', trusted: false };
   #message: MilterMessage | null = null;
   #work: Promise<void> = Promise.resolve();
@@ -106,9 +111,11 @@ export class MilterSession {
         this.#send(encodeOptionNegotiation(answer));
         return;
       }
-      case COMMANDS.MACRO:
-        for (const [name, value] of decodeMacros(data).macros) this.#macros.set(name, value);
+      case COMMANDS.MACRO: {
+        const { command: stage, macros } = decodeMacros(data);
+        this.#macros.set(stage, macros);
         return;
+      }
       case COMMANDS.CONNECT: {
         this.#dropMessage();
         const info = decodeConnect(data);
@@ -150,12 +157,12 @@ export class MilterSession {
         this.#finishing = true;
         try {
           await message.finish();
-          const answer = await finishMessage(this.#context, message, this.#client, this.#macros, this.#negotiated!.actions, (packet) => this.#send(packet), this.#log);
+          const answer = await finishMessage(this.#context, message, this.#client, this.#allMacros(), this.#negotiated!.actions, (packet) => this.#send(packet), this.#log);
           for (const packet of answer) this.#send(packet);
         } finally {
           message.dispose();
           this.#finishing = false;
-          this.#macros.delete('i');
+          this.#dropMessageMacros();
           this.#notifyIdle();
         }
         return;
@@ -192,8 +199,19 @@ export class MilterSession {
     return this.#message;
   }
 
+  /** Every macro known now, a later stage's value winning over an earlier one's. */
+  #allMacros(): Map<string, string> {
+    const all = new Map<string, string>();
+    for (const stage of [...CONNECTION_STAGES, ...MESSAGE_STAGES]) for (const [name, value] of this.#macros.get(stage) ?? []) all.set(name, value);
+    return all;
+  }
+
+  #dropMessageMacros(): void {
+    for (const stage of MESSAGE_STAGES) this.#macros.delete(stage);
+  }
+
   #macro(name: string): string | null {
-    const value = this.#macros.get(name);
+    const value = this.#allMacros().get(name);
     return value === undefined || value === '' ? null : value;
   }
 
@@ -205,7 +223,7 @@ export class MilterSession {
     if (!this.#message) return;
     this.#message.dispose();
     this.#message = null;
-    this.#macros.delete('i');
+    this.#dropMessageMacros();
     this.#notifyIdle();
   }
 
