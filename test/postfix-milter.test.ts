@@ -11,7 +11,7 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -76,6 +76,12 @@ test.after.always(async () => {
   await shared?.milter.stop();
   await shared?.postfix.stop();
   if (shared) rmSync(shared.dir, { recursive: true, force: true });
+});
+
+test('docs/admin/postfix.md gives exactly the main.cf lines this file runs Postfix with (its port as 11332)', (t) => {
+  const page = readFileSync(join(import.meta.dirname, '..', 'docs', 'admin', 'postfix.md'), 'utf8');
+  const lines = Object.entries(milterLines(11332)).map(([key, value]) => `${key} = ${value}`).join('\n');
+  t.true(page.includes(`\`\`\`\n${lines}\n\`\`\``), lines);
 });
 
 function send(s: Shared, to: string[], body: string, headers: string[] = []) {
