@@ -31,7 +31,7 @@ interface Started {
   metrics: ReturnType<typeof createGatewayMetrics>;
 }
 
-async function start(t: ExecutionContext, env: Record<string, string> = {}, scanner?: MessageScanner): Promise<Started> {
+async function start(t: ExecutionContext, env: Record<string, string> = {}, scanner?: MessageScanner, progressIntervalMs?: number): Promise<Started> {
   const dir = testDir(t, 'nimbus-milter-');
   const config = loadConfig({ NIMBUS_DATA_DIR: dir, NIMBUS_MILTER_LISTEN: '127.0.0.1:0', NIMBUS_TRUSTED_NETWORKS: '', NIMBUS_SPAMTRAPS: 'trap@example.com', NIMBUS_SUBJECT_TAG: '[SPAM]', ...env });
   const logs: Record<string, unknown>[] = [];
@@ -43,6 +43,7 @@ async function start(t: ExecutionContext, env: Record<string, string> = {}, scan
     observer: null,
     quarantine: new Quarantine(quarantineDir(config)),
     metrics,
+    ...(progressIntervalMs ? { progressIntervalMs } : {}),
   };
   const milter = await startMilter(config, log, hooks);
   t.teardown(() => milter.close());
@@ -170,6 +171,18 @@ test('a scan that fails is answered accept with verdict unknown, logged and coun
     t.true(logs.some((line) => line.event === 'scan.failed'));
     t.is((await metrics.milterFailures.get()).values.find((value) => value.labels.reason === 'scan-failed')?.value, 1);
   }
+});
+
+test('a long scan sends SMFIR_PROGRESS packets before its answer, so the MTA does not time out', async (t) => {
+  const base = new Scanner({ policy: loadConfig({ NIMBUS_DATA_DIR: testDir(t) }), lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log: createLogger('silent') });
+  const slow: MessageScanner = { scan: async (request) => { await new Promise((resolve) => setTimeout(resolve, 600)); return base.scan(request); } };
+  const { milter } = await start(t, {}, slow, 100);
+  const peer = new Peer(milter.port!);
+  await peer.negotiate();
+  peer.sendMessage('hello\r\n');
+  const answer = await peer.answer();
+  t.true(answer.filter((packet) => packet.command === 'p').length >= 2, answer.map((packet) => packet.command).join(' '));
+  t.is(answer.at(-1)!.command, 'a');
 });
 
 test('hostile packets close only their own connection, with a log line naming what was wrong, while another connection is answered', async (t) => {

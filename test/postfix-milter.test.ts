@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../src/config/index.js';
 import { Quarantine, quarantineDir } from '../src/quarantine/store.js';
-import { startNimbus, type NimbusProcess } from './helpers/nimbus.js';
+import { runNimbus, startNimbus, type NimbusProcess } from './helpers/nimbus.js';
 import { startPostfix, type PostfixInstance } from './helpers/postfix.js';
 import { smtpDialogue } from './helpers/smtp.js';
 import { swaks } from './helpers/swaks.js';
@@ -88,7 +88,7 @@ function send(s: Shared, to: string[], body: string, headers: string[] = []) {
   return swaks(s.postfix.smtpPort, ['--from', 'sender@remote.test', '--to', to.join(','), '--header', 'Subject: a test', ...headers.flatMap((header) => ['--add-header', header]), '--body', body]);
 }
 
-test.serial('tag: GTUBE arrives tagged with the verdict fields, forged ones gone, and the trap recipient removed while the other receives; two messages on one connection each get their own verdict', async (t) => {
+test.serial('tag: GTUBE arrives tagged with the verdict fields, forged ones gone, and the trap recipient removed while the other receives; two messages on one connection each get their own verdict, and nimbus stats counts them', async (t) => {
   const s = shared!;
   const messageWith = (subject: string, body: string): string => `From: <sender@remote.test>\r\nTo: <alice@example.test>\r\nSubject: ${subject}\r\nX-Spam-Flag: NO\r\nX-Nimbus-Verdict: ham; score=0.0; required=5.0\r\n\r\n${body}\r\n.`;
   const replies = await smtpDialogue(s.postfix.smtpPort, [
@@ -116,6 +116,9 @@ test.serial('tag: GTUBE arrives tagged with the verdict fields, forged ones gone
   t.is(lines.length, 2);
   t.like(lines[0], { verdict: 'spam', action: 'tag', trapHits: 1, clientIp: '127.0.0.1' });
   t.not(lines[0]!.queueId, lines[1]!.queueId, "each message logged with Postfix's own queue id");
+  const stats = await runNimbus(['stats', '--json'], { NIMBUS_DATA_DIR: join(s.dir, 'data') });
+  const today = (JSON.parse(stats.stdout) as { perDay: { messages: number; spam: number }[] }).perDay.at(-1)!;
+  t.like(today, { messages: 2, spam: 1 }, 'nimbus stats counts milter traffic');
 });
 
 test.serial("a mail submitted with Postfix's sendmail command goes through non_smtpd_milters", async (t) => {

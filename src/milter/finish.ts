@@ -33,6 +33,8 @@ export interface MilterContext {
   readonly observer: MessageObserver | null;
   readonly quarantine: QuarantineSink;
   readonly metrics: GatewayMetrics | null;
+  /** PROGRESS_INTERVAL_MS unless given (tests). */
+  readonly progressIntervalMs?: number;
 }
 
 export interface MilterClient {
@@ -65,7 +67,7 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
       envelope: { mailFrom: message.mailFrom, rcptTo },
       client: { ip: client.ip, helo: client.helo, name: client.name, trusted: client.trusted },
     };
-    const progress = setInterval(() => send(encodePacket(REPLIES.PROGRESS)), PROGRESS_INTERVAL_MS);
+    const progress = setInterval(() => send(encodePacket(REPLIES.PROGRESS)), context.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
     let scan: ScanResult;
     try {
       scan = await context.scanner.scan(request);
