@@ -55,6 +55,8 @@ export class MilterSession {
     this.#socket = socket;
     this.#context = context;
     this.#log = log;
+    // Replies are small and the MTA waits for each: no Nagle delay on them.
+    socket.setNoDelay(true);
     socket.setTimeout(context.config().socketTimeoutMs, () => this.#fail(new MilterProtocolError(`no packet for ${context.config().socketTimeoutMs} ms (NIMBUS_SOCKET_TIMEOUT_MS): connection stalled`)));
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('error', (error) => this.#log.debug({ event: 'milter.connection_error', err: error }, 'milter connection error'));
@@ -158,7 +160,8 @@ export class MilterSession {
         try {
           await message.finish();
           const answer = await finishMessage(this.#context, message, this.#client, this.#allMacros(), this.#negotiated!.actions, (packet) => this.#send(packet), this.#log);
-          for (const packet of answer) this.#send(packet);
+          // One write: a modification packet alone would wait for Nagle's ACK before the final reply.
+          this.#send(Buffer.concat(answer));
         } finally {
           message.dispose();
           this.#finishing = false;
