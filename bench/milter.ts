@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- milter [--json] [--quick] [--write]`: what a milter costs Postfix, on loopback.
+ * `npm run bench -- milter [--json] [--quick]`: what a milter costs Postfix, on loopback.
  *
  * - Mail path: Postfix's smtp-source → a throwaway Postfix (test/helpers/postfix.ts) → relayhost
  *   smtp-sink. One message per connection, 4 distinct message files (bench/relay.ts's mixes).

@@ -210,6 +210,30 @@ test('hostile packets close only their own connection, with a log line naming wh
   t.is((await good.answer()).at(-1)!.command, 'a');
 });
 
+test('a connection that stalls past NIMBUS_SOCKET_TIMEOUT_MS is closed with a log line saying so', async (t) => {
+  const { milter, logs } = await start(t, { NIMBUS_SOCKET_TIMEOUT_MS: '1000' });
+  const peer = new Peer(milter.port!);
+  await peer.negotiate();
+  await waitFor('the stalled connection to close', () => peer.closed || undefined, 15_000);
+  t.true(logs.some((line) => line.event === 'milter.protocol_error' && /stalled/.test(String(line.problem))));
+});
+
+test('stopping (SIGTERM) waits for the message being scanned, answers it, then closes the connections', async (t) => {
+  const base = new Scanner({ policy: loadConfig({ NIMBUS_DATA_DIR: testDir(t) }), lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log: createLogger('silent') });
+  let scanning: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (scanning = resolve));
+  const slow: MessageScanner = { scan: async (request) => { scanning(); await new Promise((resolve) => setTimeout(resolve, 500)); return base.scan(request); } };
+  const { milter } = await start(t, {}, slow);
+  const peer = new Peer(milter.port!);
+  await peer.negotiate();
+  peer.sendMessage('hello\r\n');
+  await started;
+  const closed = milter.close();
+  t.is((await peer.answer()).at(-1)!.command, 'a');
+  await closed;
+  await waitFor('the connection to close', () => peer.closed || undefined);
+});
+
 test('QUIT_NC keeps the connection for another SMTP session, nothing of the last one carried over; QUIT closes it', async (t) => {
   const { milter, logs } = await start(t);
   const peer = new Peer(milter.port!);
