@@ -51,10 +51,10 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
 const CORPUS = join(ROOT, '..', 'shared', 'corpus');
-const DOMAIN = 'bench.test';
-const SENDER = 'load@source.test';
-const RECIPIENT = `user@${DOMAIN}`;
-const IS_ROOT = process.getuid?.() === 0;
+export const DOMAIN = 'bench.test';
+export const SENDER = 'load@source.test';
+export const RECIPIENT = `user@${DOMAIN}`;
+export const IS_ROOT = process.getuid?.() === 0;
 /** Seconds of load before each measurement (--warmup=S): Nimbus reaches its steady state after ~7 s. */
 const DEFAULT_WARMUP_SECONDS = 10;
 
@@ -79,9 +79,9 @@ interface RunFigures {
   loadavg: number[];
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -92,7 +92,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
+export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -109,7 +109,7 @@ async function waitForPort(port: number, timeoutMs: number, what: string): Promi
 // ---------- message mixes ----------
 
 /** ~5 KB of plain text with links, deterministic, distinct per variant. */
-function textMessage(variant: number): string {
+export function textMessage(variant: number): string {
   const words = ['invoice', 'meeting', 'quarterly', 'report', 'shipment', 'account', 'update', 'schedule', 'review',
     'customer', 'delivery', 'project', 'budget', 'summary', 'approval', 'contract', 'renewal', 'payment', 'team', 'office'];
   let seed = 1000 + variant * 7919;
@@ -141,7 +141,7 @@ function textMessage(variant: number): string {
 }
 
 /** Corpus spam with an image part, closest to 40 KB: the `variants` nearest files. */
-function imageMessages(variants: number): { name: string; text: string }[] {
+export function imageMessages(variants: number): { name: string; text: string }[] {
   const manifest = readFileSync(join(CORPUS, 'MANIFEST.tsv'), 'utf8').split('\n').slice(1);
   const rows = manifest.map((line) => line.split('\t')).filter((f) => f[0] === 'spam' && f[7] === '1');
   rows.sort((a, b) => Math.abs(Number(a[5]) - 40_000) - Math.abs(Number(b[5]) - 40_000) || a[1]!.localeCompare(b[1]!));
@@ -153,7 +153,7 @@ function imageMessages(variants: number): { name: string; text: string }[] {
 }
 
 /** A message with one base64 attachment of about `bytes` bytes (memory runs). */
-function bigMessage(bytes: number, label: string): string {
+export function bigMessage(bytes: number, label: string): string {
   const header = [
     `From: <big@source.test>`, `To: <${RECIPIENT}>`, `Subject: ${label}`, `Message-ID: <bench-${label}@source.test>`,
     'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain', '',
@@ -169,16 +169,16 @@ function bigMessage(bytes: number, label: string): string {
 
 // ---------- processes ----------
 
-interface Started { child: ChildProcess; port: number; stop(): Promise<void> }
+export interface Started { child: ChildProcess; port: number; stop(): Promise<void> }
 
-function track(child: ChildProcess): Promise<void> {
+export function track(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
   });
 }
 
-async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = track(child);
   child.kill('SIGTERM');
@@ -187,7 +187,7 @@ async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   clearTimeout(timer);
 }
 
-async function startSink(workDir: string): Promise<Started> {
+export async function startSink(workDir: string): Promise<Started> {
   const port = await freePort();
   const args = [...(IS_ROOT ? ['-u', 'nobody'] : []), '-m', '2000', `127.0.0.1:${port}`, '2048'];
   const child = spawn('/usr/sbin/smtp-sink', args, { stdio: ['ignore', 'ignore', openSync(join(workDir, 'sink.err'), 'a')] });
@@ -220,7 +220,7 @@ async function startHaraka(workDir: string, sinkPort: number): Promise<Started> 
  * Compiles the sources as `npm ci` does (tsc), into the work dir, so that the benchmark runs what
  * the systemd unit runs (`node dist/cli.js`), not the tsx loader used by the tests.
  */
-async function buildNimbus(workDir: string): Promise<string> {
+export async function buildNimbus(workDir: string): Promise<string> {
   const dir = join(workDir, 'nimbus');
   mkdirSync(dir, { recursive: true });
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
@@ -266,12 +266,12 @@ async function startNimbus(workDir: string, sinkPort: number, nimbus: NimbusOpti
   return { child, port, stop: () => stopChild(child, 30_000) };
 }
 
-function tail(file: string): string {
+export function tail(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') : '';
 }
 
 /** The pids of a process tree (root first). */
-function processTree(root: number): number[] {
+export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -287,7 +287,7 @@ function processTree(root: number): number[] {
 }
 
 /** utime + stime of a process tree, in ms (clock ticks are 100 per second on Linux). */
-function treeCpuMs(root: number): number {
+export function treeCpuMs(root: number): number {
   let ticks = 0;
   for (const pid of processTree(root)) {
     try {
@@ -300,7 +300,7 @@ function treeCpuMs(root: number): number {
 }
 
 /** Peak RSS of a process tree: max VmHWM seen per pid, summed, polled until stopped. */
-class PeakRss {
+export class PeakRss {
   #root: number;
   #peaks = new Map<number, number>();
   #sharedOnceKb = 0;
@@ -345,7 +345,7 @@ class PeakRss {
 }
 
 /** Runs smtp-source processes (one per file), resolves with the wall time in seconds. */
-async function load(port: number, files: readonly string[], sessions: number, messages: number, reuse = false): Promise<number> {
+export async function load(port: number, files: readonly string[], sessions: number, messages: number, reuse = false): Promise<number> {
   const perFile = Math.max(1, Math.floor(sessions / files.length));
   const perFileMessages = Math.ceil(messages / files.length);
   const started = process.hrtime.bigint();
@@ -396,7 +396,7 @@ async function probeOnce(port: number, data: Buffer): Promise<number> {
 }
 
 /** Sequential probes until `until` settles; failures are counted, not fatal. */
-async function probeWhile(port: number, data: Buffer, until: Promise<unknown>): Promise<number[]> {
+export async function probeWhile(port: number, data: Buffer, until: Promise<unknown>): Promise<number[]> {
   let done = false;
   void until.then(() => { done = true; }, () => { done = true; });
   const samples: number[] = [];
@@ -406,19 +406,19 @@ async function probeWhile(port: number, data: Buffer, until: Promise<unknown>): 
   return samples;
 }
 
-function toWire(text: string): Buffer {
+export function toWire(text: string): Buffer {
   // CRLF line ends and dot-stuffing, as an SMTP client sends the DATA.
   const lines = text.replace(/\r?\n$/, '').split(/\r?\n/).map((line) => (line.startsWith('.') ? `.${line}` : line));
   return Buffer.from(`${lines.join('\r\n')}\r\n`, 'latin1');
 }
 
-function percentile(values: number[], p: number): number {
+export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
+export const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
 
 // ---------- the benchmark ----------
 

@@ -18,6 +18,7 @@ const execFileAsync = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const gatewayUnit = join(root, 'systemd', 'nimbus-gateway.service');
 const reputationUnit = join(root, 'systemd', 'nimbus-reputation.service');
+const milterUnit = join(root, 'systemd', 'nimbus-milter.service');
 const envExample = join(root, 'systemd', 'nimbus.env');
 const sysusers = join(root, 'systemd', 'nimbus.sysusers');
 /**
@@ -43,12 +44,12 @@ function serviceSection(path: string): Map<string, string[]> {
   return settings;
 }
 
-test('systemd-analyze verify accepts both shipped units unchanged', async (t) => {
+test('systemd-analyze verify accepts every shipped unit unchanged', async (t) => {
   // verify checks that ExecStart's binary exists. The units run /usr/bin/node (where Debian's and
   // NodeSource's packages put it); a host with node elsewhere must adjust ExecStart, and this
   // test says so instead of verifying a doctored copy.
   t.true(existsSync('/usr/bin/node'), 'the units run /usr/bin/node, which does not exist on this host');
-  const result = await execFileAsync('systemd-analyze', ['verify', gatewayUnit, reputationUnit]).then(
+  const result = await execFileAsync('systemd-analyze', ['verify', gatewayUnit, reputationUnit, milterUnit]).then(
     ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
   );
@@ -56,8 +57,8 @@ test('systemd-analyze verify accepts both shipped units unchanged', async (t) =>
   t.is(result.output.trim(), '', 'verify printed warnings');
 });
 
-test('both units run as a dedicated user with the state directory, HUP reload, restart on failure and strict protection', (t) => {
-  for (const unit of [gatewayUnit, reputationUnit]) {
+test('every unit runs as a dedicated user with the state directory, HUP reload, restart on failure and strict protection', (t) => {
+  for (const unit of [gatewayUnit, reputationUnit, milterUnit]) {
     const s = serviceSection(unit);
     t.deepEqual(s.get('User'), ['nimbus'], unit);
     t.deepEqual(s.get('StateDirectory'), ['nimbus'], unit);
@@ -74,6 +75,7 @@ test('both units run as a dedicated user with the state directory, HUP reload, r
 test('each unit runs its command of the CLI the documented install puts under /opt/nimbus', (t) => {
   t.deepEqual(serviceSection(gatewayUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} gateway`]);
   t.deepEqual(serviceSection(reputationUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} reputation`]);
+  t.deepEqual(serviceSection(milterUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} milter`]);
 });
 
 test('systemd-sysusers creates from nimbus.sysusers the nimbus user and group the units run as, without a login, once', async (t) => {
@@ -92,7 +94,7 @@ test('systemd-sysusers creates from nimbus.sysusers the nimbus user and group th
   t.true(Number(uid) > 0 && Number(uid) < 1000, `a system UID (${uid})`);
   t.is(home, '/var/lib/nimbus');
   t.regex(shell!, /nologin$/);
-  for (const unit of [gatewayUnit, reputationUnit]) {
+  for (const unit of [gatewayUnit, reputationUnit, milterUnit]) {
     const s = serviceSection(unit);
     t.deepEqual([s.get('User'), s.get('Group')], [[name], [groups[0]![0]]], unit);
     t.deepEqual(s.get('StateDirectory')?.map((dir) => `/var/lib/${dir}`), [home], unit);
@@ -107,6 +109,9 @@ test('only the gateway may bind port 25, through an ambient capability and not r
   const reputation = serviceSection(reputationUnit);
   t.is(reputation.get('AmbientCapabilities'), undefined);
   t.deepEqual(reputation.get('CapabilityBoundingSet'), ['']);
+  const milter = serviceSection(milterUnit);
+  t.is(milter.get('AmbientCapabilities'), undefined);
+  t.deepEqual(milter.get('CapabilityBoundingSet'), ['']);
 });
 
 test('the env example loads through loadConfig as shipped', (t) => {

@@ -168,6 +168,9 @@ function toConfig(v: Values): Config {
     weights,
     spamtraps: v.NIMBUS_SPAMTRAPS,
     workers: v.NIMBUS_WORKERS,
+    milterListen: v.NIMBUS_MILTER_LISTEN,
+    milterQuarantine: v.NIMBUS_MILTER_QUARANTINE,
+    milterOnError: v.NIMBUS_MILTER_ON_ERROR,
     envFile: v.NIMBUS_ENV_FILE,
   };
 }

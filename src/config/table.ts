@@ -7,14 +7,15 @@
 import { availableParallelism, hostname } from 'node:os';
 import { maskApiKey, maskCredentials } from '../redact.js';
 import {
-  addressList, cidrList, domainList, hostPort, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
+  addressList, cidrList, domainList, hostPort, listenAddress, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
 } from './parsers.js';
 import { dnsLists, dnsServers } from './dns.js';
-import { LOG_LEVELS, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
+import { LOG_LEVELS, MILTER_ERROR_ACTIONS, MILTER_QUARANTINE_MODES, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
 
 /** The parts of the admin's page, in its order. */
 export const PARTS = Object.freeze({
   gateway: 'Gateway (SMTP relay)',
+  milter: 'Milter (Postfix and Sendmail filter)',
   scan: 'Scan and policy',
   dns: 'DNS checks and public DNS lists',
   participation: 'Participation and statistics',
@@ -114,7 +115,22 @@ export const VARIABLES = Object.freeze({
   NIMBUS_TLS_KEY: variable({ part: 'gateway', default: '', parser: optional(pemFile), doc: 'PEM private key of `NIMBUS_TLS_CERT`' }),
   NIMBUS_WORKERS: variable({
     part: 'gateway', default: () => String(availableParallelism()), defaultDoc: 'the number of cores', parser: number({ min: 1, max: 256, integer: true }),
-    doc: 'gateway worker processes sharing the listening socket (1: no supervisor)',
+    doc: 'gateway and milter worker processes sharing the listening socket (1: no supervisor)',
+  }),
+
+  // ---------------------------------------------------------------- milter
+  NIMBUS_MILTER_LISTEN: variable({
+    part: 'milter', default: '127.0.0.1:11332', parser: listenAddress,
+    // 11332: the port Rspamd's proxy uses for the same job, so a main.cf written for it needs no edit.
+    doc: '`nimbus milter` address: `host:port`, or `unix:/path` (a socket of mode 0660 owned by the user and group the milter runs as; put it where the MTA can reach it)',
+  }),
+  NIMBUS_MILTER_QUARANTINE: variable({
+    part: 'milter', default: 'mta', parser: oneOf(MILTER_QUARANTINE_MODES),
+    doc: "where `NIMBUS_SPAM_ACTION=quarantine` puts a message: `mta` the MTA's hold queue (Postfix: `postqueue -p` shows it, `postsuper -H` releases it), `store` Nimbus's own quarantine (`nimbus quarantine`), the MTA discarding its copy",
+  }),
+  NIMBUS_MILTER_ON_ERROR: variable({
+    part: 'milter', default: 'accept', parser: oneOf(MILTER_ERROR_ACTIONS),
+    doc: "the milter's answer when Nimbus itself fails (scan error or timeout, internal error): `accept` lets the mail through with verdict `unknown`, `tempfail` makes the MTA answer `4xx` so the sender retries",
   }),
 
   // ---------------------------------------------------------------- scan and policy

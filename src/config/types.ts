@@ -25,6 +25,17 @@ export interface HostPort {
   readonly port: number;
 }
 
+/** A listener: TCP, or a unix socket (the milter's `unix:/path`). */
+export type ListenAddress = ({ readonly kind: 'tcp' } & HostPort) | { readonly kind: 'unix'; readonly path: string };
+
+/** NIMBUS_MILTER_QUARANTINE: the MTA's hold queue, or Nimbus's own quarantine. */
+export const MILTER_QUARANTINE_MODES = ['mta', 'store'] as const;
+export type MilterQuarantineMode = (typeof MILTER_QUARANTINE_MODES)[number];
+
+/** NIMBUS_MILTER_ON_ERROR: what the milter answers when Nimbus itself fails. */
+export const MILTER_ERROR_ACTIONS = ['accept', 'tempfail'] as const;
+export type MilterErrorAction = (typeof MILTER_ERROR_ACTIONS)[number];
+
 /**
  * What a public DNS list is asked (docs/admin/dns-lists.md): `ip` the client's address (IPv4
  * octets or IPv6 nibbles, reversed), `ip4` the same for IPv4 clients only, `domain` the registrable
@@ -134,6 +145,10 @@ export interface Config {
   readonly weights: Readonly<Record<FingerprintKind, number>>;
   readonly spamtraps: readonly string[];
   readonly workers: number;
+  /** `nimbus milter`'s listener. */
+  readonly milterListen: ListenAddress;
+  readonly milterQuarantine: MilterQuarantineMode;
+  readonly milterOnError: MilterErrorAction;
   /** Env file re-read on SIGHUP (values in it win over the process environment). */
   readonly envFile: string | null;
 }

@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
 import { undecided } from '../scan/verdict.js';
-import { stripVerdictFields, tagSubject, type ByteEdit } from './header-block.js';
+import { stripVerdictFields, tagSubject, type ByteEdit } from '../scan/header-block.js';
 import type { HopLockstep } from './hop-lockstep.js';
 import type { GatewayHooks } from './hooks.js';
 import type { Maildir } from './maildir.js';
@@ -17,7 +17,7 @@ import type { SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
 import type { ConnectionState, Transaction } from './session-state.js';
 import { SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
-import type { MessageSpool } from './spool.js';
+import type { MessageSpool } from '../scan/spool.js';
 
 type Part = Buffer | (() => Readable);
 

@@ -2,7 +2,7 @@
  * Edits of the raw header block, byte for byte: never parsed and re-serialised, so every header
  * the gateway does not touch (and the body) stays exactly as signed by DKIM.
  */
-import { VERDICT_FIELD_PREFIXES, isRemovedField } from '../scan/headers.js';
+import { VERDICT_FIELD_PREFIXES, isRemovedField } from './headers.js';
 
 /** Splits a header block into fields: each field is its first line plus folded continuations. */
 export function splitFields(block: Buffer): Buffer[] {
