@@ -4,7 +4,7 @@ import type { LookupResult, Verdict } from '../src/reputation/api.js';
 import { loadConfig } from '../src/config/index.js';
 import { scoreMessage } from '../src/scan/score.js';
 
-const policy = { weights: { ip: 4, net: 2, attachment: 8, image: 8, url: 4, body: 6 }, tagScore: 5 };
+const policy = { weights: { ip: 4, net: 2, attachment: 8, image: 8, url: 4, body: 6, domain: 6 }, tagScore: 5 };
 
 function answer(fingerprint: Fingerprint, verdict: Verdict, score: number): [string, LookupResult] {
   return [
