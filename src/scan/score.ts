@@ -50,8 +50,8 @@ export interface ScoringPolicy {
 
 /**
  * Per kind: the strongest spam evidence counts (weight × reputation score); with no spam
- * evidence of that kind, the strongest ham evidence counts negatively (a sender with a good
- * name earns it back). `bulk` adds nothing: newsletters are not spam, but the message verdict
+ * evidence of that kind, the strongest ham evidence counts negatively, weight × (1 − reputation
+ * score) (a sender with a good name earns it back). `bulk` adds nothing: newsletters are not spam, but the message verdict
  * says bulk so that filters can file them.
  */
 export function scoreMessage(
@@ -83,7 +83,10 @@ export function scoreMessage(
       const points = weight * reputation;
       if (points > (spamByKind.get(fingerprint.kind)?.points ?? 0)) spamByKind.set(fingerprint.kind, { test, points, fingerprint });
     } else if (verdict === 'ham') {
-      const points = -weight * reputation;
+      // The reputation score is the share of spam evidence (0 for a clean name): what is left of
+      // it is how good the name is. A ham verdict needs twice as much ham as spam evidence, so
+      // this is at least two thirds of the weight, and all of it for an admin's ham.
+      const points = -weight * (1 - reputation);
       if (points < (hamByKind.get(fingerprint.kind)?.points ?? 0)) hamByKind.set(fingerprint.kind, { test: `${test}_HAM`, points, fingerprint });
     } else if (verdict === 'bulk') {
       bulk = true;
