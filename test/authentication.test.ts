@@ -82,6 +82,8 @@ test('SPF fail, softfail and none: named in tests= with their points, and no spf
   t.regex(authResults(none), /spf=none /);
   t.false(none.tests.some((name) => name.startsWith('NIMBUS_SPF')));
   for (const result of [fail, soft, none]) t.false(domainFingerprints(result).some((text) => text.startsWith('domain:spf:')));
+  const local = await scan.scan(request(newsletter(), { ip: '10.1.2.3' }));
+  t.notRegex(authResults(local), /spf=/, 'a private client address (an MTA that passed no client) is not SPF-checked');
 });
 
 test("a signature forged with another key fails DKIM and DMARC p=reject: scored, never fingerprinted, and not rejected on its own", async (t) => {

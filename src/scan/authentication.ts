@@ -4,7 +4,9 @@
  *
  * - SPF on the client's address as the scan gets it (the connecting client, or what a trusted MTA
  *   passed by XCLIENT/XFORWARD), for the envelope sender (RFC 7208: `postmaster@` the HELO name
- *   when the sender is null), with the HELO name for its macros; not checked without an address;
+ *   when the sender is null), with the HELO name for its macros; not checked without an address,
+ *   nor for a loopback or private one (an MTA in front that passes no client: its own address
+ *   would fail SPF for every message, and DMARC with it);
  * - every DKIM signature, with keys of at least 1024 bits;
  * - ARC: the chain's seals and its last message signature;
  * - DMARC on the From domain, from the SPF and DKIM results (and the ARC result, for its report).
@@ -19,6 +21,7 @@ import { getDomain } from 'tldts';
 import type { DnsBudget } from '../dns/budget.js';
 import { mailauthResolver } from '../dns/mailauth-resolver.js';
 import type { DnsResolver } from '../dns/resolver.js';
+import { isPublicAddress } from '../fingerprint/ip.js';
 import type { Envelope, ScanClient } from './types.js';
 
 /** RFC 8301: keys under 1024 bits are not trusted. */
@@ -143,7 +146,7 @@ export class Authenticator {
 
   async #spf(input: AuthenticationInput, resolver: ReturnType<typeof mailauthResolver>): Promise<SPFResult | null> {
     const ip = input.client.ip;
-    if (ip === null) return null;
+    if (ip === null || !isPublicAddress(ip)) return null;
     const helo = input.client.helo;
     return spf({ sender: input.envelope.mailFrom, ip, helo, mta: this.#options.hostname, resolver });
   }
