@@ -100,9 +100,12 @@ function crossChecks(v: Values, failed: ReadonlySet<VariableName>, problems: str
     problems.push(`NIMBUS_PARTICIPATION=${mode} needs NIMBUS_REPUTATION_URL: the reputation service to exchange with`);
   }
   // Checked only when something asks the DNS: a short scan budget alone must not need a DNS setting.
-  const asksDns = (valid('NIMBUS_DNS_LISTS') && v.NIMBUS_DNS_LISTS.length > 0) || (valid('NIMBUS_AUTH_CHECKS') && v.NIMBUS_AUTH_CHECKS);
-  if (asksDns && valid('NIMBUS_DNS_TIMEOUT_MS', 'NIMBUS_SCAN_TIMEOUT_MS') && v.NIMBUS_DNS_TIMEOUT_MS >= v.NIMBUS_SCAN_TIMEOUT_MS) {
-    problems.push(`NIMBUS_DNS_TIMEOUT_MS=${v.NIMBUS_DNS_TIMEOUT_MS}: expected less than NIMBUS_SCAN_TIMEOUT_MS (${v.NIMBUS_SCAN_TIMEOUT_MS}) while NIMBUS_DNS_LISTS or NIMBUS_AUTH_CHECKS asks the DNS: the DNS budget is spent inside the scan's`);
+  const askers = [
+    ...(valid('NIMBUS_DNS_LISTS') && v.NIMBUS_DNS_LISTS.length > 0 ? ['NIMBUS_DNS_LISTS'] : []),
+    ...(valid('NIMBUS_AUTH_CHECKS') && v.NIMBUS_AUTH_CHECKS ? ['NIMBUS_AUTH_CHECKS=on'] : []),
+  ];
+  if (askers.length > 0 && valid('NIMBUS_DNS_TIMEOUT_MS', 'NIMBUS_SCAN_TIMEOUT_MS') && v.NIMBUS_DNS_TIMEOUT_MS >= v.NIMBUS_SCAN_TIMEOUT_MS) {
+    problems.push(`NIMBUS_DNS_TIMEOUT_MS=${v.NIMBUS_DNS_TIMEOUT_MS}: expected less than NIMBUS_SCAN_TIMEOUT_MS (${v.NIMBUS_SCAN_TIMEOUT_MS}) while ${askers.join(' and ')} asks the DNS: the DNS budget is spent inside the scan's`);
   }
   if (valid('NIMBUS_TAG_SCORE', 'NIMBUS_REJECT_SCORE') && v.NIMBUS_REJECT_SCORE < v.NIMBUS_TAG_SCORE) {
     problems.push(`NIMBUS_REJECT_SCORE=${v.NIMBUS_REJECT_SCORE}: expected a number >= NIMBUS_TAG_SCORE (${v.NIMBUS_TAG_SCORE})`);
