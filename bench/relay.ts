@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- relay [--json] [--quick] [--write] [--reuse] [--warmup=S] [--only=limit,haraka,nimbus]`: relay
+ * `npm run bench -- relay [--json] [--quick] [--write] [--reuse] [--auth] [--warmup=S] [--only=limit,haraka,nimbus]`: relay
  * throughput, added latency and memory, all on loopback.
  *
  * - Load: Postfix's smtp-source, one message per connection (no -d, as inbound MX traffic is),
@@ -36,6 +36,9 @@
  * - --cpu-prof=DIR writes a V8 CPU profile of every Nimbus process into DIR.
  * - --node-args=A,B passes extra flags to node for Nimbus (the cluster workers inherit them), to
  *   measure a V8 setting before shipping it.
+ * - --auth runs Nimbus with NIMBUS_AUTH_CHECKS=on against a loopback DNS server answering at once,
+ *   every message DKIM-signed by the load's sender domain (bench/relay-auth.ts); the image mix's
+ *   corpus messages keep their own senders, whose names that server refuses (temperror, at once).
  * - --mixes=text5k,image40k,image40k-new and --sessions=20,100 run a subset (figures for a quick look; --mixes=
  *   alone: the memory cases only); --no-memory skips the memory cases.
  * - Memory: one 50 MB message (NIMBUS_MAX_MESSAGE_SIZE raised to 60MB for it), and 200 × 1 MB
@@ -47,6 +50,7 @@ import { connect, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startAuthBench, type AuthBench } from './relay-auth.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
@@ -474,6 +478,16 @@ async function memoryRun(workDir: string, file: string, sessions: number, messag
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json');
+  const auth = args.includes('--auth') ? await startAuthBench(SENDER.slice(SENDER.indexOf('@') + 1)) : null;
+  try {
+    return await runWith(args, auth);
+  } finally {
+    await auth?.stop();
+  }
+}
+
+async function runWith(args: string[], auth: AuthBench | null): Promise<number> {
+  const json = args.includes('--json');
   const quick = args.includes('--quick');
   const write = args.includes('--write');
   // --reuse: smtp-source -d, several messages per connection (as an MTA's connection cache does).
@@ -493,6 +507,7 @@ export async function run(args: string[]): Promise<number> {
     ...(workersArg ? { NIMBUS_WORKERS: workersArg[0]! } : {}),
     // TEST-NET-1: a network the load (127.0.0.1) is not in, so Nimbus treats it as a stranger.
     ...(untrusted ? { NIMBUS_TRUSTED_NETWORKS: '192.0.2.0/24' } : {}),
+    ...(auth?.env ?? {}),
   };
   const subset = listArg('mixes') !== null || listArg('sessions') !== null;
   const say = (line: string): void => { if (!json) process.stderr.write(`${line}\n`); };
@@ -506,7 +521,8 @@ export async function run(args: string[]): Promise<number> {
     const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv, nodeArgs: [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), ...(listArg('node-args') ?? [])] };
     const variants = 4;
     const mixes: Record<MixName, { files: string[]; probe: Buffer; bytes: number; nimbusEnv?: Record<string, string> }> = {} as never;
-    const text = Array.from({ length: variants }, (_, i) => textMessage(i));
+    const unsigned = Array.from({ length: variants }, (_, i) => textMessage(i));
+    const text = auth === null ? unsigned : await Promise.all(unsigned.map((message) => auth.sign(message)));
     const images = imageMessages(variants);
     for (const [name, contents] of [['text5k', text], ['image40k', images.map((m) => m.text)]] as const) {
       const files = contents.map((content, i) => {
@@ -554,10 +570,11 @@ export async function run(args: string[]): Promise<number> {
       };
     }
 
-    const figures = summarise(results, memory, mixes, { quick, reuse, warmupSeconds, loadBefore, workers: workersArg?.[0] ?? `default (${cpus().length})`, untrusted });
+    const figures = summarise(results, memory, mixes, { quick, reuse, warmupSeconds, loadBefore, workers: workersArg?.[0] ?? `default (${cpus().length})`, untrusted, auth: auth !== null });
     if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
     else process.stdout.write(`${markdown(figures)}\n`);
-    if (write && !quick && !subset) {
+    // The table is of the relay as shipped (checks off): an --auth run is compared by hand.
+    if (write && !quick && !subset && auth === null) {
       const file = join(ROOT, 'BENCHMARKS.md');
       const current = readFileSync(file, 'utf8');
       const start = current.indexOf('## Relay\n');
@@ -573,7 +590,7 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-interface RunOptions { quick: boolean; reuse: boolean; warmupSeconds: number; loadBefore: number[]; workers: string; untrusted: boolean }
+interface RunOptions { quick: boolean; reuse: boolean; warmupSeconds: number; loadBefore: number[]; workers: string; untrusted: boolean; auth: boolean }
 
 interface Figures {
   machine: { cpus: number; model: string; loadavg_before: number[]; node: string };
@@ -585,6 +602,8 @@ interface Figures {
   workers: string;
   /** The load came from outside NIMBUS_TRUSTED_NETWORKS. */
   untrusted: boolean;
+  /** NIMBUS_AUTH_CHECKS=on against a loopback DNS server (--auth). */
+  auth: boolean;
   memory: {
     one_50mb_rss_mb: number; concurrent_200x1mb_rss_mb: number;
     one_50mb_largest_process_mb: number; concurrent_200x1mb_largest_process_mb: number;
@@ -606,7 +625,7 @@ function summarise(results: Record<string, Record<string, Partial<Record<Server,
   mixes: Record<MixName, { bytes: number }>, options: RunOptions): Figures {
   const out: Figures = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg_before: options.loadBefore, node: process.version },
-    quick: options.quick, reuse: options.reuse, warmup_s: options.warmupSeconds, workers: options.workers, untrusted: options.untrusted, memory, mixes: {},
+    quick: options.quick, reuse: options.reuse, warmup_s: options.warmupSeconds, workers: options.workers, untrusted: options.untrusted, auth: options.auth, memory, mixes: {},
   };
   for (const [mix, bySessions] of Object.entries(results)) {
     out.mixes[mix] = { bytes: mixes[mix as MixName].bytes, runs: {} };
@@ -654,7 +673,7 @@ function targets(f: Figures): string[] {
 }
 
 function markdown(f: Figures): string {
-  const flags = `${f.reuse ? ' --reuse' : ''}${f.warmup_s === DEFAULT_WARMUP_SECONDS ? '' : ` --warmup=${f.warmup_s}`}${f.workers.startsWith('default') ? '' : ` --workers=${f.workers}`}${f.untrusted ? ' --untrusted' : ''}`;
+  const flags = `${f.reuse ? ' --reuse' : ''}${f.warmup_s === DEFAULT_WARMUP_SECONDS ? '' : ` --warmup=${f.warmup_s}`}${f.workers.startsWith('default') ? '' : ` --workers=${f.workers}`}${f.untrusted ? ' --untrusted' : ''}${f.auth ? ' --auth' : ''}`;
   const lines = ['## Relay', '', `Command: \`npm run bench -- relay --write${flags}\` (the method is described at the top of bench/relay.ts; ${f.reuse ? 'several messages per connection, smtp-source -d' : 'one message per connection'}; each server measured after ${f.warmup_s} s of the same load; NIMBUS_WORKERS ${f.workers}; load from ${f.untrusted ? 'an untrusted' : 'a trusted'} network).`, '',
     `Machine: ${f.machine.cpus} × ${f.machine.model}, Node ${f.machine.node}, load average before the run ${f.machine.loadavg_before.join(' / ')} (shared with other work: the load column is the 1-minute load average before each Nimbus run).`, '',
     '| mix | sessions | limit msg/s | Haraka msg/s | Nimbus msg/s | Nimbus/limit | Nimbus/Haraka | added p50 / p99 ms (Nimbus) | added p99 ms (Haraka) | peak RSS MB Nimbus / Haraka | CPU ms/msg Nimbus / Haraka | load |',

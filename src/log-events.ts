@@ -54,6 +54,7 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'scan.failed': ['error'],
   'scan.late_failure': ['debug'],
   'scan.trap_feedback_failed': ['warn'],
+  'scan.auth_failed': ['warn'],
   'scan.local_learn_failed': ['warn'],
   'lookup.timeout': ['warn'],
   'lookup.error': ['warn'],

@@ -5,7 +5,7 @@
 import type { BlockList } from 'node:net';
 import { NimbusError } from '../errors.js';
 
-export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body'] as const;
+export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body', 'domain'] as const;
 export type FingerprintKind = (typeof FINGERPRINT_KINDS)[number];
 
 export const SPAM_ACTIONS = ['tag', 'reject', 'quarantine', 'discard'] as const;
@@ -108,6 +108,10 @@ export interface Config {
   readonly dnsServers: readonly HostPort[];
   /** DNS time budget of one message, inside scanTimeoutMs. */
   readonly dnsTimeoutMs: number;
+  /** SPF, DKIM, DMARC and ARC for every message (NIMBUS_AUTH_CHECKS). */
+  readonly authChecks: boolean;
+  /** Points of a DMARC failure under `p=reject`. */
+  readonly dmarcRejectWeight: number;
   /** Public DNS lists asked for every message; empty: none (the default). */
   readonly dnsLists: readonly DnsList[];
   readonly httpListen: HostPort;

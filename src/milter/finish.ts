@@ -72,7 +72,7 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
     try {
       scan = await context.scanner.scan(request);
     } catch (error) {
-      scan = undecided('failed', { trapHits: spamTrapHits(config, rcptTo), recipients: rcptTo.length, trustedClient: client.trusted, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 } }, config);
+      scan = undecided('failed', { trapHits: spamTrapHits(config, rcptTo), recipients: rcptTo.length, trustedClient: client.trusted, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 }, authservId: config.authChecks ? config.hostname : null }, config);
       log.error({ event: 'scan.failed', queueId, err: error }, 'scan failed');
     } finally {
       clearInterval(progress);
