@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- relay [--json] [--quick] [--write] [--reuse] [--warmup=S] [--only=limit,haraka,nimbus]`: relay
+ * `npm run bench -- relay [--json] [--quick] [--write] [--reuse] [--auth] [--warmup=S] [--only=limit,haraka,nimbus]`: relay
  * throughput, added latency and memory, all on loopback.
  *
  * - Load: Postfix's smtp-source, one message per connection (no -d, as inbound MX traffic is),
@@ -36,6 +36,9 @@
  * - --cpu-prof=DIR writes a V8 CPU profile of every Nimbus process into DIR.
  * - --node-args=A,B passes extra flags to node for Nimbus (the cluster workers inherit them), to
  *   measure a V8 setting before shipping it.
+ * - --auth runs Nimbus with NIMBUS_AUTH_CHECKS=on against a loopback DNS server answering at once,
+ *   every message DKIM-signed by the load's sender domain (bench/relay-auth.ts); the image mix's
+ *   corpus messages keep their own senders, whose names that server refuses (temperror, at once).
  * - --mixes=text5k,image40k,image40k-new and --sessions=20,100 run a subset (figures for a quick look; --mixes=
  *   alone: the memory cases only); --no-memory skips the memory cases.
  * - Memory: one 50 MB message (NIMBUS_MAX_MESSAGE_SIZE raised to 60MB for it), and 200 × 1 MB
@@ -47,14 +50,15 @@ import { connect, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startAuthBench, type AuthBench } from './relay-auth.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
 const CORPUS = join(ROOT, '..', 'shared', 'corpus');
-const DOMAIN = 'bench.test';
-const SENDER = 'load@source.test';
-const RECIPIENT = `user@${DOMAIN}`;
-const IS_ROOT = process.getuid?.() === 0;
+export const DOMAIN = 'bench.test';
+export const SENDER = 'load@source.test';
+export const RECIPIENT = `user@${DOMAIN}`;
+export const IS_ROOT = process.getuid?.() === 0;
 /** Seconds of load before each measurement (--warmup=S): Nimbus reaches its steady state after ~7 s. */
 const DEFAULT_WARMUP_SECONDS = 10;
 
@@ -79,9 +83,9 @@ interface RunFigures {
   loadavg: number[];
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -92,7 +96,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
+export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -109,7 +113,7 @@ async function waitForPort(port: number, timeoutMs: number, what: string): Promi
 // ---------- message mixes ----------
 
 /** ~5 KB of plain text with links, deterministic, distinct per variant. */
-function textMessage(variant: number): string {
+export function textMessage(variant: number): string {
   const words = ['invoice', 'meeting', 'quarterly', 'report', 'shipment', 'account', 'update', 'schedule', 'review',
     'customer', 'delivery', 'project', 'budget', 'summary', 'approval', 'contract', 'renewal', 'payment', 'team', 'office'];
   let seed = 1000 + variant * 7919;
@@ -141,7 +145,7 @@ function textMessage(variant: number): string {
 }
 
 /** Corpus spam with an image part, closest to 40 KB: the `variants` nearest files. */
-function imageMessages(variants: number): { name: string; text: string }[] {
+export function imageMessages(variants: number): { name: string; text: string }[] {
   const manifest = readFileSync(join(CORPUS, 'MANIFEST.tsv'), 'utf8').split('\n').slice(1);
   const rows = manifest.map((line) => line.split('\t')).filter((f) => f[0] === 'spam' && f[7] === '1');
   rows.sort((a, b) => Math.abs(Number(a[5]) - 40_000) - Math.abs(Number(b[5]) - 40_000) || a[1]!.localeCompare(b[1]!));
@@ -153,7 +157,7 @@ function imageMessages(variants: number): { name: string; text: string }[] {
 }
 
 /** A message with one base64 attachment of about `bytes` bytes (memory runs). */
-function bigMessage(bytes: number, label: string): string {
+export function bigMessage(bytes: number, label: string): string {
   const header = [
     `From: <big@source.test>`, `To: <${RECIPIENT}>`, `Subject: ${label}`, `Message-ID: <bench-${label}@source.test>`,
     'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain', '',
@@ -169,16 +173,16 @@ function bigMessage(bytes: number, label: string): string {
 
 // ---------- processes ----------
 
-interface Started { child: ChildProcess; port: number; stop(): Promise<void> }
+export interface Started { child: ChildProcess; port: number; stop(): Promise<void> }
 
-function track(child: ChildProcess): Promise<void> {
+export function track(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
   });
 }
 
-async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = track(child);
   child.kill('SIGTERM');
@@ -187,7 +191,7 @@ async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   clearTimeout(timer);
 }
 
-async function startSink(workDir: string): Promise<Started> {
+export async function startSink(workDir: string): Promise<Started> {
   const port = await freePort();
   const args = [...(IS_ROOT ? ['-u', 'nobody'] : []), '-m', '2000', `127.0.0.1:${port}`, '2048'];
   const child = spawn('/usr/sbin/smtp-sink', args, { stdio: ['ignore', 'ignore', openSync(join(workDir, 'sink.err'), 'a')] });
@@ -220,7 +224,7 @@ async function startHaraka(workDir: string, sinkPort: number): Promise<Started> 
  * Compiles the sources as `npm ci` does (tsc), into the work dir, so that the benchmark runs what
  * the systemd unit runs (`node dist/cli.js`), not the tsx loader used by the tests.
  */
-async function buildNimbus(workDir: string): Promise<string> {
+export async function buildNimbus(workDir: string): Promise<string> {
   const dir = join(workDir, 'nimbus');
   mkdirSync(dir, { recursive: true });
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
@@ -266,12 +270,12 @@ async function startNimbus(workDir: string, sinkPort: number, nimbus: NimbusOpti
   return { child, port, stop: () => stopChild(child, 30_000) };
 }
 
-function tail(file: string): string {
+export function tail(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n') : '';
 }
 
 /** The pids of a process tree (root first). */
-function processTree(root: number): number[] {
+export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -287,7 +291,7 @@ function processTree(root: number): number[] {
 }
 
 /** utime + stime of a process tree, in ms (clock ticks are 100 per second on Linux). */
-function treeCpuMs(root: number): number {
+export function treeCpuMs(root: number): number {
   let ticks = 0;
   for (const pid of processTree(root)) {
     try {
@@ -300,7 +304,7 @@ function treeCpuMs(root: number): number {
 }
 
 /** Peak RSS of a process tree: max VmHWM seen per pid, summed, polled until stopped. */
-class PeakRss {
+export class PeakRss {
   #root: number;
   #peaks = new Map<number, number>();
   #sharedOnceKb = 0;
@@ -345,7 +349,7 @@ class PeakRss {
 }
 
 /** Runs smtp-source processes (one per file), resolves with the wall time in seconds. */
-async function load(port: number, files: readonly string[], sessions: number, messages: number, reuse = false): Promise<number> {
+export async function load(port: number, files: readonly string[], sessions: number, messages: number, reuse = false): Promise<number> {
   const perFile = Math.max(1, Math.floor(sessions / files.length));
   const perFileMessages = Math.ceil(messages / files.length);
   const started = process.hrtime.bigint();
@@ -396,7 +400,7 @@ async function probeOnce(port: number, data: Buffer): Promise<number> {
 }
 
 /** Sequential probes until `until` settles; failures are counted, not fatal. */
-async function probeWhile(port: number, data: Buffer, until: Promise<unknown>): Promise<number[]> {
+export async function probeWhile(port: number, data: Buffer, until: Promise<unknown>): Promise<number[]> {
   let done = false;
   void until.then(() => { done = true; }, () => { done = true; });
   const samples: number[] = [];
@@ -406,19 +410,19 @@ async function probeWhile(port: number, data: Buffer, until: Promise<unknown>): 
   return samples;
 }
 
-function toWire(text: string): Buffer {
+export function toWire(text: string): Buffer {
   // CRLF line ends and dot-stuffing, as an SMTP client sends the DATA.
   const lines = text.replace(/\r?\n$/, '').split(/\r?\n/).map((line) => (line.startsWith('.') ? `.${line}` : line));
   return Buffer.from(`${lines.join('\r\n')}\r\n`, 'latin1');
 }
 
-function percentile(values: number[], p: number): number {
+export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
+export const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
 
 // ---------- the benchmark ----------
 
@@ -474,6 +478,16 @@ async function memoryRun(workDir: string, file: string, sessions: number, messag
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json');
+  const auth = args.includes('--auth') ? await startAuthBench(SENDER.slice(SENDER.indexOf('@') + 1)) : null;
+  try {
+    return await runWith(args, auth);
+  } finally {
+    await auth?.stop();
+  }
+}
+
+async function runWith(args: string[], auth: AuthBench | null): Promise<number> {
+  const json = args.includes('--json');
   const quick = args.includes('--quick');
   const write = args.includes('--write');
   // --reuse: smtp-source -d, several messages per connection (as an MTA's connection cache does).
@@ -493,6 +507,7 @@ export async function run(args: string[]): Promise<number> {
     ...(workersArg ? { NIMBUS_WORKERS: workersArg[0]! } : {}),
     // TEST-NET-1: a network the load (127.0.0.1) is not in, so Nimbus treats it as a stranger.
     ...(untrusted ? { NIMBUS_TRUSTED_NETWORKS: '192.0.2.0/24' } : {}),
+    ...(auth?.env ?? {}),
   };
   const subset = listArg('mixes') !== null || listArg('sessions') !== null;
   const say = (line: string): void => { if (!json) process.stderr.write(`${line}\n`); };
@@ -506,7 +521,8 @@ export async function run(args: string[]): Promise<number> {
     const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv, nodeArgs: [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), ...(listArg('node-args') ?? [])] };
     const variants = 4;
     const mixes: Record<MixName, { files: string[]; probe: Buffer; bytes: number; nimbusEnv?: Record<string, string> }> = {} as never;
-    const text = Array.from({ length: variants }, (_, i) => textMessage(i));
+    const unsigned = Array.from({ length: variants }, (_, i) => textMessage(i));
+    const text = auth === null ? unsigned : await Promise.all(unsigned.map((message) => auth.sign(message)));
     const images = imageMessages(variants);
     for (const [name, contents] of [['text5k', text], ['image40k', images.map((m) => m.text)]] as const) {
       const files = contents.map((content, i) => {
@@ -554,10 +570,11 @@ export async function run(args: string[]): Promise<number> {
       };
     }
 
-    const figures = summarise(results, memory, mixes, { quick, reuse, warmupSeconds, loadBefore, workers: workersArg?.[0] ?? `default (${cpus().length})`, untrusted });
+    const figures = summarise(results, memory, mixes, { quick, reuse, warmupSeconds, loadBefore, workers: workersArg?.[0] ?? `default (${cpus().length})`, untrusted, auth: auth !== null });
     if (json) process.stdout.write(`${JSON.stringify(figures)}\n`);
     else process.stdout.write(`${markdown(figures)}\n`);
-    if (write && !quick && !subset) {
+    // The table is of the relay as shipped (checks off): an --auth run is compared by hand.
+    if (write && !quick && !subset && auth === null) {
       const file = join(ROOT, 'BENCHMARKS.md');
       const current = readFileSync(file, 'utf8');
       const start = current.indexOf('## Relay\n');
@@ -573,7 +590,7 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-interface RunOptions { quick: boolean; reuse: boolean; warmupSeconds: number; loadBefore: number[]; workers: string; untrusted: boolean }
+interface RunOptions { quick: boolean; reuse: boolean; warmupSeconds: number; loadBefore: number[]; workers: string; untrusted: boolean; auth: boolean }
 
 interface Figures {
   machine: { cpus: number; model: string; loadavg_before: number[]; node: string };
@@ -585,6 +602,8 @@ interface Figures {
   workers: string;
   /** The load came from outside NIMBUS_TRUSTED_NETWORKS. */
   untrusted: boolean;
+  /** NIMBUS_AUTH_CHECKS=on against a loopback DNS server (--auth). */
+  auth: boolean;
   memory: {
     one_50mb_rss_mb: number; concurrent_200x1mb_rss_mb: number;
     one_50mb_largest_process_mb: number; concurrent_200x1mb_largest_process_mb: number;
@@ -606,7 +625,7 @@ function summarise(results: Record<string, Record<string, Partial<Record<Server,
   mixes: Record<MixName, { bytes: number }>, options: RunOptions): Figures {
   const out: Figures = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg_before: options.loadBefore, node: process.version },
-    quick: options.quick, reuse: options.reuse, warmup_s: options.warmupSeconds, workers: options.workers, untrusted: options.untrusted, memory, mixes: {},
+    quick: options.quick, reuse: options.reuse, warmup_s: options.warmupSeconds, workers: options.workers, untrusted: options.untrusted, auth: options.auth, memory, mixes: {},
   };
   for (const [mix, bySessions] of Object.entries(results)) {
     out.mixes[mix] = { bytes: mixes[mix as MixName].bytes, runs: {} };
@@ -654,7 +673,7 @@ function targets(f: Figures): string[] {
 }
 
 function markdown(f: Figures): string {
-  const flags = `${f.reuse ? ' --reuse' : ''}${f.warmup_s === DEFAULT_WARMUP_SECONDS ? '' : ` --warmup=${f.warmup_s}`}${f.workers.startsWith('default') ? '' : ` --workers=${f.workers}`}${f.untrusted ? ' --untrusted' : ''}`;
+  const flags = `${f.reuse ? ' --reuse' : ''}${f.warmup_s === DEFAULT_WARMUP_SECONDS ? '' : ` --warmup=${f.warmup_s}`}${f.workers.startsWith('default') ? '' : ` --workers=${f.workers}`}${f.untrusted ? ' --untrusted' : ''}${f.auth ? ' --auth' : ''}`;
   const lines = ['## Relay', '', `Command: \`npm run bench -- relay --write${flags}\` (the method is described at the top of bench/relay.ts; ${f.reuse ? 'several messages per connection, smtp-source -d' : 'one message per connection'}; each server measured after ${f.warmup_s} s of the same load; NIMBUS_WORKERS ${f.workers}; load from ${f.untrusted ? 'an untrusted' : 'a trusted'} network).`, '',
     `Machine: ${f.machine.cpus} × ${f.machine.model}, Node ${f.machine.node}, load average before the run ${f.machine.loadavg_before.join(' / ')} (shared with other work: the load column is the 1-minute load average before each Nimbus run).`, '',
     '| mix | sessions | limit msg/s | Haraka msg/s | Nimbus msg/s | Nimbus/limit | Nimbus/Haraka | added p50 / p99 ms (Nimbus) | added p99 ms (Haraka) | peak RSS MB Nimbus / Haraka | CPU ms/msg Nimbus / Haraka | load |',

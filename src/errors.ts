@@ -19,6 +19,8 @@ export const ERROR_CODES = Object.freeze({
   NEXT_HOP_TIMEOUT: 'the next hop did not connect or answer in time',
   NEXT_HOP_DROPPED: 'the next hop closed the connection, or a socket error ended it',
   NEXT_HOP_PROTOCOL: 'the next hop did not greet with 220, refused EHLO/HELO, or sent a malformed reply',
+  // The milter (src/milter/).
+  MILTER_PROTOCOL: 'an MTA sent bytes that are not the milter protocol: a packet over the size cap, truncated, malformed, or out of order',
   // The quarantine (src/quarantine/).
   QUARANTINE_BAD_ID: 'not an id the quarantine makes',
   QUARANTINE_NOT_FOUND: 'no quarantined message with that id',

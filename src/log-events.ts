@@ -4,7 +4,7 @@
  * test keeps this table, the log calls in src/ and that page in step.
  *
  * Naming: lower-case words joined by dots, the first naming the part that writes it (gateway,
- * supervisor, process, scan, lookup, feedback, dns, stats, console, reputation), snake_case within a word.
+ * milter, supervisor, process, scan, lookup, feedback, dns, stats, console, reputation), snake_case within a word.
  */
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -24,6 +24,17 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'gateway.observer_failed': ['error'],
   'gateway.smtp_error': ['warn'],
   'gateway.error': ['error'],
+  // The milter (src/milter/): one `milter.message` per message, plus what failed.
+  'milter.listening': ['info'],
+  'milter.reloaded': ['info'],
+  'milter.closed': ['info'],
+  'milter.message': ['info', 'warn', 'error'],
+  'milter.protocol_error': ['warn'],
+  'milter.connection_error': ['debug'],
+  'milter.listen_error': ['warn'],
+  'milter.quarantine_failed': ['error'],
+  'milter.observer_failed': ['error'],
+  'milter.error': ['error'],
   // The gateway's workers' supervisor (node:cluster primary).
   'supervisor.workers_starting': ['info'],
   'supervisor.workers_ready': ['info'],
@@ -43,6 +54,7 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'scan.failed': ['error'],
   'scan.late_failure': ['debug'],
   'scan.trap_feedback_failed': ['warn'],
+  'scan.auth_failed': ['warn'],
   'scan.local_learn_failed': ['warn'],
   'lookup.timeout': ['warn'],
   'lookup.error': ['warn'],
@@ -97,4 +109,4 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
 });
 
 /** The convention every name follows (see the top of this file). */
-export const LOG_EVENT_NAME = /^(gateway|supervisor|process|scan|lookup|feedback|dns|stats|console|reputation)(\.[a-z][a-z_]*)+$/;
+export const LOG_EVENT_NAME = /^(gateway|milter|supervisor|process|scan|lookup|feedback|dns|stats|console|reputation)(\.[a-z][a-z_]*)+$/;

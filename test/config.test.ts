@@ -198,6 +198,8 @@ test('NIMBUS_DNS_SERVERS takes resolver addresses with ports and refuses a name;
   t.regex(error.message, /NIMBUS_DNS_SERVERS="resolver\.example:53": .*a resolver is given by its address, not a name/);
   t.regex(error.message, /NIMBUS_DNS_TIMEOUT_MS=20000: expected less than NIMBUS_SCAN_TIMEOUT_MS \(10000\) while NIMBUS_DNS_LISTS asks the DNS/);
   t.notThrows(() => loadConfig({ NIMBUS_SCAN_TIMEOUT_MS: '300' }), 'a short scan budget alone needs no DNS setting');
+  const checks = t.throws(() => loadConfig({ NIMBUS_AUTH_CHECKS: 'on', NIMBUS_SCAN_TIMEOUT_MS: '300' }), { instanceOf: ConfigError });
+  t.regex(checks.message, /NIMBUS_DNS_TIMEOUT_MS=1000: expected less than NIMBUS_SCAN_TIMEOUT_MS \(300\) while NIMBUS_AUTH_CHECKS=on asks the DNS/);
 });
 
 test('src/config/ imports only node built-ins and two modules without imports, so the gateway supervisor that loads it stays light (no zod, no prom-client)', (t) => {

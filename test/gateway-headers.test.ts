@@ -1,6 +1,6 @@
 import test from 'ava';
 import { formatVerdictHeaders, foldHeader } from '../src/scan/headers.js';
-import { splitFields, stripVerdictFields, tagSubject, undoEdits } from '../src/gateway/header-block.js';
+import { splitFields, stripVerdictFields, tagSubject, undoEdits } from '../src/scan/header-block.js';
 import { formatReceived } from '../src/gateway/received.js';
 
 test('verdict headers follow DESIGN.md: spam gets X-Spam-Flag, one star per point', (t) => {

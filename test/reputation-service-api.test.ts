@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { message, picture, prose } from '../fixtures/fingerprint/factory.js';
 import { fingerprintMessage } from '../src/fingerprint/index.js';
 import { FINGERPRINT_FORMS } from '../src/fingerprint/forms.js';
+import { authFingerprints } from '../src/scan/auth-policy.js';
 import { call, fingerprint, record, startTestService } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -253,8 +254,11 @@ test('a fingerprint whose value is not of its algorithm\'s form, or of an unknow
     [`body:minhash64:${hex64}`, /the value of body:minhash64 must be 256 lower-case hex digits/],
     ['url:domain:example.biz/path?u=1', /the value of url:domain must be a lower-case host name/],
     ['url:domain:Example.BIZ', /the value of url:domain must be a lower-case host name/],
+    ['domain:dkim:203.0.113.7', /the value of domain:dkim must be a lower-case domain name/],
+    ['domain:spf:localhost', /the value of domain:spf must be a lower-case domain name/],
+    [`domain:md5:${hex64}`, /unknown algorithm "domain:md5"; known for domain are domain:dkim, domain:spf, domain:dmarc/],
     [`image:md5:${hex64}`, /unknown algorithm "image:md5"; known for image are image:sha256, image:phash256, image:dhash64/],
-    [`mail:sha256:${hex64}`, /unknown kind "mail"; known kinds are ip, net, attachment, image, body, url/],
+    [`mail:sha256:${hex64}`, /unknown kind "mail"; known kinds are ip, net, attachment, image, body, url, domain/],
     ['nonsense', /is not kind:algorithm:value/],
   ];
   const good = fingerprint();
@@ -281,7 +285,7 @@ test('a fingerprint whose value is not of its algorithm\'s form, or of an unknow
   t.is(after!.counters.seen, 0, 'nothing of the refused batch was stored');
 });
 
-test('every fingerprint the fingerprint code produces (each kind and algorithm, IPv4 and IPv6 senders, IDN, IP-literal and underscore link hosts) is accepted', async (t) => {
+test('every fingerprint the fingerprint code produces (each kind and algorithm, IPv4 and IPv6 senders, IDN, IP-literal and underscore link hosts, authenticated sender domains) is accepted', async (t) => {
   const s = await startTestService(t);
   const links = ['https://shop.example.biz/offer?id=1', 'http://münchen.de/', 'http://203.0.113.9/p', 'http://[2001:db8::7]/q', 'http://intranet_host/x', 'http://foo.blogspot.com/'];
   const mail = message({
@@ -295,10 +299,19 @@ test('every fingerprint the fingerprint code produces (each kind and algorithm, 
   for (const clientIp of ['198.51.100.23', '2a00:1450:4001:81b::200e']) {
     for (const f of (await fingerprintMessage(mail, { clientIp })).fingerprints) texts.add(f.text);
   }
+  const verified = authFingerprints({
+    spf: { result: 'pass', domain: 'bücher.example' },
+    dkim: [{ result: 'pass', domain: 'mail_out.example.co.uk', selector: 's1', unsignedBytes: 0 }],
+    dmarc: { result: 'pass', domain: 'news.example.co.uk', organisationalDomain: 'example.co.uk', policy: 'reject' },
+    arc: null,
+    resinfo: [],
+  });
+  for (const f of verified) texts.add(f.text);
   const produced = new Set([...texts].map((text) => text.split(':').slice(0, 2).join(':')));
   // Every form but the retired image:dhash64 is produced here: the test covers the table.
   t.deepEqual([...produced].sort(), [...FINGERPRINT_FORMS.keys()].filter((id) => id !== 'image:dhash64').sort());
   t.true(texts.has('url:domain:2001:db8::7') && texts.has('url:domain:intranet_host') && texts.has('url:domain:xn--mnchen-3ya.de'), [...texts].join(' '));
+  t.true(texts.has('domain:spf:xn--bcher-kva.example') && texts.has('domain:dkim:mail_out.example.co.uk') && texts.has('domain:dmarc:example.co.uk'), [...texts].join(' '));
   const items = [...texts, `image:dhash64:${'0f'.repeat(8)}`];
   const r = await call(s.url, 'POST', '/v1/lookup', s.tokens.sensor, { items });
   t.is(r.status, 200, JSON.stringify(r.body));

@@ -82,6 +82,11 @@ test('isSendableFingerprint admits checksums and bare domains only, full-URL has
   t.false(isSendableFingerprint('url:domain:example.biz/path?u=1', 'extended'));
   t.false(isSendableFingerprint('url:full:https://example.biz/', 'extended'));
   t.false(isSendableFingerprint('body:text:hello world', 'extended'));
+  t.true(isSendableFingerprint('domain:dkim:mail.example.com', 'standard'), 'a verified sender domain is a bare domain');
+  const fingerprintsSent = STATEMENT.standard.find((entry) => entry.field === 'fingerprints')?.what ?? '';
+  for (const form of ['domain:dkim:', 'domain:spf:', 'domain:dmarc:']) t.true(fingerprintsSent.includes(form), `the statement names ${form}`);
+  t.false(isSendableFingerprint('domain:dkim:alice@example.com', 'extended'));
+  t.false(isSendableFingerprint('domain:whois:example.com', 'extended'));
 });
 
 test('nimbus statement prints the very records wire.ts sends for its sample message', async (t) => {

@@ -4,7 +4,7 @@ import type { LookupResult, Verdict } from '../src/reputation/api.js';
 import { loadConfig } from '../src/config/index.js';
 import { scoreMessage } from '../src/scan/score.js';
 
-const policy = { weights: { ip: 4, net: 2, attachment: 8, image: 8, url: 4, body: 6 }, tagScore: 5 };
+const policy = { weights: { ip: 4, net: 2, attachment: 8, image: 8, url: 4, body: 6, domain: 6 }, tagScore: 5 };
 
 function answer(fingerprint: Fingerprint, verdict: Verdict, score: number): [string, LookupResult] {
   return [
@@ -41,9 +41,16 @@ test('many spam links count once, at the strongest one', (t) => {
 });
 
 test('a sender with a good name earns points back, bulk adds nothing but says bulk', (t) => {
-  const withHam = scoreMessage([ip, body], new Map([answer(ip, 'ham', 1), answer(body, 'spam', 1)]), policy, { gtube: false });
+  // The engine scores a clean name 0 (its share of spam evidence): all of its weight comes back.
+  const withHam = scoreMessage([ip, body], new Map([answer(ip, 'ham', 0), answer(body, 'spam', 1)]), policy, { gtube: false });
   t.is(withHam.score, 2);
   t.deepEqual(withHam.parts.map((part) => part.test), ['NIMBUS_IP_HAM', 'NIMBUS_BODY']);
+  const doubted = scoreMessage([ip], new Map([answer(ip, 'ham', 0.25)]), policy, { gtube: false });
+  t.is(doubted.score, -3, 'a ham name with some spam evidence earns back only its ham share');
+  const domain = makeFingerprint('domain', 'dkim', 'goodbank.example');
+  const bank = scoreMessage([domain, body], new Map([answer(domain, 'ham', 0), answer(body, 'spam', 1)]), policy, { gtube: false });
+  t.deepEqual(bank.parts.map((part) => part.test), ['NIMBUS_BODY', 'NIMBUS_DOMAIN_HAM']);
+  t.is(bank.score, 0, 'a verified sender domain with a good name lowers the score like any other kind');
   const newsletter = scoreMessage([body], new Map([answer(body, 'bulk', 0.8)]), policy, { gtube: false });
   t.is(newsletter.score, 0);
   t.is(newsletter.verdict, 'bulk');

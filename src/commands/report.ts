@@ -12,8 +12,9 @@ import { loadConfig } from '../config/index.js';
 import { createLogger } from '../log.js';
 import type { FeedbackLabel } from '../reputation/engine-types.js';
 import { analyseBytes } from '../scan/analyse.js';
+import { authFingerprints } from '../scan/auth-policy.js';
 import { splitMessages } from '../scan/mbox.js';
-import { openCommandReputation } from '../scan/runtime.js';
+import { openCommandReputation, type CommandReputation } from '../scan/runtime.js';
 
 export const EXIT_USAGE = 64;
 export const EXIT_FAILED = 1;
@@ -54,7 +55,8 @@ export async function run(args: string[]): Promise<number> {
       const messages = splitMessages(raw);
       for (const [index, message] of messages.entries()) {
         const name = messages.length > 1 ? `${file}#${index + 1}` : file;
-        const found = await analyseBytes(message, { clientIp: null, keepAttachmentBytes: 0, imageHashes: undefined });
+        const analysed = await analyseBytes(message, { clientIp: null, keepAttachmentBytes: 0, imageHashes: undefined });
+        const found = { ...analysed, fingerprints: [...analysed.fingerprints, ...(await senderDomains(reputation, message, name))] };
         if (found.fingerprints.length === 0) {
           process.stderr.write(`nimbus report: ${name}: no fingerprints (${found.skips.map((s) => s.reason).join(', ') || 'empty message'}); nothing learnt\n`);
           status = EXIT_FAILED;
@@ -73,4 +75,17 @@ export async function run(args: string[]): Promise<number> {
     await reputation.close();
   }
   return status;
+}
+
+/**
+ * The sender domains a reported message proves by itself (NIMBUS_AUTH_CHECKS=on): its passing
+ * DKIM signatures, and DMARC on them. SPF needs the client's address, which a message file does
+ * not carry trustworthily, so it is not checked here.
+ */
+async function senderDomains(reputation: CommandReputation, message: Buffer, name: string) {
+  const authenticator = reputation.authentication;
+  if (authenticator === null) return [];
+  const client = { ip: null, helo: '', name: null, trusted: false };
+  const results = await authenticator.check({ message, envelope: { mailFrom: '', rcptTo: [] }, client, budget: authenticator.resolver.budget() }, name);
+  return authFingerprints(results);
 }

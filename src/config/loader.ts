@@ -100,9 +100,12 @@ function crossChecks(v: Values, failed: ReadonlySet<VariableName>, problems: str
     problems.push(`NIMBUS_PARTICIPATION=${mode} needs NIMBUS_REPUTATION_URL: the reputation service to exchange with`);
   }
   // Checked only when something asks the DNS: a short scan budget alone must not need a DNS setting.
-  const asksDns = valid('NIMBUS_DNS_LISTS') && v.NIMBUS_DNS_LISTS.length > 0;
-  if (asksDns && valid('NIMBUS_DNS_TIMEOUT_MS', 'NIMBUS_SCAN_TIMEOUT_MS') && v.NIMBUS_DNS_TIMEOUT_MS >= v.NIMBUS_SCAN_TIMEOUT_MS) {
-    problems.push(`NIMBUS_DNS_TIMEOUT_MS=${v.NIMBUS_DNS_TIMEOUT_MS}: expected less than NIMBUS_SCAN_TIMEOUT_MS (${v.NIMBUS_SCAN_TIMEOUT_MS}) while NIMBUS_DNS_LISTS asks the DNS: the DNS budget is spent inside the scan's`);
+  const askers = [
+    ...(valid('NIMBUS_DNS_LISTS') && v.NIMBUS_DNS_LISTS.length > 0 ? ['NIMBUS_DNS_LISTS'] : []),
+    ...(valid('NIMBUS_AUTH_CHECKS') && v.NIMBUS_AUTH_CHECKS ? ['NIMBUS_AUTH_CHECKS=on'] : []),
+  ];
+  if (askers.length > 0 && valid('NIMBUS_DNS_TIMEOUT_MS', 'NIMBUS_SCAN_TIMEOUT_MS') && v.NIMBUS_DNS_TIMEOUT_MS >= v.NIMBUS_SCAN_TIMEOUT_MS) {
+    problems.push(`NIMBUS_DNS_TIMEOUT_MS=${v.NIMBUS_DNS_TIMEOUT_MS}: expected less than NIMBUS_SCAN_TIMEOUT_MS (${v.NIMBUS_SCAN_TIMEOUT_MS}) while ${askers.join(' and ')} asks the DNS: the DNS budget is spent inside the scan's`);
   }
   if (valid('NIMBUS_TAG_SCORE', 'NIMBUS_REJECT_SCORE') && v.NIMBUS_REJECT_SCORE < v.NIMBUS_TAG_SCORE) {
     problems.push(`NIMBUS_REJECT_SCORE=${v.NIMBUS_REJECT_SCORE}: expected a number >= NIMBUS_TAG_SCORE (${v.NIMBUS_TAG_SCORE})`);
@@ -120,6 +123,7 @@ function toConfig(v: Values): Config {
     image: v.NIMBUS_WEIGHT_IMAGE,
     url: v.NIMBUS_WEIGHT_URL,
     body: v.NIMBUS_WEIGHT_BODY,
+    domain: v.NIMBUS_WEIGHT_DOMAIN,
   });
   return {
     listen: v.NIMBUS_LISTEN,
@@ -143,6 +147,8 @@ function toConfig(v: Values): Config {
     scanTimeoutMs: v.NIMBUS_SCAN_TIMEOUT_MS,
     dnsServers: v.NIMBUS_DNS_SERVERS,
     dnsTimeoutMs: v.NIMBUS_DNS_TIMEOUT_MS,
+    authChecks: v.NIMBUS_AUTH_CHECKS,
+    dmarcRejectWeight: v.NIMBUS_WEIGHT_DMARC_REJECT,
     dnsLists: Object.freeze(v.NIMBUS_DNS_LISTS.map((list) => Object.freeze({ ...list, weight: list.weight ?? weights[LIST_KIND_WEIGHT[list.kind]] }))),
     httpListen: v.NIMBUS_HTTP_LISTEN,
     store: v.NIMBUS_STORE,
@@ -172,6 +178,9 @@ function toConfig(v: Values): Config {
     weights,
     spamtraps: v.NIMBUS_SPAMTRAPS,
     workers: v.NIMBUS_WORKERS,
+    milterListen: v.NIMBUS_MILTER_LISTEN,
+    milterQuarantine: v.NIMBUS_MILTER_QUARANTINE,
+    milterOnError: v.NIMBUS_MILTER_ON_ERROR,
     envFile: v.NIMBUS_ENV_FILE,
   };
 }

@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
-import type { HostPort } from './types.js';
+import type { HostPort, ListenAddress } from './types.js';
 
 export type Parsed<T> =
   | { readonly ok: true; readonly value: T }
@@ -139,6 +139,20 @@ export const hostPort: Parser<HostPort> = {
     return parsed ? ok(parsed) : wrong('expected host:port (e.g. 127.0.0.1:2525 or [::1]:2525)');
   },
   format: ({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`,
+};
+
+/** `host:port`, or `unix:/absolute/path` for a unix socket (the milter's listener). */
+export const listenAddress: Parser<ListenAddress> = {
+  parse(raw) {
+    const text = raw.trim();
+    if (text.startsWith('unix:')) {
+      const path = text.slice('unix:'.length);
+      return path.startsWith('/') && !path.includes('\0') ? ok({ kind: 'unix', path }) : wrong('expected unix:/absolute/path for a unix socket');
+    }
+    const parsed = parseHostPort(text);
+    return parsed ? ok({ kind: 'tcp', ...parsed }) : wrong('expected host:port (e.g. 127.0.0.1:11332) or unix:/absolute/path');
+  },
+  format: (value) => (value.kind === 'unix' ? `unix:${value.path}` : hostPort.format(value)),
 };
 
 /** Sizes written back in the largest unit that divides them, as an admin writes them. */

@@ -7,14 +7,15 @@
 import { availableParallelism, hostname } from 'node:os';
 import { maskApiKey, maskCredentials } from '../redact.js';
 import {
-  addressList, cidrList, domainList, hostPort, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
+  addressList, cidrList, domainList, hostPort, listenAddress, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
 } from './parsers.js';
 import { dnsLists, dnsServers } from './dns.js';
-import { LOG_LEVELS, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
+import { LOG_LEVELS, MILTER_ERROR_ACTIONS, MILTER_QUARANTINE_MODES, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
 
 /** The parts of the admin's page, in its order. */
 export const PARTS = Object.freeze({
   gateway: 'Gateway (SMTP relay)',
+  milter: 'Milter (Postfix and Sendmail filter)',
   scan: 'Scan and policy',
   dns: 'DNS checks and public DNS lists',
   participation: 'Participation and statistics',
@@ -115,7 +116,22 @@ export const VARIABLES = Object.freeze({
   NIMBUS_TLS_KEY: variable({ part: 'gateway', default: '', parser: optional(pemFile), doc: 'PEM private key of `NIMBUS_TLS_CERT`' }),
   NIMBUS_WORKERS: variable({
     part: 'gateway', default: () => String(availableParallelism()), defaultDoc: 'the number of cores', parser: number({ min: 1, max: 256, integer: true }),
-    doc: 'gateway worker processes sharing the listening socket (1: no supervisor)',
+    doc: 'gateway and milter worker processes sharing the listening socket (1: no supervisor)',
+  }),
+
+  // ---------------------------------------------------------------- milter
+  NIMBUS_MILTER_LISTEN: variable({
+    part: 'milter', default: '127.0.0.1:11332', parser: listenAddress,
+    // 11332: the port Rspamd's proxy uses for the same job, so a main.cf written for it needs no edit.
+    doc: '`nimbus milter` address: `host:port`, or `unix:/path` (a socket of mode 0660 owned by the user and group the milter runs as; put it where the MTA can reach it)',
+  }),
+  NIMBUS_MILTER_QUARANTINE: variable({
+    part: 'milter', default: 'mta', parser: oneOf(MILTER_QUARANTINE_MODES),
+    doc: "where `NIMBUS_SPAM_ACTION=quarantine` puts a message: `mta` the MTA's hold queue (Postfix: `postqueue -p` shows it, `postsuper -H` releases it), `store` Nimbus's own quarantine (`nimbus quarantine`), the MTA discarding its copy",
+  }),
+  NIMBUS_MILTER_ON_ERROR: variable({
+    part: 'milter', default: 'accept', parser: oneOf(MILTER_ERROR_ACTIONS),
+    doc: "the milter's answer when Nimbus itself fails (scan error or timeout, internal error): `accept` lets the mail through with verdict `unknown`, `tempfail` makes the MTA answer `4xx` so the sender retries",
   }),
 
   // ---------------------------------------------------------------- scan and policy
@@ -153,6 +169,20 @@ export const VARIABLES = Object.freeze({
   NIMBUS_WEIGHT_IMAGE: variable({ part: 'scan', default: '8', parser: weight, doc: 'points of an image (perceptual hash)' }),
   NIMBUS_WEIGHT_URL: variable({ part: 'scan', default: '4', parser: weight, doc: 'points of a linked URL' }),
   NIMBUS_WEIGHT_BODY: variable({ part: 'scan', default: '6', parser: weight, doc: 'points of the body text' }),
+  // As strong as the text: a domain that proved itself (DKIM, SPF, DMARC) is the sender itself,
+  // not something it borrowed; a campaign on its own throwaway domain is caught by that domain
+  // alone once it is known as spam, and a good name earns a sender as much back.
+  NIMBUS_WEIGHT_DOMAIN: variable({
+    part: 'scan', default: '6', parser: weight,
+    doc: 'points of an authenticated sender domain (`domain:dkim`, `domain:spf`, `domain:dmarc`; needs `NIMBUS_AUTH_CHECKS=on`)',
+  }),
+  // Below the tag score on its own: a p=reject failure is often a forwarder or a mailing list
+  // that broke a real signature, so it tips a message that has other evidence against it and
+  // rejects nothing by itself (Nimbus never rejects on DMARC alone unless the scores say so).
+  NIMBUS_WEIGHT_DMARC_REJECT: variable({
+    part: 'scan', default: '4', parser: weight,
+    doc: 'points of a DMARC failure of a From domain whose policy is `p=reject` (`tests=NIMBUS_DMARC_REJECT`); to reject on it alone, make it at least `NIMBUS_REJECT_SCORE`',
+  }),
   NIMBUS_SPAMTRAPS: variable({
     part: 'scan', default: '', parser: addressList,
     doc: 'trap addresses (comma-separated): mail to them is reported as spam and never delivered',
@@ -178,13 +208,21 @@ export const VARIABLES = Object.freeze({
   NIMBUS_DNS_SERVERS: variable({
     part: 'dns', default: '', defaultDoc: "the system's (`/etc/resolv.conf`)", parser: dnsServers,
     // Addresses only: a resolver cannot be found by name without a resolver.
-    doc: 'resolvers for every DNS check (public DNS lists now; SPF, DKIM and DMARC later), comma-separated `address[:port]`, e.g. `127.0.0.1:53,[::1]:53`; run your own (unbound): most lists refuse queries from public resolvers',
+    doc: 'resolvers for every DNS check (public DNS lists; SPF, DKIM, DMARC and ARC), comma-separated `address[:port]`, e.g. `127.0.0.1:53,[::1]:53`; run your own (unbound): most lists refuse queries from public resolvers',
   }),
   NIMBUS_DNS_TIMEOUT_MS: variable({
     part: 'dns', default: '1000', parser: number({ min: 1, integer: true }),
     // A DNSBL answers in tens of milliseconds from a nearby resolver; one second leaves room for a
     // lost UDP packet's retry, and stays well inside the scan's budget (10 s by default).
-    doc: 'DNS budget of one message (ms), less than `NIMBUS_SCAN_TIMEOUT_MS` when lists are set, and never more than the scan has left: every query of the message shares it; past it the lists not yet answered count as `temperror`, never as listed, and mail goes on',
+    doc: 'DNS budget of one message (ms), less than `NIMBUS_SCAN_TIMEOUT_MS` when lists or authentication checks are on, and never more than the scan has left: the authentication checks share one (from the start of the scan), the lists another (from the end of parsing); past it what is not yet answered counts as `temperror`, never as listed or failed, and mail goes on',
+  }),
+  // Off by default: the checks are only right on the real client address (Nimbus as the border
+  // MTA, or XCLIENT/XFORWARD from a trusted one), and they ask the DNS for every message, which
+  // wants a resolver of the admin's own (NIMBUS_DNS_SERVERS). Wrongly on, every SPF check of a
+  // gateway behind another MTA fails, and DMARC with it.
+  NIMBUS_AUTH_CHECKS: variable({
+    part: 'dns', default: 'off', parser: yesNo,
+    doc: '`on`: SPF, DKIM, DMARC and ARC for every message, written to `Authentication-Results` and scored (docs/admin/authentication.md); only where Nimbus sees the real client address (it is the border MTA, or a trusted MTA passes it by XCLIENT/XFORWARD)',
   }),
   NIMBUS_DNS_LISTS: variable({
     part: 'dns', default: '', parser: dnsLists,

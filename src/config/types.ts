@@ -5,7 +5,7 @@
 import type { BlockList } from 'node:net';
 import { NimbusError } from '../errors.js';
 
-export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body'] as const;
+export const FINGERPRINT_KINDS = ['ip', 'net', 'attachment', 'image', 'url', 'body', 'domain'] as const;
 export type FingerprintKind = (typeof FINGERPRINT_KINDS)[number];
 
 export const SPAM_ACTIONS = ['tag', 'reject', 'quarantine', 'discard'] as const;
@@ -24,6 +24,17 @@ export interface HostPort {
   readonly host: string;
   readonly port: number;
 }
+
+/** A listener: TCP, or a unix socket (the milter's `unix:/path`). */
+export type ListenAddress = ({ readonly kind: 'tcp' } & HostPort) | { readonly kind: 'unix'; readonly path: string };
+
+/** NIMBUS_MILTER_QUARANTINE: the MTA's hold queue, or Nimbus's own quarantine. */
+export const MILTER_QUARANTINE_MODES = ['mta', 'store'] as const;
+export type MilterQuarantineMode = (typeof MILTER_QUARANTINE_MODES)[number];
+
+/** NIMBUS_MILTER_ON_ERROR: what the milter answers when Nimbus itself fails. */
+export const MILTER_ERROR_ACTIONS = ['accept', 'tempfail'] as const;
+export type MilterErrorAction = (typeof MILTER_ERROR_ACTIONS)[number];
 
 /**
  * What a public DNS list is asked (docs/admin/dns-lists.md): `ip` the client's address (IPv4
@@ -97,6 +108,10 @@ export interface Config {
   readonly dnsServers: readonly HostPort[];
   /** DNS time budget of one message, inside scanTimeoutMs. */
   readonly dnsTimeoutMs: number;
+  /** SPF, DKIM, DMARC and ARC for every message (NIMBUS_AUTH_CHECKS). */
+  readonly authChecks: boolean;
+  /** Points of a DMARC failure under `p=reject`. */
+  readonly dmarcRejectWeight: number;
   /** Public DNS lists asked for every message; empty: none (the default). */
   readonly dnsLists: readonly DnsList[];
   readonly httpListen: HostPort;
@@ -141,6 +156,10 @@ export interface Config {
   readonly weights: Readonly<Record<FingerprintKind, number>>;
   readonly spamtraps: readonly string[];
   readonly workers: number;
+  /** `nimbus milter`'s listener. */
+  readonly milterListen: ListenAddress;
+  readonly milterQuarantine: MilterQuarantineMode;
+  readonly milterOnError: MilterErrorAction;
   /** Env file re-read on SIGHUP (values in it win over the process environment). */
   readonly envFile: string | null;
 }

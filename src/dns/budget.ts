@@ -1,7 +1,7 @@
 /**
- * A message's DNS time budget (NIMBUS_DNS_TIMEOUT_MS): one deadline shared by every query the
- * message makes, whatever check makes it (public lists now; SPF, DKIM and DMARC later), so ten
- * slow lists cost a message the budget once, not ten times. The scan core starts it and never
+ * A message's DNS time budget (NIMBUS_DNS_TIMEOUT_MS): one deadline shared by every query of a
+ * group of checks (the public lists; SPF, DKIM, DMARC and ARC), so ten slow lists cost a message
+ * the budget once, not ten times. The scan core starts it and never
  * lets it run past its own budget (NIMBUS_SCAN_TIMEOUT_MS).
  */
 export class DnsBudget {

@@ -2,8 +2,9 @@
  * The DNS answer cache: bounded (an LRU), each entry kept as long as the DNS says and no longer.
  *
  * - A and AAAA answers: the smallest TTL of their records (Node's resolver gives them).
- * - TXT answers: Node's resolver gives no TTL for them, so TXT_TTL_S (5 minutes): the usual TTL of
- *   SPF and DMARC records, short enough that a record an admin just changed is seen soon.
+ * - TXT, MX and PTR answers: Node's resolver gives no TTL for them, so TXT_TTL_S (5 minutes): the
+ *   usual TTL of SPF, DKIM and DMARC records, short enough that a record an admin just changed is
+ *   seen soon.
  * - NXDOMAIN and NODATA (RFC 2308): the zone's SOA MINIMUM when the caller names the zone (the
  *   public lists do), capped at MAX_NEGATIVE_TTL_S; else DEFAULT_NEGATIVE_TTL_S.
  * - Failures (timeout, SERVFAIL, REFUSED): FAILURE_TTL_S (RFC 2308 section 7 allows up to five

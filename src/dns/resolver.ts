@@ -1,5 +1,6 @@
 /**
- * The one DNS layer every DNS check uses: the public lists now, SPF, DKIM and DMARC later.
+ * The one DNS layer every DNS check uses: the public lists, and SPF, DKIM, DMARC and ARC
+ * (mailauth-resolver.ts).
  * Resolvers from NIMBUS_DNS_SERVERS (else the system's), answers cached as long as their TTLs say
  * (cache.ts), one query in flight per name however many messages ask for it, and every wait
  * bounded by the asking message's budget (budget.ts).
@@ -11,7 +12,7 @@ import { Resolver } from 'node:dns/promises';
 import type { HostPort } from '../config/index.js';
 import { DnsBudget } from './budget.js';
 import { DEFAULT_NEGATIVE_TTL_S, DnsCache, FAILURE_TTL_S, MAX_NEGATIVE_TTL_S, SOA_TTL_S, TXT_TTL_S, type CachedValue } from './cache.js';
-import type { DnsAnswer, DnsFailure, DnsRecordType, DnsResult, TxtRecord } from './types.js';
+import type { DnsAnswer, DnsFailure, DnsRecordType, DnsResult, MxRecord, TxtRecord } from './types.js';
 
 export interface DnsResolverOptions {
   /** Empty: the system's resolvers (/etc/resolv.conf). */
@@ -102,6 +103,16 @@ export class DnsResolver {
     return this.#query<TxtRecord>('TXT', name, budget, options);
   }
 
+  /** Mail exchangers of `name` (SPF's `mx` mechanism). */
+  mx(name: string, budget: DnsBudget): Promise<DnsAnswer<MxRecord>> {
+    return this.#query<MxRecord>('MX', name, budget, {});
+  }
+
+  /** Names of a reverse name such as `7.113.0.203.in-addr.arpa` (SPF's `ptr` mechanism). */
+  ptr(name: string, budget: DnsBudget): Promise<DnsAnswer<string>> {
+    return this.#query<string>('PTR', name, budget, {});
+  }
+
   /** Cancels what is in flight (each gets `temperror`); later queries answer from nothing. */
   close(): void {
     this.#closed = true;
@@ -133,6 +144,9 @@ export class DnsResolver {
         const records = await this.#resolver.resolveTxt(name);
         return { result: { status: 'ok', records: records as T[] }, ttl: TXT_TTL_S };
       }
+      // Node gives no TTL for MX and PTR answers either: they are kept as long as TXT answers.
+      if (type === 'MX') return { result: { status: 'ok', records: (await this.#resolver.resolveMx(name)) as T[] }, ttl: TXT_TTL_S };
+      if (type === 'PTR') return { result: { status: 'ok', records: (await this.#resolver.resolvePtr(name)) as T[] }, ttl: TXT_TTL_S };
       const records = type === 'A' ? await this.#resolver.resolve4(name, { ttl: true }) : await this.#resolver.resolve6(name, { ttl: true });
       return { result: { status: 'ok', records: records.map((record) => record.address as T) }, ttl: Math.min(...records.map((record) => record.ttl)) };
     } catch (error) {

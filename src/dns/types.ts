@@ -4,7 +4,7 @@
  * problem may hold or lose mail.
  */
 
-export type DnsRecordType = 'A' | 'AAAA' | 'TXT';
+export type DnsRecordType = 'A' | 'AAAA' | 'TXT' | 'MX' | 'PTR';
 
 /** Why an answer could not be had. `budget`: the message's DNS budget ran out first. */
 export type DnsFailure = 'timeout' | 'servfail' | 'refused' | 'budget' | 'error';
@@ -17,6 +17,12 @@ export type DnsResult<T> =
 
 /** A TXT record is one or more strings; SPF, DKIM and DMARC read them joined. */
 export type TxtRecord = readonly string[];
+
+/** An MX record (SPF's `mx` mechanism). */
+export interface MxRecord {
+  readonly exchange: string;
+  readonly priority: number;
+}
 
 /** Where an answer came from, for logs and tests. */
 export interface DnsAnswer<T> {

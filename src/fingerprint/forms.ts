@@ -11,7 +11,9 @@
  *   stored in that form can still be looked up and overridden;
  * - `body:minhash64` (text.ts): 64 positions of 4 hex digits, 256 lower-case hex digits;
  * - `url:domain` (url.ts registrableDomain): a lower-case host name (punycode for IDNs; `_` as
- *   URL parsing allows it) or an IP address.
+ *   URL parsing allows it) or an IP address;
+ * - `domain:dkim`, `domain:spf`, `domain:dmarc` (src/scan/auth-policy.ts): an authenticated
+ *   sender domain, a lower-case host name (punycode for IDNs), never an address.
  * Anything else (another kind or algorithm) is refused, naming the known ones.
  */
 import { isIP } from 'node:net';
@@ -40,6 +42,11 @@ const HOST: ValueForm = {
 
 const SHA256 = hex(64);
 
+const DOMAIN_NAME: ValueForm = {
+  expected: 'a lower-case domain name (labels of a-z, 0-9, - and _ joined by dots, at most 253 characters)',
+  matches: (value) => HOST_NAME.test(value) && value.includes('.') && isIP(value) === 0,
+};
+
 export const FINGERPRINT_FORMS: ReadonlyMap<string, ValueForm> = new Map([
   ['ip:sha256', SHA256],
   ['ip:sha256-64', SHA256],
@@ -51,6 +58,9 @@ export const FINGERPRINT_FORMS: ReadonlyMap<string, ValueForm> = new Map([
   ['body:minhash64', hex(MINHASH_COUNT * 4)],
   ['url:sha256', SHA256],
   ['url:domain', HOST],
+  ['domain:dkim', DOMAIN_NAME],
+  ['domain:spf', DOMAIN_NAME],
+  ['domain:dmarc', DOMAIN_NAME],
 ]);
 
 const KINDS = [...new Set([...FINGERPRINT_FORMS.keys()].map((id) => id.slice(0, id.indexOf(':'))))];

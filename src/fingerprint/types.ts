@@ -1,4 +1,4 @@
-import type { FingerprintKind } from '../config/index.js';
+import { FINGERPRINT_KINDS, type FingerprintKind } from '../config/types.js';
 
 export type { FingerprintKind };
 
@@ -32,7 +32,7 @@ export function parseFingerprint(text: string): Fingerprint | null {
   const kind = text.slice(0, first);
   const algorithm = text.slice(first + 1, second);
   const value = text.slice(second + 1);
-  if (!['ip', 'net', 'attachment', 'image', 'url', 'body'].includes(kind)) return null;
+  if (!(FINGERPRINT_KINDS as readonly string[]).includes(kind)) return null;
   if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(algorithm) || value === '' || value.length > 2048) return null;
   return makeFingerprint(kind as FingerprintKind, algorithm, value);
 }

@@ -10,7 +10,7 @@ import { formatHeaderField } from '../scan/headers.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
 import { subjectOf } from '../scan/subject.js';
 import { undecided } from '../scan/verdict.js';
-import { stripVerdictFields, tagSubject, type ByteEdit } from './header-block.js';
+import { stripVerdictFields, tagSubject, type ByteEdit } from '../scan/header-block.js';
 import type { HopLockstep } from './hop-lockstep.js';
 import type { GatewayHooks } from './hooks.js';
 import type { Maildir } from './maildir.js';
@@ -18,7 +18,7 @@ import type { SmtpResponse } from './next-hop.js';
 import { formatReceived } from './received.js';
 import type { ConnectionState, Transaction } from './session-state.js';
 import { SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
-import type { MessageSpool } from './spool.js';
+import type { MessageSpool } from '../scan/spool.js';
 
 type Part = Buffer | (() => Readable);
 
@@ -82,7 +82,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
     scan = await context.scanner.scan(request);
   } catch (error) {
     state.log.error({ event: 'scan.failed', queueId: transaction.queueId, err: error }, 'scan failed, relaying with verdict unknown');
-    scan = undecided('failed', { trapHits: transaction.trapRcpts, recipients: request.envelope.rcptTo.length, trustedClient, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 } }, context.config);
+    scan = undecided('failed', { trapHits: transaction.trapRcpts, recipients: request.envelope.rcptTo.length, trustedClient, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 }, authservId: context.config.authChecks ? context.config.hostname : null }, context.config);
   }
 
   const { parts, added } = relayParts(context.config, session, transaction, spool, scan, client);
@@ -171,7 +171,7 @@ function relayParts(config: Config, session: SMTPServerSession, transaction: Tra
   const body = (start: number): Part[] => spool.chunksFrom(start) ?? [() => spool.stream(start)];
   let block = spool.headerBlock();
   if (block === null) return { parts: [prepended, ...body(0)], added };
-  block = stripVerdictFields(block, scan.headers.removePrefixes).block;
+  block = stripVerdictFields(block, scan.headers.removePrefixes, scan.headers.removeAuthservIds).block;
   if (scan.headers.subjectTag !== null) {
     const tagged = tagSubject(block, scan.headers.subjectTag);
     block = tagged.block;

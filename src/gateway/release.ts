@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { QuarantineError, type QuarantineEntry, type QuarantineMeta, type ReleaseDelivery } from '../quarantine/types.js';
-import { undoEdits } from './header-block.js';
+import { undoEdits } from '../scan/header-block.js';
 import { Maildir } from './maildir.js';
 import { NextHopSession, type SmtpResponse } from './next-hop.js';
 

@@ -24,7 +24,7 @@ import { newConnectionState, newQueueId, type ConnectionState, type Transaction 
 import { connectionsOf, greetTrustedAtOnce, patchReplies } from './smtp-server-patches.js';
 import { protocolOptions } from './smtp-options.js';
 import { SMTP_REPLIES, SmtpReplyError, formatReplyText, mirroredReplyError } from './smtp-replies.js';
-import { MessageSpool } from './spool.js';
+import { MessageSpool } from '../scan/spool.js';
 
 export interface RunningGateway {
   readonly address: { readonly host: string; readonly port: number };

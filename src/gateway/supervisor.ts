@@ -1,5 +1,6 @@
 /**
- * The gateway's supervisor (node:cluster primary) for NIMBUS_WORKERS > 1: it forks the workers,
+ * The gateway's supervisor (node:cluster primary) for NIMBUS_WORKERS > 1 (`nimbus milter` uses it
+ * too, each worker then a whole milter: src/milter/process.ts): it forks the workers,
  * forwards signals and replaces dead workers. Each worker is a whole gateway (process.ts: SMTP
  * server, embedded engine, statistics) and they share the listening socket, each accepting
  * connections from it itself (cluster's SCHED_NONE: about 9% less CPU per message than the
@@ -60,8 +61,8 @@ export function workerExecArgv(execArgv: readonly string[], nodeOptions: string)
 }
 
 /** The node:cluster primary: forks, forwards signals, replaces dead workers. */
-export async function superviseGateway(config: Config): Promise<number> {
-  const log = createLogger(config.logLevel, { service: 'gateway', role: 'primary' });
+export async function superviseGateway(config: Config, service: 'gateway' | 'milter' = 'gateway'): Promise<number> {
+  const log = createLogger(config.logLevel, { service, role: 'primary' });
   if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
   let current = config;
@@ -71,7 +72,7 @@ export async function superviseGateway(config: Config): Promise<number> {
     const { startClusterMetricsServer } = await import('../stats/cluster-metrics.js');
     metricsServer = await startClusterMetricsServer(config.metricsListen);
   }
-  log.info({ event: 'supervisor.workers_starting', workers: config.workers, metrics: metricsServer?.address ?? null }, `starting ${config.workers} gateway workers`);
+  log.info({ event: 'supervisor.workers_starting', workers: config.workers, metrics: metricsServer?.address ?? null }, `starting ${config.workers} ${service} workers`);
 
   return new Promise<number>((resolve) => {
     const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({
@@ -123,7 +124,7 @@ export async function superviseGateway(config: Config): Promise<number> {
         }
         if (!allStarted && slots.every((s) => s.ready)) {
           allStarted = true;
-          log.info({ event: 'supervisor.workers_ready', workers: slots.map((s) => s.worker?.process.pid) }, 'all gateway workers listening');
+          log.info({ event: 'supervisor.workers_ready', workers: slots.map((s) => s.worker?.process.pid) }, `all ${service} workers listening`);
         }
       });
       worker.on('exit', (code: number | null, signal: string | null) => {
@@ -138,14 +139,14 @@ export async function superviseGateway(config: Config): Promise<number> {
           return;
         }
         if (!allStarted) {
-          log.error({ event: 'supervisor.worker_start_failed', pid, code, signal }, 'a gateway worker failed to start: stopping');
+          log.error({ event: 'supervisor.worker_start_failed', pid, code, signal }, `a ${service} worker failed to start: stopping`);
           stop('worker-start-failed', code !== null && code !== 0 ? code : 1);
           return;
         }
         if (Date.now() - slot.startedAt >= STABLE_AFTER_MS) slot.restartDelayMs = RESTART_BASE_MS;
         const delay = slot.restartDelayMs;
         slot.restartDelayMs = Math.min(delay * 2, RESTART_MAX_MS);
-        log.error({ event: 'supervisor.worker_exited', pid, code, signal, restartInMs: delay }, `gateway worker ${pid} died, replacing it in ${delay} ms`);
+        log.error({ event: 'supervisor.worker_exited', pid, code, signal, restartInMs: delay }, `${service} worker ${pid} died, replacing it in ${delay} ms`);
         slot.restartTimer = setTimeout(() => fork(slot), delay);
       });
     };

@@ -12,7 +12,7 @@ export const ID_PATTERN = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9]{1,64}$/;
 
 /**
  * Bytes a front added to the message it stores: `text` (UTF-8) at byte offset `at` of the stored
- * file, where `replaced` was (src/gateway/header-block.ts's ByteEdit). A release undoes them, so
+ * file, where `replaced` was (src/scan/header-block.ts's ByteEdit). A release undoes them, so
  * that the message goes out without the verdict fields and the subject tag.
  */
 export interface AddedBytes {

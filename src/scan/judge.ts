@@ -7,6 +7,7 @@ import type { Config } from '../config/index.js';
 import type { DnsBudget } from '../dns/budget.js';
 import type { DnsListResult, DnsLists, ListQuery } from '../dns/lists.js';
 import type { Fingerprint } from '../fingerprint/types.js';
+import type { AuthScore } from './auth-policy.js';
 import type { LookupOutcome, ReputationLookups } from './lookups.js';
 import { scoreMessage, type MessageScore } from './score.js';
 import type { FingerprintReportPart, FingerprintResult, ListReportPart, ReportPart } from './types.js';
@@ -44,7 +45,14 @@ export interface ListCheck {
 /** What a scan without any reputation (no lookups configured) "finds": nothing is known. */
 const NOTHING_LOOKED_UP: LookupOutcome = { results: new Map(), remote: 'disabled', incomplete: new Set(), cacheHits: 0, remoteMs: null };
 
-export async function judge(lookups: ReputationLookups | null, policy: JudgePolicy, fingerprints: readonly Fingerprint[], gtube: boolean, dns: ListCheck | null = null): Promise<Judgement> {
+export async function judge(
+  lookups: ReputationLookups | null,
+  policy: JudgePolicy,
+  fingerprints: readonly Fingerprint[],
+  gtube: boolean,
+  dns: ListCheck | null = null,
+  authentication: AuthScore | null = null,
+): Promise<Judgement> {
   const started = performance.now();
   const [outcome, lists] = await Promise.all([
     lookups === null ? NOTHING_LOOKED_UP : lookups.lookup(fingerprints),
@@ -52,10 +60,12 @@ export async function judge(lookups: ReputationLookups | null, policy: JudgePoli
   ]);
   const lookupMs = performance.now() - started;
   const listed = lists.filter((list) => list.status === 'listed').map((list) => ({ test: list.test, points: list.weight }));
-  const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube, incomplete: outcome.incomplete, listed });
+  const fixed = [...listed, ...(authentication?.parts ?? [])];
+  const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube, incomplete: outcome.incomplete, fixed });
   const tests = scored.parts.map((part) => part.test);
   if (outcome.incomplete.size > 0) tests.push(`NIMBUS_LOOKUP_${outcome.remote.toUpperCase().replace(/-/g, '_')}`);
   if (lists.some((list) => list.status === 'temperror')) tests.push(DNS_TEMPERROR_TEST);
+  tests.push(...(authentication?.notes ?? []));
   // Without any reputation to ask, a report of fingerprints all `unknown` would say nothing.
   const parts: ReportPart[] = [...listReportParts(lists), ...(lookups === null ? [] : reportParts(scored))];
   return { scored, outcome, tests, parts, fingerprints: fingerprintResults(scored, policy), lists, lookupMs };

@@ -36,7 +36,7 @@ export function offlineRequest(id: string, bytes: Buffer): ScanRequest {
 
 /** A scanner that knows no reputation: fingerprints and GTUBE only (every fingerprint `unknown`). */
 export function fingerprintsOnlyScanner(): Scanner {
-  const policy = { tagScore: 5, rejectScore: 15, spamAction: 'tag', subjectTag: '', weights: { ip: 0, net: 0, attachment: 0, image: 0, url: 0, body: 0 }, spamtraps: [], scanTimeoutMs: 600_000 } as const;
+  const policy = { tagScore: 5, rejectScore: 15, spamAction: 'tag', subjectTag: '', weights: { ip: 0, net: 0, attachment: 0, image: 0, url: 0, body: 0, domain: 0 }, spamtraps: [], scanTimeoutMs: 600_000 } as const;
   return new Scanner({ policy, lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log: createLogger('silent') });
 }
 

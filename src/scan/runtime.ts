@@ -31,6 +31,7 @@ import {
   type MetricsServer,
   type Statistics,
 } from '../stats/index.js';
+import { Authenticator } from './authentication.js';
 import { Feedback } from './feedback.js';
 import { LocalLearner } from './local-learner.js';
 import { ReputationLookups } from './lookups.js';
@@ -68,6 +69,11 @@ export function feedbackFor(config: Config, local: OpenedReputation, client: Rep
 export function resolverFor(config: Pick<Config, 'dnsServers' | 'dnsTimeoutMs'>, current: DnsResolver | null = null): DnsResolver {
   const same = current !== null && current.timeoutMs === config.dnsTimeoutMs && JSON.stringify(current.configured) === JSON.stringify(config.dnsServers);
   return same ? current : new DnsResolver({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
+}
+
+/** SPF, DKIM, DMARC and ARC as a configuration asks (NIMBUS_AUTH_CHECKS), or null when off. */
+export function authenticatorFor(config: Pick<Config, 'authChecks' | 'hostname'>, resolver: DnsResolver, log: Logger): Authenticator | null {
+  return config.authChecks ? new Authenticator({ resolver, hostname: config.hostname, log }) : null;
 }
 
 /** The public DNS lists of a configuration, or null when it has none. */
@@ -121,6 +127,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       imageHashes,
       // Made anew on reload, so a refused list is said again once after its configuration changed.
       dnsLists: dnsListsFor(current, resolver, log.child({ component: 'dns' })),
+      authentication: authenticatorFor(current, resolver, log.child({ component: 'authentication' })),
     };
   };
 
@@ -142,6 +149,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       service: config.participation === 'off' ? null : maskUrl(config.reputationUrl),
       metrics: metricsServer?.address ?? null,
       dnsLists: config.dnsLists.map((list) => list.name),
+      authChecks: config.authChecks,
     },
     config.participation === 'off' ? 'local reputation only (NIMBUS_PARTICIPATION=off)' : `participating (${config.participation}) with ${maskUrl(config.reputationUrl)}`,
   );
@@ -182,6 +190,8 @@ export const COMMAND_SERVICE_TIMEOUT_MS = 10_000;
 export interface CommandReputation {
   readonly scanner: Scanner;
   readonly feedback: Feedback;
+  /** DKIM and DMARC of a reported message (`nimbus report`), when NIMBUS_AUTH_CHECKS is on. */
+  readonly authentication: Authenticator | null;
   /** True when this configuration exchanges with a service. */
   readonly participating: boolean;
   close(): Promise<void>;
@@ -200,10 +210,12 @@ export async function openCommandReputation(config: Config, log: Logger): Promis
   const policy = { ...config, scanTimeoutMs: Math.max(config.scanTimeoutMs, timeoutMs * 2) };
   const resolver = resolverFor(config);
   // Spam traps are a front's business: a command's message has no envelope to trap.
-  const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, log), log });
+  const authentication = authenticatorFor(config, resolver, log);
+  const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, log), authentication, log });
   return {
     scanner,
     feedback,
+    authentication,
     participating: client !== null,
     async close() {
       client?.close();

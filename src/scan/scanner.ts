@@ -19,11 +19,14 @@ import type { ImageHashCache } from '../fingerprint/image-cache.js';
 import type { LookupResult } from '../reputation/api.js';
 import { selectSamples } from '../stats/samples.js';
 import { AnalysisGate } from './analysis-gate.js';
-import { analyseMessage, type Analysed } from './analyse.js';
+import { MAX_ANALYSIS_BYTES, analyseMessage, type Analysed } from './analyse.js';
+import { authFingerprints, authScore } from './auth-policy.js';
+import { NOT_CHECKED, type AuthenticationResults, type Authenticator } from './authentication.js';
 import type { Feedback } from './feedback.js';
 import { judge } from './judge.js';
 import type { ReputationLookups, RemoteOutcome } from './lookups.js';
 import { spamTrapHits } from './traps.js';
+import type { Fingerprint } from '../fingerprint/types.js';
 import type { Evidence, MessageScanner, ScanOutcome, ScanRequest, ScanResult, ScanTimings, Verdict } from './types.js';
 import { decide, scanResult, undecided } from './verdict.js';
 
@@ -36,7 +39,7 @@ import { decide, scanResult, undecided } from './verdict.js';
 export const DNS_RESERVE_MS = 100;
 export const DNS_RESERVE_SHARE = 0.1;
 
-export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'>;
+export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'> & Partial<Pick<Config, 'dmarcRejectWeight'>>;
 
 /** What a scan uses; replaced whole on reload, so one scan never mixes two configurations. */
 export interface ScanParts {
@@ -51,6 +54,8 @@ export interface ScanParts {
   readonly imageHashes: ImageHashCache | undefined;
   /** The public DNS lists (NIMBUS_DNS_LISTS); absent or null: none are asked. */
   readonly dnsLists?: DnsLists | null;
+  /** SPF, DKIM, DMARC and ARC (NIMBUS_AUTH_CHECKS); absent or null: not checked. */
+  readonly authentication?: Authenticator | null;
 }
 
 export interface ScanObserver {
@@ -86,7 +91,8 @@ export class Scanner implements MessageScanner {
     const parts = this.#parts;
     const started = performance.now();
     const trapHits = spamTrapHits(parts.policy, request.envelope.rcptTo);
-    const context = { trapHits, recipients: request.envelope.rcptTo.length, trustedClient: request.client.trusted };
+    const authservId = parts.authentication?.hostname ?? null;
+    const context = { trapHits, recipients: request.envelope.rcptTo.length, trustedClient: request.client.trusted, authservId };
     let expired = false;
     let timer: NodeJS.Timeout | undefined;
     const budget = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), parts.policy.scanTimeoutMs)));
@@ -117,31 +123,48 @@ export class Scanner implements MessageScanner {
 
   async #scanNow(request: ScanRequest, parts: ScanParts, trapHits: readonly string[], started: number): Promise<ScanResult> {
     const queuedMs = performance.now() - started;
+    // The DNS budgets end before the scan's own, leaving it time to decide.
+    const reserve = Math.max(DNS_RESERVE_MS, parts.policy.scanTimeoutMs * DNS_RESERVE_SHARE);
+    const scanLeft = () => started + parts.policy.scanTimeoutMs - performance.now() - reserve;
+    // The authentication checks wait on the DNS while the message is parsed.
+    const authenticating = parts.authentication ? this.#authenticate(parts.authentication, request, scanLeft()) : null;
     const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes });
+    const authentication = authenticating === null ? null : await authenticating;
     const analysisMs = performance.now() - started - queuedMs;
+    const fingerprints: Fingerprint[] = authentication === null ? analysed.fingerprints : [...analysed.fingerprints, ...authFingerprints(authentication)];
     if (trapHits.length > 0 && parts.feedback !== null) {
       // A trap address has no real reader: whatever reaches it is spam, and teaches the network.
-      await parts.feedback.report('spam', analysed.fingerprints, 'trap', { background: true }).catch((error: unknown) => {
+      await parts.feedback.report('spam', fingerprints, 'trap', { background: true }).catch((error: unknown) => {
         this.#log.warn({ event: 'scan.trap_feedback_failed', id: request.id, err: String(error) }, 'spam-trap feedback failed');
       });
     }
     const onlyTraps = trapHits.length > 0 && trapHits.length === request.envelope.rcptTo.length;
     const lists = parts.dnsLists ?? null;
-    // The DNS budget starts now and ends before the scan's own, leaving it time to decide.
-    const reserve = Math.max(DNS_RESERVE_MS, parts.policy.scanTimeoutMs * DNS_RESERVE_SHARE);
-    const scanLeft = started + parts.policy.scanTimeoutMs - performance.now() - reserve;
-    const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft) };
-    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, analysed.fingerprints, analysed.gtube, dns);
+    const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft()) };
+    const auth = authentication === null ? null : authScore(authentication, { dmarcRejectWeight: parts.policy.dmarcRejectWeight ?? 0 });
+    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, fingerprints, analysed.gtube, dns, auth);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
     const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
-    const evidence = evidenceOf(analysed, decided.verdict, judgement?.outcome.remote ?? 'disabled', judgement?.outcome.results ?? new Map(), parts.sampleMaxBytes);
-    return scanResult(decided, { judgement, trapHits, trustedClient: request.client.trusted, evidence, timings, outcome: 'scanned' }, parts.policy);
+    const evidence = evidenceOf(analysed, fingerprints, decided.verdict, judgement?.outcome.remote ?? 'disabled', judgement?.outcome.results ?? new Map(), parts.sampleMaxBytes);
+    const authservId = parts.authentication?.hostname ?? null;
+    return scanResult(decided, { judgement, trapHits, trustedClient: request.client.trusted, evidence, timings, outcome: 'scanned', authservId, authentication }, parts.policy);
+  }
+
+  /** Never rejects: a message that cannot be read for the checks is simply not checked. */
+  async #authenticate(authenticator: Authenticator, request: ScanRequest, budgetMs: number): Promise<AuthenticationResults> {
+    try {
+      const message = request.message.size > MAX_ANALYSIS_BYTES ? request.message.stream() : await request.message.read();
+      return await authenticator.check({ message, envelope: request.envelope, client: request.client, budget: authenticator.resolver.budget(budgetMs) }, request.id);
+    } catch (error) {
+      this.#log.warn({ event: 'scan.auth_failed', id: request.id, err: String(error) }, 'authentication checks failed: no results for this message');
+      return NOT_CHECKED;
+    }
   }
 }
 
-function evidenceOf(analysed: Analysed, verdict: Verdict, remote: RemoteOutcome, results: ReadonlyMap<string, LookupResult>, sampleMaxBytes: number): Evidence {
+function evidenceOf(analysed: Analysed, fingerprints: readonly Fingerprint[], verdict: Verdict, remote: RemoteOutcome, results: ReadonlyMap<string, LookupResult>, sampleMaxBytes: number): Evidence {
   return {
-    fingerprints: analysed.fingerprints,
+    fingerprints,
     urls: analysed.urls,
     attachments: analysed.attachments.map(({ content: _bytes, ...info }) => info),
     skips: analysed.skips,

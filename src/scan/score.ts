@@ -17,6 +17,7 @@ export const KIND_TESTS: Readonly<Record<FingerprintKind, string>> = {
   image: 'NIMBUS_IMAGE',
   url: 'NIMBUS_URL',
   body: 'NIMBUS_BODY',
+  domain: 'NIMBUS_DOMAIN',
 };
 
 /** One looked-up fingerprint as it appears in X-Nimbus-Report. */
@@ -49,8 +50,8 @@ export interface ScoringPolicy {
 
 /**
  * Per kind: the strongest spam evidence counts (weight × reputation score); with no spam
- * evidence of that kind, the strongest ham evidence counts negatively (a sender with a good
- * name earns it back). `bulk` adds nothing: newsletters are not spam, but the message verdict
+ * evidence of that kind, the strongest ham evidence counts negatively, weight × (1 − reputation
+ * score) (a sender with a good name earns it back). `bulk` adds nothing: newsletters are not spam, but the message verdict
  * says bulk so that filters can file them.
  */
 export function scoreMessage(
@@ -60,8 +61,11 @@ export function scoreMessage(
   options: {
     readonly gtube: boolean;
     readonly incomplete?: ReadonlySet<string>;
-    /** Points of the public DNS lists that listed something in the message, one part per list. */
-    readonly listed?: readonly { readonly test: string; readonly points: number }[];
+    /**
+     * Points of fixed weight, one part each: the public DNS lists that listed something in the
+     * message (one per list), the authentication results (NIMBUS_SPF_FAIL, NIMBUS_DMARC_REJECT, …).
+     */
+    readonly fixed?: readonly { readonly test: string; readonly points: number }[];
   },
 ): MessageScore {
   const entries: ReportEntry[] = [];
@@ -79,7 +83,10 @@ export function scoreMessage(
       const points = weight * reputation;
       if (points > (spamByKind.get(fingerprint.kind)?.points ?? 0)) spamByKind.set(fingerprint.kind, { test, points, fingerprint });
     } else if (verdict === 'ham') {
-      const points = -weight * reputation;
+      // The reputation score is the share of spam evidence (0 for a clean name): what is left of
+      // it is how good the name is. A ham verdict needs twice as much ham as spam evidence, so
+      // this is at least two thirds of the weight, and all of it for an admin's ham.
+      const points = -weight * (1 - reputation);
       if (points < (hamByKind.get(fingerprint.kind)?.points ?? 0)) hamByKind.set(fingerprint.kind, { test: `${test}_HAM`, points, fingerprint });
     } else if (verdict === 'bulk') {
       bulk = true;
@@ -91,8 +98,9 @@ export function scoreMessage(
     const part = spamByKind.get(kind) ?? hamByKind.get(kind);
     if (part && part.points !== 0) parts.push(part);
   }
-  // A listing counts like a spam answer: its list's weight, once per list however many items it listed.
-  for (const list of options.listed ?? []) if (list.points !== 0) parts.push({ test: list.test, points: list.points, fingerprint: null });
+  // A listing counts like a spam answer: its list's weight, once per list however many items it
+  // listed; an authentication result counts its own points once.
+  for (const part of options.fixed ?? []) if (part.points !== 0) parts.push({ test: part.test, points: part.points, fingerprint: null });
   const score = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
   const verdict: Verdict = score >= policy.tagScore ? 'spam' : bulk ? 'bulk' : score < 0 ? 'ham' : 'unknown';
   return { score, verdict, parts, entries };

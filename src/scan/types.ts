@@ -9,6 +9,7 @@ import type { DnsListResult } from '../dns/lists.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { Verdict } from '../reputation/api.js';
 import type { Sample } from '../stats/samples.js';
+import type { AuthenticationResults } from './authentication.js';
 import type { RemoteOutcome } from './lookups.js';
 
 export type { Verdict };
@@ -103,6 +104,11 @@ export interface HeaderEdits {
    * trusted client, whose verdict fields are its own.
    */
   readonly removePrefixes: readonly string[];
+  /**
+   * Incoming Authentication-Results fields with these (lower-case) authserv-ids are removed first
+   * (RFC 8601 5): NIMBUS_HOSTNAME when the authentication checks are on, whoever the client.
+   */
+  readonly removeAuthservIds: readonly string[];
   /** Text to put in front of the Subject (NIMBUS_SUBJECT_TAG), or null. */
   readonly subjectTag: string | null;
 }
@@ -152,6 +158,8 @@ export interface ScanResult {
    * did not get that far). Local only: never part of `evidence`, so never in statistics.
    */
   readonly dnsLists: readonly DnsListResult[];
+  /** SPF, DKIM, DMARC and ARC (NIMBUS_AUTH_CHECKS); null when they are off or the scan did not get that far. */
+  readonly authentication: AuthenticationResults | null;
   /** Recipients that are spam traps (NIMBUS_SPAMTRAPS). */
   readonly trapHits: readonly string[];
   readonly headers: HeaderEdits;

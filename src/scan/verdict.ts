@@ -4,6 +4,8 @@
  * Pure: no lookups, no clock, no protocol.
  */
 import type { Config } from '../config/index.js';
+import { authenticationResultsField } from './auth-policy.js';
+import type { AuthenticationResults } from './authentication.js';
 import { VERDICT_FIELD_PREFIXES, verdictHeaderFields } from './headers.js';
 import type { Judgement } from './judge.js';
 import type { Evidence, ReportPart, ScanAction, ScanOutcome, ScanResult, ScanTimings, Verdict } from './types.js';
@@ -47,9 +49,21 @@ export function decide(judgement: Judgement | null, trapHits: readonly string[],
 
 export function scanResult(
   decided: Decided,
-  context: { judgement: Judgement | null; trapHits: readonly string[]; trustedClient: boolean; evidence: Evidence | null; timings: ScanTimings; outcome: ScanOutcome },
+  context: {
+    judgement: Judgement | null;
+    trapHits: readonly string[];
+    trustedClient: boolean;
+    evidence: Evidence | null;
+    timings: ScanTimings;
+    outcome: ScanOutcome;
+    /** NIMBUS_HOSTNAME when the authentication checks are on, else null. */
+    authservId: string | null;
+    authentication: AuthenticationResults | null;
+  },
   policy: VerdictPolicy,
 ): ScanResult {
+  const verdictFields = verdictHeaderFields({ verdict: decided.verdict, score: decided.score, required: policy.tagScore, parts: decided.report, tests: decided.tests });
+  const authFields = context.authservId !== null && context.authentication !== null ? [authenticationResultsField(context.authservId, context.authentication)] : [];
   return {
     outcome: context.outcome,
     verdict: decided.verdict,
@@ -60,10 +74,12 @@ export function scanResult(
     fingerprints: context.judgement?.fingerprints ?? [],
     report: decided.report,
     dnsLists: context.judgement?.lists ?? [],
+    authentication: context.authentication,
     trapHits: context.trapHits,
     headers: {
-      add: verdictHeaderFields({ verdict: decided.verdict, score: decided.score, required: policy.tagScore, parts: decided.report, tests: decided.tests }),
+      add: [...verdictFields, ...authFields],
       removePrefixes: context.trustedClient ? [] : VERDICT_FIELD_PREFIXES,
+      removeAuthservIds: context.authservId === null ? [] : [context.authservId.toLowerCase()],
       subjectTag: decided.subjectTag && policy.subjectTag !== '' ? policy.subjectTag : null,
     },
     evidence: context.evidence,
@@ -77,11 +93,13 @@ export function scanResult(
  */
 export function undecided(
   outcome: Exclude<ScanOutcome, 'scanned'>,
-  context: { trapHits: readonly string[]; recipients: number; trustedClient: boolean; timings: ScanTimings },
+  context: { trapHits: readonly string[]; recipients: number; trustedClient: boolean; timings: ScanTimings; authservId: string | null },
   policy: VerdictPolicy,
 ): ScanResult {
   const onlyTraps = context.trapHits.length > 0 && context.trapHits.length === context.recipients;
   const tests = outcome === 'timeout' ? [SCAN_TIMEOUT_TEST] : [];
   const decided: Decided = { verdict: 'unknown', score: 0, action: onlyTraps ? 'trap' : 'deliver', tests, report: [], subjectTag: false };
-  return scanResult(decided, { judgement: null, trapHits: context.trapHits, trustedClient: context.trustedClient, evidence: null, timings: context.timings, outcome }, policy);
+  // Forged Authentication-Results of this host are removed even so; none of its own is added.
+  const { authservId } = context;
+  return scanResult(decided, { judgement: null, trapHits: context.trapHits, trustedClient: context.trustedClient, evidence: null, timings: context.timings, outcome, authservId, authentication: null }, policy);
 }

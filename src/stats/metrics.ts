@@ -16,6 +16,8 @@ export interface GatewayMetrics {
   readonly messages: Counter<'verdict' | 'action'>;
   /** label outcome (scanned|timeout|failed): a timeout or failure means the verdict was `unknown`. */
   readonly scans: Counter<'outcome'>;
+  /** `nimbus milter`: messages answered by NIMBUS_MILTER_ON_ERROR because Nimbus failed; label reason (scan-failed|scan-timeout|internal|quarantine-failed). */
+  readonly milterFailures: Counter<'reason'>;
   /** Seconds per lookup request to the service; label outcome (ok|cached|timeout|error|breaker-open|auth-rejected|disabled). */
   readonly lookupLatency: Histogram<'outcome'>;
   /** label result (hit|miss) */
@@ -45,6 +47,7 @@ export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {})
     registry,
     messages: new Counter({ name: 'nimbus_messages_total', help: 'Messages processed, by verdict and action', labelNames: ['verdict', 'action'], registers }),
     scans: new Counter({ name: 'nimbus_scans_total', help: 'Scans by outcome: scanned, timeout (NIMBUS_SCAN_TIMEOUT_MS ran out), failed', labelNames: ['outcome'], registers }),
+    milterFailures: new Counter({ name: 'nimbus_milter_failures_total', help: 'Milter messages answered by NIMBUS_MILTER_ON_ERROR because Nimbus failed, by reason', labelNames: ['reason'], registers }),
     lookupLatency: new Histogram({
       name: 'nimbus_lookup_duration_seconds',
       help: 'Reputation lookup latency',

@@ -3,8 +3,9 @@
  * the lookup client (isSendableFingerprint) and `nimbus statement` (STATEMENT) all read from
  * here, so the printed statement cannot drift from what is sent.
  *
- * Strictness: every fingerprint sent must be a checksum (hex value), except `url:domain:…`,
- * which must look like a bare domain name. Full-URL fingerprints (`url:sha256:…`, a hash of the
+ * Strictness: every fingerprint sent must be a checksum (hex value), except `url:domain:…` and
+ * the authenticated sender domains (`domain:dkim:…`, `domain:spf:…`, `domain:dmarc:…`), which
+ * must look like a bare domain name. Full-URL fingerprints (`url:sha256:…`, a hash of the
  * whole link, which can carry a personal token) are sent only in extended mode, in lookups too.
  */
 import type { ParticipationMode } from '../config/index.js';
@@ -15,6 +16,8 @@ const HEX = /^[0-9a-f]{8,2048}$/;
 /** Lower-case labels and dots only: nothing that could hold a user part, path or query. */
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
 const CHECKSUM_KINDS = new Set(['ip', 'net', 'attachment', 'image', 'body']);
+/** How a sender domain proved itself: a passing DKIM signature, SPF, DMARC. */
+const SENDER_DOMAIN_ALGORITHMS = new Set(['dkim', 'spf', 'dmarc']);
 
 /** True when this fingerprint text may leave the host in `mode` (lookups and uploads). */
 export function isSendableFingerprint(text: string, mode: ParticipationMode): boolean {
@@ -27,6 +30,7 @@ export function isSendableFingerprint(text: string, mode: ParticipationMode): bo
   const value = text.slice(second + 1);
   if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(algorithm)) return false;
   if (CHECKSUM_KINDS.has(kind)) return HEX.test(value);
+  if (kind === 'domain') return SENDER_DOMAIN_ALGORITHMS.has(algorithm) && DOMAIN.test(value);
   if (kind !== 'url') return false;
   if (algorithm === 'domain') return DOMAIN.test(value);
   // A checksum of the full link: extended only.
@@ -51,7 +55,9 @@ export const STATEMENT: Readonly<Record<ParticipationMode, readonly StatementEnt
       field: 'fingerprints',
       what:
         'SHA-256 checksums of the client IP (and its IPv6 /64) and network (/24, /48); SHA-256 and perceptual hashes of images; ' +
-        'SHA-256 of attachments; near-duplicate hashes (minhash) of the text; link domains in the clear (url:domain:example.com)',
+        'SHA-256 of attachments; near-duplicate hashes (minhash) of the text; link domains in the clear (url:domain:example.com); ' +
+        'with NIMBUS_AUTH_CHECKS=on, sender domains that proved themselves, in the clear: the d= of each passing DKIM signature (domain:dkim:example.com), ' +
+        'the envelope domain when SPF passes (domain:spf:example.com), the organisational From domain when DMARC passes (domain:dmarc:example.com)',
     },
     { field: 'verdict', what: 'spam, bulk, ham or unknown' },
     { field: 'score', what: 'the message score' },

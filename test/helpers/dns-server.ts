@@ -1,8 +1,8 @@
 /**
  * A real DNS server on loopback for tests: authoritative for the zones a test gives it, speaking
  * the protocol over UDP and TCP on one port (dns-packet for the wire format, node:dgram and
- * node:net for the transport). It serves A, AAAA and TXT records (the DNS lists now, SPF, DKIM and
- * DMARC records later), answers SOA for each zone's apex, puts the zone's SOA in the authority
+ * node:net for the transport). It serves A, AAAA, TXT, MX and PTR records (the DNS lists; SPF,
+ * DKIM and DMARC records), answers SOA for each zone's apex, puts the zone's SOA in the authority
  * section of negative answers (RFC 2308), and can be told to fail a name: SERVFAIL, REFUSED, or
  * never answering at all. It counts every question it is asked, so a test can prove a cache.
  *
@@ -19,6 +19,9 @@ export interface DnsRecords {
   readonly AAAA?: readonly string[];
   /** Each record is its strings (a TXT record may hold several). */
   readonly TXT?: readonly (readonly string[])[];
+  readonly MX?: readonly { readonly exchange: string; readonly preference: number }[];
+  /** Host names of a reverse name (`7.113.0.203.in-addr.arpa`). */
+  readonly PTR?: readonly string[];
   /** TTL of this name's records, in seconds (default 300). */
   readonly ttl?: number;
   /** Answer every question for this name with this failure instead. */
@@ -183,6 +186,8 @@ function answersFor(question: Question, set: DnsRecords): Answer[] {
   if (question.type === 'A') return (set.A ?? []).map((data) => ({ type: 'A', name, ttl, data }));
   if (question.type === 'AAAA') return (set.AAAA ?? []).map((data) => ({ type: 'AAAA', name, ttl, data }));
   if (question.type === 'TXT') return (set.TXT ?? []).map((strings) => ({ type: 'TXT', name, ttl, data: [...strings] }));
+  if (question.type === 'MX') return (set.MX ?? []).map((data) => ({ type: 'MX', name, ttl, data: { ...data } }));
+  if (question.type === 'PTR') return (set.PTR ?? []).map((data) => ({ type: 'PTR', name, ttl, data }));
   return [];
 }
 

@@ -2,7 +2,8 @@
  * Edits of the raw header block, byte for byte: never parsed and re-serialised, so every header
  * the gateway does not touch (and the body) stays exactly as signed by DKIM.
  */
-import { VERDICT_FIELD_PREFIXES, isRemovedField } from '../scan/headers.js';
+import { AUTHENTICATION_RESULTS, authservIdOf } from './auth-policy.js';
+import { VERDICT_FIELD_PREFIXES, isRemovedField } from './headers.js';
 
 /** Splits a header block into fields: each field is its first line plus folded continuations. */
 export function splitFields(block: Buffer): Buffer[] {
@@ -30,16 +31,25 @@ function fieldName(field: Buffer): string {
   return field.subarray(0, colon).toString('latin1').trim().toLowerCase();
 }
 
+/** Whether `field` is an Authentication-Results field of one of `authservIds` (lower case). */
+function isOwnAuthenticationResults(field: Buffer, authservIds: readonly string[]): boolean {
+  if (authservIds.length === 0 || fieldName(field) !== AUTHENTICATION_RESULTS.toLowerCase()) return false;
+  const id = authservIdOf(field.subarray(field.indexOf(0x3a) + 1).toString('latin1').replace(/\r?\n/g, ''));
+  return id !== null && authservIds.includes(id);
+}
+
 /**
  * The header block without the fields whose names start with one of `prefixes` (with their
- * continuation lines): by default X-Nimbus-* and X-Spam-*, which only Nimbus may write.
+ * continuation lines): by default X-Nimbus-* and X-Spam-*, which only Nimbus may write; and
+ * without the Authentication-Results fields claiming one of `authservIds` (RFC 8601 5: only this
+ * host may write results in its own name).
  */
-export function stripVerdictFields(block: Buffer, prefixes: readonly string[] = VERDICT_FIELD_PREFIXES): { block: Buffer; removed: number } {
-  if (prefixes.length === 0) return { block, removed: 0 };
+export function stripVerdictFields(block: Buffer, prefixes: readonly string[] = VERDICT_FIELD_PREFIXES, authservIds: readonly string[] = []): { block: Buffer; removed: number } {
+  if (prefixes.length === 0 && authservIds.length === 0) return { block, removed: 0 };
   const kept: Buffer[] = [];
   let removed = 0;
   for (const field of splitFields(block)) {
-    if (isRemovedField(fieldName(field), prefixes)) removed++;
+    if (isRemovedField(fieldName(field), prefixes) || isOwnAuthenticationResults(field, authservIds)) removed++;
     else kept.push(field);
   }
   return { block: removed === 0 ? block : Buffer.concat(kept), removed };

@@ -1,0 +1,103 @@
+/**
+ * One message as the MTA hands it to the milter (MAIL … end of message), put back together for
+ * the scan core: the header fields in order, written as a header block into the same spool the
+ * relay uses (memory up to NIMBUS_SPOOL_THRESHOLD, a file above it), then the body chunks.
+ * Nothing past NIMBUS_MAX_MESSAGE_SIZE is kept: the scan sees what fits (the MTA enforces its own
+ * size limit; the client's address still counts).
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Config } from '../config/index.js';
+import { MessageSpool } from '../scan/spool.js';
+import type { HeaderField, MessageSource } from '../scan/types.js';
+import type { MilterRecipient } from './actions.js';
+
+/** 12 upper-case hex digits: the spool file's name, and the queue id when the MTA sends no `{i}`. */
+export function newMessageId(): string {
+  return randomBytes(6).toString('hex').toUpperCase();
+}
+
+export class MilterMessage {
+  readonly started = Date.now();
+  readonly id = newMessageId();
+  readonly mailFrom: string;
+  readonly recipients: MilterRecipient[] = [];
+  readonly headers: HeaderField[] = [];
+  #spool: MessageSpool;
+  #limit: number;
+  #headerBytes = 0;
+  #headersWritten = false;
+  /** Bytes the MTA sent (header block as rebuilt, and body), kept or not. */
+  #size = 0;
+  #truncated = false;
+
+  constructor(config: Pick<Config, 'dataDir' | 'spoolThreshold' | 'maxMessageSize'>, mailFrom: string) {
+    this.mailFrom = mailFrom;
+    this.#limit = config.maxMessageSize;
+    this.#spool = new MessageSpool(join(config.dataDir, 'spool'), `milter-${this.id}`, config.spoolThreshold);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** True when bytes past NIMBUS_MAX_MESSAGE_SIZE were left out of the scan. */
+  get truncated(): boolean {
+    return this.#truncated;
+  }
+
+  get spool(): MessageSpool {
+    return this.#spool;
+  }
+
+  addHeader(field: HeaderField): void {
+    const length = field.name.length + field.value.length + 4;
+    this.#headerBytes += length;
+    // Fields past the limit are neither kept nor edited: the scan gets what fits.
+    if (this.#headerBytes > this.#limit) {
+      this.#truncated = true;
+      this.#size += length;
+      return;
+    }
+    this.headers.push(field);
+  }
+
+  /** End of headers (also called before the first body chunk or the end, should EOH not come). */
+  async endHeaders(): Promise<void> {
+    if (this.#headersWritten) return;
+    this.#headersWritten = true;
+    const lines = this.headers.map((field) => `${field.name}: ${field.value.replace(/\r?\n/g, '\r\n')}\r\n`).join('');
+    await this.#write(Buffer.from(`${lines}\r\n`, 'utf8'));
+  }
+
+  async addBody(chunk: Buffer): Promise<void> {
+    await this.endHeaders();
+    await this.#write(chunk);
+  }
+
+  /** Flushes the spool; the message is then readable through `source()`. */
+  async finish(): Promise<void> {
+    await this.endHeaders();
+    await this.#spool.finish();
+  }
+
+  source(): MessageSource {
+    const spool = this.#spool;
+    return { size: spool.size, read: () => spool.readAll(), stream: () => spool.stream(0) };
+  }
+
+  dispose(): void {
+    this.#spool.dispose();
+  }
+
+  async #write(chunk: Buffer): Promise<void> {
+    this.#size += chunk.length;
+    if (this.#spool.size + chunk.length > this.#limit) {
+      this.#truncated = true;
+      const room = this.#limit - this.#spool.size;
+      if (room > 0) await this.#spool.write(chunk.subarray(0, room));
+      return;
+    }
+    await this.#spool.write(chunk);
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * One milter connection from the MTA: option negotiation, then for each SMTP session CONNECT,
+ * HELO, and for each message MAIL, RCPT…, HEADER…, EOH, BODY…, end of message; ABORT drops the
+ * message (another may follow), QUIT ends the connection, QUIT_NC keeps it for another SMTP
+ * session. Packets are handled one at a time in arrival order. A protocol error, or a connection
+ * that stalls past NIMBUS_SOCKET_TIMEOUT_MS, closes this connection only, with a log line saying
+ * what was wrong; the MTA then applies its own milter_default_action.
+ */
+import type { Socket } from 'node:net';
+import { inBlockList, type Config } from '../config/index.js';
+import type { Logger } from '../log.js';
+import { COMMANDS, MilterProtocolError, PROTOCOL_FLAGS, PacketReader, REPLIES, answerOptionNegotiation, decodeAddress, decodeConnect, decodeHeader,
+  decodeMacros, decodeOptionNegotiation, encodeOptionNegotiation, encodePacket, type Negotiation, type Packet } from './codec.js';
+import { finishMessage, type MilterContext, type MilterClient } from './finish.js';
+import { MilterMessage } from './message.js';
+
+/** Packets queued before the socket is paused: the MTA streams body chunks without waiting. */
+const MAX_QUEUED_PACKETS = 64;
+
+/** Stages whose macros last as long as the SMTP session, and those of one message. */
+const CONNECTION_STAGES: readonly string[] = [COMMANDS.CONNECT, COMMANDS.HELO];
+const MESSAGE_STAGES: readonly string[] = [COMMANDS.MAIL, COMMANDS.RCPT, COMMANDS.DATA, COMMANDS.HEADER, COMMANDS.EOH, COMMANDS.BODY, COMMANDS.BODYEOB];
+
+/** The reply-less flag of each step: without it granted, the MTA waits for SMFIR_CONTINUE. */
+const NO_REPLY: Readonly<Record<string, number>> = Object.freeze({
+  [COMMANDS.CONNECT]: PROTOCOL_FLAGS.NR_CONN,
+  [COMMANDS.HELO]: PROTOCOL_FLAGS.NR_HELO,
+  [COMMANDS.MAIL]: PROTOCOL_FLAGS.NR_MAIL,
+  [COMMANDS.RCPT]: PROTOCOL_FLAGS.NR_RCPT,
+  [COMMANDS.DATA]: PROTOCOL_FLAGS.NR_DATA,
+  [COMMANDS.HEADER]: PROTOCOL_FLAGS.NR_HDR,
+  [COMMANDS.EOH]: PROTOCOL_FLAGS.NR_EOH,
+  [COMMANDS.BODY]: PROTOCOL_FLAGS.NR_BODY,
+  [COMMANDS.UNKNOWN]: PROTOCOL_FLAGS.NR_UNKN,
+});
+
+export class MilterSession {
+  readonly #socket: Socket;
+  readonly #context: MilterContext;
+  readonly #log: Logger;
+  readonly #reader = new PacketReader();
+  #negotiated: Negotiation | null = null;
+  /** Macros by the command they came with: a new MAIL's replace the last one's, ABORT drops the message's. */
+  #macros = new Map<string, Map<string, string>>();
+  #client: MilterClient = { ip: null, name: null, helo: 'unknown', trusted: false };
+  #message: MilterMessage | null = null;
+  #work: Promise<void> = Promise.resolve();
+  #queued = 0;
+  #closed = false;
+  /** Between the end of a message and its answer (the scan). */
+  #finishing = false;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(socket: Socket, context: MilterContext, log: Logger) {
+    this.#socket = socket;
+    this.#context = context;
+    this.#log = log;
+    // Replies are small and the MTA waits for each: no Nagle delay on them.
+    socket.setNoDelay(true);
+    socket.setTimeout(context.config().socketTimeoutMs, () => this.#fail(new MilterProtocolError(`no packet for ${context.config().socketTimeoutMs} ms (NIMBUS_SOCKET_TIMEOUT_MS): connection stalled`)));
+    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    socket.on('error', (error) => this.#log.debug({ event: 'milter.connection_error', err: error }, 'milter connection error'));
+    socket.on('close', () => this.#onClose());
+  }
+
+  /** Whether a message is between MAIL and its end (a graceful stop waits for it). */
+  get busy(): boolean {
+    return (this.#message !== null || this.#finishing) && !this.#closed;
+  }
+
+  /** Resolves once no message is in progress. */
+  idle(): Promise<void> {
+    return this.busy ? new Promise((resolve) => this.#idleWaiters.push(resolve)) : Promise.resolve();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#socket.destroy();
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#closed) return;
+    let packets: Packet[];
+    try {
+      packets = this.#reader.push(chunk);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    for (const packet of packets) {
+      this.#queued++;
+      if (this.#queued > MAX_QUEUED_PACKETS) this.#socket.pause();
+      this.#work = this.#work
+        .then(() => (this.#closed ? undefined : this.#handle(packet)))
+        .catch((error: unknown) => this.#fail(error))
+        .finally(() => {
+          this.#queued--;
+          if (this.#queued === 0 && !this.#closed) this.#socket.resume();
+        });
+    }
+  }
+
+  async #handle(packet: Packet): Promise<void> {
+    const { command, data } = packet;
+    if (command !== COMMANDS.OPTNEG && command !== COMMANDS.QUIT && this.#negotiated === null) {
+      throw new MilterProtocolError(`command ${JSON.stringify(command)} before option negotiation`);
+    }
+    switch (command) {
+      case COMMANDS.OPTNEG: {
+        if (this.#message) throw new MilterProtocolError('option negotiation in the middle of a message');
+        const answer = answerOptionNegotiation(decodeOptionNegotiation(data));
+        this.#negotiated = answer;
+        this.#send(encodeOptionNegotiation(answer));
+        return;
+      }
+      case COMMANDS.MACRO: {
+        const { command: stage, macros } = decodeMacros(data);
+        this.#macros.set(stage, macros);
+        return;
+      }
+      case COMMANDS.CONNECT: {
+        this.#dropMessage();
+        const info = decodeConnect(data);
+        const ip = info.address ?? this.#macro('client_addr');
+        const name = this.#macro('client_name') ?? info.hostname;
+        this.#client = {
+          ip,
+          name: name === '' || name === 'unknown' || name.startsWith('[') ? null : name,
+          helo: 'unknown',
+          trusted: ip !== null && inBlockList(this.#context.config().trustedBlockList, ip),
+        };
+        break;
+      }
+      case COMMANDS.HELO:
+        this.#client = { ...this.#client, helo: decodeAddress(data, 'HELO packet').raw.trim() || 'unknown' };
+        break;
+      case COMMANDS.MAIL:
+        this.#dropMessage();
+        this.#message = new MilterMessage(this.#context.config(), decodeAddress(data, 'MAIL packet').address);
+        break;
+      case COMMANDS.RCPT: {
+        const { address, raw } = decodeAddress(data, 'RCPT packet');
+        this.#current(command).recipients.push({ raw, address });
+        break;
+      }
+      case COMMANDS.HEADER:
+        this.#current(command).addHeader(decodeHeader(data));
+        break;
+      case COMMANDS.EOH:
+        await this.#current(command).endHeaders();
+        break;
+      case COMMANDS.BODY:
+        await this.#current(command).addBody(data);
+        break;
+      case COMMANDS.BODYEOB: {
+        const message = this.#current(command);
+        if (data.length > 0) await message.addBody(data);
+        this.#message = null;
+        this.#finishing = true;
+        try {
+          await message.finish();
+          const answer = await finishMessage(this.#context, message, this.#client, this.#allMacros(), this.#negotiated!.actions, (packet) => this.#send(packet), this.#log);
+          // One write: a modification packet alone would wait for Nagle's ACK before the final reply.
+          this.#send(Buffer.concat(answer));
+        } finally {
+          message.dispose();
+          this.#finishing = false;
+          this.#dropMessageMacros();
+          this.#notifyIdle();
+        }
+        return;
+      }
+      case COMMANDS.ABORT:
+        this.#dropMessage();
+        return;
+      case COMMANDS.QUIT:
+        this.#closed = true;
+        this.#socket.end();
+        return;
+      case COMMANDS.QUIT_NC:
+        // Another SMTP session follows on this connection: nothing of the last one carries over.
+        this.#dropMessage();
+        this.#macros = new Map();
+        this.#client = { ip: null, name: null, helo: 'unknown', trusted: false };
+        return;
+      case COMMANDS.DATA:
+      case COMMANDS.UNKNOWN:
+        break;
+      default:
+        throw new MilterProtocolError(`unknown command ${JSON.stringify(command)} (0x${command.charCodeAt(0).toString(16)})`);
+    }
+    this.#continueUnlessReplyless(command);
+  }
+
+  #continueUnlessReplyless(command: string): void {
+    const flag = NO_REPLY[command] ?? 0;
+    if ((this.#negotiated!.protocol & flag) === 0) this.#send(encodePacket(REPLIES.CONTINUE));
+  }
+
+  #current(command: string): MilterMessage {
+    if (!this.#message) throw new MilterProtocolError(`command ${JSON.stringify(command)} outside a message (no MAIL before it)`);
+    return this.#message;
+  }
+
+  /** Every macro known now, a later stage's value winning over an earlier one's. */
+  #allMacros(): Map<string, string> {
+    const all = new Map<string, string>();
+    for (const stage of [...CONNECTION_STAGES, ...MESSAGE_STAGES]) for (const [name, value] of this.#macros.get(stage) ?? []) all.set(name, value);
+    return all;
+  }
+
+  #dropMessageMacros(): void {
+    for (const stage of MESSAGE_STAGES) this.#macros.delete(stage);
+  }
+
+  #macro(name: string): string | null {
+    const value = this.#allMacros().get(name);
+    return value === undefined || value === '' ? null : value;
+  }
+
+  #send(packet: Buffer): void {
+    if (!this.#closed && this.#socket.writable) this.#socket.write(packet);
+  }
+
+  #dropMessage(): void {
+    if (!this.#message) return;
+    this.#message.dispose();
+    this.#message = null;
+    this.#dropMessageMacros();
+    this.#notifyIdle();
+  }
+
+  #notifyIdle(): void {
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  #fail(error: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (error instanceof MilterProtocolError) {
+      this.#log.warn({ event: 'milter.protocol_error', code: error.code, problem: error.message }, `milter connection closed: ${error.message}`);
+    } else {
+      this.#log.error({ event: 'milter.error', err: error }, 'unexpected error, milter connection closed');
+    }
+    this.#socket.destroy();
+    this.#onClose();
+  }
+
+  #onClose(): void {
+    if (!this.#closed && this.#reader.buffered > 0) {
+      this.#log.warn({ event: 'milter.protocol_error', code: 'MILTER_PROTOCOL', problem: `connection ended inside a packet (${this.#reader.buffered} bytes of it received)` }, 'milter connection ended with a truncated packet');
+    }
+    this.#closed = true;
+    // Work still running finishes (its replies go nowhere); its message is disposed there.
+    void this.#work.then(() => this.#dropMessage());
+  }
+}
