@@ -124,6 +124,9 @@ test.serial('a subject carrying a script is shown as text and runs no script', a
   t.is(await page.locator('#history td.subject', { hasText: '<script>' }).first().innerText(), SCRIPT_SUBJECT);
   t.is(await page.evaluate('typeof window.__pwned'), 'undefined');
   t.is(await page.locator('#history script, #history img').count(), 0);
+  const csp = (await page.request.get(`${base}/history`)).headers()['content-security-policy'] ?? '';
+  t.regex(csp, /default-src 'none'/);
+  t.false(/script-src|unsafe-inline/.test(csp), 'no script is allowed at all');
 });
 
 test.serial('a quarantined message released from the page arrives at smtp-sink', async (t) => {
@@ -210,6 +213,15 @@ test.serial('the Keys page adds a service key, shows its token once, and revokes
   const self = await fetch(`${service.url}/v1/keys/${adminKey.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${adminKey.token}` } });
   t.is(self.status, 400, 'a key cannot revoke itself');
   await consoleProcess.waitForLog('the revocation with its user', (line) => line.event === 'console.change' && line.change === 'key.revoke' && line.target === id && line.user === USER);
+});
+
+test.serial('the session cookie is HttpOnly and SameSite=Strict, and Secure when a TLS proxy on the host says the request came over https', async (t) => {
+  const login = (headers: Record<string, string>) =>
+    fetch(`${base}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams({ user: USER, password: PASSWORD }).toString() });
+  const plain = (await login({})).headers.get('set-cookie') ?? '';
+  t.regex(plain, /^nimbus_console=[\w-]{43}; Path=\/; HttpOnly; SameSite=Strict$/);
+  const behindTls = (await login({ 'x-forwarded-proto': 'https' })).headers.get('set-cookie') ?? '';
+  t.regex(behindTls, /; HttpOnly; SameSite=Strict; Secure$/);
 });
 
 test.serial('failed logins from one address are throttled: the sixth attempt gets 429 even with the right password', async (t) => {
