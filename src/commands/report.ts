@@ -13,6 +13,7 @@ import { createLogger } from '../log.js';
 import type { FeedbackLabel } from '../reputation/engine-types.js';
 import { analyseBytes } from '../scan/analyse.js';
 import { splitMessages } from '../scan/mbox.js';
+import { siteOf } from '../scan/offline.js';
 import { openCommandReputation } from '../scan/runtime.js';
 
 export const EXIT_USAGE = 64;
@@ -40,6 +41,7 @@ export async function run(args: string[]): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, { service: 'report' });
   const reputation = await openCommandReputation(config, log);
+  const site = siteOf(config);
   let status = 0;
   try {
     for (const file of files) {
@@ -54,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
       const messages = splitMessages(raw);
       for (const [index, message] of messages.entries()) {
         const name = messages.length > 1 ? `${file}#${index + 1}` : file;
-        const found = await analyseBytes(message, { clientIp: null, keepAttachmentBytes: 0, imageHashes: undefined });
+        const found = await analyseBytes(message, { clientIp: null, site, keepAttachmentBytes: 0, imageHashes: undefined });
         if (found.fingerprints.length === 0) {
           process.stderr.write(`nimbus report: ${name}: no fingerprints (${found.skips.map((s) => s.reason).join(', ') || 'empty message'}); nothing learnt\n`);
           status = EXIT_FAILED;

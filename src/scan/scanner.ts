@@ -117,7 +117,7 @@ export class Scanner implements MessageScanner {
 
   async #scanNow(request: ScanRequest, parts: ScanParts, trapHits: readonly string[], started: number): Promise<ScanResult> {
     const queuedMs = performance.now() - started;
-    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes });
+    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, site: request.site, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes });
     const analysisMs = performance.now() - started - queuedMs;
     if (trapHits.length > 0 && parts.feedback !== null) {
       // A trap address has no real reader: whatever reaches it is spam, and teaches the network.
