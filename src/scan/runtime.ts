@@ -176,6 +176,8 @@ export const COMMAND_SERVICE_TIMEOUT_MS = 10_000;
 
 export interface CommandReputation {
   readonly scanner: Scanner;
+  /** The embedded engine (`nimbus report --forget`, `learn`, `verdict`). */
+  readonly local: OpenedReputation;
   readonly feedback: Feedback;
   /** True when this configuration exchanges with a service. */
   readonly participating: boolean;
@@ -198,6 +200,7 @@ export async function openCommandReputation(config: Config, log: Logger): Promis
   const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, log), log });
   return {
     scanner,
+    local,
     feedback,
     participating: client !== null,
     async close() {
