@@ -23,6 +23,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   reputation: { summary: 'run the reputation service (HTTP API)', load: () => import('./commands/reputation.js') },
   check: { summary: 'fingerprints, lookups and verdict of messages: check [--json] [FILE.eml…]', load: () => import('./commands/check.js') },
   report: { summary: 'feedback: report --spam|--ham|--forget FILE.eml…', load: () => import('./commands/report.js') },
+  learn: { summary: 'teach the local engine existing mail: learn --spam|--ham PATH… (messages, mboxes, Maildirs, trees)', load: () => import('./commands/learn.js') },
   verdict: { summary: 'an admin override: verdict show|spam|ham|clear FINGERPRINT [--reason TEXT] [--service]', load: () => import('./commands/verdict.js') },
   stats: { summary: 'local statistics, backlog and participation state: stats [--json]', load: () => import('./commands/stats.js') },
   statement: { summary: 'exactly what each participation mode sends', load: () => import('./commands/statement.js') },
