@@ -27,14 +27,15 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listCorpus, readCorpusMessage } from './eval/corpus.js';
-import { computeFigures, type RunFigures } from './eval/figures.js';
+import type { RunFigures } from './eval/figures.js';
+import { historyFigures, writeHistoryBlock, historyMarkdown, historySvg, learnHistory, splitHistory, type HistoryResults } from './eval/history.js';
 import { evalMarkdown, writeBenchmarksBlock, type EvalResults } from './eval/markdown.js';
-import { buildProduct, startNetwork, type KeyRole, type Participation } from './eval/network.js';
+import type { CorpusMessage } from './eval/corpus.js';
+import { buildProduct, type KeyRole } from './eval/network.js';
 import { buildPlan, DEFAULT_PLAN, type Plan, type PlanEvent } from './eval/plan.js';
 import { resultsSvg, svgToPng } from './eval/plot.js';
 import { formatSeconds, Progress } from './eval/progress.js';
-import { replay } from './eval/replay.js';
-import { startSink } from './eval/sink.js';
+import { runNetwork } from './eval/run-network.js';
 import { makeVariant, type VariantReport } from './eval/variants.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -60,6 +61,8 @@ interface Args {
   keyRole: KeyRole;
   out: string;
   gatewayEnv: Record<string, string>;
+  /** Day one (issue 19): learn the older part of the corpus, replay the newer; null: the campaign eval. */
+  historySplit: number | null;
 }
 
 class UsageError extends Error {}
@@ -83,6 +86,7 @@ function parseArgs(argv: readonly string[]): Args {
     keyRole: 'split',
     out: 'eval',
     gatewayEnv: {},
+    historySplit: null,
   };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -111,6 +115,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--ham-mistake-rate': args.hamMistakeRate = number(0, 1, false); break;
       case '--lookup-timeout-ms': args.lookupTimeoutMs = number(1, 60_000); break;
       case '--no-baseline': args.baseline = false; break;
+      case '--history-split': args.historySplit = number(0.05, 0.95, false); break;
       case '--keep': args.keep = true; break;
       case '--no-write': args.write = false; break;
       case '--key-role': {
@@ -200,45 +205,6 @@ async function prepareVariants(plan: Plan, dir: string, seed: string): Promise<{
   return { messageOf, summary };
 }
 
-async function runNetwork(plan: Plan, participation: Participation, workDir: string, args: Args, cliPath: string, messageOf: (event: PlanEvent) => Buffer): Promise<{ figures: RunFigures; seconds: number }> {
-  mkdirSync(workDir, { recursive: true });
-  const sink = await startSink(workDir);
-  log(`${participation}: starting ${participation === 'standard' ? 'the reputation service and ' : ''}${plan.gateways.length} gateways`);
-  const network = await startNetwork({ root: ROOT, cli: cliPath, keyRole: args.keyRole, gatewayEnv: args.gatewayEnv, workDir, gateways: plan.gateways, participation, sinkPort: sink.port, lookupTimeoutMs: args.lookupTimeoutMs });
-  const started = Date.now();
-  try {
-    const progress = new Progress(`replay (${participation})`, plan.events.length);
-    let spamAfterFirst = 0;
-    let caught = 0;
-    let fps = 0;
-    const { outcomes, stats } = await replay(plan, network, sink, {
-      concurrency: args.concurrency,
-      messageOf,
-      onProgress(done, _total, outcome) {
-        if (outcome.kind === 'spam' && !outcome.trap && (outcome.copy ?? 0) >= 1 && outcome.how !== 'error') {
-          spamAfterFirst++;
-          if (outcome.flagged) caught++;
-        }
-        if (outcome.kind === 'ham' && outcome.flagged) fps++;
-        progress.update(done, `caught ${spamAfterFirst ? ((100 * caught) / spamAfterFirst).toFixed(1) : '0'}% FP ${fps}`);
-      },
-    });
-    const seconds = Math.round((Date.now() - started) / 1000);
-    progress.done(`${(plan.events.length / Math.max(seconds, 1)).toFixed(1)} messages/s`);
-    // Kept with the work directory (--keep) for looking into single copies.
-    writeFileSync(join(workDir, 'outcomes.jsonl'), outcomes.map((o) => {
-      const event = plan.events[o.seq]!;
-      return JSON.stringify({ ...o, file: event.kind === 'ham' ? event.message.file : plan.campaigns[event.campaign]!.message.file, ip: event.ip });
-    }).join('\n'));
-    const figures = computeFigures(plan, outcomes, stats, participation);
-    writeFileSync(join(workDir, 'figures.json'), JSON.stringify(figures, null, 2));
-    return { figures, seconds };
-  } finally {
-    await network.stop();
-    await sink.close();
-  }
-}
-
 async function main(): Promise<number> {
   let args: Args;
   try {
@@ -259,6 +225,7 @@ async function main(): Promise<number> {
     return readCorpusMessage(entry);
   });
   loading.done(`${messages.length} messages`);
+  if (args.historySplit !== null) return dayOne(args, messages, loadAtStart, began);
   const spam = messages.filter((m) => m.class === 'spam');
   const ham = messages.filter((m) => m.class === 'ham');
   const plan = buildPlan(spam, ham, {
@@ -281,11 +248,11 @@ async function main(): Promise<number> {
     seconds.variants = Math.round((Date.now() - prepStarted) / 1000);
     log('building the product into .tmp/eval-dist');
     const cliPath = await buildProduct(ROOT);
-    const participating = await runNetwork(plan, 'standard', join(workDir, 'standard'), args, cliPath, messageOf);
+    const participating = await runNetwork(plan, 'standard', join(workDir, 'standard'), { ...args, root: ROOT }, cliPath, messageOf);
     seconds.participating = participating.seconds;
     let baseline: RunFigures | null = null;
     if (args.baseline) {
-      const off = await runNetwork(plan, 'off', join(workDir, 'off'), args, cliPath, messageOf);
+      const off = await runNetwork(plan, 'off', join(workDir, 'off'), { ...args, root: ROOT }, cliPath, messageOf);
       baseline = off.figures;
       seconds.baseline = off.seconds;
     }
@@ -333,6 +300,59 @@ async function main(): Promise<number> {
     }
     log(`detection after the first copy: ${p.detection_rate}% participating${baseline ? `, ${baseline.detection_rate}% off` : ''}; after the first two: ${p.detection_rate_after_two}%${baseline ? ` / ${baseline.detection_rate_after_two}%` : ''}; false positives ${p.false_positives}/${p.ham_count}; median copies to protection ${p.median_copies_to_protection}; total ${formatSeconds(seconds.total)}`);
     if (args.json) process.stdout.write(`${JSON.stringify(summaryFigures)}\n`);
+    return 0;
+  } finally {
+    if (args.keep) log(`work directory kept: ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The day-one eval (bench/eval/history.ts): the older part of the corpus learnt with `nimbus
+ * learn`, the newer replayed once per message with no traps and no reports, beside the same
+ * replay with nothing learnt. Writes bench/results/eval-history.json and -detection.png and the
+ * `## Day one` block of BENCHMARKS.md; --json prints detection_rate, false_positives, ham_count
+ * and baseline_detection_rate.
+ */
+async function dayOne(args: Args, messages: readonly CorpusMessage[], loadAtStart: number[], began: number): Promise<number> {
+  const split = splitHistory(messages, args.historySplit!);
+  const newer = { spam: split.newer.filter((m) => m.class === 'spam'), ham: split.newer.filter((m) => m.class === 'ham') };
+  const plan = buildPlan(newer.spam, newer.ham, { seed: args.seed, gateways: args.gateways, copies: 1, limit: args.limit, trapCopies: 0, reportRate: 0, hamMistakeRate: 0 });
+  log(`day one: learn ${split.older.length} messages dated before ${split.cut ?? '?'}, replay ${plan.events.length} after (${newer.spam.length} spam, ${newer.ham.length} ham)`);
+  const workDir = mkdtempSync(join(tmpdir(), 'nimbus-eval-history-'));
+  try {
+    log('building the product into .tmp/eval-dist');
+    const cliPath = await buildProduct(ROOT);
+    const learnt = await learnHistory(cliPath, ROOT, split.older, join(workDir, 'history'), process.env);
+    log(`nimbus learn: ${learnt.output.spam.split('\n')[0]}; ${learnt.output.ham.split('\n')[0]} (${learnt.seconds} s)`);
+    const messageOf = (event: PlanEvent): Buffer => (event.kind === 'ham' ? event.message.raw : plan.campaigns[event.campaign]!.message.raw);
+    const options = { ...args, root: ROOT };
+    const history = await runNetwork(plan, 'off', join(workDir, 'learnt'), { ...options, localReputation: learnt.engineFile }, cliPath, messageOf, 'history learnt');
+    const baseline = await runNetwork(plan, 'off', join(workDir, 'nothing'), options, cliPath, messageOf, 'nothing learnt');
+    const h = historyFigures(plan, history.outcomes);
+    const b = historyFigures(plan, baseline.outcomes);
+    const command = ['npm run eval --', ...process.argv.slice(2).filter((arg) => arg !== '--keep' && arg !== '--no-write')].join(' ');
+    const results: HistoryResults = {
+      command,
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, loadavg_at_start: loadAtStart, node: process.version },
+      split: { fraction: args.historySplit!, cut: split.cut, older_spam: split.older.filter((m) => m.class === 'spam').length, older_ham: split.older.filter((m) => m.class === 'ham').length, newer_spam: newer.spam.length, newer_ham: newer.ham.length },
+      learnt: learnt.output,
+      seconds: { learn: learnt.seconds, history: history.seconds, baseline: baseline.seconds, total: Math.round((Date.now() - began) / 1000) },
+      history: h,
+      baseline: b,
+      summary: { detection_rate: h.detection_rate, false_positives: h.false_positives, ham_count: h.ham_count, baseline_detection_rate: b.detection_rate },
+    };
+    if (args.write) {
+      const name = args.out === 'eval' ? 'eval-history' : args.out;
+      mkdirSync(RESULTS, { recursive: true });
+      writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+      writeFileSync(join(RESULTS, `${name}-detection.png`), await svgToPng(historySvg(results)));
+      if (args.out === 'eval') writeHistoryBlock(join(ROOT, 'BENCHMARKS.md'), historyMarkdown(results, `bench/results/${name}-detection.png`));
+      log(`wrote bench/results/${name}.json, bench/results/${name}-detection.png${args.out === 'eval' ? ' and the Day one block of BENCHMARKS.md' : ''}`);
+    }
+    log(`day one: ${h.detection_rate}% of the newer spam caught from history (${b.detection_rate}% with nothing learnt); false positives ${h.false_positives}/${h.ham_count}`);
+    if (args.json) process.stdout.write(`${JSON.stringify(results.summary)}\n`);
     return 0;
   } finally {
     if (args.keep) log(`work directory kept: ${workDir}`);
