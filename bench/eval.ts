@@ -21,6 +21,10 @@
  * NAME-detection.png; only the default `eval` writes BENCHMARKS.md), --gateway-env NIMBUS_X=V
  * (repeatable: extra configuration of every gateway, for experiments such as kind weights),
  * --no-baseline, --keep (keep the work directory), --no-write.
+ *
+ * `--history-split F` runs the day-one evaluation of issue 19 instead (dayOne below,
+ * bench/eval/history.ts): the older fraction F of the corpus learnt with `nimbus learn`, the rest
+ * replayed once per message with no traps and no reports, beside the same with nothing learnt.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -211,7 +215,7 @@ async function main(): Promise<number> {
     args = parseArgs(process.argv.slice(2));
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`eval: ${error.message}\nusage: npm run eval [-- CORPUS_DIR] [--gateways K] [--copies N] [--seed S] [--limit L] [--json]\n`);
+      process.stderr.write(`eval: ${error.message}\nusage: npm run eval [-- CORPUS_DIR] [--gateways K] [--copies N] [--seed S] [--limit L] [--history-split F] [--json]\n`);
       return EX_USAGE;
     }
     throw error;
