@@ -61,6 +61,13 @@ export interface HistoryFigures {
   /** Share of the newer spam flagged (every delivery counts: there is one per message). */
   readonly detection_rate: number;
   readonly spam_count: number;
+  /**
+   * Spam holding at least one fingerprint the engine answered `spam` for (caught or not): what
+   * the history could teach at most; the rest of the gap to it is the score (weights, tag score).
+   */
+  readonly convicted_present: number;
+  /** Of the spam not caught, which kinds held a convicted fingerprint (kinds joined by `+`). */
+  readonly missed_convicted_kinds: Record<string, number>;
   readonly false_positives: number;
   readonly ham_count: number;
   readonly errors: number;
@@ -85,9 +92,17 @@ export function historyFigures(plan: Plan, outcomes: readonly Outcome[]): Histor
   for (const tenth of tenths) tenth.rate = pct(tenth.caught, tenth.spam);
   const tests: Record<string, number> = {};
   for (const o of spam) if (o.flagged) for (const test of o.tests) tests[test] = (tests[test] ?? 0) + 1;
+  const convicted = (o: Outcome): string[] => [...new Set(o.entries.filter((e) => e.verdict === 'spam').map((e) => e.kind))].sort();
+  const missedKinds: Record<string, number> = {};
+  for (const o of spam) {
+    const kinds = convicted(o);
+    if (!o.flagged && kinds.length > 0) missedKinds[kinds.join('+')] = (missedKinds[kinds.join('+')] ?? 0) + 1;
+  }
   return {
     detection_rate: pct(spam.filter((o) => o.flagged).length, spam.length),
     spam_count: spam.length,
+    convicted_present: spam.filter((o) => convicted(o).length > 0).length,
+    missed_convicted_kinds: missedKinds,
     false_positives: ham.filter((o) => o.flagged).length,
     ham_count: ham.length,
     errors: outcomes.length - sent.length,
@@ -140,6 +155,8 @@ export function historyMarkdown(results: HistoryResults, png: string): string {
     '| figure | history learnt | nothing learnt | target |',
     '|---|---|---|---|',
     `| **spam caught** | **${h.detection_rate}%** (${Math.round((h.detection_rate * h.spam_count) / 100)} of ${h.spam_count}) | ${b.detection_rate}% | ≥ 25%: ${yes(h.detection_rate >= 25)} |`,
+    `| spam holding a fingerprint the engine called spam (caught or not) | ${h.convicted_present} (${pct(h.convicted_present, h.spam_count)}%) | ${b.convicted_present} | |`,
+    `| of those not caught, the kinds called spam | ${Object.entries(h.missed_convicted_kinds).sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'} | | |`,
     `| **false positives on ham** | **${h.false_positives} of ${h.ham_count}** | ${b.false_positives} of ${b.ham_count} | 0: ${yes(h.false_positives === 0)} |`,
     `| spam caught per tenth of the replay | ${h.by_tenth.map((t) => `${t.rate}%`).join(', ')} | ${b.by_tenth.map((t) => `${t.rate}%`).join(', ')} | |`,
     `| send errors | ${h.errors} | ${b.errors} | |`,
