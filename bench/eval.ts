@@ -22,7 +22,7 @@
  * (repeatable: extra configuration of every gateway, for experiments such as kind weights),
  * --no-baseline, --keep (keep the work directory), --no-write.
  *
- * `--history-split F` runs the day-one evaluation of issue 19 instead (dayOne below,
+ * `--history-split F` runs the day-one evaluation of issue 19 instead (bench/eval/day-one.ts,
  * bench/eval/history.ts): the older fraction F of the corpus learnt with `nimbus learn`, the rest
  * replayed once per message with no traps and no reports, beside the same with nothing learnt.
  */
@@ -32,9 +32,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listCorpus, readCorpusMessage } from './eval/corpus.js';
 import type { RunFigures } from './eval/figures.js';
-import { historyFigures, writeHistoryBlock, historyMarkdown, historySvg, learnHistory, splitHistory, type HistoryResults } from './eval/history.js';
+import { runDayOne } from './eval/day-one.js';
 import { evalMarkdown, writeBenchmarksBlock, type EvalResults } from './eval/markdown.js';
-import type { CorpusMessage } from './eval/corpus.js';
 import { buildProduct, type KeyRole } from './eval/network.js';
 import { buildPlan, DEFAULT_PLAN, type Plan, type PlanEvent } from './eval/plan.js';
 import { resultsSvg, svgToPng } from './eval/plot.js';
@@ -229,7 +228,7 @@ async function main(): Promise<number> {
     return readCorpusMessage(entry);
   });
   loading.done(`${messages.length} messages`);
-  if (args.historySplit !== null) return dayOne(args, messages, loadAtStart, began);
+  if (args.historySplit !== null) return runDayOne({ ...args, historySplit: args.historySplit, root: ROOT, results: RESULTS }, messages, loadAtStart, began);
   const spam = messages.filter((m) => m.class === 'spam');
   const ham = messages.filter((m) => m.class === 'ham');
   const plan = buildPlan(spam, ham, {
@@ -304,59 +303,6 @@ async function main(): Promise<number> {
     }
     log(`detection after the first copy: ${p.detection_rate}% participating${baseline ? `, ${baseline.detection_rate}% off` : ''}; after the first two: ${p.detection_rate_after_two}%${baseline ? ` / ${baseline.detection_rate_after_two}%` : ''}; false positives ${p.false_positives}/${p.ham_count}; median copies to protection ${p.median_copies_to_protection}; total ${formatSeconds(seconds.total)}`);
     if (args.json) process.stdout.write(`${JSON.stringify(summaryFigures)}\n`);
-    return 0;
-  } finally {
-    if (args.keep) log(`work directory kept: ${workDir}`);
-    else rmSync(workDir, { recursive: true, force: true });
-  }
-}
-
-/**
- * The day-one eval (bench/eval/history.ts): the older part of the corpus learnt with `nimbus
- * learn`, the newer replayed once per message with no traps and no reports, beside the same
- * replay with nothing learnt. Writes bench/results/eval-history.json and -detection.png and the
- * `## Day one` block of BENCHMARKS.md; --json prints detection_rate, false_positives, ham_count
- * and baseline_detection_rate.
- */
-async function dayOne(args: Args, messages: readonly CorpusMessage[], loadAtStart: number[], began: number): Promise<number> {
-  const split = splitHistory(messages, args.historySplit!);
-  const newer = { spam: split.newer.filter((m) => m.class === 'spam'), ham: split.newer.filter((m) => m.class === 'ham') };
-  const plan = buildPlan(newer.spam, newer.ham, { seed: args.seed, gateways: args.gateways, copies: 1, limit: args.limit, trapCopies: 0, reportRate: 0, hamMistakeRate: 0 });
-  log(`day one: learn ${split.older.length} messages dated before ${split.cut ?? '?'}, replay ${plan.events.length} after (${newer.spam.length} spam, ${newer.ham.length} ham)`);
-  const workDir = mkdtempSync(join(tmpdir(), 'nimbus-eval-history-'));
-  try {
-    log('building the product into .tmp/eval-dist');
-    const cliPath = await buildProduct(ROOT);
-    const learnt = await learnHistory(cliPath, ROOT, split.older, join(workDir, 'history'), process.env);
-    log(`nimbus learn: ${learnt.output.spam.split('\n')[0]}; ${learnt.output.ham.split('\n')[0]} (${learnt.seconds} s)`);
-    const messageOf = (event: PlanEvent): Buffer => (event.kind === 'ham' ? event.message.raw : plan.campaigns[event.campaign]!.message.raw);
-    const options = { ...args, root: ROOT };
-    const history = await runNetwork(plan, 'off', join(workDir, 'learnt'), { ...options, localReputation: learnt.engineFile }, cliPath, messageOf, 'history learnt');
-    const baseline = await runNetwork(plan, 'off', join(workDir, 'nothing'), options, cliPath, messageOf, 'nothing learnt');
-    const h = historyFigures(plan, history.outcomes);
-    const b = historyFigures(plan, baseline.outcomes);
-    const command = ['npm run eval --', ...process.argv.slice(2).filter((arg) => arg !== '--keep' && arg !== '--no-write')].join(' ');
-    const results: HistoryResults = {
-      command,
-      date: new Date().toISOString(),
-      machine: { cpus: cpus().length, loadavg_at_start: loadAtStart, node: process.version },
-      split: { fraction: args.historySplit!, cut: split.cut, older_spam: split.older.filter((m) => m.class === 'spam').length, older_ham: split.older.filter((m) => m.class === 'ham').length, newer_spam: newer.spam.length, newer_ham: newer.ham.length },
-      learnt: learnt.output,
-      seconds: { learn: learnt.seconds, history: history.seconds, baseline: baseline.seconds, total: Math.round((Date.now() - began) / 1000) },
-      history: h,
-      baseline: b,
-      summary: { detection_rate: h.detection_rate, false_positives: h.false_positives, ham_count: h.ham_count, baseline_detection_rate: b.detection_rate },
-    };
-    if (args.write) {
-      const name = args.out === 'eval' ? 'eval-history' : args.out;
-      mkdirSync(RESULTS, { recursive: true });
-      writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
-      writeFileSync(join(RESULTS, `${name}-detection.png`), await svgToPng(historySvg(results)));
-      if (args.out === 'eval') writeHistoryBlock(join(ROOT, 'BENCHMARKS.md'), historyMarkdown(results, `bench/results/${name}-detection.png`));
-      log(`wrote bench/results/${name}.json, bench/results/${name}-detection.png${args.out === 'eval' ? ' and the Day one block of BENCHMARKS.md' : ''}`);
-    }
-    log(`day one: ${h.detection_rate}% of the newer spam caught from history (${b.detection_rate}% with nothing learnt); false positives ${h.false_positives}/${h.ham_count}`);
-    if (args.json) process.stdout.write(`${JSON.stringify(results.summary)}\n`);
     return 0;
   } finally {
     if (args.keep) log(`work directory kept: ${workDir}`);

@@ -33,6 +33,8 @@ export async function runNetwork(plan: Plan, participation: Participation, workD
   const started = Date.now();
   try {
     const progress = new Progress(`replay (${label})`, plan.events.length);
+    // Copies after the first, as the figures count them; with one copy per message (day one), every one.
+    const firstCounted = plan.options.copies > 1 ? 1 : 0;
     let spamAfterFirst = 0;
     let caught = 0;
     let fps = 0;
@@ -40,7 +42,7 @@ export async function runNetwork(plan: Plan, participation: Participation, workD
       concurrency: args.concurrency,
       messageOf,
       onProgress(done, _total, outcome) {
-        if (outcome.kind === 'spam' && !outcome.trap && (outcome.copy ?? 0) >= 1 && outcome.how !== 'error') {
+        if (outcome.kind === 'spam' && !outcome.trap && (outcome.copy ?? 0) >= firstCounted && outcome.how !== 'error') {
           spamAfterFirst++;
           if (outcome.flagged) caught++;
         }
