@@ -21,20 +21,24 @@
  * NAME-detection.png; only the default `eval` writes BENCHMARKS.md), --gateway-env NIMBUS_X=V
  * (repeatable: extra configuration of every gateway, for experiments such as kind weights),
  * --no-baseline, --keep (keep the work directory), --no-write.
+ *
+ * `--history-split F` runs the day-one evaluation of issue 19 instead (bench/eval/day-one.ts,
+ * bench/eval/history.ts): the older fraction F of the corpus learnt with `nimbus learn`, the rest
+ * replayed once per message with no traps and no reports, beside the same with nothing learnt.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listCorpus, readCorpusMessage } from './eval/corpus.js';
-import { computeFigures, type RunFigures } from './eval/figures.js';
+import type { RunFigures } from './eval/figures.js';
+import { runDayOne } from './eval/day-one.js';
 import { evalMarkdown, writeBenchmarksBlock, type EvalResults } from './eval/markdown.js';
-import { buildProduct, startNetwork, type KeyRole, type Participation } from './eval/network.js';
+import { buildProduct, type KeyRole } from './eval/network.js';
 import { buildPlan, DEFAULT_PLAN, type Plan, type PlanEvent } from './eval/plan.js';
 import { resultsSvg, svgToPng } from './eval/plot.js';
 import { formatSeconds, Progress } from './eval/progress.js';
-import { replay } from './eval/replay.js';
-import { startSink } from './eval/sink.js';
+import { runNetwork } from './eval/run-network.js';
 import { makeVariant, type VariantReport } from './eval/variants.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -60,6 +64,8 @@ interface Args {
   keyRole: KeyRole;
   out: string;
   gatewayEnv: Record<string, string>;
+  /** Day one (issue 19): learn the older part of the corpus, replay the newer; null: the campaign eval. */
+  historySplit: number | null;
 }
 
 class UsageError extends Error {}
@@ -83,6 +89,7 @@ function parseArgs(argv: readonly string[]): Args {
     keyRole: 'split',
     out: 'eval',
     gatewayEnv: {},
+    historySplit: null,
   };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -111,6 +118,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--ham-mistake-rate': args.hamMistakeRate = number(0, 1, false); break;
       case '--lookup-timeout-ms': args.lookupTimeoutMs = number(1, 60_000); break;
       case '--no-baseline': args.baseline = false; break;
+      case '--history-split': args.historySplit = number(0.05, 0.95, false); break;
       case '--keep': args.keep = true; break;
       case '--no-write': args.write = false; break;
       case '--key-role': {
@@ -200,52 +208,13 @@ async function prepareVariants(plan: Plan, dir: string, seed: string): Promise<{
   return { messageOf, summary };
 }
 
-async function runNetwork(plan: Plan, participation: Participation, workDir: string, args: Args, cliPath: string, messageOf: (event: PlanEvent) => Buffer): Promise<{ figures: RunFigures; seconds: number }> {
-  mkdirSync(workDir, { recursive: true });
-  const sink = await startSink(workDir);
-  log(`${participation}: starting ${participation === 'standard' ? 'the reputation service and ' : ''}${plan.gateways.length} gateways`);
-  const network = await startNetwork({ root: ROOT, cli: cliPath, keyRole: args.keyRole, gatewayEnv: args.gatewayEnv, workDir, gateways: plan.gateways, participation, sinkPort: sink.port, lookupTimeoutMs: args.lookupTimeoutMs });
-  const started = Date.now();
-  try {
-    const progress = new Progress(`replay (${participation})`, plan.events.length);
-    let spamAfterFirst = 0;
-    let caught = 0;
-    let fps = 0;
-    const { outcomes, stats } = await replay(plan, network, sink, {
-      concurrency: args.concurrency,
-      messageOf,
-      onProgress(done, _total, outcome) {
-        if (outcome.kind === 'spam' && !outcome.trap && (outcome.copy ?? 0) >= 1 && outcome.how !== 'error') {
-          spamAfterFirst++;
-          if (outcome.flagged) caught++;
-        }
-        if (outcome.kind === 'ham' && outcome.flagged) fps++;
-        progress.update(done, `caught ${spamAfterFirst ? ((100 * caught) / spamAfterFirst).toFixed(1) : '0'}% FP ${fps}`);
-      },
-    });
-    const seconds = Math.round((Date.now() - started) / 1000);
-    progress.done(`${(plan.events.length / Math.max(seconds, 1)).toFixed(1)} messages/s`);
-    // Kept with the work directory (--keep) for looking into single copies.
-    writeFileSync(join(workDir, 'outcomes.jsonl'), outcomes.map((o) => {
-      const event = plan.events[o.seq]!;
-      return JSON.stringify({ ...o, file: event.kind === 'ham' ? event.message.file : plan.campaigns[event.campaign]!.message.file, ip: event.ip });
-    }).join('\n'));
-    const figures = computeFigures(plan, outcomes, stats, participation);
-    writeFileSync(join(workDir, 'figures.json'), JSON.stringify(figures, null, 2));
-    return { figures, seconds };
-  } finally {
-    await network.stop();
-    await sink.close();
-  }
-}
-
 async function main(): Promise<number> {
   let args: Args;
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`eval: ${error.message}\nusage: npm run eval [-- CORPUS_DIR] [--gateways K] [--copies N] [--seed S] [--limit L] [--json]\n`);
+      process.stderr.write(`eval: ${error.message}\nusage: npm run eval [-- CORPUS_DIR] [--gateways K] [--copies N] [--seed S] [--limit L] [--history-split F] [--json]\n`);
       return EX_USAGE;
     }
     throw error;
@@ -259,6 +228,7 @@ async function main(): Promise<number> {
     return readCorpusMessage(entry);
   });
   loading.done(`${messages.length} messages`);
+  if (args.historySplit !== null) return runDayOne({ ...args, historySplit: args.historySplit, root: ROOT, results: RESULTS }, messages, loadAtStart, began);
   const spam = messages.filter((m) => m.class === 'spam');
   const ham = messages.filter((m) => m.class === 'ham');
   const plan = buildPlan(spam, ham, {
@@ -281,11 +251,11 @@ async function main(): Promise<number> {
     seconds.variants = Math.round((Date.now() - prepStarted) / 1000);
     log('building the product into .tmp/eval-dist');
     const cliPath = await buildProduct(ROOT);
-    const participating = await runNetwork(plan, 'standard', join(workDir, 'standard'), args, cliPath, messageOf);
+    const participating = await runNetwork(plan, 'standard', join(workDir, 'standard'), { ...args, root: ROOT }, cliPath, messageOf);
     seconds.participating = participating.seconds;
     let baseline: RunFigures | null = null;
     if (args.baseline) {
-      const off = await runNetwork(plan, 'off', join(workDir, 'off'), args, cliPath, messageOf);
+      const off = await runNetwork(plan, 'off', join(workDir, 'off'), { ...args, root: ROOT }, cliPath, messageOf);
       baseline = off.figures;
       seconds.baseline = off.seconds;
     }

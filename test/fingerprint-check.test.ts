@@ -55,10 +55,10 @@ test('after report --spam, check says spam and names the reported fingerprints, 
   t.is(elsewhere.verdict, 'unknown');
 });
 
-test('report refuses to run without exactly one of --spam or --ham', async (t) => {
+test('report refuses to run without exactly one of --spam, --ham or --forget', async (t) => {
   const both = await nimbus(['report', '--spam', '--ham', 'x.eml']);
   t.is(both.code, 64);
-  t.regex(both.stderr, /exactly one of --spam or --ham/);
+  t.regex(both.stderr, /exactly one of --spam, --ham or --forget/);
   const missing = await nimbus(['report', '--spam', '/nonexistent/x.eml']);
   t.is(missing.code, 1);
   t.regex(missing.stderr, /cannot read \/nonexistent\/x\.eml/);

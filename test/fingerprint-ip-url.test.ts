@@ -1,6 +1,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { clientIpFromReceived, ipFingerprints, isPublicAddress } from '../src/fingerprint/ip.js';
+import { ipFingerprints, isPublicAddress } from '../src/fingerprint/ip.js';
+import { handoffFromReceived } from '../src/fingerprint/received.js';
 import { extractUrls, registrableDomain, urlFingerprints } from '../src/fingerprint/url.js';
 import { fingerprintMessage } from '../src/fingerprint/index.js';
 import { message, prose } from '../fixtures/fingerprint/factory.js';
@@ -31,15 +32,15 @@ test('an IPv4-mapped IPv6 address is the IPv4 address', (t) => {
   t.deepEqual(ipFingerprints('not an address'), []);
 });
 
-test('the client IP comes from the topmost Received header with a public address', (t) => {
+test('without a client address the IP is the hop that handed the message to the site, read from Received', (t) => {
   t.false(isPublicAddress('10.1.2.3'));
   t.false(isPublicAddress('fe80::1'));
   t.is(
-    clientIpFromReceived([
+    handoffFromReceived([
       'from internal (internal [10.0.0.5]) by mx.example.org',
       'from mail.sender.example (mail.sender.example [198.51.100.23]) by gw.example.org',
       'from laptop (home [203.0.113.99]) by mail.sender.example',
-    ]),
+    ])?.ip,
     '198.51.100.23',
   );
 });

@@ -10,7 +10,7 @@
  * start in a fraction of the time tsx needs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { GatewayIdentity } from './plan.js';
@@ -41,6 +41,8 @@ export interface NetworkOptions {
    */
   readonly lookupTimeoutMs: number;
   readonly logLevel?: string;
+  /** An embedded engine file each gateway starts with (a copy each): the day-one eval's learnt history. */
+  readonly localReputation?: string;
 }
 
 export interface RunningGateway {
@@ -139,7 +141,7 @@ function cli(cliPath: string, root: string, args: readonly string[], env: NodeJS
 }
 
 /** Runs a CLI command to its end; stdout and stderr are returned. */
-function runCli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
+export function runCli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -200,6 +202,7 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
       const port = await freePort();
       const dataDir = join(options.workDir, `gateway-${identity.index + 1}`);
       mkdirSync(dataDir, { recursive: true });
+      if (options.localReputation !== undefined) copyFileSync(options.localReputation, join(dataDir, 'local-reputation.sqlite'));
       const env: NodeJS.ProcessEnv = {
         ...baseEnv(),
         NIMBUS_LISTEN: `127.0.0.1:${port}`,

@@ -170,7 +170,7 @@ export function buildPlan(spamMessages: readonly CorpusMessage[], hamMessages: r
 
   const span = Math.max(1, ...events.map((event) => event.time));
   const hamRng = rngFor(options.seed, 'ham');
-  const mistakes = new Set(hamRng.shuffled(ham.map((_, i) => i)).slice(0, ham.length === 0 ? 0 : Math.max(1, Math.round(ham.length * options.hamMistakeRate))));
+  const mistakes = new Set(hamRng.shuffled(ham.map((_, i) => i)).slice(0, ham.length === 0 || options.hamMistakeRate === 0 ? 0 : Math.max(1, Math.round(ham.length * options.hamMistakeRate))));
   const times = ham.map(() => hamRng.between(0, span)).sort((a, b) => a - b);
   ham.forEach((message, i) => {
     const handoff = handoffOf(message.raw);

@@ -10,7 +10,7 @@ export interface Series {
   readonly colour: string;
   /** Dashed, drawn under the solid lines: so a line equal to another stays visible. */
   readonly dashed?: boolean;
-  /** [copies seen, detection %] */
+  /** [x, detection %]: copies seen, or (day one) the tenth of the replayed mail */
   readonly points: readonly (readonly [number, number])[];
 }
 
@@ -20,7 +20,7 @@ const MARGIN = { left: 70, right: 30, top: 96, bottom: 60 };
 
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function detectionSvg(series: readonly Series[], options: { title: string; subtitle: string; target?: { from: number; rate: number } }): string {
+export function detectionSvg(series: readonly Series[], options: { title: string; subtitle: string; target?: { from: number; rate: number }; xLabel?: string; yLabel?: string }): string {
   const xs = series.flatMap((s) => s.points.map(([x]) => x));
   const xMin = Math.min(1, ...xs);
   const xMax = Math.max(xMin + 1, ...xs);
@@ -46,8 +46,8 @@ export function detectionSvg(series: readonly Series[], options: { title: string
   }
   parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#333"/>`);
   parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="#333"/>`);
-  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 16}" font-size="13" text-anchor="middle">copies of the campaign already sent (the first went to a spam trap)</text>`);
-  parts.push(`<text transform="translate(20 ${MARGIN.top + plotH / 2}) rotate(-90)" font-size="13" text-anchor="middle">copies caught</text>`);
+  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 16}" font-size="13" text-anchor="middle">${escape(options.xLabel ?? 'copies of the campaign already sent (the first went to a spam trap)')}</text>`);
+  parts.push(`<text transform="translate(20 ${MARGIN.top + plotH / 2}) rotate(-90)" font-size="13" text-anchor="middle">${escape(options.yLabel ?? 'copies caught')}</text>`);
   if (options.target) {
     const from = Math.max(xMin, options.target.from);
     parts.push(`<line x1="${x(from)}" x2="${x(xMax)}" y1="${y(options.target.rate)}" y2="${y(options.target.rate)}" stroke="#888" stroke-dasharray="6 4"/>`);

@@ -9,8 +9,9 @@
 import { readFile } from 'node:fs/promises';
 import { loadConfig } from '../config/index.js';
 import { createLogger } from '../log.js';
-import { checkMessages, type CheckResult } from '../scan/offline.js';
+import { checkMessages, siteOf, type CheckResult } from '../scan/offline.js';
 import { openCommandReputation } from '../scan/runtime.js';
+import type { SiteKnowledge } from '../fingerprint/received.js';
 import type { MessageScanner } from '../scan/types.js';
 
 export const EXIT_USAGE = 64;
@@ -55,13 +56,13 @@ export async function run(args: string[]): Promise<number> {
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, { service: 'check' });
   const reputation = await openCommandReputation(config, log);
   try {
-    return await checkFiles(files, json, reputation.scanner);
+    return await checkFiles(files, json, reputation.scanner, siteOf(config));
   } finally {
     await reputation.close();
   }
 }
 
-async function checkFiles(files: readonly string[], json: boolean, scanner: MessageScanner): Promise<number> {
+async function checkFiles(files: readonly string[], json: boolean, scanner: MessageScanner, site: SiteKnowledge): Promise<number> {
   let status = 0;
   for (const file of files.length === 0 ? ['-'] : files) {
     let raw: Buffer;
@@ -72,7 +73,7 @@ async function checkFiles(files: readonly string[], json: boolean, scanner: Mess
       status = EXIT_NOINPUT;
       continue;
     }
-    for (const result of await checkMessages(file, raw, scanner)) process.stdout.write(json ? `${formatJson(result)}\n` : `${formatTable(result)}\n`);
+    for (const result of await checkMessages(file, raw, scanner, site)) process.stdout.write(json ? `${formatJson(result)}\n` : `${formatTable(result)}\n`);
   }
   return status;
 }

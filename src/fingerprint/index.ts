@@ -7,7 +7,8 @@ import { hash } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { hashImage, PHASH_ALGORITHM } from './image.js';
 import type { ImageHashCache } from './image-cache.js';
-import { clientIpFromReceived, ipFingerprints } from './ip.js';
+import { ipFingerprints } from './ip.js';
+import { handoffFromReceived, type SiteKnowledge } from './received.js';
 import { DEFAULT_LIMITS, MIN_ATTACHMENT_BYTES, type FingerprintLimits } from './limits.js';
 import { isListLink, mailingListOf, splitListFooter } from './mailing-list.js';
 import { htmlToText, minhash, normalisedWords } from './text.js';
@@ -18,8 +19,10 @@ export { DEFAULT_LIMITS, type FingerprintLimits } from './limits.js';
 export { makeFingerprint, parseFingerprint, type Fingerprint } from './types.js';
 
 export interface FingerprintContext {
-  /** The connecting client (or XCLIENT/XFORWARD address); else taken from the topmost Received header with a public IP. */
+  /** The connecting client (or XCLIENT/XFORWARD address); else the hand-off hop of the Received headers (received.ts). */
   readonly clientIp?: string;
+  /** What the site says about itself, for reading the hand-off from Received when there is no clientIp. */
+  readonly site?: SiteKnowledge;
   /**
    * Attachments (not images) up to this many bytes keep their decoded bytes in `content`, for
    * attachment samples (src/stats/samples.ts); 0 or absent: none are kept.
@@ -117,7 +120,8 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   const message = stripEnvelope(raw);
   const parsed = await parse(message, caps, skips);
 
-  const clientIp = context.clientIp ?? clientIpFromReceived(headerList(parsed, message, 'received'));
+  const deliveredTo = [...rawHeaders(parsed, message, 'delivered-to'), ...rawHeaders(parsed, message, 'x-original-to')];
+  const clientIp = context.clientIp ?? handoffFromReceived(headerList(parsed, message, 'received'), context.site, deliveredTo)?.ip;
   const ipPrints = clientIp === undefined ? [] : ipFingerprints(clientIp);
   if (ipPrints.length === 0) skips.push({ reason: 'ip-unknown', detail: clientIp ?? 'no public address in Received headers' });
   fingerprints.push(...ipPrints);

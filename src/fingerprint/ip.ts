@@ -66,21 +66,3 @@ export function isPublicAddress(address: string): boolean {
   if (b[0] === 0xff) return false; // multicast
   return true;
 }
-
-const BRACKETED = /\[(?:ipv6:)?([0-9a-f:.]+)\]|\(([0-9a-f:.]{7,})\)/gi;
-
-/**
- * The sending client as recorded by our own MTA: the topmost Received header (the newest hop)
- * that names a public address. Only used when the gateway did not pass the connecting address,
- * e.g. `nimbus check` on a saved message.
- */
-export function clientIpFromReceived(received: readonly string[]): string | undefined {
-  for (const header of received) {
-    const from = header.replace(/\s+/g, ' ').split(/\bby\b/i)[0] ?? '';
-    for (const match of from.matchAll(BRACKETED)) {
-      const candidate = match[1] ?? match[2] ?? '';
-      if (isPublicAddress(candidate)) return candidate;
-    }
-  }
-  return undefined;
-}

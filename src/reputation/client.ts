@@ -12,6 +12,7 @@ import { NimbusError } from '../errors.js';
 import { maskCredentials } from '../redact.js';
 import {
   lookupResponse,
+  lookupResult,
   type FeedbackRequest,
   type LookupResult,
   type ReportBatch,
@@ -63,6 +64,8 @@ export interface ReputationClient {
   sample(body: SampleUpload, signal?: AbortSignal): Promise<{ sha256: string; duplicate: boolean }>;
   setVerdict(item: string, body: VerdictOverride, signal?: AbortSignal): Promise<void>;
   clearVerdict(item: string, signal?: AbortSignal): Promise<boolean>;
+  /** GET /v1/fingerprints/{item} (admin key): why it has its verdict; null when the service knows nothing of it (404). */
+  explain(item: string, signal?: AbortSignal): Promise<ServiceExplanation | null>;
   /** Closes the idle keep-alive sockets. */
   close(): void;
 }
@@ -71,6 +74,16 @@ const reportResponse = z.object({ accepted: z.number(), duplicate: z.boolean() }
 const feedbackResponse = z.object({ accepted: z.number() });
 const clearResponse = z.object({ removed: z.boolean() });
 const sampleResponse = z.object({ sha256: z.string(), duplicate: z.boolean() });
+const explanationResponse = z.object({
+  item: z.string(),
+  result: lookupResult,
+  override: z.object({ verdict: z.enum(['spam', 'bulk', 'ham']), reason: z.string().nullable() }).nullable(),
+  reporters: z.array(z.object({ id: z.string(), role: z.string().nullable(), sensor: z.number(), spam: z.number(), weak: z.number(), ham: z.number(), lastReport: z.string() })),
+  reporterCount: z.number(),
+  neighbours: z.array(z.object({ item: z.string(), similarity: z.number(), verdict: z.string(), score: z.number() })),
+  audit: z.array(z.object({ at: z.string(), by: z.string(), before: z.string().nullable(), after: z.string().nullable(), reason: z.string().nullable() })),
+});
+export type ServiceExplanation = z.infer<typeof explanationResponse>;
 const errorBody = z.object({ error: z.string(), message: z.string() });
 
 function codeFor(status: number): ServiceErrorCode {
@@ -126,6 +139,15 @@ class HttpReputationClient implements ReputationClient {
   async clearVerdict(item: string, signal?: AbortSignal): Promise<boolean> {
     const body = await this.#call('DELETE', `/v1/verdicts/${encodeURIComponent(item)}`, undefined, clearResponse, signal);
     return body.removed;
+  }
+
+  async explain(item: string, signal?: AbortSignal): Promise<ServiceExplanation | null> {
+    try {
+      return await this.#call('GET', `/v1/fingerprints/${encodeURIComponent(item)}`, undefined, explanationResponse, signal);
+    } catch (error) {
+      if (error instanceof ReputationServiceError && error.status === 404) return null;
+      throw error;
+    }
   }
 
   close(): void {

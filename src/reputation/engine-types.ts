@@ -86,6 +86,13 @@ export interface ReputationEngine {
   ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now?: number): Promise<IngestResult>;
   /** User/admin feedback and spam traps. */
   feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now?: number): Promise<void>;
+  /**
+   * Undoes one reporter's reports: its `label` evidence on each item is withdrawn (its other
+   * channels and every other reporter's evidence stay). Returns how many items held such evidence.
+   * A SQLite store writing behind a journal (the reputation service) refuses it (ForgetUnsupported):
+   * undo is the embedded engine's, for its own admin.
+   */
+  forget(reporterId: string, label: FeedbackLabel, items: readonly string[], now?: number): Promise<number>;
   /** An admin override that beats every counter; recorded in the fingerprint's audit trail. */
   setVerdict(item: string, verdict: OverrideVerdict, by: OverrideBy, now?: number): Promise<void>;
   /** Removes an override (recorded in the audit trail); false when there was none (nothing recorded). */

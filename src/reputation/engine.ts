@@ -7,7 +7,7 @@ import { fuzzySchemeFor, type FuzzyScheme } from '../fingerprint/fuzzy.js';
 import type { LookupResult, ReportRecord } from './api.js';
 import type { FeedbackLabel, FingerprintExplanation, OverrideAudit, OverrideVerdict, Reporter, ReporterEvidence } from './engine-types.js';
 import { isoTime } from './iso-time.js';
-import { SENSOR_TRAP_CONTRIBUTION, WEAK_CONTRIBUTION, decayFactor, judge, reporterCap, type Observation, type PairState } from './scoring.js';
+import { SENSOR_TRAP_CONTRIBUTION, WEAK_CONTRIBUTION, decayFactor, judge, reporterCap, type FingerprintState, type Observation, type PairState } from './scoring.js';
 
 export type { ReputationEngine, KeyStore, OpenedReputation, ReputationStoreOptions } from './engine-types.js';
 
@@ -141,6 +141,42 @@ export function feedbackObservation(reporter: Reporter, label: FeedbackLabel): O
     o.hamReports = 1;
   }
   return o;
+}
+
+/**
+ * One reporter's `label` evidence taken back from a fingerprint (engine `forget`): the pair's
+ * channel, decayed to `now`, comes off the fingerprint's sum, and its report off the decayed
+ * report count (as much as a report made when the pair was last touched still counts). Null
+ * when the pair holds no evidence of that label. The same arithmetic as scoring.observe: both
+ * decayed to the fingerprint's time, the pair's time made the fingerprint's.
+ */
+export function withdrawn(state: FingerprintState, pair: PairState, label: FeedbackLabel, now: number): { state: FingerprintState; pair: PairState } | null {
+  const f = decayFactor(state.ts, now);
+  const pf = decayFactor(pair.ts, now);
+  const evidence = (label === 'spam' ? pair.spam : pair.ham) * pf;
+  if (!(evidence > 0)) return null;
+  const ts = Math.max(state.ts, now);
+  const next: PairState = { sensor: pair.sensor * pf, spam: label === 'spam' ? 0 : pair.spam * pf, weak: pair.weak * pf, ham: label === 'ham' ? 0 : pair.ham * pf, ts };
+  const less = (value: number, minus: number): number => Math.max(0, value - minus);
+  return {
+    state: {
+      ...state,
+      seen: state.seen * f,
+      spamReports: label === 'spam' ? less(state.spamReports * f, pf) : state.spamReports * f,
+      hamReports: label === 'ham' ? less(state.hamReports * f, pf) : state.hamReports * f,
+      sensorEv: state.sensorEv * f,
+      spamEv: label === 'spam' ? less(state.spamEv * f, evidence) : state.spamEv * f,
+      weakEv: state.weakEv * f,
+      hamEv: label === 'ham' ? less(state.hamEv * f, evidence) : state.hamEv * f,
+      ts,
+    },
+    pair: next,
+  };
+}
+
+/** A store that cannot undo a report (SQLite writing behind a journal: the reputation service). */
+export class ForgetUnsupported extends Error {
+  override readonly name = 'ForgetUnsupported';
 }
 
 /** Override changes kept per fingerprint, the latest ones: a runaway script cannot grow one without bound. */

@@ -5,6 +5,7 @@
  */
 import { fingerprintMessage, type AttachmentInfo, type Skip } from '../fingerprint/index.js';
 import type { ImageHashCache } from '../fingerprint/image-cache.js';
+import type { SiteKnowledge } from '../fingerprint/received.js';
 import { ipFingerprints } from '../fingerprint/ip.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import { GTUBE, streamContainsGtube } from './gtube.js';
@@ -25,8 +26,10 @@ export interface Analysed {
 }
 
 export interface AnalyseOptions {
-  /** The client address; null: the topmost Received header naming a public address. */
+  /** The client address; null: the hand-off hop of the Received headers. */
   readonly clientIp: string | null;
+  /** With no client address: what the site says about itself (src/fingerprint/received.ts). */
+  readonly site?: SiteKnowledge | undefined;
   /** Attachments up to this many bytes keep their bytes (for samples); 0: none. */
   readonly keepAttachmentBytes: number;
   readonly imageHashes: ImageHashCache | undefined;
@@ -52,6 +55,7 @@ export async function analyseMessage(message: MessageSource, options: AnalyseOpt
 export async function analyseBytes(raw: Buffer, options: AnalyseOptions): Promise<Analysed> {
   const found = await fingerprintMessage(raw, {
     ...(options.clientIp === null ? {} : { clientIp: options.clientIp }),
+    ...(options.site ? { site: options.site } : {}),
     keepAttachmentBytes: options.keepAttachmentBytes,
     ...(options.imageHashes ? { imageHashes: options.imageHashes } : {}),
   });

@@ -6,9 +6,14 @@
 import type { Logger } from 'pino';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { ReputationClient } from '../reputation/client.js';
-import type { FeedbackLabel, ReputationEngine } from '../reputation/engine-types.js';
+import type { FeedbackLabel, Reporter, ReputationEngine } from '../reputation/engine-types.js';
 
 export type FeedbackSource = 'admin' | 'trap';
+
+/** The embedded engine's voice for a local source: the gateway's own admin (and its traps) is trusted. */
+export function localReporter(source: FeedbackSource): Reporter {
+  return { id: `local-${source}`, weight: 1, trusted: true };
+}
 /** `forbidden`: the key's role may not send feedback (a sensor key); retrying will not help. */
 export type RemoteFeedback = 'sent' | 'disabled' | 'nothing-sendable' | 'failed' | 'forbidden';
 
@@ -44,8 +49,7 @@ export class Feedback {
   ): Promise<{ local: number; remote: RemoteFeedback | 'pending' }> {
     const items = [...new Set(fingerprints.map((fingerprint) => fingerprint.text))];
     if (items.length === 0) return { local: 0, remote: 'nothing-sendable' };
-    // The gateway's own admin (and the traps the admin set) is trusted by the embedded engine.
-    await this.#options.local.feedback({ id: `local-${source}`, weight: 1, trusted: true }, label, items);
+    await this.#options.local.feedback(localReporter(source), label, items);
     const remote = this.#options.remote;
     if (remote === null) return { local: items.length, remote: 'disabled' };
     const sendable = [...new Set(fingerprints.filter(this.#options.sendable).map((fingerprint) => fingerprint.text))];

@@ -189,6 +189,8 @@ export const COMMAND_SERVICE_TIMEOUT_MS = 10_000;
 
 export interface CommandReputation {
   readonly scanner: Scanner;
+  /** The embedded engine (`nimbus report --forget`, `learn`, `verdict`). */
+  readonly local: OpenedReputation;
   readonly feedback: Feedback;
   /** DKIM and DMARC of a reported message (`nimbus report`), when NIMBUS_AUTH_CHECKS is on. */
   readonly authentication: Authenticator | null;
@@ -214,6 +216,7 @@ export async function openCommandReputation(config: Config, log: Logger): Promis
   const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, log), authentication, log });
   return {
     scanner,
+    local,
     feedback,
     authentication,
     participating: client !== null,

@@ -128,7 +128,7 @@ export class Scanner implements MessageScanner {
     const scanLeft = () => started + parts.policy.scanTimeoutMs - performance.now() - reserve;
     // The authentication checks wait on the DNS while the message is parsed.
     const authenticating = parts.authentication ? this.#authenticate(parts.authentication, request, scanLeft()) : null;
-    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes });
+    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, site: request.site, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes });
     const authentication = authenticating === null ? null : await authenticating;
     const analysisMs = performance.now() - started - queuedMs;
     const fingerprints: Fingerprint[] = authentication === null ? analysed.fingerprints : [...analysed.fingerprints, ...authFingerprints(authentication)];

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { AttachmentInfo, Skip } from '../fingerprint/index.js';
 import type { DnsListResult } from '../dns/lists.js';
 import type { Fingerprint } from '../fingerprint/types.js';
+import type { SiteKnowledge } from '../fingerprint/received.js';
 import type { Verdict } from '../reputation/api.js';
 import type { Sample } from '../stats/samples.js';
 import type { AuthenticationResults } from './authentication.js';
@@ -49,6 +50,8 @@ export interface ScanRequest {
   readonly message: MessageSource;
   readonly envelope: Envelope;
   readonly client: ScanClient;
+  /** A stored message's site (`nimbus check`, `report`, `learn`): whose hops Received names are the site's own. */
+  readonly site?: SiteKnowledge;
 }
 
 /** One looked-up fingerprint: what was asked, what came back, and what it did to the score. */

@@ -96,6 +96,53 @@ end
 return out
 `;
 
+// One reporter's evidence of one label withdrawn from a fingerprint (engine forget), mirroring
+// engine.withdrawn. KEYS: state, spill hash. ARGV: reporter, now, halfLife, channel (2: spam,
+// 4: ham), ttl. Returns 1 when the reporter held evidence of that label there, else 0.
+export const FORGET = `
+local reporter = ARGV[1]; local now = tonumber(ARGV[2]); local hl = tonumber(ARGV[3]); local ch = tonumber(ARGV[4]); local ttl = ARGV[5]
+local call = redis.call; local pow = math.pow; local max = math.max; local pack = struct.pack; local read = struct.unpack; local sub = string.sub
+local b = call('GET', KEYS[1])
+if not b then return 0 end
+local sts, seen, sr, hr, se, sp, wk, hm, first, last, lg, rep, admin, spilled = read('${STATE_FORMAT}', b)
+local rlen = #reporter
+local at = nil; local pos = ${STATE_BYTES + 1}
+while pos <= #b do
+  local len = read('<H', b, pos)
+  if len == rlen and sub(b, pos + 2, pos + 1 + len) == reporter then at = pos + 2 + len; break end
+  pos = pos + 2 + len + ${PAIR_BYTES}
+end
+local p = {}
+local pts
+if at then p[1], p[2], p[3], p[4], pts = read('${PAIR_FORMAT}', b, at)
+elseif spilled == 1 then
+  local stored = call('HGET', KEYS[2], reporter)
+  if stored then p[1], p[2], p[3], p[4], pts = read('${PAIR_FORMAT}', stored) end
+end
+if not pts then return 0 end
+local fs = 1
+if now > sts then fs = pow(2, -(now - sts) / hl) end
+local pf = 1
+if now > pts then pf = pow(2, -(now - pts) / hl) end
+for i = 1, 4 do p[i] = p[i] * pf end
+local evidence = p[ch]
+if not (evidence > 0) then return 0 end
+seen = seen * fs; sr = sr * fs; hr = hr * fs; se = se * fs; sp = sp * fs; wk = wk * fs; hm = hm * fs
+if ch == 2 then sp = max(0, sp - evidence); sr = max(0, sr - pf) else hm = max(0, hm - evidence); hr = max(0, hr - pf) end
+p[ch] = 0
+local ts = max(sts, now)
+local state
+if at then
+  state = pack('${STATE_FORMAT}c0${PAIR_FORMAT.slice(1)}c0', ts, seen, sr, hr, se, sp, wk, hm, first, last, lg, rep, admin, spilled,
+    sub(b, ${STATE_BYTES + 1}, at - 1), p[1], p[2], p[3], p[4], ts, sub(b, at + ${PAIR_BYTES}))
+else
+  call('HSET', KEYS[2], reporter, pack('${PAIR_FORMAT}', p[1], p[2], p[3], p[4], ts))
+  state = pack('${STATE_FORMAT}c0', ts, seen, sr, hr, se, sp, wk, hm, first, last, lg, rep, admin, spilled, sub(b, ${STATE_BYTES + 1}))
+end
+if admin == 0 then call('SET', KEYS[1], state, 'PX', ttl) else call('SET', KEYS[1], state) end
+return 1
+`;
+
 // The audit entry of an override change, as JSON (cjson; `before` and `after` are admin codes).
 export const AUDIT_ENTRY = `
 local names = { 'spam', 'ham', 'bulk' }
@@ -183,6 +230,7 @@ return 1
 export interface Scripts {
   nimbusObserve(numKeys: number, ...a: (string | number | Buffer)[]): Promise<number[]>;
   nimbusObserveOne(...a: (string | number | Buffer)[]): Promise<number[]>;
+  nimbusForget(state: string, spill: string, reporter: string, now: number, halfLife: number, channel: number, ttl: number): Promise<number>;
   nimbusSetVerdict(state: string, reason: string, audit: string, code: number, text: string, now: number, by: string): Promise<number>;
   nimbusClearVerdict(state: string, reason: string, audit: string, ttl: number, now: number, by: string, text: string): Promise<number>;
   nimbusUpgrade(fp: string, pair: string, state: string, spill: string, reason: string): Promise<number>;
@@ -196,6 +244,7 @@ export interface Scripts {
 export function defineScripts(client: Redis | Cluster): Scripts {
   client.defineCommand('nimbusObserve', { lua: OBSERVE });
   client.defineCommand('nimbusObserveOne', { numberOfKeys: 2, lua: OBSERVE });
+  client.defineCommand('nimbusForget', { numberOfKeys: 2, lua: FORGET });
   client.defineCommand('nimbusSetVerdict', { numberOfKeys: 3, lua: SET_VERDICT });
   client.defineCommand('nimbusClearVerdict', { numberOfKeys: 3, lua: CLEAR_VERDICT });
   client.defineCommand('nimbusUpgrade', { numberOfKeys: 5, lua: UPGRADE });

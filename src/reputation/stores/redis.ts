@@ -243,6 +243,15 @@ export class RedisStore implements ReputationEngine {
     await this.#applyAll(reporter.id, [...new Set(items)].map((item) => [item, o] as const), now);
   }
 
+  async forget(reporterId: string, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<number> {
+    const channel = label === 'spam' ? 2 : 4; // FORGET's index of the pair's spam or ham value
+    const done = await Promise.all([...new Set(items)].map((item) => {
+      const tag = this.#k.tag(item);
+      return this.#scripts.nimbusForget(this.#k.state(tag), this.#k.spill(tag), reporterId, now, HALF_LIFE_MS, channel, FORGET_AFTER_MS);
+    }));
+    return done.reduce((sum, one) => sum + one, 0);
+  }
+
   async setVerdict(item: string, verdict: OverrideVerdict, by: OverrideBy, now = Date.now()): Promise<void> {
     const tag = this.#k.tag(item);
     const created = await this.#scripts.nimbusSetVerdict(this.#k.state(tag), this.#k.reason(tag), this.#k.audit(tag), ADMIN_CODES.indexOf(verdict), by.reason ?? '', now, by.by);

@@ -4,6 +4,8 @@
  * keeps it in memory until its flush): the scoring formula applied to the row and to the one
  * reporter's evidence, kept inline in the row for its first INLINE_PAIRS reporters.
  */
+import type { FeedbackLabel } from '../engine-types.js';
+import { withdrawn } from '../engine.js';
 import { emptyPair, emptyState, observe, type FingerprintState, type Observation, type PairState } from '../scoring.js';
 
 /**
@@ -108,4 +110,19 @@ export function applyObservation(current: FpRecord | null, reporterBytes: Buffer
     return { record: { state, pairs: current.pairs === null ? added : Buffer.concat([current.pairs, added]), spilled: current.spilled }, created: false, spilledPair: null, spilledPairExists: false };
   }
   return { record: { state, pairs: current.pairs, spilled: 1 }, created: false, spilledPair: pair, spilledPairExists: !isNew };
+}
+
+/**
+ * One reporter's `label` evidence withdrawn from a row (engine `forget`), or null when the
+ * reporter holds none there. `spilledPair`: the reporter's new `pair` row when it is not inline.
+ */
+export function withdrawFromRecord(current: FpRecord, reporterBytes: Buffer, label: FeedbackLabel, now: number, storedPair: () => PairState | undefined): { record: FpRecord; spilledPair: PairState | null } | null {
+  const found = findPair(current.pairs, reporterBytes);
+  const old = found.at >= 0 ? readPair(current.pairs!, found.at) : current.spilled !== 0 ? storedPair() : undefined;
+  const result = old === undefined ? null : withdrawn(current.state, old, label, now);
+  if (result === null) return null;
+  if (found.at < 0) return { record: { state: result.state, pairs: current.pairs, spilled: current.spilled }, spilledPair: result.pair };
+  const pairs = Buffer.from(current.pairs!);
+  writePairValues(pairs, found.at, result.pair);
+  return { record: { state: result.state, pairs, spilled: current.spilled }, spilledPair: null };
 }

@@ -16,7 +16,7 @@ import { openPrivateDatabase } from '../../private-files.js';
 import type { LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, FingerprintExplanation, IngestResult, OverrideBy, OverrideVerdict, Reporter, ReputationEngine } from '../engine-types.js';
 import {
-  answerFuzzy, batchMark, decisiveness, explanation, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys,
+  ForgetUnsupported, answerFuzzy, batchMark, decisiveness, explanation, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys,
   type FuzzyItem, type Neighbour, type ReporterPair,
 } from '../engine.js';
 import { Checkpointer, MAIN_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
@@ -26,7 +26,7 @@ import { useWal } from '../../sqlite-wal.js';
 import { AuditTrail } from './sqlite-audit.js';
 import { SqliteKeyStore } from './sqlite-keys.js';
 import { migrate, prepareStatements, toPair, toRecord, toReporterPair, toState, type Statements } from './sqlite-schema.js';
-import { applyObservation, inlinePairs } from './sqlite-rows.js';
+import { applyObservation, inlinePairs, withdrawFromRecord } from './sqlite-rows.js';
 import { WriteBehind, type WriteBehindHooks } from './sqlite-write-behind.js';
 
 /** `fuzzy_log` rows read per query when an engine replays the log. */
@@ -253,6 +253,26 @@ export class SqliteStore implements ReputationEngine {
     await this.#writeBehind?.admit();
     const committed = this.#db.transaction(() => this.#applyAll(reporter.id, [...new Set(items)].map((item) => [item, o] as const), now)).immediate();
     committed?.();
+  }
+
+  async forget(reporterId: string, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<number> {
+    // Write-behind journals observations, which only ever raise a pair: a withdrawal is not one.
+    if (this.#writeBehind !== null) throw new ForgetUnsupported('this store writes behind a journal (the reputation service) and cannot undo a report');
+    const reporterBytes = Buffer.from(reporterId);
+    return this.#db.transaction(() => {
+      let count = 0;
+      for (const item of new Set(items)) {
+        const row = this.#s.getFpPairs.get(item);
+        const change = row === undefined ? null : withdrawFromRecord(toRecord(row), reporterBytes, label, now, () => this.#storedPair(item, reporterId));
+        if (change === null) continue;
+        const { state: s, pairs, spilled } = change.record;
+        this.#s.updateFp.run(s.seen, s.spamReports, s.hamReports, s.sensorEv, s.spamEv, s.weakEv, s.hamEv, s.reporters, s.firstSeen, s.lastSeen, s.ts, pairs, spilled, item);
+        const p = change.spilledPair;
+        if (p !== null) this.#s.updatePair.run(p.sensor, p.spam, p.weak, p.ham, p.ts, item, reporterId);
+        count++;
+      }
+      return count;
+    }).immediate();
   }
 
   async setVerdict(item: string, verdict: OverrideVerdict, by: OverrideBy, now = Date.now()): Promise<void> {

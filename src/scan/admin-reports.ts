@@ -1,0 +1,98 @@
+/**
+ * The local admin's evidence about stored messages, one path for `nimbus report`, `nimbus
+ * report --forget` and `nimbus learn`: a message's fingerprints (its sender read from Received
+ * with the site's own knowledge), the embedded engine's trusted voice for the admin, and the
+ * record of reported messages (reported-messages.ts) that makes learning idempotent and an undo
+ * exact.
+ */
+import type { Fingerprint } from '../fingerprint/types.js';
+import type { SiteKnowledge } from '../fingerprint/received.js';
+import type { FeedbackLabel, ReputationEngine } from '../reputation/engine-types.js';
+import { analyseBytes } from './analyse.js';
+import { localReporter } from './feedback.js';
+import { messageDigest, type ReportedMessages } from './reported-messages.js';
+
+export interface AnalysedStored {
+  readonly digest: string;
+  readonly fingerprints: readonly Fingerprint[];
+  /** Why nothing can be learnt from it (no fingerprints), else null. */
+  readonly empty: string | null;
+}
+
+export type Learnt = 'learnt' | 'known' | 'relearnt';
+
+export interface ForgetResult {
+  /** The label it was recorded with; null when it was not in the record. */
+  readonly label: FeedbackLabel | null;
+  /** Fingerprints whose evidence from the admin was withdrawn. */
+  readonly withdrawn: number;
+}
+
+export class AdminReports {
+  readonly #engine: ReputationEngine;
+  readonly #record: ReportedMessages;
+  readonly #site: SiteKnowledge;
+  readonly #reporter = localReporter('admin');
+
+  constructor(engine: ReputationEngine, record: ReportedMessages, site: SiteKnowledge) {
+    this.#engine = engine;
+    this.#record = record;
+    this.#site = site;
+  }
+
+  async analyse(raw: Buffer): Promise<AnalysedStored> {
+    const found = await analyseBytes(raw, { clientIp: null, site: this.#site, keepAttachmentBytes: 0, imageHashes: undefined });
+    const empty = found.fingerprints.length > 0 ? null : `no fingerprints (${found.skips.map((s) => s.reason).join(', ') || 'empty message'})`;
+    return { digest: messageDigest(raw), fingerprints: found.fingerprints, empty };
+  }
+
+  /** True when the message is recorded with this label already (learning it again changes nothing). */
+  known(digest: string, label: FeedbackLabel): boolean {
+    return this.#record.labelOf(digest) === label;
+  }
+
+  /**
+   * Records messages whose evidence the engine has been given (`nimbus report` gives it through
+   * Feedback, to the service too); a message recorded before with the other label has its old
+   * evidence withdrawn where no other message of that label holds it.
+   */
+  async recorded(label: FeedbackLabel, messages: readonly AnalysedStored[], now = Date.now()): Promise<Learnt[]> {
+    const results = this.#record.recordAll(messages.map((m) => ({ digest: m.digest, label, items: m.fingerprints.map((f) => f.text) })), now);
+    const other: FeedbackLabel = label === 'spam' ? 'ham' : 'spam';
+    const released = results.flatMap((r) => r.released);
+    if (released.length > 0) await this.#engine.forget(this.#reporter.id, other, released, now);
+    return results.map((r) => (r.status === 'new' ? 'learnt' : r.status === 'known' ? 'known' : 'relearnt'));
+  }
+
+  /**
+   * Learns a batch of messages in one engine write (`nimbus learn`): those recorded with this
+   * label already are `known` and change nothing. Local only, as trusted as `nimbus report`.
+   */
+  async learn(label: FeedbackLabel, messages: readonly AnalysedStored[], now = Date.now()): Promise<Learnt[]> {
+    const fresh = messages.filter((m) => !this.known(m.digest, label));
+    const items = [...new Set(fresh.flatMap((m) => m.fingerprints.map((f) => f.text)))];
+    if (items.length > 0) await this.#engine.feedback(this.#reporter, label, items, now);
+    const results = new Map<AnalysedStored, Learnt>();
+    const recorded = await this.recorded(label, fresh, now);
+    fresh.forEach((m, i) => results.set(m, recorded[i]!));
+    return messages.map((m) => results.get(m) ?? 'known');
+  }
+
+  /**
+   * Undoes the admin's report of one message: the evidence it added is withdrawn from every
+   * fingerprint no other reported message of the same label holds. A message reported before the
+   * record existed (or never) is looked at by its fingerprints: those no recorded message holds
+   * lose the admin's evidence of either label.
+   */
+  async forget(message: AnalysedStored, now = Date.now()): Promise<ForgetResult> {
+    const entry = this.#record.forget(message.digest);
+    if (entry !== null) {
+      const withdrawn = entry.released.length === 0 ? 0 : await this.#engine.forget(this.#reporter.id, entry.label, entry.released, now);
+      return { label: entry.label, withdrawn };
+    }
+    const items = message.fingerprints.map((f) => f.text);
+    let withdrawn = 0;
+    for (const label of ['spam', 'ham'] as const) withdrawn += await this.#engine.forget(this.#reporter.id, label, this.#record.unheld(items, label), now);
+    return { label: null, withdrawn };
+  }
+}
