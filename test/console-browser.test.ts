@@ -129,13 +129,19 @@ test.serial('a subject carrying a script is shown as text and runs no script', a
   t.false(/script-src|unsafe-inline/.test(csp), 'no script is allowed at all');
 });
 
-test.serial('a quarantined message released from the page arrives at smtp-sink', async (t) => {
-  await send(['--header', `Subject: ${RELEASE_MARKER}`, '--body', GTUBE]);
+test.serial('a quarantined message is previewed with its HTML as inert text, and released from the page it arrives at smtp-sink', async (t) => {
+  const hostileHtml = '<html><body><img src="http://127.0.0.1:9/tracker.png"><script>window.__pwned = 3</script><p>Hi</p></body></html>';
+  await send(['--header', `Subject: ${RELEASE_MARKER}`, '--attach-type', 'text/plain', '--attach-body', GTUBE, '--attach-type', 'text/html', '--attach-body', hostileHtml]);
   await page.goto(`${base}/quarantine`);
   const row = page.locator('#quarantine tbody tr');
   t.is(await row.count(), 1);
   await row.locator('a').click();
   t.regex(await page.locator('pre.text').innerText(), /GTUBE/);
+  // The HTML part is its source as text: no element of it exists, nothing of it ran or was fetched.
+  t.regex(await page.locator('pre.html-source').innerText(), /<img src="http:\/\/127\.0\.0\.1:9\/tracker\.png">/);
+  t.is(await page.locator('main img, main script').count(), 0);
+  t.is(await page.evaluate('typeof window.__pwned'), 'undefined');
+  await shot('quarantine-preview');
   await page.goto(`${base}/quarantine`);
   await shot('quarantine');
   const before = new Set(sink.files());
