@@ -81,7 +81,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, log: string, what: string): Promise<void> {
+export async function waitForPort(port: number, child: ChildProcess, log: string, what: string): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new NetworkError(`${what} exited during start:\n${tail(log)}`);
@@ -99,7 +99,7 @@ async function waitForPort(port: number, child: ChildProcess, log: string, what:
   }
 }
 
-function tail(log: string, lines = 15): string {
+export function tail(log: string, lines = 15): string {
   try {
     return readFileSync(log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -129,7 +129,7 @@ export async function buildProduct(root: string): Promise<string> {
   return cliPath;
 }
 
-function cli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv, log: string): ChildProcess {
+export function cli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv, log: string): ChildProcess {
   const fd = openSync(log, 'a');
   try {
     return spawn(process.execPath, [cliPath, ...args], { cwd: root, env, stdio: ['ignore', fd, fd] });
@@ -139,7 +139,7 @@ function cli(cliPath: string, root: string, args: readonly string[], env: NodeJS
 }
 
 /** Runs a CLI command to its end; stdout and stderr are returned. */
-function runCli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
+export function runCli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -151,7 +151,7 @@ function runCli(cliPath: string, root: string, args: readonly string[], env: Nod
   });
 }
 
-async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
+export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
@@ -161,7 +161,7 @@ async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
 }
 
 /** Only what the eval sets: the parent's NIMBUS_* must not leak into the network's processes. */
-function baseEnv(): NodeJS.ProcessEnv {
+export function baseEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('NIMBUS_')) env[key] = value;
   return env;

@@ -1,0 +1,228 @@
+/**
+ * `npm run bench -- protection [--store sqlite,redis] [--scenario trap,report,voices,proxy]
+ * [--gateways K] [--campaigns N] [--duration S] [--interval-ms MS] [--json] [--out NAME]
+ * [--before FILE] [--no-write]`: seconds from the first signal about a campaign to every gateway
+ * catching its copies, in real time (issue 21).
+ *
+ * For each store and scenario a fresh network (bench/protection/network.ts) runs N campaigns
+ * made from corpus spam (bench/protection/campaign.ts). Scenarios: `trap` (a copy reaches a spam
+ * trap of gateway 1, whose admin key makes it trusted), `report` (one `nimbus report --spam` with
+ * the service's admin key), `voices` (three `nimbus report --spam` at once, three reporter keys),
+ * `proxy` (the gateways talk to a private service whose upstream is the measured one; an admin
+ * reports at the upstream).
+ *
+ * Writes bench/results/NAME.json (default `protection`), bench/results/NAME-STORE.png (share of
+ * copies caught against seconds since the signal) and the `## Protection` section of
+ * BENCHMARKS.md (with --before FILE: an earlier run's JSON beside this one). With --json, prints
+ * protection_p50_s, protection_p99_s and missed_after_signal per store and scenario.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { listCorpus, readCorpusMessage, type CorpusMessage } from './eval/corpus.js';
+import { buildProduct } from './eval/network.js';
+import { gatewayIdentities, spread, timeOrder } from './eval/plan.js';
+import { detectionSvg, svgToPng, type Series } from './eval/plot.js';
+import { startSink } from './eval/sink.js';
+import { personalisedCopies, runCampaign, SCENARIOS, type CampaignResult, type Scenario } from './protection/campaign.js';
+import { scenarioFigures, type ScenarioFigures } from './protection/figures.js';
+import { protectionMarkdown, writeProtectionSection, type ProtectionResults } from './protection/markdown.js';
+import { startProtectionNetwork, type Store } from './protection/network.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(here, '..');
+const RESULTS = join(here, 'results');
+const EX_USAGE = 64;
+/** Campaigns are taken from spam spread over the corpus, a few spare for those caught before any signal. */
+const SPARE_CAMPAIGNS = 4;
+const COLOURS: Record<Scenario, string> = { trap: '#1f77b4', report: '#2ca02c', voices: '#ff7f0e', proxy: '#9467bd' };
+
+interface Args {
+  corpus: string;
+  stores: Store[];
+  scenarios: Scenario[];
+  gateways: number;
+  campaigns: number;
+  durationS: number;
+  intervalMs: number;
+  lookupTimeoutMs: number;
+  seed: string;
+  json: boolean;
+  out: string;
+  before: string | null;
+  write: boolean;
+  keep: boolean;
+}
+
+class UsageError extends Error {}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = {
+    corpus: join(ROOT, '..', 'shared', 'corpus'),
+    stores: ['sqlite', 'redis'],
+    scenarios: [...SCENARIOS],
+    gateways: 3,
+    campaigns: 3,
+    durationS: 60,
+    intervalMs: 100,
+    lookupTimeoutMs: 2000,
+    seed: '1',
+    json: false,
+    out: 'protection',
+    before: null,
+    write: true,
+    keep: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    const number = (min: number, max: number, integer = true): number => {
+      const text = value();
+      const n = Number(text);
+      if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) throw new UsageError(`${flag}: expected ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${JSON.stringify(text)}`);
+      return n;
+    };
+    const list = <T extends string>(allowed: readonly T[]): T[] => {
+      const items = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
+      const bad = items.find((s) => !allowed.includes(s as T));
+      if (bad !== undefined || items.length === 0) throw new UsageError(`${flag}: a comma-separated list of ${allowed.join(', ')}${bad === undefined ? '' : `, not ${JSON.stringify(bad)}`}`);
+      return items as T[];
+    };
+    switch (flag) {
+      case '--store': args.stores = list<Store>(['sqlite', 'redis']); break;
+      case '--scenario': args.scenarios = list<Scenario>(SCENARIOS); break;
+      case '--gateways': args.gateways = number(1, 20); break;
+      case '--campaigns': args.campaigns = number(1, 100); break;
+      case '--duration': args.durationS = number(1, 600, false); break;
+      case '--interval-ms': args.intervalMs = number(10, 10_000); break;
+      case '--lookup-timeout-ms': args.lookupTimeoutMs = number(1, 60_000); break;
+      case '--seed': args.seed = value(); break;
+      case '--json': args.json = true; break;
+      case '--out': args.out = value(); break;
+      case '--before': args.before = value(); break;
+      case '--no-write': args.write = false; break;
+      case '--keep': args.keep = true; break;
+      case '--corpus': args.corpus = value(); break;
+      default: throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  return args;
+}
+
+function log(line: string): void {
+  process.stderr.write(`protection: ${line}\n`);
+}
+
+async function runScenario(args: Args, cli: string, store: Store, scenario: Scenario, messages: readonly CorpusMessage[], workRoot: string): Promise<CampaignResult[]> {
+  const workDir = join(workRoot, `${store}-${scenario}`);
+  mkdirSync(workDir, { recursive: true });
+  const sink = await startSink(workDir);
+  const identities = gatewayIdentities(args.gateways, args.seed);
+  const network = await startProtectionNetwork({
+    root: ROOT,
+    cli,
+    workDir,
+    store,
+    proxy: scenario === 'proxy',
+    gateways: identities,
+    sinkPort: sink.port,
+    lookupTimeoutMs: args.lookupTimeoutMs,
+    reporterKeys: 3,
+  });
+  const results: CampaignResult[] = [];
+  try {
+    const perCampaign = Math.ceil(((args.durationS * 1000) / args.intervalMs) * args.gateways / 2) + 1;
+    for (const message of messages) {
+      if (results.filter((r) => r.skipped === null).length >= args.campaigns) break;
+      const personalised = await personalisedCopies(message, perCampaign, args.seed, identities[0]!.domain);
+      const result = await runCampaign({ network, sink, identities, scenario, durationS: args.durationS, intervalMs: args.intervalMs, seed: args.seed }, results.length, message, personalised);
+      results.push(result);
+      const missed = result.copies.filter((c) => !c.caught && c.error === null).length;
+      log(`${store} ${scenario} ${message.file}: ${result.skipped ?? `signal ${result.signalSeconds.toFixed(2)} s, ${missed}/${result.copies.length} copies missed`}`);
+    }
+  } finally {
+    await network.stop();
+    await sink.close();
+  }
+  return results;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`bench protection: ${error.message}\n`);
+      return EX_USAGE;
+    }
+    throw error;
+  }
+  const cli = await buildProduct(ROOT);
+  const spam = timeOrder(listCorpus(args.corpus).filter((entry) => entry.class === 'spam').map(readCorpusMessage));
+  const pool = spread(spam, (args.campaigns + SPARE_CAMPAIGNS) * args.scenarios.length);
+  const workRoot = mkdtempSync(join(tmpdir(), 'nimbus-protection-'));
+  const started = Date.now();
+  const loadAtStart = loadavg().map((n) => Number(n.toFixed(2)));
+  const figures: Record<string, Record<string, ScenarioFigures>> = {};
+  const raw: Record<string, Record<string, CampaignResult[]>> = {};
+  try {
+    for (const store of args.stores) {
+      figures[store] = {};
+      raw[store] = {};
+      for (const [i, scenario] of args.scenarios.entries()) {
+        // Each scenario its own campaigns: what one convicted must not be known to the next.
+        const messages = pool.filter((_, j) => j % args.scenarios.length === i);
+        const results = await runScenario(args, cli, store, scenario, messages, workRoot);
+        raw[store]![scenario] = results;
+        figures[store]![scenario] = scenarioFigures(results, args.durationS, args.gateways, args.durationS > 10 ? 1 : 0.25);
+      }
+    }
+  } finally {
+    if (!args.keep) rmSync(workRoot, { recursive: true, force: true });
+    else log(`work directory kept: ${workRoot}`);
+  }
+  const results: ProtectionResults = {
+    command: `npm run bench -- protection ${argv.join(' ')}`.trim(),
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', loadavg_at_start: loadAtStart, node: process.version },
+    options: { gateways: args.gateways, campaigns: args.campaigns, duration_s: args.durationS, interval_ms: args.intervalMs, seed: args.seed, lookup_timeout_ms: args.lookupTimeoutMs },
+    seconds: Math.round((Date.now() - started) / 1000),
+    figures,
+  };
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify({ ...results, campaigns: raw }, null, 1)}\n`);
+  for (const store of args.stores) {
+    const series: Series[] = args.scenarios.map((scenario) => ({ label: scenario, colour: COLOURS[scenario], points: figures[store]![scenario]!.caught_by_second }));
+    const svg = detectionSvg(series, {
+      title: `Copies caught against seconds since the signal (${store})`,
+      subtitle: `${args.campaigns} campaigns per scenario, ${args.gateways} gateways, a copy to each every ${args.intervalMs} ms | ${results.date.slice(0, 10)}, seed ${args.seed}`,
+      xLabel: 'seconds since the signal (trap hit or report accepted)',
+      yLabel: 'copies caught',
+      xStep: args.durationS > 20 ? 5 : 1,
+      legendWidth: 170,
+    });
+    writeFileSync(join(RESULTS, `${args.out}-${store}.png`), await svgToPng(svg));
+  }
+  if (args.write) {
+    const before = args.before ? (JSON.parse(readFileSync(args.before, 'utf8')) as ProtectionResults) : null;
+    writeProtectionSection(join(ROOT, 'BENCHMARKS.md'), protectionMarkdown(results, before));
+  }
+  if (args.json) {
+    const summary: Record<string, Record<string, unknown>> = {};
+    for (const [store, byScenario] of Object.entries(figures)) {
+      summary[store] = {};
+      for (const [scenario, f] of Object.entries(byScenario)) {
+        summary[store]![scenario] = { protection_p50_s: f.protection_p50_s, protection_p99_s: f.protection_p99_s, missed_after_signal: f.missed_after_signal, missed_later_than_1s: f.missed_later_than_1s };
+      }
+    }
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  }
+  return 0;
+}
