@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- protection [--store sqlite,redis] [--scenario trap,report,voices,proxy]
  * [--gateways K] [--campaigns N] [--duration S] [--interval-ms MS] [--json] [--out NAME]
- * [--before FILE] [--no-write]`: seconds from the first signal about a campaign to every gateway
+ * [--before FILE] [--cli PATH] [--no-write]`: seconds from the first signal about a campaign to every gateway
  * catching its copies, in real time (issue 21).
  *
  * For each store and scenario a fresh network (bench/protection/network.ts) runs N campaigns
@@ -34,6 +34,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
 const RESULTS = join(here, 'results');
 const EX_USAGE = 64;
+/**
+ * Personalised copies made per campaign, then sent in turn: each made copy differs, and a repeat
+ * comes with its own recipient. Making one copy per slot (900 a minute) would take longer than
+ * the campaign itself on a small machine.
+ */
+const PERSONALISED_POOL = 60;
 /** Campaigns are taken from spam spread over the corpus, a few spare for those caught before any signal. */
 const SPARE_CAMPAIGNS = 4;
 const COLOURS: Record<Scenario, string> = { trap: '#1f77b4', report: '#2ca02c', voices: '#ff7f0e', proxy: '#9467bd' };
@@ -53,6 +59,8 @@ interface Args {
   before: string | null;
   write: boolean;
   keep: boolean;
+  /** A CLI built elsewhere (e.g. the code before a change), instead of building the tree's. */
+  cli: string | null;
 }
 
 class UsageError extends Error {}
@@ -73,6 +81,7 @@ function parseArgs(argv: readonly string[]): Args {
     before: null,
     write: true,
     keep: false,
+    cli: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -109,6 +118,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--no-write': args.write = false; break;
       case '--keep': args.keep = true; break;
       case '--corpus': args.corpus = value(); break;
+      case '--cli': args.cli = value(); break;
       default: throw new UsageError(`unknown option ${arg}`);
     }
   }
@@ -137,7 +147,7 @@ async function runScenario(args: Args, cli: string, store: Store, scenario: Scen
   });
   const results: CampaignResult[] = [];
   try {
-    const perCampaign = Math.ceil(((args.durationS * 1000) / args.intervalMs) * args.gateways / 2) + 1;
+    const perCampaign = Math.min(PERSONALISED_POOL, Math.ceil(((args.durationS * 1000) / args.intervalMs) * args.gateways / 2) + 1);
     for (const message of messages) {
       if (results.filter((r) => r.skipped === null).length >= args.campaigns) break;
       const personalised = await personalisedCopies(message, perCampaign, args.seed, identities[0]!.domain);
@@ -164,7 +174,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  const cli = await buildProduct(ROOT);
+  const cli = args.cli ?? (await buildProduct(ROOT));
   const spam = timeOrder(listCorpus(args.corpus).filter((entry) => entry.class === 'spam').map(readCorpusMessage));
   const pool = spread(spam, (args.campaigns + SPARE_CAMPAIGNS) * args.scenarios.length);
   const workRoot = mkdtempSync(join(tmpdir(), 'nimbus-protection-'));
@@ -172,6 +182,14 @@ export async function run(argv: string[]): Promise<number> {
   const loadAtStart = loadavg().map((n) => Number(n.toFixed(2)));
   const figures: Record<string, Record<string, ScenarioFigures>> = {};
   const raw: Record<string, Record<string, CampaignResult[]>> = {};
+  const summaryOf = (): ProtectionResults => ({
+    command: `npm run bench -- protection ${argv.join(' ')}`.trim(),
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', loadavg_at_start: loadAtStart, node: process.version },
+    options: { gateways: args.gateways, campaigns: args.campaigns, duration_s: args.durationS, interval_ms: args.intervalMs, seed: args.seed, lookup_timeout_ms: args.lookupTimeoutMs },
+    seconds: Math.round((Date.now() - started) / 1000),
+    figures,
+  });
   try {
     for (const store of args.stores) {
       figures[store] = {};
@@ -182,20 +200,16 @@ export async function run(argv: string[]): Promise<number> {
         const results = await runScenario(args, cli, store, scenario, messages, workRoot);
         raw[store]![scenario] = results;
         figures[store]![scenario] = scenarioFigures(results, args.durationS, args.gateways, args.durationS > 10 ? 1 : 0.25);
+        // Written after every scenario: a run that fails later keeps what it measured.
+        mkdirSync(RESULTS, { recursive: true });
+        writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify({ ...summaryOf(), campaigns: raw }, null, 1)}\n`);
       }
     }
   } finally {
     if (!args.keep) rmSync(workRoot, { recursive: true, force: true });
     else log(`work directory kept: ${workRoot}`);
   }
-  const results: ProtectionResults = {
-    command: `npm run bench -- protection ${argv.join(' ')}`.trim(),
-    date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', loadavg_at_start: loadAtStart, node: process.version },
-    options: { gateways: args.gateways, campaigns: args.campaigns, duration_s: args.durationS, interval_ms: args.intervalMs, seed: args.seed, lookup_timeout_ms: args.lookupTimeoutMs },
-    seconds: Math.round((Date.now() - started) / 1000),
-    figures,
-  };
+  const results = summaryOf();
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify({ ...results, campaigns: raw }, null, 1)}\n`);
   for (const store of args.stores) {

@@ -159,6 +159,8 @@ export async function startProtectionNetwork(options: ProtectionNetworkOptions):
       const privateService = await prepareService('private', 'sqlite', {
         NIMBUS_UPSTREAM_URL: measured.url,
         NIMBUS_UPSTREAM_KEY: proxyKey,
+        NIMBUS_REPUTATION_URL: measured.url,
+        NIMBUS_REPUTATION_KEY: proxyKey,
         NIMBUS_PARTICIPATION: 'standard',
         NIMBUS_ACCEPT_STATEMENT: 'yes',
       });
