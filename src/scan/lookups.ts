@@ -91,9 +91,12 @@ export class ReputationLookups {
     this.#cache.clear();
   }
 
-  /** The convictions stream connected (answers may be kept long) or went down (answers kept briefly, the old ones forgotten). */
+  /**
+   * The convictions stream connected (known answers may be kept long) or went down (new answers
+   * kept briefly). Answers already cached stay: what changed meanwhile is named, or a `reset`
+   * sent, when the stream resumes from its Last-Event-ID.
+   */
   setStreamUp(up: boolean): void {
-    if (this.#streamUp && !up) this.forgetAll();
     this.#streamUp = up;
   }
 

@@ -57,10 +57,10 @@ export class UpstreamProxy {
           this.#log.info({ event: 'reputation.upstream_convictions_up' }, 'following upstream\'s convictions stream');
         },
         down: (status, reason) => {
+          // Cached answers stay (upstream down, they are what the proxy has); those that changed
+          // meanwhile are named when the stream resumes from its Last-Event-ID.
           const was = this.#streamUp;
           this.#streamUp = false;
-          // Answers cached while the stream was up may have changed unheard of: forget them.
-          if (was) this.#cache.clear();
           if (was || status === 401) this.#log.warn({ event: 'reputation.upstream_convictions_down', status, err: reason }, 'upstream\'s convictions stream is down; upstream answers are kept only briefly');
         },
       },
