@@ -15,6 +15,8 @@
  * copies caught against seconds since the signal) and the `## Protection` section of
  * BENCHMARKS.md (with --before FILE: an earlier run's JSON beside this one). With --json, prints
  * protection_p50_s, protection_p99_s and missed_after_signal per store and scenario.
+ * `--stream-cost [--stream-gateways N]` measures what the convictions stream costs instead
+ * (bench/protection/stream-cost.ts).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -29,6 +31,7 @@ import { personalisedCopies, runCampaign, SCENARIOS, type CampaignResult, type S
 import { scenarioFigures, type ScenarioFigures } from './protection/figures.js';
 import { protectionMarkdown, writeProtectionSection, type ProtectionResults } from './protection/markdown.js';
 import { startProtectionNetwork, type Store } from './protection/network.js';
+import { runStreamCost } from './protection/stream-cost.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
@@ -61,6 +64,8 @@ interface Args {
   keep: boolean;
   /** A CLI built elsewhere (e.g. the code before a change), instead of building the tree's. */
   cli: string | null;
+  streamCost: boolean;
+  streamGateways: number;
 }
 
 class UsageError extends Error {}
@@ -82,6 +87,8 @@ function parseArgs(argv: readonly string[]): Args {
     write: true,
     keep: false,
     cli: null,
+    streamCost: false,
+    streamGateways: 50,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -119,6 +126,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--keep': args.keep = true; break;
       case '--corpus': args.corpus = value(); break;
       case '--cli': args.cli = value(); break;
+      case '--stream-cost': args.streamCost = true; break;
+      case '--stream-gateways': args.streamGateways = number(1, 1000); break;
       default: throw new UsageError(`unknown option ${arg}`);
     }
   }
@@ -151,7 +160,7 @@ async function runScenario(args: Args, cli: string, store: Store, scenario: Scen
     for (const message of messages) {
       if (results.filter((r) => r.skipped === null).length >= args.campaigns) break;
       const personalised = await personalisedCopies(message, perCampaign, args.seed, identities[0]!.domain);
-      const result = await runCampaign({ network, sink, identities, scenario, durationS: args.durationS, intervalMs: args.intervalMs, seed: args.seed }, results.length, message, personalised);
+      const result = await runCampaign({ network, sink, identities, scenario, durationS: args.durationS, intervalMs: args.intervalMs, seed: args.seed, workDir }, results.length, message, personalised);
       results.push(result);
       const missed = result.copies.filter((c) => !c.caught && c.error === null).length;
       log(`${store} ${scenario} ${message.file}: ${result.skipped ?? `signal ${result.signalSeconds.toFixed(2)} s, ${missed}/${result.copies.length} copies missed`}`);
@@ -175,6 +184,7 @@ export async function run(argv: string[]): Promise<number> {
     throw error;
   }
   const cli = args.cli ?? (await buildProduct(ROOT));
+  if (args.streamCost) return runStreamCost({ root: ROOT, cli, corpus: args.corpus, gateways: args.streamGateways, json: args.json });
   const spam = timeOrder(listCorpus(args.corpus).filter((entry) => entry.class === 'spam').map(readCorpusMessage));
   const pool = spread(spam, (args.campaigns + SPARE_CAMPAIGNS) * args.scenarios.length);
   const workRoot = mkdtempSync(join(tmpdir(), 'nimbus-protection-'));

@@ -46,6 +46,8 @@ export interface ProtectionNetwork {
   readonly serviceUrl: string;
   /** `nimbus report --spam FILE` by an admin of the measured service, or by reporter `index`. */
   report(role: ReporterRole, index: number, file: string): Promise<ReportRun>;
+  /** The verdict `nimbus check` gives `file` asking the measured service afresh (no cache). */
+  freshVerdict(file: string): Promise<string>;
   check(): void;
   stop(): Promise<void>;
 }
@@ -161,6 +163,8 @@ export async function startProtectionNetwork(options: ProtectionNetworkOptions):
         NIMBUS_UPSTREAM_KEY: proxyKey,
         NIMBUS_REPUTATION_URL: measured.url,
         NIMBUS_REPUTATION_KEY: proxyKey,
+        // As the gateways': the product's 300 ms would measure this machine's load, not the network.
+        NIMBUS_LOOKUP_TIMEOUT_MS: String(options.lookupTimeoutMs),
         NIMBUS_PARTICIPATION: 'standard',
         NIMBUS_ACCEPT_STATEMENT: 'yes',
       });
@@ -223,6 +227,14 @@ export async function startProtectionNetwork(options: ProtectionNetworkOptions):
       report(role, index, file) {
         const env = role === 'admin' ? reporterEnv('admin-workstation', adminKey) : reporterEnv(`reporter-${index + 1}`, reporterKeys[index]!);
         return reportWithTime(options.cli, options.root, file, env);
+      },
+      async freshVerdict(file) {
+        const checked = await runCli(options.cli, options.root, ['check', '--json', file], reporterEnv('checker', adminKey));
+        try {
+          return String((JSON.parse(checked.stdout.trim().split('\n')[0] ?? '{}') as { verdict?: unknown }).verdict ?? 'none');
+        } catch {
+          return `none (${checked.status}: ${checked.stderr.trim().slice(0, 200)})`;
+        }
       },
       check() {
         for (const { child, what, log } of children) {
