@@ -184,7 +184,7 @@ export async function run(argv: string[]): Promise<number> {
     throw error;
   }
   const cli = args.cli ?? (await buildProduct(ROOT));
-  if (args.streamCost) return runStreamCost({ root: ROOT, cli, corpus: args.corpus, gateways: args.streamGateways, json: args.json });
+  if (args.streamCost) return runStreamCost({ root: ROOT, cli, corpus: args.corpus, gateways: args.streamGateways, json: args.json, write: args.write, before: args.before, out: args.out === 'protection' ? 'protection-stream-cost' : args.out });
   const spam = timeOrder(listCorpus(args.corpus).filter((entry) => entry.class === 'spam').map(readCorpusMessage));
   const pool = spread(spam, (args.campaigns + SPARE_CAMPAIGNS) * args.scenarios.length);
   const workRoot = mkdtempSync(join(tmpdir(), 'nimbus-protection-'));

@@ -28,6 +28,11 @@ export interface CopyResult {
   readonly at: number;
   readonly personalised: boolean;
   readonly caught: boolean;
+  /**
+   * The gateway could not ask (its scan or its lookup ran out of time, or its breaker was open):
+   * the machine's load, not what the network knew. Counted, but not in the protection time.
+   */
+  readonly overloaded: boolean;
   /** The transaction failed (not counted as caught or missed). */
   readonly error: string | null;
 }
@@ -54,6 +59,8 @@ export interface CampaignContext {
 }
 
 const SMTP_OK = 250;
+/** Tests of a verdict made without the service's answer (src/scan/judge.ts, verdict.ts). */
+const OVERLOADED = /NIMBUS_SCAN_TIMEOUT|NIMBUS_LOOKUP_(TIMEOUT|ERROR|BREAKER_OPEN)/;
 const VOICES = 3;
 
 function field(header: string, name: string): string | null {
@@ -79,19 +86,20 @@ export async function runCampaign(context: CampaignContext, index: number, messa
   const mailFrom = envelopeSender(message.raw.subarray(0, headEnd < 0 ? message.raw.length : headEnd).toString('latin1'));
   const rng = rngFor(context.seed, 'protection', message.file);
   let sequence = 0;
-  const send = async (gateway: number, bytes: Buffer, ip: string, rcpt?: string): Promise<{ caught: boolean; error: string | null; file: string | null }> => {
+  const send = async (gateway: number, bytes: Buffer, ip: string, rcpt?: string): Promise<{ caught: boolean; overloaded: boolean; error: string | null; file: string | null }> => {
     const to = rcpt ?? `c${index}.${sequence++}@${identities[gateway]!.domain}`;
     try {
       const result = await sendMessage({ port: network.gateways[gateway]!.port, clientIp: ip, clientHelo: handoff.helo, mailFrom, rcptTo: to, message: bytes, timeoutMs: 60_000 });
       const delivery = sink.take(to);
-      if (result.stage === 'end' && result.code >= 500) return { caught: true, error: null, file: null };
-      if (result.stage !== 'end' || result.code !== SMTP_OK) return { caught: false, error: `${result.stage} ${result.code} ${result.text}`, file: null };
-      if (!delivery) return { caught: true, error: null, file: null };
+      if (result.stage === 'end' && result.code >= 500) return { caught: true, overloaded: false, error: null, file: null };
+      if (result.stage !== 'end' || result.code !== SMTP_OK) return { caught: false, overloaded: false, error: `${result.stage} ${result.code} ${result.text}`, file: null };
+      if (!delivery) return { caught: true, overloaded: false, error: null, file: null };
       const verdict = (field(delivery.header, 'X-Nimbus-Verdict') ?? '').split(';')[0]!.trim();
-      return { caught: verdict === 'spam', error: null, file: delivery.file };
+      const tests = field(delivery.header, 'X-Spam-Status') ?? '';
+      return { caught: verdict === 'spam', overloaded: OVERLOADED.test(tests), error: null, file: delivery.file };
     } catch (error) {
       sink.take(to);
-      return { caught: false, error: String(error), file: null };
+      return { caught: false, overloaded: false, error: String(error), file: null };
     }
   };
 
@@ -145,7 +153,7 @@ export async function runCampaign(context: CampaignContext, index: number, messa
       // Personalised copies come from elsewhere too, as a botnet sends them: only content can match.
       const ip = isPersonalised ? changeAddress(rng, handoff.ip, 'other-net') : handoff.ip;
       const at = (performance.now() - signalAt) / 1000;
-      copies.push(send(g, bytes, ip).then((r) => ({ gateway: g, at, personalised: isPersonalised, caught: r.caught, error: r.error })));
+      copies.push(send(g, bytes, ip).then((r) => ({ gateway: g, at, personalised: isPersonalised, caught: r.caught, overloaded: r.overloaded && !r.caught, error: r.error })));
     }
   }
   const results = await Promise.all(copies);

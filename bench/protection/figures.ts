@@ -3,7 +3,9 @@
  * missed one: every copy it got from then on was caught. Its protection time is that copy's
  * seconds since the signal; a gateway that missed the run's last copy was not protected within
  * the run and counts as the run's duration (`censored`). Percentiles are nearest-rank over every
- * (campaign, gateway) pair.
+ * (campaign, gateway) pair. Copies the gateway judged without the service's answer (its scan or
+ * lookup ran out of time on the loaded machine) are counted apart (`missed_overloaded`) and left
+ * out of the protection time: they say nothing about what the network knew.
  */
 import type { CampaignResult } from './campaign.js';
 
@@ -22,6 +24,8 @@ export interface ScenarioFigures {
   readonly missed_after_signal: number;
   /** Missed copies sent more than 1 s after the signal (the target is 0). */
   readonly missed_later_than_1s: number;
+  /** Missed copies judged without the service's answer (scan or lookup timed out): not in the two counts above. */
+  readonly missed_overloaded: number;
   readonly errors: number;
   /** Seconds the signal took (trap transaction; report command to the service's answer), median. */
   readonly signal_p50_s: number | null;
@@ -44,7 +48,7 @@ export function scenarioFigures(results: readonly CampaignResult[], durationS: n
   let censored = 0;
   for (const result of measured) {
     for (let g = 0; g < gateways; g++) {
-      const mine = result.copies.filter((c) => c.gateway === g && c.error === null).sort((a, b) => a.at - b.at);
+      const mine = result.copies.filter((c) => c.gateway === g && c.error === null && !c.overloaded).sort((a, b) => a.at - b.at);
       const lastMiss = mine.map((c) => c.caught).lastIndexOf(false);
       if (lastMiss === mine.length - 1) {
         censored++;
@@ -54,7 +58,7 @@ export function scenarioFigures(results: readonly CampaignResult[], durationS: n
     }
   }
   const copies = measured.flatMap((r) => r.copies);
-  const counted = copies.filter((c) => c.error === null);
+  const counted = copies.filter((c) => c.error === null && !c.overloaded);
   const bins = new Map<number, { caught: number; all: number }>();
   for (const copy of counted) {
     const bin = Math.floor(copy.at / binS) * binS;
@@ -74,7 +78,8 @@ export function scenarioFigures(results: readonly CampaignResult[], durationS: n
     copies_after_signal: counted.length,
     missed_after_signal: counted.filter((c) => !c.caught).length,
     missed_later_than_1s: counted.filter((c) => !c.caught && c.at > 1).length,
-    errors: copies.length - counted.length,
+    missed_overloaded: copies.filter((c) => c.error === null && c.overloaded).length,
+    errors: copies.filter((c) => c.error !== null).length,
     signal_p50_s: round(percentile(measured.map((r) => r.signalSeconds), 50)),
     caught_by_second: [...bins.entries()].sort((a, b) => a[0] - b[0]).map(([bin, { caught, all }]) => [round(bin)!, round((100 * caught) / all, 1)!] as const),
   };

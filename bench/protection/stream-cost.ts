@@ -12,8 +12,8 @@
  *   RATE a second; service lookups (`/v1/lookup` requests) per message. Run with --cli of the
  *   code before a change for the "today" figure.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConvictionStream } from '../../src/reputation/convictions-client.js';
 import { listCorpus, readCorpusMessage } from '../eval/corpus.js';
@@ -21,13 +21,50 @@ import { baseEnv, cli, freePort, NetworkError, runCli, stopChild, waitForPort } 
 import { spread } from '../eval/plan.js';
 import { startSink } from '../eval/sink.js';
 import { envelopeSender, sendMessage } from '../eval/smtp-client.js';
+import { writeProtectionSection } from './markdown.js';
 
 export interface StreamCostOptions {
+  /** Write the `## Protection: stream cost` section of BENCHMARKS.md, with `before` (an earlier run's JSON, e.g. of the code before the stream) beside it. */
+  readonly write: boolean;
+  readonly before: string | null;
+  readonly out: string;
   readonly root: string;
   readonly cli: string;
   readonly corpus: string;
   readonly gateways: number;
   readonly json: boolean;
+}
+
+interface StreamCostResults {
+  readonly command: string;
+  readonly date: string;
+  readonly machine: { readonly cpus: number; readonly cpu: string; readonly loadavg: readonly number[] };
+  readonly service_cpu: Record<string, number> | null;
+  readonly lookups: { readonly messages: number; readonly distinct: number; readonly rate_per_s: number; readonly lookup_requests: number; readonly per_message: number };
+}
+
+/** Targets of issue 21: the stream's share of one core with 50 streams, and lookups per message against before. */
+const TARGET_STREAM_CPU_PERCENT = 5;
+const TARGET_LOOKUP_RATIO = 1.5;
+
+function streamCostMarkdown(now: StreamCostResults, before: StreamCostResults | null): string {
+  const cpu = now.service_cpu;
+  const ratio = before && before.lookups.per_message > 0 ? now.lookups.per_message / before.lookups.per_message : null;
+  const verdict = (ok: boolean): string => (ok ? '**met**' : '**missed**');
+  return [
+    '## Protection: stream cost',
+    '',
+    `Command: \`${now.command}\` (bench/protection/stream-cost.ts describes the method)${before ? `; before: \`${before.command}\` (the code before the stream, built from the parent commit)` : ''}. Machine: ${now.machine.cpus}-core ${now.machine.cpu}, shared with other work and loaded (load average ${now.machine.loadavg.join(', ')} at the end). Date: ${now.date.slice(0, 10)}.`,
+    '',
+    '| figure | before | now | target |',
+    '|---|---|---|---|',
+    `| service CPU, ${cpu?.convictions_per_s ?? '–'} convictions/s, no stream open (% of one core) | – | ${cpu?.cpu_percent_without_streams ?? '–'} | |`,
+    `| service CPU, the same with ${cpu?.streams ?? '–'} streams open | – | ${cpu?.cpu_percent_with_streams ?? '–'} | |`,
+    `| **cost of the streams** (difference, % of one core) | – | **${cpu?.stream_cost_cpu_percent ?? '–'}** | < ${TARGET_STREAM_CPU_PERCENT}%: ${cpu ? verdict((cpu.stream_cost_cpu_percent ?? Infinity) < TARGET_STREAM_CPU_PERCENT) : '–'} |`,
+    `| events delivered / expected | – | ${cpu ? `${cpu.events_delivered} / ${cpu.events_expected}` : '–'} | |`,
+    `| **service lookups per message** (${now.lookups.messages} messages, ${now.lookups.distinct} distinct, ${now.lookups.rate_per_s}/s, one gateway) | ${before?.lookups.per_message ?? '–'} | **${now.lookups.per_message}** | ≤ ${TARGET_LOOKUP_RATIO}× before: ${ratio === null ? '–' : `${ratio.toFixed(2)}×, ${verdict(ratio <= TARGET_LOOKUP_RATIO)}`} |`,
+    '',
+  ].join('\n');
 }
 
 const WINDOW_S = 20;
@@ -154,7 +191,19 @@ export async function runStreamCost(options: StreamCostOptions): Promise<number>
     await Promise.all(sends);
     const lookups = (await lookupsNow()) - before;
     await sink.close();
-    const results = { service_cpu: serviceCpu, lookups: { messages: MESSAGES, distinct: distinct.length, rate_per_s: RATE, lookup_requests: lookups, per_message: Number((lookups / MESSAGES).toFixed(3)) } };
+    const results: StreamCostResults = {
+      command: `npm run bench -- protection ${process.argv.slice(3).join(' ')}`.trim(),
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', loadavg: loadavg().map((n) => Number(n.toFixed(2))) },
+      service_cpu: serviceCpu,
+      lookups: { messages: MESSAGES, distinct: distinct.length, rate_per_s: RATE, lookup_requests: lookups, per_message: Number((lookups / MESSAGES).toFixed(3)) },
+    };
+    mkdirSync(join(options.root, 'bench', 'results'), { recursive: true });
+    writeFileSync(join(options.root, 'bench', 'results', `${options.out}.json`), `${JSON.stringify(results, null, 1)}\n`);
+    if (options.write) {
+      const before = options.before ? (JSON.parse(readFileSync(options.before, 'utf8')) as StreamCostResults) : null;
+      writeProtectionSection(join(options.root, 'BENCHMARKS.md'), streamCostMarkdown(results, before));
+    }
     process.stdout.write(`${JSON.stringify(results, null, options.json ? 0 : 1)}\n`);
     return 0;
   } finally {
