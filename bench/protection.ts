@@ -15,7 +15,7 @@
  * copies caught against seconds since the signal) and the `## Protection` section of
  * BENCHMARKS.md (with --before FILE: an earlier run's JSON beside this one). With --json, prints
  * protection_p50_s, protection_p99_s and missed_after_signal per store and scenario.
- * `--stream-cost [--stream-gateways N]` measures what the convictions stream costs instead
+ * `--replot` redraws the plots of a saved run. `--stream-cost [--stream-gateways N]` measures what the convictions stream costs instead
  * (bench/protection/stream-cost.ts).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,6 +66,8 @@ interface Args {
   cli: string | null;
   streamCost: boolean;
   streamGateways: number;
+  /** Redraw the plots of bench/results/NAME.json (and --before) without running anything. */
+  replot: boolean;
 }
 
 class UsageError extends Error {}
@@ -89,6 +91,7 @@ function parseArgs(argv: readonly string[]): Args {
     cli: null,
     streamCost: false,
     streamGateways: 50,
+    replot: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -127,6 +130,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--corpus': args.corpus = value(); break;
       case '--cli': args.cli = value(); break;
       case '--stream-cost': args.streamCost = true; break;
+      case '--replot': args.replot = true; break;
       case '--stream-gateways': args.streamGateways = number(1, 1000); break;
       default: throw new UsageError(`unknown option ${arg}`);
     }
@@ -172,6 +176,27 @@ async function runScenario(args: Args, cli: string, store: Store, scenario: Scen
   return results;
 }
 
+/** One plot per store: share of copies caught per second since the signal, per scenario; an earlier run dashed. */
+async function writePlots(results: ProtectionResults, before: ProtectionResults | null, out: string): Promise<void> {
+  const o = results.options;
+  for (const [store, byScenario] of Object.entries(results.figures)) {
+    const series: Series[] = Object.entries(byScenario).map(([scenario, f]) => ({ label: scenario, colour: COLOURS[scenario as Scenario], points: f.caught_by_second }));
+    for (const [scenario, f] of Object.entries(before?.figures[store] ?? {})) {
+      series.push({ label: `${scenario} before`, colour: COLOURS[scenario as Scenario], dashed: true, legend: false, points: f.caught_by_second });
+    }
+    const longest = Math.max(o.duration_s, before?.options.duration_s ?? 0);
+    const svg = detectionSvg(series, {
+      title: `Copies caught against seconds since the signal (${store})`,
+      subtitle: `${o.campaigns} campaigns per scenario, ${o.gateways} gateways, a copy to each every ${o.interval_ms} ms; ${results.date.slice(0, 10)}, seed ${o.seed}${before ? ' | dashed: before the convictions stream (60 s cache of every answer)' : ''}`,
+      xLabel: 'seconds since the signal (trap hit or report accepted)',
+      yLabel: 'copies caught',
+      xStep: longest > 20 ? 5 : 1,
+      legendWidth: 170,
+    });
+    writeFileSync(join(RESULTS, `${out}-${store}.png`), await svgToPng(svg));
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   let args: Args;
   try {
@@ -183,6 +208,11 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw error;
   }
+  if (args.replot) {
+    const saved = JSON.parse(readFileSync(join(RESULTS, `${args.out}.json`), 'utf8')) as ProtectionResults;
+    await writePlots(saved, args.before ? (JSON.parse(readFileSync(args.before, 'utf8')) as ProtectionResults) : null, args.out);
+    return 0;
+  }
   const cli = args.cli ?? (await buildProduct(ROOT));
   if (args.streamCost) return runStreamCost({ root: ROOT, cli, corpus: args.corpus, gateways: args.streamGateways, json: args.json, write: args.write, before: args.before, out: args.out === 'protection' ? 'protection-stream-cost' : args.out });
   const spam = timeOrder(listCorpus(args.corpus).filter((entry) => entry.class === 'spam').map(readCorpusMessage));
@@ -192,6 +222,15 @@ export async function run(argv: string[]): Promise<number> {
   const loadAtStart = loadavg().map((n) => Number(n.toFixed(2)));
   const figures: Record<string, Record<string, ScenarioFigures>> = {};
   const raw: Record<string, Record<string, CampaignResult[]>> = {};
+  /** Per campaign what explains the figures; the copies themselves stay out (megabytes a run). */
+  const compact = (): Record<string, Record<string, unknown[]>> =>
+    Object.fromEntries(Object.entries(raw).map(([store, by]) => [store, Object.fromEntries(Object.entries(by).map(([scenario, results]) => [scenario, results.map((r) => ({
+      file: r.file,
+      skipped: r.skipped,
+      signalSeconds: r.signalSeconds,
+      copies: r.copies.length,
+      missed: r.copies.filter((c) => !c.caught && c.error === null).length,
+    }))]))]));
   const summaryOf = (): ProtectionResults => ({
     command: `npm run bench -- protection ${argv.join(' ')}`.trim(),
     date: new Date().toISOString(),
@@ -212,7 +251,7 @@ export async function run(argv: string[]): Promise<number> {
         figures[store]![scenario] = scenarioFigures(results, args.durationS, args.gateways, args.durationS > 10 ? 1 : 0.25);
         // Written after every scenario: a run that fails later keeps what it measured.
         mkdirSync(RESULTS, { recursive: true });
-        writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify({ ...summaryOf(), campaigns: raw }, null, 1)}\n`);
+        writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify({ ...summaryOf(), campaigns: compact() }, null, 1)}\n`);
       }
     }
   } finally {
@@ -221,21 +260,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   const results = summaryOf();
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify({ ...results, campaigns: raw }, null, 1)}\n`);
-  for (const store of args.stores) {
-    const series: Series[] = args.scenarios.map((scenario) => ({ label: scenario, colour: COLOURS[scenario], points: figures[store]![scenario]!.caught_by_second }));
-    const svg = detectionSvg(series, {
-      title: `Copies caught against seconds since the signal (${store})`,
-      subtitle: `${args.campaigns} campaigns per scenario, ${args.gateways} gateways, a copy to each every ${args.intervalMs} ms | ${results.date.slice(0, 10)}, seed ${args.seed}`,
-      xLabel: 'seconds since the signal (trap hit or report accepted)',
-      yLabel: 'copies caught',
-      xStep: args.durationS > 20 ? 5 : 1,
-      legendWidth: 170,
-    });
-    writeFileSync(join(RESULTS, `${args.out}-${store}.png`), await svgToPng(svg));
-  }
+  writeFileSync(join(RESULTS, `${args.out}.json`), `${JSON.stringify({ ...results, campaigns: compact() }, null, 1)}\n`);
+  const before = args.before ? (JSON.parse(readFileSync(args.before, 'utf8')) as ProtectionResults) : null;
+  await writePlots(results, before, args.out);
   if (args.write) {
-    const before = args.before ? (JSON.parse(readFileSync(args.before, 'utf8')) as ProtectionResults) : null;
     writeProtectionSection(join(ROOT, 'BENCHMARKS.md'), protectionMarkdown(results, before));
   }
   if (args.json) {

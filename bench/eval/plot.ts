@@ -10,6 +10,8 @@ export interface Series {
   readonly colour: string;
   /** Dashed, drawn under the solid lines: so a line equal to another stays visible. */
   readonly dashed?: boolean;
+  /** False: drawn, but not in the legend (the subtitle says what it is). */
+  readonly legend?: boolean;
   /** [copies seen, detection %] */
   readonly points: readonly (readonly [number, number])[];
 }
@@ -72,7 +74,7 @@ export function detectionSvg(series: readonly Series[], options: PlotOptions): s
     for (const [px, py] of s.points) parts.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="${s.dashed ? 5 : 3.5}" fill="${s.colour}"/>`);
   }
   // Legend in one row between the subtitle and the plot, so it never hides a line.
-  series.forEach((s, i) => {
+  series.filter((s) => s.legend !== false).forEach((s, i) => {
     const lx = MARGIN.left + 20 + i * (options.legendWidth ?? 300);
     const ly = 80;
     parts.push(`<line x1="${lx}" x2="${lx + 28}" y1="${ly}" y2="${ly}" stroke="${s.colour}" stroke-width="3"${s.dashed ? ' stroke-dasharray="8 5"' : ''}/>`);

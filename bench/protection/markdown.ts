@@ -45,7 +45,7 @@ export function protectionMarkdown(after: ProtectionResults, before: ProtectionR
     '',
     `Command: \`${after.command}\` (bench/protection.ts). Machine: ${after.machine.cpus}-core ${after.machine.cpu}, shared with other work and loaded (load average ${after.machine.loadavg_at_start.join(', ')} at start), Node ${after.machine.node}. Date: ${after.date.slice(0, 10)}.`,
     '',
-    `One \`nimbus reputation\` and ${o.gateways} gateways on loopback; per store and scenario a fresh network and ${o.campaigns} corpus campaigns. Every gateway first gets a copy (its cache then holds the service's \`unknown\`); after the signal each gateway gets a copy every ${o.interval_ms} ms for ${o.duration_s} s, identical and personalised in turn. Protection time: seconds from the signal to the first copy after a gateway's last missed one; \`> ${o.duration_s}\` when a gateway still missed the last copy. Cells: p50 / p99 of protection over (campaign, gateway) pairs; copies missed after the signal. Copies a gateway judged without the service's answer (its scan or lookup ran out of time on the loaded machine: \`NIMBUS_SCAN_TIMEOUT\`, \`NIMBUS_LOOKUP_TIMEOUT\`…) are counted apart and left out of protection times: they say nothing about what the network knew. Campaigns the service does not call spam even when asked afresh after the signal are left out (a scoring matter, not one of speed).${before ? ` Before: \`${before.command}\` on ${before.date.slice(0, 10)} (${before.options.campaigns} campaigns, ${before.options.duration_s} s).` : ''}`,
+    `One \`nimbus reputation\` and ${o.gateways} gateways on loopback; per store and scenario a fresh network and ${o.campaigns} corpus campaigns. Every gateway first gets a copy (its cache then holds the service's \`unknown\`); after the signal each gateway gets a copy every ${o.interval_ms} ms for ${o.duration_s} s, identical and personalised in turn. Protection time: seconds from the signal to the first copy after a gateway's last missed one; \`> ${o.duration_s}\` when a gateway still missed the last copy. Cells: p50 / p99 of protection over (campaign, gateway) pairs; copies missed after the signal. Copies a gateway judged without the service's answer (its scan or lookup ran out of time on the loaded machine: \`NIMBUS_SCAN_TIMEOUT\`, \`NIMBUS_LOOKUP_TIMEOUT\`…) are counted apart and left out of protection times: they say nothing about what the network knew. Campaigns the service does not call spam even when asked afresh after the signal are left out (a scoring matter, not one of speed).${before ? ` Before: \`${before.command}\` on ${before.date.slice(0, 10)} (${before.options.campaigns} campaign${before.options.campaigns === 1 ? '' : 's'} per scenario, ${before.options.duration_s} s).` : ''}`,
     '',
     `| store | signal | ${before ? 'before | ' : ''}now | target: p99 ≤ ${TARGET_P99_S} s, 0 missed later than 1 s |`,
     `|---|---|${before ? '---|' : ''}---|---|`,
@@ -69,6 +69,8 @@ export function writeProtectionSection(file: string, section: string): void {
     writeFileSync(file, `${current.trimEnd()}\n\n${section}`);
     return;
   }
-  const next = current.indexOf('\n## ', start + heading.length);
+  // Hand-written notes under `### NAME notes` (as the relay's) survive a re-run.
+  const ends = [current.indexOf('\n## ', start + heading.length), current.indexOf(`\n### ${heading.slice(3)} notes`, start)].filter((at) => at >= 0);
+  const next = ends.length === 0 ? -1 : Math.min(...ends);
   writeFileSync(file, `${current.slice(0, start)}${section}${next < 0 ? '' : current.slice(next + 1)}`);
 }
