@@ -132,3 +132,22 @@ test('no stream is opened when participation is off', async (t) => {
   t.deepEqual(service.events('reputation.convictions_connected'), []);
   t.deepEqual(gw.events('lookup.convictions_up'), []);
 });
+
+test('after a restart of a SQLite service, which keeps its event log in memory, a reconnecting gateway is told to drop every cached answer', async (t) => {
+  const port = await freePort();
+  const env = { NIMBUS_HTTP_LISTEN: `127.0.0.1:${port}` };
+  const first = await startReputationProcess(t, env);
+  const [admin, sensor] = await Promise.all([first.addKey('admin'), first.addKey('sensor')]);
+  const gw = await gateway(t, participating(first, sensor.token));
+  await gw.waitForLog('the convictions stream', (line) => line.event === 'lookup.convictions_up');
+  const item = fingerprint();
+  t.is((await call(first.url, 'PUT', `/v1/verdicts/${encodeURIComponent(item)}`, admin.token, { verdict: 'spam' })).status, 200);
+  await gw.waitForLog('the conviction', (line) => line.event === 'lookup.convictions_dropped' && (line.items as string[]).includes(item));
+
+  await first.stop();
+  const restarted = await startReputationProcess(t, { ...env, NIMBUS_DATA_DIR: first.dataDir });
+  const resumed = await restarted.waitForLog('the gateway reconnecting', (line) => line.event === 'reputation.convictions_connected');
+  t.is(resumed.missed, 1, 'one reset, since the events of the previous run are gone');
+  await gw.waitForLog('the reset', (line) => line.event === 'lookup.convictions_reset');
+  t.pass();
+});
