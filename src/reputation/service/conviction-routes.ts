@@ -19,6 +19,8 @@ import type { RouteContext } from './routes.js';
 
 /** A comment this often: far below the idle timeouts of proxies (60 s is common) and of the gateway. */
 export const HEARTBEAT_MS = 15_000;
+/** Events written but not yet taken by a client, past which its stream is closed. */
+const MAX_UNREAD_BYTES = 1024 * 1024;
 /** Reconnect delay suggested to clients (`retry:`), in ms. */
 const RETRY_MS = 1000;
 
@@ -79,7 +81,9 @@ export function registerConvictionRoutes(app: FastifyInstance, context: Convicti
     const write = (text: string): void => {
       if (open) socket.write(text);
     };
-    const subscription = await context.convictions.subscribe(lastEventId, (event) => write(eventText(event)));
+    // Live events go through `deliver` once the stream can be closed; until then, written as they come.
+    let deliver = write;
+    const subscription = await context.convictions.subscribe(lastEventId, (event) => deliver(eventText(event)));
     reply.hijack();
     socket.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     socket.write(`retry: ${RETRY_MS}\n: connected\n\n`);
@@ -96,7 +100,13 @@ export function registerConvictionRoutes(app: FastifyInstance, context: Convicti
       subscription.unsubscribe();
       socket.end();
     };
-    const heartbeat = setInterval(() => write(': ping\n\n'), HEARTBEAT_MS);
+    deliver = (text) => {
+      write(text);
+      // A client that does not read would have the service buffer every event for it: cut it
+      // off; it reconnects with its Last-Event-ID and gets what it missed (or a reset).
+      if (socket.writableLength > MAX_UNREAD_BYTES) close();
+    };
+    const heartbeat = setInterval(() => deliver(': ping\n\n'), HEARTBEAT_MS);
     const recheck = setInterval(() => {
       context.auth.authenticate(authorization, 'sensor').catch(() => {
         context.log.info({ event: 'reputation.convictions_key_refused', key: keyId }, 'convictions stream closed: its key is no longer accepted');
