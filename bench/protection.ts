@@ -157,6 +157,10 @@ async function runScenario(args: Args, cli: string, store: Store, scenario: Scen
     sinkPort: sink.port,
     lookupTimeoutMs: args.lookupTimeoutMs,
     reporterKeys: 3,
+  }).catch(async (error: unknown) => {
+    // The sink's server would keep the process alive after the error is reported.
+    await sink.close();
+    throw error;
   });
   const results: CampaignResult[] = [];
   try {
