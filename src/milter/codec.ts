@@ -239,8 +239,9 @@ export function decodeConnect(data: Buffer): ConnectInfo {
 
 /**
  * Whether header values come (and must be sent) with their leading blanks: with HDR_LEADSPC
- * granted, Postfix and Sendmail put nothing between the colon and a value Nimbus sends, so a
- * value sent must start with its own space; without it they add one.
+ * granted, the MTA puts nothing between the colon and a value the filter sends (Postfix's
+ * milter8.c adds its one space only without the flag), so a value sent must start with its own
+ * space; without it the MTA adds one.
  */
 export function leadingSpaceGranted(negotiated: Negotiation): boolean {
   return (negotiated.protocol & PROTOCOL_FLAGS.HDR_LEADSPC) !== 0;
