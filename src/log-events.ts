@@ -59,6 +59,11 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'lookup.timeout': ['warn'],
   'lookup.error': ['warn'],
   'lookup.auth_rejected': ['error'],
+  'lookup.convictions_up': ['info'],
+  'lookup.convictions_down': ['warn'],
+  'lookup.convictions_auth_rejected': ['error'],
+  'lookup.convictions_dropped': ['debug'],
+  'lookup.convictions_reset': ['debug'],
   'feedback.forbidden': ['error'],
   // The DNS layer and the public DNS lists (src/dns/): each said once per list, not per message.
   'dns.list_refused': ['error'],
@@ -106,6 +111,12 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'reputation.upstream_lookup_failed': ['warn'],
   'reputation.upstream_report_failed': ['warn'],
   'reputation.upstream_feedback_failed': ['warn'],
+  'reputation.upstream_convictions_up': ['info'],
+  'reputation.upstream_convictions_down': ['warn'],
+  'reputation.convictions_connected': ['info'],
+  'reputation.convictions_key_refused': ['info'],
+  'reputation.convictions_publish_failed': ['warn'],
+  'reputation.convictions_follow_failed': ['warn'],
 });
 
 /** The convention every name follows (see the top of this file). */

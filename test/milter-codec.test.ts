@@ -6,7 +6,7 @@
 import test from 'ava';
 import {
   ACTION_FLAGS, MAX_PACKET, MilterProtocolError, PROTOCOL_FLAGS, PacketReader, answerOptionNegotiation, decodeAddress, decodeConnect, decodeHeader,
-  decodeMacros, decodeOptionNegotiation, encodeIndexedHeader, encodeOptionNegotiation, encodePacket, strings,
+  decodeMacros, decodeOptionNegotiation, encodeIndexedHeader, encodeOptionNegotiation, encodePacket, leadingSpaceGranted, strings,
 } from '../src/milter/codec.js';
 
 function packet(command: string, data: Buffer = Buffer.alloc(0)): Buffer {
@@ -96,4 +96,14 @@ test('header, MAIL and RCPT packets decode, and indexed header replies encode in
   t.deepEqual(decodeAddress(strings('<a@example.org>', 'SIZE=100'), 'mail'), { address: 'a@example.org', raw: '<a@example.org>' });
   t.deepEqual(decodeAddress(strings('<>'), 'mail'), { address: '', raw: '<>' });
   t.is(encodeIndexedHeader('m', 2, 'X-Spam-Flag', '').toString('hex'), `000000126d00000002${Buffer.from('X-Spam-Flag\0\0').toString('hex')}`);
+});
+
+test('option negotiation takes SMFIP_HDR_LEADSPC when the MTA offers it (Postfix with milter_protocol = 6), so header values arrive exactly as written; an MTA without it gets the rebuilt fallback', (t) => {
+  const postfix = answerOptionNegotiation(decodeOptionNegotiation(Buffer.from('00000006000001ff001fffff', 'hex')));
+  t.is(postfix.protocol & PROTOCOL_FLAGS.HDR_LEADSPC, 0x100000);
+  t.true(leadingSpaceGranted(postfix));
+  // Protocol 2 (or an MTA that does not offer it): no leading blanks either way.
+  const old = answerOptionNegotiation({ version: 2, actions: 0x3f, protocol: 0x7f });
+  t.is(old.protocol & PROTOCOL_FLAGS.HDR_LEADSPC, 0);
+  t.false(leadingSpaceGranted(old));
 });

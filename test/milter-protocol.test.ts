@@ -6,24 +6,22 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
-import { COMMANDS, PacketReader, encodePacket, strings, type Packet } from '../src/milter/codec.js';
+import { COMMANDS, encodePacket, strings } from '../src/milter/codec.js';
 import { startMilter, type RunningMilter } from '../src/milter/server.js';
 import { Quarantine, quarantineDir } from '../src/quarantine/store.js';
 import { Scanner } from '../src/scan/scanner.js';
 import type { MessageObserver, ProcessedMessage } from '../src/scan/recorder.js';
 import type { MessageScanner } from '../src/scan/types.js';
 import { createGatewayMetrics } from '../src/stats/index.js';
+import { Peer } from './helpers/milter-peer.js';
 import { testDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
-/** What Postfix 3.7 offers with milter_protocol = 6. */
-const POSTFIX_OFFER = { version: 6, actions: 0x1ff, protocol: 0x1fffff };
 
 interface Started {
   milter: RunningMilter;
@@ -49,61 +47,6 @@ async function start(t: ExecutionContext, env: Record<string, string> = {}, scan
   const milter = await startMilter(config, log, hooks);
   t.teardown(() => milter.close());
   return { milter, logs, config, metrics };
-}
-
-/** A raw milter peer: packets out, packets in. */
-class Peer {
-  readonly socket: Socket;
-  readonly #reader = new PacketReader();
-  readonly #packets: Packet[] = [];
-  closed = false;
-
-  constructor(target: number | string) {
-    this.socket = typeof target === 'number' ? connect({ host: '127.0.0.1', port: target }) : connect({ path: target });
-    this.socket.on('data', (chunk: Buffer) => this.#packets.push(...this.#reader.push(chunk)));
-    this.socket.on('close', () => (this.closed = true));
-    this.socket.on('error', () => undefined);
-  }
-
-  send(command: string, data: Buffer = Buffer.alloc(0)): void {
-    this.socket.write(encodePacket(command, data));
-  }
-
-  async next(): Promise<Packet> {
-    return waitFor('a packet from the milter', () => this.#packets.shift(), 15_000);
-  }
-
-  /** Packets up to and including the first final reply of a message. */
-  async answer(): Promise<Packet[]> {
-    const packets: Packet[] = [];
-    for (;;) {
-      const packet = await this.next();
-      packets.push(packet);
-      if ('acdrty'.includes(packet.command)) return packets;
-    }
-  }
-
-  async negotiate(offer = POSTFIX_OFFER): Promise<Packet> {
-    const data = Buffer.alloc(12);
-    data.writeUInt32BE(offer.version, 0);
-    data.writeUInt32BE(offer.actions, 4);
-    data.writeUInt32BE(offer.protocol, 8);
-    this.send(COMMANDS.OPTNEG, data);
-    return this.next();
-  }
-
-  /** CONNECT … end of message of one message, without waiting (the NR_* steps get no reply). */
-  sendMessage(body: string, rcpts = ['<alice@example.com>'], headers: [string, string][] = [['Subject', 'hello']]): void {
-    const port = Buffer.alloc(2);
-    this.send(COMMANDS.CONNECT, Buffer.concat([strings('client.test'), Buffer.from('4'), port, strings('192.0.2.7')]));
-    this.send(COMMANDS.HELO, strings('client.test'));
-    this.send(COMMANDS.MAIL, strings('<sender@example.org>'));
-    for (const rcpt of rcpts) this.send(COMMANDS.RCPT, strings(rcpt));
-    for (const [name, value] of headers) this.send(COMMANDS.HEADER, strings(name, value));
-    this.send(COMMANDS.EOH);
-    this.send(COMMANDS.BODY, Buffer.from(body));
-    this.send(COMMANDS.BODYEOB);
-  }
 }
 
 test('miltertest, a real libmilter peer: negotiation, macros, ABORT, then verdict headers at the top, forged ones deleted, subject tagged and the trap recipient removed', async (t) => {

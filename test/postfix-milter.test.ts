@@ -7,7 +7,9 @@
  *                         └──▶ Maildir (alice, bob, trap)
  *
  * One Postfix and one milter for the whole file (each start costs seconds); the spam action is
- * changed between tests through the env file and SIGHUP, as an admin would change it.
+ * changed between tests through the env file and SIGHUP, as an admin would change it. The milter
+ * checks SPF, DKIM and DMARC (NIMBUS_AUTH_CHECKS=on) against a DNS server on loopback that
+ * publishes the key of a domain whose mail the tests sign.
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -17,17 +19,23 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../src/config/index.js';
 import { Quarantine, quarantineDir } from '../src/quarantine/store.js';
+import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
+import { dkimKey, dkimSigned } from './helpers/mail-auth.js';
 import { runNimbus, startNimbus, type NimbusProcess } from './helpers/nimbus.js';
 import { startPostfix, type PostfixInstance } from './helpers/postfix.js';
 import { smtpDialogue } from './helpers/smtp.js';
 import { swaks } from './helpers/swaks.js';
+import { dataFile, header } from './helpers/verdict.js';
 import { waitFor } from './helpers/wait.js';
 
 const run = promisify(execFile);
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
+const HOSTNAME = 'mx.nimbus.test';
+const KEY = dkimKey('signed.test');
 
 interface Shared {
   dir: string;
+  dns: TestDnsServer;
   envFile: string;
   milter: NimbusProcess;
   port: number;
@@ -62,19 +70,22 @@ test.before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-milter-pf-'));
   const envFile = join(dir, 'nimbus.env');
   writeEnv(envFile, 'tag');
+  const dns = await startDnsServer(null, [{ name: 'signed.test', records: { 'signed.test': { TXT: [['v=spf1 ip4:127.0.0.0/8 -all']] }, [KEY.name]: KEY.record, '_dmarc.signed.test': { TXT: [['v=DMARC1; p=reject']] } } }]);
   const milter = await startNimbus(null, ['milter'], {
     NIMBUS_MILTER_LISTEN: '127.0.0.1:0', NIMBUS_DATA_DIR: join(dir, 'data'), NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: '1',
     // Postfix and swaks are both on 127.0.0.1: no client is trusted, so forged verdicts go.
     NIMBUS_TRUSTED_NETWORKS: '', NIMBUS_LOG_LEVEL: 'info',
+    NIMBUS_AUTH_CHECKS: 'on', NIMBUS_DNS_SERVERS: dns.address, NIMBUS_HOSTNAME: HOSTNAME,
   }, { ready: 'milter.listening' });
   const port = Number(milter.events('milter.listening')[0]!.port);
   const postfix = await startPostfix({ mailboxes: ['alice', 'bob', 'trap'], main: milterLines(port) });
-  shared = { dir, envFile, milter, port, postfix };
+  shared = { dir, dns, envFile, milter, port, postfix };
 });
 
 test.after.always(async () => {
   await shared?.milter.stop();
   await shared?.postfix.stop();
+  await shared?.dns.stop();
   if (shared) rmSync(shared.dir, { recursive: true, force: true });
 });
 
@@ -104,7 +115,7 @@ test.serial('tag: GTUBE arrives tagged with the verdict fields, forged ones gone
   const spamText = delivered.find((text) => /^Subject: .*first$/m.test(text))!;
   const hamText = delivered.find((text) => /^Subject: second$/m.test(text))!;
   // At the top: above Postfix's own Received line.
-  t.regex(spamText, /^X-Nimbus-Verdict: spam; score=\d+\.\d; required=5\.0\n([ \tX][^\n]*\n)*Received: /m);
+  t.regex(spamText, /^X-Nimbus-Verdict: spam; score=\d+\.\d; required=5\.0\n([ \tXA][^\n]*\n)*Received: /m);
   t.regex(spamText, /^X-Spam-Flag: YES$/m);
   t.regex(spamText, /^Subject: \[SPAM\] first$/m);
   t.notRegex(spamText, /X-Spam-Flag: NO|ham; score=0\.0/);
@@ -129,6 +140,26 @@ test.serial("a mail submitted with Postfix's sendmail command goes through non_s
   await new Promise((resolve) => child.once('exit', resolve));
   const mail = await s.postfix.waitForMail('bob', before + 1);
   t.regex(mail[before]!.toString('utf8'), /^X-Nimbus-Verdict: spam;/m);
+});
+
+test.serial("DKIM through Postfix: a signed message (simple canonicalisation, `Subject:` without a space) arrives with this host's dkim=pass Authentication-Results at the top, the forged one in this host's name gone and another host's kept", async (t) => {
+  const s = shared!;
+  const before = s.postfix.maildir('alice').length;
+  const signed = await dkimSigned(Buffer.from(['From: Billing <billing@signed.test>', 'To: alice@example.test', 'Subject:Your invoice', 'Date: Mon, 07 Dec 2026 10:00:00 +0000', 'Message-ID: <invoice@signed.test>', '', 'Your invoice is ready.', ''].join('\r\n')), KEY, 'simple/simple');
+  const message = Buffer.concat([Buffer.from(`Authentication-Results: ${HOSTNAME}; dkim=pass header.d=forged.test\r\nAuthentication-Results: upstream.example; spf=pass smtp.mailfrom=signed.test\r\n`), signed]);
+  const result = await swaks(s.postfix.smtpPort, ['--from', 'billing@signed.test', '--to', 'alice@example.test', '--data', `@${dataFile(s.dir, 'signed.eml', message)}`]);
+  t.is(result.exitCode, 0, result.output);
+  const delivered = (await s.postfix.waitForMail('alice', before + 1))[before]!;
+  const text = delivered.toString('utf8');
+  const results = header(delivered, 'Authentication-Results');
+  t.is(results.length, 2, text);
+  t.regex(results[0]!, /^mx\.nimbus\.test; (spf=\w+ [^;]*; )?dkim=pass .*header\.i=@signed\.test.*dmarc=pass /s, text);
+  t.is(results[1], 'upstream.example; spf=pass smtp.mailfrom=signed.test');
+  t.notRegex(text, /forged\.test/);
+  // At the top: above Postfix's own Received line.
+  t.regex(text, /^Authentication-Results: mx\.nimbus\.test;[^]*\nReceived: [^]*\nAuthentication-Results: upstream\.example;/m);
+  t.regex(text, /^Subject:Your invoice$/m, 'the signed field is delivered as signed');
+  t.like(s.milter.events('milter.message').at(-1), { exactHeaders: true });
 });
 
 test.serial('reject: the sender gets 550 5.7.1 with the relay\'s text and nothing is delivered', async (t) => {

@@ -50,6 +50,10 @@ test('answered on a terminal, setup writes an env file that starts a gateway rel
   await session.expect('Participation (off, standard, extended) [off]: ', '');
   await session.expect('docs/admin/dns-lists.md');
   await session.expect('Public DNS lists (- for none) [(empty)]: ', '');
+  await session.expect('docs/admin/authentication.md');
+  await session.expect('SPF, DKIM, DMARC and ARC checks (yes, no) [no]: ', 'maybe');
+  await session.expect('expected yes or no');
+  await session.expect('SPF, DKIM, DMARC and ARC checks (yes, no) [no]: ', 'on');
   await session.expect('Spam action (tag, reject, quarantine, discard) [tag]: ', 'reject');
   await session.expect('Tag score [5]: ', '');
   await session.expect('Score for the spam action [15]: ', '4');
@@ -60,7 +64,7 @@ test('answered on a terminal, setup writes an env file that starts a gateway rel
   t.is(await session.exited, 0, session.screen());
 
   const config = loadConfig({ NIMBUS_ENV_FILE: envFile });
-  t.like(config, { relayDomains: ['example.org'], listen: { host: '127.0.0.1', port }, nextHop: { host: '127.0.0.1', port: sink.port }, participation: 'off', spamAction: 'reject', tagScore: 5, rejectScore: 10 });
+  t.like(config, { relayDomains: ['example.org'], listen: { host: '127.0.0.1', port }, nextHop: { host: '127.0.0.1', port: sink.port }, participation: 'off', authChecks: true, spamAction: 'reject', tagScore: 5, rejectScore: 10 });
   t.is(statSync(envFile).mode & 0o777, 0o600);
 
   const gateway = await startGatewayProcess(t, { NIMBUS_ENV_FILE: envFile, NIMBUS_WORKERS: '1' });
@@ -80,13 +84,13 @@ test('answered on a terminal, setup writes an env file that starts a gateway rel
 test('run again on a terminal, setup offers the answers in the file as defaults, keeps the variables it does not ask about, and Ctrl-C writes nothing', async (t) => {
   const dir = testDir(t, 'nimbus-setup-');
   const envFile = join(dir, 'nimbus.env');
-  const first = await runNimbus(['setup', '--env-path', envFile, '--plug-in', 'after-queue', '--relay-domains', 'example.org,example.net', '--subject-tag', '[SPAM]', '--tag-score', '6', '--yes'], {});
+  const first = await runNimbus(['setup', '--env-path', envFile, '--plug-in', 'after-queue', '--relay-domains', 'example.org,example.net', '--auth-checks', 'on', '--subject-tag', '[SPAM]', '--tag-score', '6', '--yes'], {});
   t.is(first.code, 0, first.stderr);
   writeFileSync(envFile, `${readFileSync(envFile, 'utf8')}NIMBUS_HOSTNAME=gw.example.org\n`);
   const before = assignments(readFileSync(envFile, 'utf8'));
 
   const session = runNimbusOnTerminal(t, ['setup', '--env-path', envFile], {});
-  for (const prompt of ['[after-queue]: ', '[example.org,example.net]: ', '[127.0.0.1:2525]: ', '[127.0.0.1:10026]: ', '[off]: ', 'Public DNS lists (- for none) [(empty)]: ', '[tag]: ', 'Tag score [6]: ', '[15]: ', '[[SPAM]]: ']) {
+  for (const prompt of ['[after-queue]: ', '[example.org,example.net]: ', '[127.0.0.1:2525]: ', '[127.0.0.1:10026]: ', '[off]: ', 'Public DNS lists (- for none) [(empty)]: ', 'ARC checks (yes, no) [yes]: ', '[tag]: ', 'Tag score [6]: ', '[15]: ', '[[SPAM]]: ']) {
     await session.expect(prompt, '');
   }
   t.is(await session.exited, 0, session.screen());
@@ -117,6 +121,7 @@ test("unattended with flags, setup asks nothing and writes every answer under it
   }
   t.true(text.includes('# recipient domains accepted from anyone (comma-separated); others get 550 5.7.1\nNIMBUS_RELAY_DOMAINS=example.org\n'));
   t.true(text.includes('NIMBUS_DNS_LISTS=\n'), 'the public lists question is written, empty by default');
+  t.true(text.includes('NIMBUS_AUTH_CHECKS=no\n'), 'the authentication checks are off unless asked for');
   const config = loadConfig({ NIMBUS_ENV_FILE: envFile });
   t.like(config, { relayDomains: ['example.org'], nextHop: { host: '127.0.0.1', port: 10026 }, participation: 'off', listen: { host: '0.0.0.0', port: 25 }, spamAction: 'tag' });
 });
@@ -147,6 +152,7 @@ test('setup refuses unknown flags and bad values with the config table\'s words,
     [briefWith({ '--next-hop': 'nowhere' }), /--next-hop "nowhere": expected host:port \(e\.g\. 127\.0\.0\.1:2525 or \[::1\]:2525\)/],
     [briefWith({ '--participation': 'sometimes' }), /--participation "sometimes": expected one of off, standard, extended/],
     [briefWith({ '--tag-score': 'high' }), /--tag-score "high": expected a number >= 0/],
+    [briefWith({ '--auth-checks': 'sometimes' }), /--auth-checks "sometimes": expected yes or no/],
     [briefWith({ '--dns-lists': 'zen' }), /--dns-lists "zen": .*list 1 \("zen"\): zone "": expected a DNS zone/],
     [briefWith({ '--tag-score': '8', '--reject-score': '6' }), /--reject-score "6": expected a number >= the tag score \(8\)/],
     [briefWith({ '--plug-in': 'after-queue', '--spam-action': 'reject' }), /after-queue: Postfix has queued the mail already, so rejecting would make it bounce/],

@@ -83,7 +83,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, log: string, what: string): Promise<void> {
+export async function waitForPort(port: number, child: ChildProcess, log: string, what: string): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new NetworkError(`${what} exited during start:\n${tail(log)}`);
@@ -101,7 +101,7 @@ async function waitForPort(port: number, child: ChildProcess, log: string, what:
   }
 }
 
-function tail(log: string, lines = 15): string {
+export function tail(log: string, lines = 15): string {
   try {
     return readFileSync(log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -131,7 +131,7 @@ export async function buildProduct(root: string): Promise<string> {
   return cliPath;
 }
 
-function cli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv, log: string): ChildProcess {
+export function cli(cliPath: string, root: string, args: readonly string[], env: NodeJS.ProcessEnv, log: string): ChildProcess {
   const fd = openSync(log, 'a');
   try {
     return spawn(process.execPath, [cliPath, ...args], { cwd: root, env, stdio: ['ignore', fd, fd] });
@@ -153,7 +153,7 @@ export function runCli(cliPath: string, root: string, args: readonly string[], e
   });
 }
 
-async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
+export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
@@ -163,7 +163,7 @@ async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
 }
 
 /** Only what the eval sets: the parent's NIMBUS_* must not leak into the network's processes. */
-function baseEnv(): NodeJS.ProcessEnv {
+export function baseEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('NIMBUS_')) env[key] = value;
   return env;

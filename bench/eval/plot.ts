@@ -10,6 +10,8 @@ export interface Series {
   readonly colour: string;
   /** Dashed, drawn under the solid lines: so a line equal to another stays visible. */
   readonly dashed?: boolean;
+  /** False: drawn, but not in the legend (the subtitle says what it is). */
+  readonly legend?: boolean;
   /** [x, detection %]: copies seen, or (day one) the tenth of the replayed mail */
   readonly points: readonly (readonly [number, number])[];
 }
@@ -20,9 +22,20 @@ const MARGIN = { left: 70, right: 30, top: 96, bottom: 60 };
 
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function detectionSvg(series: readonly Series[], options: { title: string; subtitle: string; target?: { from: number; rate: number }; xLabel?: string; yLabel?: string }): string {
+export interface PlotOptions {
+  readonly title: string;
+  readonly subtitle: string;
+  readonly target?: { from: number; rate: number };
+  /** Defaults: the eval's axis (copies already sent), a tick at every integer, legend entries 300 px apart. */
+  readonly xLabel?: string;
+  readonly yLabel?: string;
+  readonly xStep?: number;
+  readonly legendWidth?: number;
+}
+
+export function detectionSvg(series: readonly Series[], options: PlotOptions): string {
   const xs = series.flatMap((s) => s.points.map(([x]) => x));
-  const xMin = Math.min(1, ...xs);
+  const xMin = Math.min(options.xLabel === undefined ? 1 : 0, ...xs);
   const xMax = Math.max(xMin + 1, ...xs);
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
@@ -40,7 +53,7 @@ export function detectionSvg(series: readonly Series[], options: { title: string
     parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${MARGIN.left - 8}" y="${y(v) + 4}" font-size="12" text-anchor="end">${v}%</text>`);
   }
-  for (let v = xMin; v <= xMax; v++) {
+  for (let v = xMin; v <= xMax; v += options.xStep ?? 1) {
     parts.push(`<line x1="${x(v)}" x2="${x(v)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#f0f0f0"/>`);
     parts.push(`<text x="${x(v)}" y="${MARGIN.top + plotH + 20}" font-size="12" text-anchor="middle">${v}</text>`);
   }
@@ -61,8 +74,8 @@ export function detectionSvg(series: readonly Series[], options: { title: string
     for (const [px, py] of s.points) parts.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="${s.dashed ? 5 : 3.5}" fill="${s.colour}"/>`);
   }
   // Legend in one row between the subtitle and the plot, so it never hides a line.
-  series.forEach((s, i) => {
-    const lx = MARGIN.left + 20 + i * 300;
+  series.filter((s) => s.legend !== false).forEach((s, i) => {
+    const lx = MARGIN.left + 20 + i * (options.legendWidth ?? 300);
     const ly = 80;
     parts.push(`<line x1="${lx}" x2="${lx + 28}" y1="${ly}" y2="${ly}" stroke="${s.colour}" stroke-width="3"${s.dashed ? ' stroke-dasharray="8 5"' : ''}/>`);
     parts.push(`<text x="${lx + 36}" y="${ly + 4}" font-size="13">${escape(s.label)}</text>`);

@@ -144,6 +144,7 @@ function toConfig(v: Values): Config {
     reputationUrl: v.NIMBUS_REPUTATION_URL,
     reputationKey: v.NIMBUS_REPUTATION_KEY,
     lookupTimeoutMs: v.NIMBUS_LOOKUP_TIMEOUT_MS,
+    unknownCacheMs: v.NIMBUS_UNKNOWN_CACHE_MS,
     scanTimeoutMs: v.NIMBUS_SCAN_TIMEOUT_MS,
     dnsServers: v.NIMBUS_DNS_SERVERS,
     dnsTimeoutMs: v.NIMBUS_DNS_TIMEOUT_MS,

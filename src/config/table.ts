@@ -191,6 +191,13 @@ export const VARIABLES = Object.freeze({
     part: 'scan', default: '300', parser: number({ min: 1, integer: true }),
     doc: 'budget of a lookup at the reputation service (ms); past it the gateway goes on with local data',
   }),
+  NIMBUS_UNKNOWN_CACHE_MS: variable({
+    part: 'scan', default: '10000', parser: number({ min: 0, max: 3_600_000, integer: true }),
+    // A campaign's first copies are `unknown` everywhere; kept a minute, that answer hid the
+    // campaign's conviction for a minute (issue 21). Known answers stay 60 s: the convictions
+    // stream drops them when they change, and while it is down every answer is kept this long.
+    doc: 'how long a gateway (and a proxy) keeps the reputation service\'s `unknown` answers, and every answer while the convictions stream is down (ms); `0`: not kept',
+  }),
   NIMBUS_SCAN_TIMEOUT_MS: variable({
     part: 'scan', default: '10000', parser: number({ min: 1, integer: true }),
     // Far above a scan's usual tens of milliseconds (a queue of image messages under load takes

@@ -102,6 +102,8 @@ export interface Config {
   readonly reputationUrl: string | null;
   readonly reputationKey: string | null;
   readonly lookupTimeoutMs: number;
+  /** NIMBUS_UNKNOWN_CACHE_MS: how long `unknown` answers (and all, while the convictions stream is down) are cached. */
+  readonly unknownCacheMs: number;
   /** The whole scan of one message (waiting for room, parsing, every check); past it: verdict unknown. */
   readonly scanTimeoutMs: number;
   /** Resolvers for every DNS check; empty: the system's (/etc/resolv.conf). */

@@ -76,6 +76,8 @@ export const PROTOCOL_FLAGS = Object.freeze({
   NR_UNKN: 0x20000,
   NR_EOH: 0x40000,
   NR_BODY: 0x80000,
+  /** Header values as written after the colon, leading blanks included; the filter's values likewise. */
+  HDR_LEADSPC: 0x100000,
 } as const);
 
 export const MILTER_VERSION = 6;
@@ -86,10 +88,13 @@ export const WANTED_ACTIONS = ACTION_FLAGS.ADDHDRS | ACTION_FLAGS.CHGHDRS | ACTI
 /**
  * Steps Nimbus has no use for (DATA, unknown SMTP commands), and every step before the end of
  * the message sent without waiting for a reply: Nimbus decides once, at the end of the message,
- * so a reply per header or body chunk would only cost round trips.
+ * so a reply per header or body chunk would only cost round trips. And header values with their
+ * leading blanks (HDR_LEADSPC): without it the MTA drops the space after each colon, so the
+ * header block can only be guessed back (`Name: value`), and a DKIM signature over a field
+ * written otherwise (`Subject:x`, a tab) fails in the scan though it is good.
  */
 export const WANTED_PROTOCOL =
-  PROTOCOL_FLAGS.NODATA | PROTOCOL_FLAGS.NOUNKNOWN |
+  PROTOCOL_FLAGS.HDR_LEADSPC | PROTOCOL_FLAGS.NODATA | PROTOCOL_FLAGS.NOUNKNOWN |
   PROTOCOL_FLAGS.NR_CONN | PROTOCOL_FLAGS.NR_HELO | PROTOCOL_FLAGS.NR_MAIL | PROTOCOL_FLAGS.NR_RCPT |
   PROTOCOL_FLAGS.NR_HDR | PROTOCOL_FLAGS.NR_EOH | PROTOCOL_FLAGS.NR_BODY | PROTOCOL_FLAGS.NR_DATA | PROTOCOL_FLAGS.NR_UNKN;
 
@@ -230,6 +235,16 @@ export function decodeConnect(data: Buffer): ConnectInfo {
   if (family !== '4' && family !== '6') throw new MilterProtocolError(`connect packet: unknown address family ${JSON.stringify(family)}`);
   // Sendmail writes IPv6 addresses as `IPv6:2001:db8::1`.
   return { hostname, address: address.replace(/^IPv6:/i, ''), port };
+}
+
+/**
+ * Whether header values come (and must be sent) with their leading blanks: with HDR_LEADSPC
+ * granted, the MTA puts nothing between the colon and a value the filter sends (Postfix's
+ * milter8.c adds its one space only without the flag), so a value sent must start with its own
+ * space; without it the MTA adds one.
+ */
+export function leadingSpaceGranted(negotiated: Negotiation): boolean {
+  return (negotiated.protocol & PROTOCOL_FLAGS.HDR_LEADSPC) !== 0;
 }
 
 /** SMFIC_HEADER: name and value (the value's folds as `\n` followed by blanks, as the MTA sends them). */

@@ -53,7 +53,7 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
   const queueId = macros.get('i') || message.id;
   const rcptTo = message.recipients.map((recipient) => recipient.address);
   const base = { event: 'milter.message', queueId, clientIp: client.ip, helo: client.helo, from: message.mailFrom, rcptCount: rcptTo.length, size: message.size,
-    truncated: message.truncated, spooled: message.spool.onDisk, daemon: macros.get('daemon_name') ?? null, authenticated: Boolean(macros.get('auth_authen')) };
+    truncated: message.truncated, spooled: message.spool.onDisk, exactHeaders: message.leadingSpace, daemon: macros.get('daemon_name') ?? null, authenticated: Boolean(macros.get('auth_authen')) };
   const failed = (reason: FailureReason, error: unknown): Buffer[] => {
     context.metrics?.milterFailures.inc({ reason });
     const { final, reply } = failureReply(config.milterOnError);
@@ -99,7 +99,7 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
         quarantine = 'mta';
       }
     }
-    const decision = decide({ scan, headers: message.headers, recipients: message.recipients, granted, quarantine });
+    const decision = decide({ scan, headers: message.headers, leadingSpace: message.leadingSpace, recipients: message.recipients, granted, quarantine });
 
     if (context.observer) {
       try {
@@ -126,7 +126,7 @@ async function storeInQuarantine(sink: QuarantineSink, message: MilterMessage, c
   const verdictFields = scan.headers.add.map((field) => `${formatHeaderField(field)}\r\n`).join('');
   const added: ByteEdit[] = verdictFields === '' ? [] : [{ at: 0, text: verdictFields, replaced: '' }];
   const prepended = Buffer.from(verdictFields, 'utf8');
-  let block = stripVerdictFields(spool.headerBlock() ?? Buffer.alloc(0), scan.headers.removePrefixes).block;
+  let block = stripVerdictFields(spool.headerBlock() ?? Buffer.alloc(0), scan.headers.removePrefixes, scan.headers.removeAuthservIds).block;
   if (scan.headers.subjectTag !== null) {
     const tagged = tagSubject(block, scan.headers.subjectTag);
     block = tagged.block;

@@ -4,6 +4,12 @@
  * relay uses (memory up to NIMBUS_SPOOL_THRESHOLD, a file above it), then the body chunks.
  * Nothing past NIMBUS_MAX_MESSAGE_SIZE is kept: the scan sees what fits (the MTA enforces its own
  * size limit; the client's address still counts).
+ *
+ * The header block is byte-exact when the MTA granted HDR_LEADSPC (`Name:` then the value as it
+ * was written, blanks and folds included, so DKIM signatures verify as the sender made them).
+ * Without it the MTA dropped one space after each colon and Nimbus can only put one back
+ * (`Name: value`): a signed field written `Name:value` or `Name:<tab>value` then fails DKIM
+ * under simple header canonicalisation (relaxed ignores those blanks).
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -23,6 +29,8 @@ export class MilterMessage {
   readonly mailFrom: string;
   readonly recipients: MilterRecipient[] = [];
   readonly headers: HeaderField[] = [];
+  /** HDR_LEADSPC granted: each value is exactly what followed the colon. */
+  readonly leadingSpace: boolean;
   #spool: MessageSpool;
   #limit: number;
   #headerBytes = 0;
@@ -31,8 +39,9 @@ export class MilterMessage {
   #size = 0;
   #truncated = false;
 
-  constructor(config: Pick<Config, 'dataDir' | 'spoolThreshold' | 'maxMessageSize'>, mailFrom: string) {
+  constructor(config: Pick<Config, 'dataDir' | 'spoolThreshold' | 'maxMessageSize'>, mailFrom: string, leadingSpace: boolean) {
     this.mailFrom = mailFrom;
+    this.leadingSpace = leadingSpace;
     this.#limit = config.maxMessageSize;
     this.#spool = new MessageSpool(join(config.dataDir, 'spool'), `milter-${this.id}`, config.spoolThreshold);
   }
@@ -51,7 +60,7 @@ export class MilterMessage {
   }
 
   addHeader(field: HeaderField): void {
-    const length = field.name.length + field.value.length + 4;
+    const length = Buffer.byteLength(this.#line(field));
     this.#headerBytes += length;
     // Fields past the limit are neither kept nor edited: the scan gets what fits.
     if (this.#headerBytes > this.#limit) {
@@ -66,8 +75,12 @@ export class MilterMessage {
   async endHeaders(): Promise<void> {
     if (this.#headersWritten) return;
     this.#headersWritten = true;
-    const lines = this.headers.map((field) => `${field.name}: ${field.value.replace(/\r?\n/g, '\r\n')}\r\n`).join('');
-    await this.#write(Buffer.from(`${lines}\r\n`, 'utf8'));
+    await this.#write(Buffer.from(`${this.headers.map((field) => this.#line(field)).join('')}\r\n`, 'utf8'));
+  }
+
+  /** The field as it is in the message: the MTA sends folds as bare `\n`, the message has CRLF. */
+  #line(field: HeaderField): string {
+    return `${field.name}:${this.leadingSpace ? '' : ' '}${field.value.replace(/\r?\n/g, '\r\n')}\r\n`;
   }
 
   async addBody(chunk: Buffer): Promise<void> {

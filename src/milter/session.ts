@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { inBlockList, type Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { COMMANDS, MilterProtocolError, PROTOCOL_FLAGS, PacketReader, REPLIES, answerOptionNegotiation, decodeAddress, decodeConnect, decodeHeader,
-  decodeMacros, decodeOptionNegotiation, encodeOptionNegotiation, encodePacket, type Negotiation, type Packet } from './codec.js';
+  decodeMacros, decodeOptionNegotiation, encodeOptionNegotiation, encodePacket, leadingSpaceGranted, type Negotiation, type Packet } from './codec.js';
 import { finishMessage, type MilterContext, type MilterClient } from './finish.js';
 import { MilterMessage } from './message.js';
 
@@ -136,7 +136,7 @@ export class MilterSession {
         break;
       case COMMANDS.MAIL:
         this.#dropMessage();
-        this.#message = new MilterMessage(this.#context.config(), decodeAddress(data, 'MAIL packet').address);
+        this.#message = new MilterMessage(this.#context.config(), decodeAddress(data, 'MAIL packet').address, leadingSpaceGranted(this.#negotiated!));
         break;
       case COMMANDS.RCPT: {
         const { address, raw } = decodeAddress(data, 'RCPT packet');

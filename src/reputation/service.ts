@@ -13,6 +13,9 @@ import { ERROR_CODES, HTTP, HttpError } from './service/errors.js';
 import { registerReadinessRoute, STORE_RETRY_AFTER_S, StoreHealth } from './service/health.js';
 import { ServiceMetrics } from './service/metrics.js';
 import { openConfiguredReputation } from './service/open-store.js';
+import { registerConvictionRoutes } from './service/conviction-routes.js';
+import { MemoryConvictionLog, type ConvictionLog } from './service/convictions.js';
+import { RedisConvictionLog } from './service/convictions-redis.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
 import { registerFingerprintRoutes } from './service/fingerprint-routes.js';
@@ -50,10 +53,21 @@ export async function startReputationService(config: Config, log: Logger, opened
     if (owned) await store.close();
     throw error;
   }
+  // With Redis, several instances share the store: the convictions log is a stream in it, so
+  // every instance's gateways hear every instance's convictions.
+  let convictions: ConvictionLog;
+  try {
+    convictions = config.store === 'redis' ? await RedisConvictionLog.open(config.redisUrls, log) : new MemoryConvictionLog();
+  } catch (error) {
+    await samples.close();
+    if (owned) await store.close();
+    throw error;
+  }
   if (config.store === 'redis') await logRedisPersistence(config.redisUrls, log);
   const metrics = new ServiceMetrics();
+  metrics.streamsNow = () => convictions.subscribers;
   const health = new StoreHealth(config.store, store, samples, log);
-  let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics) : null;
+  let proxy: UpstreamProxy | null = config.upstreamUrl ? new UpstreamProxy(config, log, metrics, convictions) : null;
   let upstream = `${config.upstreamUrl} ${config.upstreamKey}`;
 
   const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, routerOptions: { maxParamLength: MAX_PARAM_LENGTH }, logger: false, forceCloseConnections: 'idle' });
@@ -104,7 +118,8 @@ export async function startReputationService(config: Config, log: Logger, opened
   const auth = new Authenticator(store.keys, KEY_CACHE_MS);
   const limiter = new RateLimiter();
   registerAdmission(app, { auth, limiter });
-  registerRoutes(app, { opened: store, auth, limiter, metrics, proxy: () => proxy });
+  registerRoutes(app, { opened: store, auth, limiter, metrics, convictions, log, proxy: () => proxy });
+  const streams = registerConvictionRoutes(app, { auth, limiter, convictions, log, recheckMs: KEY_CACHE_MS });
   registerFingerprintRoutes(app, { opened: store, auth, limiter });
   registerKeyRoutes(app, { opened: store, auth, limiter });
   // Samples are kept here, never forwarded upstream in proxy mode.
@@ -114,6 +129,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   try {
     await app.listen({ host: config.httpListen.host, port: config.httpListen.port });
   } catch (error) {
+    await convictions.close();
     await samples.close();
     if (owned) await store.close();
     throw error;
@@ -132,8 +148,12 @@ export async function startReputationService(config: Config, log: Logger, opened
     url,
     close() {
       closed ??= (async () => {
-        await app.close();
+        // Open streams never end by themselves: end them, or app.close() would wait for them.
+        const closing = app.close();
+        streams.closeAll();
+        await closing;
         proxy?.close();
+        await convictions.close();
         await samples.close();
         if (owned) await store.close();
       })();
@@ -144,7 +164,7 @@ export async function startReputationService(config: Config, log: Logger, opened
       // A new upstream or key gets a new client and an empty cache (answers were the old one's).
       if (`${next.upstreamUrl} ${next.upstreamKey}` !== upstream) {
         proxy?.close();
-        proxy = next.upstreamUrl ? new UpstreamProxy(next, log, metrics) : null;
+        proxy = next.upstreamUrl ? new UpstreamProxy(next, log, metrics, convictions) : null;
         upstream = `${next.upstreamUrl} ${next.upstreamKey}`;
       } else proxy?.reload(next);
       log.info({ event: 'reputation.reloaded', upstream: maskUrl(next.upstreamUrl), participation: next.participation }, 'configuration reloaded');

@@ -96,3 +96,14 @@ export function authservIdOf(value: string): string | null {
   const id = /^[^\s;()]+/.exec(rest)?.[0];
   return id === undefined ? null : id.replace(/^"|"$/g, '').toLowerCase();
 }
+
+/**
+ * Whether a header field is an Authentication-Results claiming one of `authservIds` (lower case):
+ * only this host may write results in its own name (RFC 8601 5), so such an incoming field is a
+ * forgery that every front removes.
+ */
+export function claimsAuthservId(name: string, value: string, authservIds: readonly string[]): boolean {
+  if (authservIds.length === 0 || name.trim().toLowerCase() !== AUTHENTICATION_RESULTS.toLowerCase()) return false;
+  const id = authservIdOf(value.replace(/\r?\n/g, ''));
+  return id !== null && authservIds.includes(id);
+}

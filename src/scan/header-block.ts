@@ -2,7 +2,7 @@
  * Edits of the raw header block, byte for byte: never parsed and re-serialised, so every header
  * the gateway does not touch (and the body) stays exactly as signed by DKIM.
  */
-import { AUTHENTICATION_RESULTS, authservIdOf } from './auth-policy.js';
+import { claimsAuthservId } from './auth-policy.js';
 import { VERDICT_FIELD_PREFIXES, isRemovedField } from './headers.js';
 
 /** Splits a header block into fields: each field is its first line plus folded continuations. */
@@ -33,9 +33,7 @@ function fieldName(field: Buffer): string {
 
 /** Whether `field` is an Authentication-Results field of one of `authservIds` (lower case). */
 function isOwnAuthenticationResults(field: Buffer, authservIds: readonly string[]): boolean {
-  if (authservIds.length === 0 || fieldName(field) !== AUTHENTICATION_RESULTS.toLowerCase()) return false;
-  const id = authservIdOf(field.subarray(field.indexOf(0x3a) + 1).toString('latin1').replace(/\r?\n/g, ''));
-  return id !== null && authservIds.includes(id);
+  return authservIds.length > 0 && claimsAuthservId(fieldName(field), field.subarray(field.indexOf(0x3a) + 1).toString('latin1'), authservIds);
 }
 
 /**

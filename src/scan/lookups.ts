@@ -43,7 +43,10 @@ export interface ReputationLookupsOptions {
   readonly timeoutMs: number;
   readonly log: Logger;
   readonly cacheSize?: number;
+  /** How long a known answer is kept while the convictions stream is up. */
   readonly cacheTtlMs?: number;
+  /** How long an `unknown` answer is kept, and every answer while the stream is down (NIMBUS_UNKNOWN_CACHE_MS). */
+  readonly shortTtlMs?: number;
   readonly breaker?: CircuitBreaker;
   readonly observer?: LookupObserver;
 }
@@ -51,8 +54,13 @@ export interface ReputationLookupsOptions {
 /** The service cannot serve (its store is unreachable): the breaker opens at once, for its Retry-After. */
 const HTTP_UNAVAILABLE = 503;
 
-/** A service answer is cached this long: long enough to spare the service a campaign's repeats, short enough to learn. */
+/**
+ * A known service answer is cached this long while the convictions stream is up (it drops an
+ * answer the moment its verdict changes): long enough to spare the service a campaign's repeats.
+ */
 export const DEFAULT_CACHE_TTL_MS = 60_000;
+/** `unknown` answers, and all answers while the stream is down (NIMBUS_UNKNOWN_CACHE_MS's default). */
+export const DEFAULT_SHORT_TTL_MS = 10_000;
 export const DEFAULT_CACHE_SIZE = 100_000;
 
 export class ReputationLookups {
@@ -60,11 +68,40 @@ export class ReputationLookups {
   readonly #cache: LRUCache<string, LookupResult>;
   readonly #breaker: CircuitBreaker;
   #authRejectedLogged = false;
+  /** Whether the convictions stream is connected: only then may known answers be kept long. */
+  #streamUp = false;
+  /** Counts forgets: an answer asked for before one may be what was just forgotten, and is not kept. */
+  #forgets = 0;
 
   constructor(options: ReputationLookupsOptions) {
     this.#options = options;
     this.#cache = new LRUCache({ max: options.cacheSize ?? DEFAULT_CACHE_SIZE, ttl: options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS });
     this.#breaker = options.breaker ?? new CircuitBreaker();
+  }
+
+  /** Fingerprints whose verdict changed at the service: the next lookup asks again. */
+  forget(items: Iterable<string>): void {
+    this.#forgets++;
+    for (const item of items) this.#cache.delete(item);
+  }
+
+  /** What changed is not known (a `reset`, or the stream went down): every answer is asked again. */
+  forgetAll(): void {
+    this.#forgets++;
+    this.#cache.clear();
+  }
+
+  /**
+   * The convictions stream connected (known answers may be kept long) or went down (new answers
+   * kept briefly). Answers already cached stay: what changed meanwhile is named, or a `reset`
+   * sent, when the stream resumes from its Last-Event-ID.
+   */
+  setStreamUp(up: boolean): void {
+    this.#streamUp = up;
+  }
+
+  get cachedAnswers(): number {
+    return this.#cache.size;
   }
 
   get breakerState(): BreakerState {
@@ -107,13 +144,17 @@ export class ReputationLookups {
       return { answers, outcome: 'breaker-open', incomplete: new Set(misses), cacheHits, ms: null };
     }
     const started = performance.now();
+    const forgets = this.#forgets;
     const budget = AbortSignal.timeout(this.#options.timeoutMs);
     let outcome: RemoteOutcome;
     try {
       const results = await remote.lookup(misses, budget);
+      const shortTtl = this.#options.shortTtlMs ?? DEFAULT_SHORT_TTL_MS;
       for (const result of results) {
         answers.set(result.item, result);
-        this.#cache.set(result.item, result);
+        if (forgets !== this.#forgets) continue;
+        if (result.verdict !== 'unknown' && this.#streamUp) this.#cache.set(result.item, result);
+        else if (shortTtl > 0) this.#cache.set(result.item, result, { ttl: shortTtl });
       }
       this.#breaker.succeeded();
       this.#authRejectedLogged = false;

@@ -32,6 +32,8 @@ import {
   type Statistics,
 } from '../stats/index.js';
 import { Authenticator } from './authentication.js';
+import type { ConvictionStream } from '../reputation/convictions-client.js';
+import { followConvictions } from './convictions.js';
 import { Feedback } from './feedback.js';
 import { LocalLearner } from './local-learner.js';
 import { ReputationLookups } from './lookups.js';
@@ -105,6 +107,8 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
   // Kept across reloads with its cache, unless NIMBUS_DNS_SERVERS or NIMBUS_DNS_TIMEOUT_MS change;
   // a replaced one is not cancelled: scans still using it finish their queries.
   let resolver: DnsResolver | null = null;
+  // Made anew with the lookups on reload: a new key, URL or participation gets a new stream (or none).
+  let convictions: ConvictionStream | null = null;
 
   const parts = (current: Config): ScanParts => {
     if ((imageHashes?.max ?? 0) !== current.imageHashCache) imageHashes = current.imageHashCache > 0 ? new ImageHashCache(current.imageHashCache) : undefined;
@@ -115,9 +119,12 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       remote: client,
       sendable: sendableIn(current),
       timeoutMs: current.lookupTimeoutMs,
+      shortTtlMs: current.unknownCacheMs,
       log: log.child({ component: 'lookups' }),
       observer,
     });
+    convictions?.close();
+    convictions = followConvictions(current, log.child({ component: 'convictions' }), () => lookups);
     resolver = resolverFor(current, resolver);
     return {
       policy: current,
@@ -176,6 +183,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       await metricsServer?.close();
       history.close();
       await stats.close();
+      convictions?.close();
       client?.close();
       resolver?.close();
       await learner.drain();

@@ -63,6 +63,12 @@ export const QUESTIONS = Object.freeze({
     variable: 'NIMBUS_DNS_LISTS',
     intro: "Public DNS reputation lists are asked about each client address and link domain, so each query tells the list's operator that address or domain: they are an opt-in of their own. Choose lists, and read their terms, in docs/admin/dns-lists.md.",
   },
+  authChecks: {
+    flag: '--auth-checks',
+    label: 'SPF, DKIM, DMARC and ARC checks (yes, no)',
+    variable: 'NIMBUS_AUTH_CHECKS',
+    intro: "Authentication checks write Authentication-Results and give each sender domain that proves itself a reputation of its own; they ask the DNS (NIMBUS_DNS_SERVERS, a resolver of your own is best) and are only right where Nimbus sees the real client address, as in every way above: docs/admin/authentication.md.",
+  },
   spamAction: { flag: '--spam-action', label: 'Spam action (tag, reject, quarantine, discard)', variable: 'NIMBUS_SPAM_ACTION' },
   tagScore: { flag: '--tag-score', label: 'Tag score', variable: 'NIMBUS_TAG_SCORE' },
   rejectScore: { flag: '--reject-score', label: 'Score for the spam action', variable: 'NIMBUS_REJECT_SCORE' },
@@ -109,6 +115,7 @@ export async function askSetup(source: AnswerSource, current: CurrentFile): Prom
   await participation(source, was, ask, record);
 
   await ask(QUESTIONS.dnsLists, was('NIMBUS_DNS_LISTS') ?? '');
+  await ask(QUESTIONS.authChecks, was('NIMBUS_AUTH_CHECKS') ?? 'no');
   await ask(QUESTIONS.spamAction, was('NIMBUS_SPAM_ACTION') ?? 'tag', (value) =>
     !spec.canReject && value.trim().toLowerCase() === 'reject' ? `${way}: Postfix has queued the mail already, so rejecting would make it bounce to the sender (backscatter): use tag, quarantine or discard` : null);
   const tagScore = await ask(QUESTIONS.tagScore, was('NIMBUS_TAG_SCORE') ?? '5');

@@ -2,7 +2,7 @@
  * Prometheus metrics of one service instance: its own registry (two instances in one process,
  * as in the proxy test, must not collide on the global one).
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -12,6 +12,10 @@ export class ServiceMetrics {
   readonly recordsIngested: Counter;
   readonly upstreamFailures: Counter;
   readonly proxyCacheHits: Counter;
+  readonly convictionsPublished: Counter;
+  readonly convictionStreams: Gauge;
+  /** Read when /metrics is asked: the gateways following this instance's convictions stream. */
+  streamsNow: () => number = () => 0;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'nimbus_reputation_' });
@@ -43,6 +47,20 @@ export class ServiceMetrics {
       name: 'nimbus_reputation_proxy_cache_hits_total',
       help: 'Proxy mode: lookups answered from the upstream answer cache',
       registers: [this.registry],
+    });
+    this.convictionsPublished = new Counter({
+      name: 'nimbus_reputation_convictions_published_total',
+      help: 'Fingerprints whose verdict changed, published to GET /v1/convictions',
+      registers: [this.registry],
+    });
+    const streams = (): number => this.streamsNow();
+    this.convictionStreams = new Gauge({
+      name: 'nimbus_reputation_conviction_streams',
+      help: 'Gateways (and proxies) connected to this instance\'s GET /v1/convictions',
+      registers: [this.registry],
+      collect() {
+        this.set(streams());
+      },
     });
   }
 }

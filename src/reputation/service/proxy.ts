@@ -3,6 +3,10 @@
  * what local data does not know is asked upstream in one batched request per lookup and cached
  * (bounded, TTL). When upstream fails or is slow, the local answer stands. Reports and feedback
  * go upstream only as this proxy's own participation setting allows.
+ *
+ * The proxy follows upstream's convictions stream: a changed fingerprint leaves the cache and is
+ * passed on to this service's own stream, so its gateways hear of it too. While that stream is
+ * down, upstream answers are kept only NIMBUS_UNKNOWN_CACHE_MS, as `unknown` ones always are.
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
@@ -10,6 +14,8 @@ import type { Config } from '../../config/index.js';
 import { maskUrl } from '../../redact.js';
 import type { FeedbackRequest, LookupResult, ReportBatch, ReportRecord } from '../api.js';
 import { createReputationClient, type ReputationClient } from '../client.js';
+import { ConvictionStream } from '../convictions-client.js';
+import type { ConvictionLog } from './convictions.js';
 import type { ServiceMetrics } from './metrics.js';
 
 export const PROXY_CACHE_TTL_MS = 5 * 60_000;
@@ -21,12 +27,44 @@ export class UpstreamProxy {
   readonly #log: Logger;
   readonly #metrics: ServiceMetrics;
   #sharing: 'off' | 'standard' | 'extended';
+  readonly #stream: ConvictionStream;
+  #streamUp = false;
+  readonly #shortTtlMs: number;
 
-  constructor(config: Config, log: Logger, metrics: ServiceMetrics) {
+  constructor(config: Config, log: Logger, metrics: ServiceMetrics, convictions: ConvictionLog) {
     this.#client = createReputationClient({ url: config.upstreamUrl!, key: config.upstreamKey ?? '', timeoutMs: config.lookupTimeoutMs });
     this.#log = log.child({ upstream: maskUrl(config.upstreamUrl) });
     this.#metrics = metrics;
     this.#sharing = sharingOf(config);
+    this.#shortTtlMs = config.unknownCacheMs;
+    const passOn = (publish: Promise<void>): void => {
+      publish.catch((error: unknown) => this.#log.warn({ event: 'reputation.convictions_publish_failed', err: (error as Error).message }, 'upstream verdict changes not passed on to this service\'s stream'));
+    };
+    this.#stream = new ConvictionStream({
+      url: config.upstreamUrl!,
+      key: config.upstreamKey ?? '',
+      handlers: {
+        changed: (changes) => {
+          for (const change of changes) this.#cache.delete(change.item);
+          passOn(convictions.publish(changes));
+        },
+        reset: () => {
+          this.#cache.clear();
+          passOn(convictions.publishReset());
+        },
+        up: () => {
+          this.#streamUp = true;
+          this.#log.info({ event: 'reputation.upstream_convictions_up' }, 'following upstream\'s convictions stream');
+        },
+        down: (status, reason) => {
+          // Cached answers stay (upstream down, they are what the proxy has); those that changed
+          // meanwhile are named when the stream resumes from its Last-Event-ID.
+          const was = this.#streamUp;
+          this.#streamUp = false;
+          if (was || status === 401) this.#log.warn({ event: 'reputation.upstream_convictions_down', status, err: reason }, 'upstream\'s convictions stream is down; upstream answers are kept only briefly');
+        },
+      },
+    });
   }
 
   reload(config: Config): void {
@@ -52,7 +90,9 @@ export class UpstreamProxy {
       const byItem = new Map(upstream.map((result) => [result.item, result]));
       for (const item of unique) {
         const result = byItem.get(item);
-        if (result) this.#cache.set(item, result);
+        // `unknown` is what a campaign's first copies get: kept briefly, so a conviction the
+        // stream does not name (a near neighbour) still arrives within seconds.
+        if (result) this.#cache.set(item, result, result.verdict === 'unknown' || !this.#streamUp ? { ttl: this.#shortTtlMs } : {});
       }
       for (const i of missing) {
         const result = byItem.get(answers[i]!.item);
@@ -89,6 +129,7 @@ export class UpstreamProxy {
   }
 
   close(): void {
+    this.#stream.close();
     this.#client.close();
   }
 }

@@ -11,7 +11,10 @@ import { fingerprintMessage } from '../../fingerprint/index.js';
 import type { z } from 'zod';
 import { feedbackRequest, fingerprintText, lookupRequest, reportBatch, verdictOverride, type KeyRole } from '../api.js';
 import type { OpenedReputation, StoredKey } from '../engine-types.js';
+import type { Logger } from 'pino';
 import type { Authenticator } from './auth.js';
+import { recordChanges, type ChangeContext } from './conviction-routes.js';
+import type { ConvictionLog } from './convictions.js';
 import { ERROR_CODES, HTTP, HttpError } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { UpstreamProxy } from './proxy.js';
@@ -22,6 +25,9 @@ export interface RouteContext {
   readonly auth: Authenticator;
   readonly limiter: RateLimiter;
   readonly metrics: ServiceMetrics;
+  /** Where verdict changes go (GET /v1/convictions). */
+  readonly convictions: ConvictionLog;
+  readonly log: Logger;
   /** The current proxy (null when not in proxy mode); read per request so reload applies. */
   proxy(): UpstreamProxy | null;
 }
@@ -79,6 +85,7 @@ async function authenticateAndLimit(context: Pick<RouteContext, 'auth' | 'limite
 
 export function registerRoutes(app: FastifyInstance, context: RouteContext): void {
   const { opened, metrics } = context;
+  const changes: ChangeContext = { engine: opened.engine, convictions: context.convictions, log: context.log, metrics };
 
   app.post('/v1/lookup', { config: { role: 'sensor' } }, async (request) => {
     await admit(context, request, 'sensor');
@@ -95,7 +102,12 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     const batch = validate(reportBatch, request.body);
     // The role decides what a trap record weighs (engine.ts recordObservations): weak evidence from
     // a sensor key, one voice from a reporter key, trusted from an admin key as its feedback is.
-    const result = await opened.engine.ingest(batch.batchId, { id: key.id, weight: 1, role: key.role, trusted: key.role === 'admin' }, batch.records);
+    // Trap hits are the records that can convict at once: their fingerprints go to the stream.
+    const trapped = batch.records.filter((record) => record.action === 'trap').flatMap((record) => record.fingerprints);
+    let result = { accepted: 0, duplicate: false };
+    await recordChanges(changes, trapped, async () => {
+      result = await opened.engine.ingest(batch.batchId, { id: key.id, weight: 1, role: key.role, trusted: key.role === 'admin' }, batch.records);
+    });
     metrics.recordsIngested.inc(result.accepted);
     // A duplicate was forwarded the first time; upstream is idempotent by the same id anyway.
     const proxy = context.proxy();
@@ -115,7 +127,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     // An admin key belongs to whoever runs this service: at a private service that is the
     // organisation's own mail admin, whose one report should protect every gateway at once
     // (DESIGN: the admin is trusted). Reporter keys stay one voice among many.
-    if (items.length > 0) await opened.engine.feedback({ id: key.id, weight: 1, trusted: key.role === 'admin' }, body.label, items);
+    if (items.length > 0) await recordChanges(changes, items, () => opened.engine.feedback({ id: key.id, weight: 1, trusted: key.role === 'admin' }, body.label, items));
     const proxy = context.proxy();
     if (proxy) await proxy.forwardFeedback(body.label, items);
     return { accepted: items.length };
@@ -125,7 +137,7 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     const key = await admit(context, request, 'admin');
     const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
     const body = validate(verdictOverride, request.body);
-    await opened.engine.setVerdict(item, body.verdict, { by: key.id, reason: body.reason });
+    await recordChanges(changes, [item], () => opened.engine.setVerdict(item, body.verdict, { by: key.id, reason: body.reason }));
     return { item, verdict: body.verdict };
   });
 
@@ -133,7 +145,11 @@ export function registerRoutes(app: FastifyInstance, context: RouteContext): voi
     const key = await admit(context, request, 'admin');
     const item = validate(fingerprintText, request.params.fingerprint, 'params.fingerprint');
     const reason = validate(verdictOverride.shape.reason, request.query.reason, 'query.reason');
-    return { item, removed: await opened.engine.clearVerdict(item, { by: key.id, reason }) };
+    let removed = false;
+    await recordChanges(changes, [item], async () => {
+      removed = await opened.engine.clearVerdict(item, { by: key.id, reason });
+    });
+    return { item, removed };
   });
 
   app.get('/healthz', async () => ({ ok: true }));
