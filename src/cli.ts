@@ -21,6 +21,7 @@ interface CommandModule {
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
   gateway: { summary: 'run the SMTP relay', load: () => import('./commands/gateway.js') },
   milter: { summary: 'run the scan as a Postfix/Sendmail mail filter (milter protocol 6)', load: () => import('./commands/milter.js') },
+  console: { summary: 'run the web console; console passwd USER sets a login', load: () => import('./commands/console.js') },
   reputation: { summary: 'run the reputation service (HTTP API)', load: () => import('./commands/reputation.js') },
   check: { summary: 'fingerprints, lookups and verdict of messages: check [--json] [FILE.eml…]', load: () => import('./commands/check.js') },
   report: { summary: 'feedback: report --spam|--ham|--forget FILE.eml…', load: () => import('./commands/report.js') },

@@ -27,6 +27,10 @@ export const ERROR_CODES = Object.freeze({
   QUARANTINE_BUSY: 'another process is releasing or deleting the entry',
   QUARANTINE_RELEASE_REFUSED: 'the next hop refused the released message or one of its recipients',
   QUARANTINE_RELEASE_FAILED: 'the release could not be made',
+  // The console (src/console/).
+  CONSOLE_USERS_UNREADABLE: 'the console\'s user file cannot be read',
+  CONSOLE_BAD_USER: 'a console user name with characters other than letters, digits, dots, dashes, underscores',
+  CONSOLE_WEAK_PASSWORD: 'a console password shorter than 10 characters, or the two entries differ',
   // The reputation service's client (src/reputation/client.ts): what a call to the service met.
   AUTH_REJECTED: 'the service refused the key (401)',
   FORBIDDEN: "the key's role is too small for the call (403)",

@@ -4,7 +4,7 @@
  * test keeps this table, the log calls in src/ and that page in step.
  *
  * Naming: lower-case words joined by dots, the first naming the part that writes it (gateway,
- * milter, supervisor, process, scan, lookup, feedback, dns, stats, reputation), snake_case within a word.
+ * milter, supervisor, process, scan, lookup, feedback, dns, stats, console, reputation), snake_case within a word.
  */
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -88,6 +88,17 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
   'stats.samples.keep_failed': ['warn'],
   'stats.samples.discarded': ['info'],
   'stats.samples.dropped': ['warn'],
+  'stats.history.write_failed': ['error'],
+  'stats.history.prune_failed': ['warn'],
+  // The web console (src/console/): logins, and every change with its user.
+  'console.listening': ['info'],
+  'console.no_users': ['warn'],
+  'console.login': ['info'],
+  'console.login_failed': ['warn', 'error'],
+  'console.login_throttled': ['warn'],
+  'console.logout': ['info'],
+  'console.change': ['info'],
+  'console.csrf_refused': ['warn'],
   // The reputation service (src/reputation/service/).
   'reputation.listening': ['info'],
   'reputation.reloaded': ['info'],
@@ -109,4 +120,4 @@ export const LOG_EVENTS: Readonly<Record<string, readonly Level[]>> = Object.fre
 });
 
 /** The convention every name follows (see the top of this file). */
-export const LOG_EVENT_NAME = /^(gateway|milter|supervisor|process|scan|lookup|feedback|dns|stats|reputation)(\.[a-z][a-z_]*)+$/;
+export const LOG_EVENT_NAME = /^(gateway|milter|supervisor|process|scan|lookup|feedback|dns|stats|console|reputation)(\.[a-z][a-z_]*)+$/;

@@ -14,6 +14,7 @@ import { COMMANDS, encodePacket, strings } from '../src/milter/codec.js';
 import { startMilter, type RunningMilter } from '../src/milter/server.js';
 import { Quarantine, quarantineDir } from '../src/quarantine/store.js';
 import { Scanner } from '../src/scan/scanner.js';
+import type { MessageObserver, ProcessedMessage } from '../src/scan/recorder.js';
 import type { MessageScanner } from '../src/scan/types.js';
 import { createGatewayMetrics } from '../src/stats/index.js';
 import { Peer } from './helpers/milter-peer.js';
@@ -29,7 +30,7 @@ interface Started {
   metrics: ReturnType<typeof createGatewayMetrics>;
 }
 
-async function start(t: ExecutionContext, env: Record<string, string> = {}, scanner?: MessageScanner, progressIntervalMs?: number): Promise<Started> {
+async function start(t: ExecutionContext, env: Record<string, string> = {}, scanner?: MessageScanner, progressIntervalMs?: number, observer: MessageObserver | null = null): Promise<Started> {
   const dir = testDir(t, 'nimbus-milter-');
   const config = loadConfig({ NIMBUS_DATA_DIR: dir, NIMBUS_MILTER_LISTEN: '127.0.0.1:0', NIMBUS_TRUSTED_NETWORKS: '', NIMBUS_SPAMTRAPS: 'trap@example.com', NIMBUS_SUBJECT_TAG: '[SPAM]', ...env });
   const logs: Record<string, unknown>[] = [];
@@ -38,7 +39,7 @@ async function start(t: ExecutionContext, env: Record<string, string> = {}, scan
   const metrics = createGatewayMetrics({ defaultMetrics: false });
   const hooks = {
     scanner: scanner ?? new Scanner({ policy: config, lookups: null, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, log }),
-    observer: null,
+    observer,
     quarantine: new Quarantine(quarantineDir(config)),
     metrics,
     ...(progressIntervalMs ? { progressIntervalMs } : {}),
@@ -87,6 +88,21 @@ for (const [action, reply, detail] of [['reject', 'y', '550 5.7.1 Message reject
     if (action === 'quarantine') t.true(answer.some((packet) => packet.command === 'q' && packet.data.toString('utf8').startsWith(detail)));
   });
 }
+
+test('the milter hands the recorder what the message history keeps: the envelope, and the subject only under NIMBUS_HISTORY_SUBJECTS=yes', async (t) => {
+  for (const [subjects, expected] of [['yes', 'History =?UTF-8?Q?K=C3=B6ln?='], ['no', null]] as const) {
+    const seen: ProcessedMessage[] = [];
+    const { milter } = await start(t, { NIMBUS_HISTORY_SUBJECTS: subjects }, undefined, undefined, { processed: async (message) => void seen.push(message) });
+    const peer = new Peer(milter.port!);
+    await peer.negotiate();
+    peer.sendMessage('hello\r\n', ['<alice@example.com>', '<bob@example.com>'], [['Subject', expected ?? 'History =?UTF-8?Q?K=C3=B6ln?=']]);
+    await peer.answer();
+    const message = await waitFor('the processed message', () => seen[0]);
+    t.deepEqual(message.envelope, { mailFrom: 'sender@example.org', rcptTo: ['alice@example.com', 'bob@example.com'] });
+    t.is(message.subject, expected === null ? null : 'History Köln');
+    peer.socket.destroy();
+  }
+});
 
 test('NIMBUS_MILTER_QUARANTINE=store keeps the message in Nimbus\'s quarantine, with the verdict fields, and tells the MTA to discard it', async (t) => {
   const { milter, config } = await start(t, { NIMBUS_SPAM_ACTION: 'quarantine', NIMBUS_MILTER_QUARANTINE: 'store' });

@@ -19,6 +19,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const gatewayUnit = join(root, 'systemd', 'nimbus-gateway.service');
 const reputationUnit = join(root, 'systemd', 'nimbus-reputation.service');
 const milterUnit = join(root, 'systemd', 'nimbus-milter.service');
+const consoleUnit = join(root, 'systemd', 'nimbus-console.service');
 const envExample = join(root, 'systemd', 'nimbus.env');
 const sysusers = join(root, 'systemd', 'nimbus.sysusers');
 /**
@@ -49,7 +50,7 @@ test('systemd-analyze verify accepts every shipped unit unchanged', async (t) =>
   // NodeSource's packages put it); a host with node elsewhere must adjust ExecStart, and this
   // test says so instead of verifying a doctored copy.
   t.true(existsSync('/usr/bin/node'), 'the units run /usr/bin/node, which does not exist on this host');
-  const result = await execFileAsync('systemd-analyze', ['verify', gatewayUnit, reputationUnit, milterUnit]).then(
+  const result = await execFileAsync('systemd-analyze', ['verify', gatewayUnit, reputationUnit, milterUnit, consoleUnit]).then(
     ({ stdout, stderr }) => ({ code: 0, output: stdout + stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
   );
@@ -57,14 +58,16 @@ test('systemd-analyze verify accepts every shipped unit unchanged', async (t) =>
   t.is(result.output.trim(), '', 'verify printed warnings');
 });
 
-test('every unit runs as a dedicated user with the state directory, HUP reload, restart on failure and strict protection', (t) => {
-  for (const unit of [gatewayUnit, reputationUnit, milterUnit]) {
+test('every unit runs as a dedicated user with the state directory, restart on failure and strict protection; the servers reload on HUP', (t) => {
+  // The console reads its configuration at start (a restart applies a change): no reload to offer.
+  t.is(serviceSection(consoleUnit).get('ExecReload'), undefined);
+  for (const unit of [gatewayUnit, reputationUnit, milterUnit, consoleUnit]) {
     const s = serviceSection(unit);
     t.deepEqual(s.get('User'), ['nimbus'], unit);
     t.deepEqual(s.get('StateDirectory'), ['nimbus'], unit);
     t.deepEqual(s.get('ProtectSystem'), ['strict'], unit);
     t.deepEqual(s.get('Restart'), ['on-failure'], unit);
-    t.regex(s.get('ExecReload')?.[0] ?? '', /kill -HUP \$MAINPID/, unit);
+    if (unit !== consoleUnit) t.regex(s.get('ExecReload')?.[0] ?? '', /kill -HUP \$MAINPID/, unit);
     t.deepEqual(s.get('EnvironmentFile'), ['/etc/nimbus/nimbus.env'], unit);
     for (const option of ['NoNewPrivileges', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'RestrictSUIDSGID', 'LockPersonality']) {
       t.deepEqual(s.get(option), ['yes'], `${unit}: ${option}`);
@@ -76,6 +79,7 @@ test('each unit runs its command of the CLI the documented install puts under /o
   t.deepEqual(serviceSection(gatewayUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} gateway`]);
   t.deepEqual(serviceSection(reputationUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} reputation`]);
   t.deepEqual(serviceSection(milterUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} milter`]);
+  t.deepEqual(serviceSection(consoleUnit).get('ExecStart'), [`/usr/bin/node ${INSTALLED_CLI} console`]);
 });
 
 test('systemd-sysusers creates from nimbus.sysusers the nimbus user and group the units run as, without a login, once', async (t) => {
@@ -94,7 +98,7 @@ test('systemd-sysusers creates from nimbus.sysusers the nimbus user and group th
   t.true(Number(uid) > 0 && Number(uid) < 1000, `a system UID (${uid})`);
   t.is(home, '/var/lib/nimbus');
   t.regex(shell!, /nologin$/);
-  for (const unit of [gatewayUnit, reputationUnit, milterUnit]) {
+  for (const unit of [gatewayUnit, reputationUnit, milterUnit, consoleUnit]) {
     const s = serviceSection(unit);
     t.deepEqual([s.get('User'), s.get('Group')], [[name], [groups[0]![0]]], unit);
     t.deepEqual(s.get('StateDirectory')?.map((dir) => `/var/lib/${dir}`), [home], unit);
@@ -106,12 +110,11 @@ test('only the gateway may bind port 25, through an ambient capability and not r
   t.deepEqual(gateway.get('AmbientCapabilities'), ['CAP_NET_BIND_SERVICE']);
   t.deepEqual(gateway.get('CapabilityBoundingSet'), ['CAP_NET_BIND_SERVICE']);
   t.true((gateway.get('Environment') ?? []).includes('NIMBUS_LISTEN=0.0.0.0:25'));
-  const reputation = serviceSection(reputationUnit);
-  t.is(reputation.get('AmbientCapabilities'), undefined);
-  t.deepEqual(reputation.get('CapabilityBoundingSet'), ['']);
-  const milter = serviceSection(milterUnit);
-  t.is(milter.get('AmbientCapabilities'), undefined);
-  t.deepEqual(milter.get('CapabilityBoundingSet'), ['']);
+  for (const unit of [reputationUnit, milterUnit, consoleUnit]) {
+    const s = serviceSection(unit);
+    t.is(s.get('AmbientCapabilities'), undefined, unit);
+    t.deepEqual(s.get('CapabilityBoundingSet'), [''], unit);
+  }
 });
 
 test('the env example loads through loadConfig as shipped', (t) => {

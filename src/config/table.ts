@@ -20,6 +20,7 @@ export const PARTS = Object.freeze({
   dns: 'DNS checks and public DNS lists',
   participation: 'Participation and statistics',
   service: 'Reputation service',
+  console: 'Console and message history',
   files: 'Files',
   logging: 'Logging and metrics',
 } as const);
@@ -298,6 +299,25 @@ export const VARIABLES = Object.freeze({
   NIMBUS_UPSTREAM_KEY: variable({
     part: 'service', default: '', parser: optional(text({ trim: true })), secret: 'key',
     doc: "this service's key at the upstream service",
+  }),
+
+  // ---------------------------------------------------------------- console and message history
+  NIMBUS_HISTORY_RETENTION_DAYS: variable({
+    part: 'console', default: '30', parser: number({ min: 1 }),
+    doc: 'the local message history (per message: client, envelope sender, verdict, fingerprints; shown by `nimbus console`, never uploaded) is kept this many days',
+  }),
+  NIMBUS_HISTORY_SUBJECTS: variable({
+    part: 'console', default: 'no', parser: yesNo,
+    // Subjects are personal data: kept only when the admin chooses to.
+    doc: '`yes`: the message history also keeps each subject',
+  }),
+  NIMBUS_CONSOLE_LISTEN: variable({
+    part: 'console', default: '127.0.0.1:8025', parser: hostPort,
+    doc: '`nimbus console` address (put TLS in front of it, or keep it on loopback)',
+  }),
+  NIMBUS_CONSOLE_ADMIN_KEY: variable({
+    part: 'console', default: '', parser: optional(text({ trim: true })), secret: 'key',
+    doc: "an admin key at `NIMBUS_REPUTATION_URL`: the console then shows the service's evidence, overrides there, and manages its keys",
   }),
 
   // ---------------------------------------------------------------- files

@@ -135,6 +135,13 @@ export interface Config {
   readonly uploadBatchSize: number;
   /** Local statistics (for `nimbus stats`) are kept this many days. */
   readonly statsRetentionDays: number;
+  /** The local message history (for the console) is kept this many days. */
+  readonly historyRetentionDays: number;
+  /** The history keeps subjects (personal data: off unless asked). */
+  readonly historySubjects: boolean;
+  readonly consoleListen: HostPort;
+  /** An admin key at reputationUrl for the console; null: the console shows local data only. */
+  readonly consoleAdminKey: string | null;
   /**
    * Largest attachment sample: the gateway (extended mode) captures unknown suspicious
    * attachments up to this size, the service accepts samples up to it. 0: no samples at all.

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../config/index.js';
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
+import { subjectOf } from '../scan/subject.js';
 import { undecided } from '../scan/verdict.js';
 import { stripVerdictFields, tagSubject, type ByteEdit } from '../scan/header-block.js';
 import type { HopLockstep } from './hop-lockstep.js';
@@ -129,7 +130,9 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
 
   if (context.hooks.observer && (reply === null || action === 'reject')) {
     try {
-      await context.hooks.observer.processed({ id: transaction.queueId, time: new Date(transaction.started), clientIp: client.ip, helo: client.helo, size, scan, action, nextHop });
+      const block = context.config.historySubjects ? spool.headerBlock() : null;
+      const subject = block === null ? null : subjectOf(block);
+      await context.hooks.observer.processed({ id: transaction.queueId, time: new Date(transaction.started), clientIp: client.ip, helo: client.helo, size, envelope: request.envelope, subject, scan, action, nextHop });
     } catch (error) {
       state.log.error({ event: 'gateway.observer_failed', queueId: transaction.queueId, err: error }, 'statistics observer failed');
     }

@@ -15,6 +15,7 @@ import type { QuarantineSink } from '../quarantine/types.js';
 import { stripVerdictFields, tagSubject, type ByteEdit } from '../scan/header-block.js';
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageObserver } from '../scan/recorder.js';
+import { subjectOf } from '../scan/subject.js';
 import { spamTrapHits } from '../scan/traps.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
 import { undecided } from '../scan/verdict.js';
@@ -102,7 +103,9 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
 
     if (context.observer) {
       try {
-        await context.observer.processed({ id: queueId, time: new Date(message.started), clientIp: client.ip ?? '', helo: client.helo, size: message.size, scan, action: decision.action, nextHop: null });
+        const block = config.historySubjects ? message.spool.headerBlock() : null;
+        const subject = block === null ? null : subjectOf(block);
+        await context.observer.processed({ id: queueId, time: new Date(message.started), clientIp: client.ip ?? '', helo: client.helo, size: message.size, envelope: request.envelope, subject, scan, action: decision.action, nextHop: null });
       } catch (error) {
         log.error({ event: 'milter.observer_failed', queueId, err: error }, 'statistics observer failed');
       }

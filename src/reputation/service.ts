@@ -19,6 +19,7 @@ import { RedisConvictionLog } from './service/convictions-redis.js';
 import { UpstreamProxy } from './service/proxy.js';
 import { RateLimiter } from './service/rate-limit.js';
 import { registerFingerprintRoutes } from './service/fingerprint-routes.js';
+import { registerKeyRoutes } from './service/key-routes.js';
 import { logRequest } from './service/request-log.js';
 import { logRedisPersistence } from './service/redis-persistence.js';
 import { registerAdmission, registerRoutes } from './service/routes.js';
@@ -120,6 +121,7 @@ export async function startReputationService(config: Config, log: Logger, opened
   registerRoutes(app, { opened: store, auth, limiter, metrics, convictions, log, proxy: () => proxy });
   const streams = registerConvictionRoutes(app, { auth, limiter, convictions, log, recheckMs: KEY_CACHE_MS });
   registerFingerprintRoutes(app, { opened: store, auth, limiter });
+  registerKeyRoutes(app, { opened: store, auth, limiter });
   // Samples are kept here, never forwarded upstream in proxy mode.
   registerSampleRoutes(app, { auth, limiter, samples, maxBytes: config.sampleMaxBytes });
   registerReadinessRoute(app, health);

@@ -7,10 +7,13 @@
  */
 import type { Logger } from 'pino';
 import { ipFingerprints } from '../fingerprint/ip.js';
+import type { Fingerprint } from '../fingerprint/types.js';
 import type { ReportRecord } from '../reputation/api.js';
 import { countMessage, type GatewayMetrics, type Statistics } from '../stats/index.js';
+import type { HistoryEntry } from '../stats/history-store.js';
+import type { HistoryWriter } from '../stats/history-writer.js';
 import type { LocalLearner } from './local-learner.js';
-import type { ScanAction, ScanResult } from './types.js';
+import type { Envelope, ScanAction, ScanResult } from './types.js';
 
 /** One message as a front handled it. */
 export interface ProcessedMessage {
@@ -20,6 +23,9 @@ export interface ProcessedMessage {
   readonly clientIp: string;
   readonly helo: string;
   readonly size: number;
+  readonly envelope: Envelope;
+  /** The decoded Subject, only when NIMBUS_HISTORY_SUBJECTS=yes; else null. */
+  readonly subject: string | null;
   readonly scan: ScanResult;
   /** What the front did: the scan's action, unless it could not (no quarantine configured: `tag`). */
   readonly action: ScanAction;
@@ -37,6 +43,8 @@ export interface RecorderOptions {
   readonly learner: LocalLearner;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
+  /** The local message history; null: none kept (commands, tests). */
+  readonly history?: HistoryWriter | null;
 }
 
 export class MessageRecorder implements MessageObserver {
@@ -65,6 +73,8 @@ export class MessageRecorder implements MessageObserver {
       ...(evidence ? { urls: evidence.urls, attachments: evidence.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })) } : {}),
       ...(evidence && evidence.samples.length > 0 ? { samples: evidence.samples } : {}),
     });
+    // Queued only: written in batches after the reply, so the history costs the sender nothing.
+    this.#options.history?.add(historyEntry(message, fingerprints));
     if (action === 'trap') return; // the trap's feedback already taught the engine
     const record: ReportRecord = {
       id: message.id,
@@ -76,4 +86,35 @@ export class MessageRecorder implements MessageObserver {
     };
     this.#options.learner.learn(record);
   }
+}
+
+function historyEntry(message: ProcessedMessage, seen: readonly Fingerprint[]): HistoryEntry {
+  const { scan } = message;
+  const looked = new Map(scan.fingerprints.map((result) => [result.fingerprint.text, result]));
+  return {
+    time: message.time.getTime(),
+    queueId: message.id,
+    clientIp: message.clientIp,
+    helo: message.helo,
+    mailFrom: message.envelope.mailFrom,
+    rcptCount: message.envelope.rcptTo.length,
+    size: message.size,
+    verdict: scan.verdict,
+    score: scan.score,
+    action: message.action,
+    tests: scan.tests,
+    fingerprints: [...new Map(seen.map((fingerprint) => [fingerprint.text, fingerprint])).values()].map((fingerprint) => {
+      const result = looked.get(fingerprint.text);
+      return {
+        text: fingerprint.text,
+        ...(fingerprint.label !== undefined ? { label: fingerprint.label } : {}),
+        verdict: result?.verdict ?? 'unknown',
+        reputation: result?.reputation ?? 0,
+        weight: result?.weight ?? 0,
+        contribution: result?.contribution ?? 0,
+        complete: result?.complete ?? false,
+      };
+    }),
+    subject: message.subject,
+  };
 }

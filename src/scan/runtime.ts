@@ -37,6 +37,7 @@ import { followConvictions } from './convictions.js';
 import { Feedback } from './feedback.js';
 import { LocalLearner } from './local-learner.js';
 import { ReputationLookups } from './lookups.js';
+import { HistoryWriter } from '../stats/history-writer.js';
 import { MessageRecorder } from './recorder.js';
 import { Scanner, type ScanParts } from './scanner.js';
 
@@ -137,11 +138,13 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
     };
   };
 
+  const history = new HistoryWriter({ dataDir: config.dataDir, retentionDays: config.historyRetentionDays, log: log.child({ component: 'history' }) });
   const scanner = new Scanner({ ...parts(config), log: log.child({ component: 'scan' }), observer: { scanned: (outcome) => metrics.scans.inc({ outcome }) } });
   let metricsServer: MetricsServer | null = null;
   try {
     metricsServer = config.metricsListen ? await startMetricsServer(config.metricsListen, metrics.registry) : null;
   } catch (error) {
+    history.close();
     await stats.close();
     await local.close();
     throw error;
@@ -161,7 +164,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
 
   return {
     scanner,
-    recorder: new MessageRecorder({ stats, learner, metrics, log }),
+    recorder: new MessageRecorder({ stats, learner, metrics, log, history }),
     quarantine: new Quarantine(quarantineDir(config)),
     metrics,
     metricsServer,
@@ -171,12 +174,14 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       // Opting out takes effect here: the old client is closed and no new one exists.
       scanner.reload(parts(next));
       stats.reload(next);
+      history.setRetention(next.historyRetentionDays);
       if (JSON.stringify(next.metricsListen) !== JSON.stringify(metricsListen)) {
         log.warn({ event: 'process.reload_needs_restart', variable: 'NIMBUS_METRICS_LISTEN' }, 'NIMBUS_METRICS_LISTEN changes on restart');
       }
     },
     async close() {
       await metricsServer?.close();
+      history.close();
       await stats.close();
       convictions?.close();
       client?.close();

@@ -10,7 +10,8 @@ import { maskUrl } from '../redact.js';
 import type { GatewayMetrics } from './metrics.js';
 import { RecordWriter } from './record-writer.js';
 import { SampleKeeper, type SampleOutboxSummary } from './sample-outbox.js';
-import { StatsStore, type StoreReport } from './store.js';
+import { StatsStore, type SentBatch, type StoreReport } from './store.js';
+export type { SentBatch } from './store.js';
 import { ClientTransports, type StatsTransport } from './transport.js';
 import type { StatsInput } from './types.js';
 import { Uploader, participates, type UploaderState } from './uploader.js';
@@ -53,6 +54,8 @@ export interface Statistics {
   /** Resolves once the record is on disk (stats and outbox). */
   record(input: StatsInput): Promise<void>;
   summary(options?: { days?: number; top?: number }): StatsSummary;
+  /** The last batches the service acknowledged, bodies as sent, newest first. */
+  sentBatches(): SentBatch[];
   reload(config: Config): void;
   close(): Promise<void>;
 }
@@ -122,6 +125,7 @@ export function openStatistics(config: Config, log: Logger, options: StatisticsO
         ...store.report(days, top),
       };
     },
+    sentBatches: () => store.sentBatches(),
     reload(config) {
       current = config;
       store.setBounds(bounds(config));

@@ -14,4 +14,6 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE batches ADD COLUMN owner TEXT;
    ALTER TABLE batches ADD COLUMN claimed INTEGER;
    INSERT OR REPLACE INTO meta (key, value) SELECT 'outboxCount', CAST(count(*) AS TEXT) FROM outbox;`,
+  // The last acknowledged batches, bodies as sent, for the console's participation page.
+  `CREATE TABLE sent_batches (id TEXT PRIMARY KEY, sent INTEGER NOT NULL, mode TEXT NOT NULL, body TEXT NOT NULL);`,
 ];

@@ -36,6 +36,18 @@ export const CLAIM_LEASE_MS = 120_000;
 
 export type { StoreReport } from './report.js';
 
+/** Acknowledged batches kept for the console to show what left the host. */
+const SENT_BATCHES_KEPT = 5;
+
+export interface SentBatch {
+  readonly id: string;
+  /** When the service acknowledged it (ms). */
+  readonly sent: number;
+  readonly mode: ParticipationMode;
+  /** The request body as sent (JSON). */
+  readonly body: string;
+}
+
 export interface PendingBatch {
   readonly id: string;
   readonly mode: ParticipationMode;
@@ -215,6 +227,9 @@ export class StatsStore {
    */
   acknowledge(batchId: string): number {
     return this.#db.transaction(() => {
+      const sent = Date.now();
+      this.#db.prepare('INSERT OR IGNORE INTO sent_batches (id, sent, mode, body) SELECT id, ?, mode, body FROM batches WHERE id = ?').run(sent, batchId);
+      this.#db.prepare('DELETE FROM sent_batches WHERE id NOT IN (SELECT id FROM sent_batches ORDER BY sent DESC LIMIT ?)').run(SENT_BATCHES_KEPT);
       const removed = this.#db.prepare('DELETE FROM outbox WHERE batch_id = ?').run(batchId).changes;
       this.#db.prepare('DELETE FROM batches WHERE id = ?').run(batchId);
       this.#addCounter('outboxCount', -removed);
@@ -222,6 +237,11 @@ export class StatsStore {
       this.#setMeta('lastUpload', new Date().toISOString());
       return removed;
     }).immediate();
+  }
+
+  /** The last acknowledged batches, newest first, each with its body exactly as it was sent. */
+  sentBatches(): SentBatch[] {
+    return this.#db.prepare('SELECT id, sent, mode, body FROM sent_batches ORDER BY sent DESC').all() as SentBatch[];
   }
 
   setLastError(message: string | null): void {
