@@ -36,6 +36,7 @@ import { formatSeconds, Progress } from './eval/progress.js';
 import { replay } from './eval/replay.js';
 import { startSink } from './eval/sink.js';
 import { makeVariant, type VariantReport } from './eval/variants.js';
+import { VARIABLES } from '../src/config/table.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
@@ -143,6 +144,11 @@ function parseArgs(argv: readonly string[]): Args {
   return args;
 }
 
+/** The reject score the gateways run with: the experiment's own, else the product's default. */
+function rejectScoreOf(args: Args): number {
+  return Number(args.gatewayEnv.NIMBUS_REJECT_SCORE ?? VARIABLES.NIMBUS_REJECT_SCORE.default);
+}
+
 const log = (text: string): void => {
   process.stderr.write(`${text}\n`);
 };
@@ -230,7 +236,7 @@ async function runNetwork(plan: Plan, participation: Participation, workDir: str
       const event = plan.events[o.seq]!;
       return JSON.stringify({ ...o, file: event.kind === 'ham' ? event.message.file : plan.campaigns[event.campaign]!.message.file, ip: event.ip });
     }).join('\n'));
-    const figures = computeFigures(plan, outcomes, stats, participation);
+    const figures = computeFigures(plan, outcomes, stats, participation, rejectScoreOf(args));
     writeFileSync(join(workDir, 'figures.json'), JSON.stringify(figures, null, 2));
     return { figures, seconds };
   } finally {
