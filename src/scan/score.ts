@@ -38,6 +38,11 @@ export interface ScorePart {
 export interface MessageScore {
   readonly score: number;
   readonly verdict: Verdict;
+  /**
+   * The score and verdict without the public DNS lists' points: what the statistics record says,
+   * since a list's answer never leaves the host (docs/admin/dns-lists.md).
+   */
+  readonly unlisted: { readonly score: number; readonly verdict: Verdict };
   readonly parts: readonly ScorePart[];
   readonly entries: readonly ReportEntry[];
 }
@@ -91,11 +96,12 @@ export function scoreMessage(
     const part = spamByKind.get(kind) ?? hamByKind.get(kind);
     if (part && part.points !== 0) parts.push(part);
   }
+  const unlistedScore = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
   // A listing counts like a spam answer: its list's weight, once per list however many items it listed.
   for (const list of options.listed ?? []) if (list.points !== 0) parts.push({ test: list.test, points: list.points, fingerprint: null });
   const score = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
-  const verdict: Verdict = score >= policy.tagScore ? 'spam' : bulk ? 'bulk' : score < 0 ? 'ham' : 'unknown';
-  return { score, verdict, parts, entries };
+  const verdictOf = (points: number): Verdict => (points >= policy.tagScore ? 'spam' : bulk ? 'bulk' : points < 0 ? 'ham' : 'unknown');
+  return { score, verdict: verdictOf(score), unlisted: { score: unlistedScore, verdict: verdictOf(unlistedScore) }, parts, entries };
 }
 
 function roundScore(score: number): number {

@@ -53,8 +53,8 @@ export const STATEMENT: Readonly<Record<ParticipationMode, readonly StatementEnt
         'SHA-256 checksums of the client IP (and its IPv6 /64) and network (/24, /48); SHA-256 and perceptual hashes of images; ' +
         'SHA-256 of attachments; near-duplicate hashes (minhash) of the text; link domains in the clear (url:domain:example.com)',
     },
-    { field: 'verdict', what: 'spam, bulk, ham or unknown' },
-    { field: 'score', what: 'the message score' },
+    { field: 'verdict', what: 'spam, bulk, ham or unknown, without the public DNS lists\' points' },
+    { field: 'score', what: 'the message score, without the public DNS lists\' points' },
     { field: 'action', what: 'what the gateway did: deliver, tag, reject, quarantine, discard, trap' },
   ],
   extended: [
