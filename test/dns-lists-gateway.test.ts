@@ -39,7 +39,7 @@ const newsletter = (received?: string[]) =>
     parts: [{ type: 'text/plain; charset=utf-8', content: 'Dear customer, our spring offers are here for you this week only.', encoding: '7bit' }],
   });
 
-test('through a real gateway: a client listed by a DNS list is tagged with NIMBUS_DNSBL_ZEN, a silent list costs only the DNS budget, and the statistics record holds no list answer', async (t) => {
+test('through a real gateway: a client listed by a DNS list is tagged with NIMBUS_DNSBL_ZEN, a silent list costs only the DNS budget, and the statistics record holds no list answer: it uploads the verdict and score without the points of the list', async (t) => {
   const dns = await listServer(t);
   const sink = await startSmtpSink();
   t.teardown(() => sink.stop());
@@ -59,7 +59,7 @@ test('through a real gateway: a client listed by a DNS list is tagged with NIMBU
   // The record is durable before the sender's 250: read the gateway's own statistics file.
   const db = new Database(join(gw.dataDir, 'nimbus.sqlite'), { readonly: true, fileMustExist: true });
   t.teardown(() => db.close());
-  const stats = db.prepare('SELECT verdict, fingerprints FROM stats').all() as { verdict: string; fingerprints: string }[];
+  const stats = db.prepare('SELECT verdict, score, fingerprints FROM stats').all() as { verdict: string; score: number; fingerprints: string }[];
   const outbox = db.prepare('SELECT record FROM outbox').all() as { record: string }[];
   t.is(stats.length, 1);
   t.is(outbox.length, 1);
@@ -68,6 +68,9 @@ test('through a real gateway: a client listed by a DNS list is tagged with NIMBU
   for (const leak of ['dnsbl', 'DNSBL', 'zen.test', 'slow.test', '127.0.0.2', '127.0.0.4', 'sbl', 'xbl', 'temperror']) t.false(stored.includes(leak), `the record holds ${leak}`);
   const fingerprints = (JSON.parse(stats[0]!.fingerprints) as { text: string }[]).map((fingerprint) => fingerprint.text.split(':')[0]);
   t.deepEqual([...new Set(fingerprints)].sort(), ['body', 'ip', 'net'], 'fingerprints of the message, nothing a list answered');
+  t.deepEqual([stats[0]!.verdict, stats[0]!.score], ['spam', 6], 'the local statistics keep what the gateway decided');
+  const uploaded = JSON.parse(outbox[0]!.record) as { verdict: string; score: number };
+  t.deepEqual([uploaded.verdict, uploaded.score], ['unknown', 0], 'the record to upload carries the verdict and score without the listing');
 });
 
 test('nimbus check asks the same lists about the address in the Received field, and prints what they answered', async (t) => {

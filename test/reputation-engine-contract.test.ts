@@ -86,7 +86,10 @@ test.after.always(async () => {
 });
 
 const T0 = Date.parse('2026-11-01T00:00:00Z');
-const fp = (tag: string) => `url:sha256:${tag}${randomBytes(6).toString('hex')}`;
+// A content fingerprint: a trusted report convicts content at once, shared infrastructure (url,
+// ip, net) only with a second reported message (its own test below).
+const fp = (tag: string) => `attachment:sha256:${tag}${randomBytes(6).toString('hex')}`;
+const linkDomain = (tag: string) => `url:domain:${tag}${randomBytes(6).toString('hex')}.example`;
 const record = (id: string, fingerprints: string[], extra: Partial<ReportRecord> = {}): ReportRecord => ({
   id,
   time: new Date(T0).toISOString(),
@@ -168,6 +171,41 @@ for (const backend of backends) {
     const good = fp('ham');
     for (let i = 0; i < 4; i++) await engine.feedback(reporter(`h${i}`), 'ham', [good], T0);
     expect((await engine.lookup([good], T0))[0]!.verdict === 'ham', 'ham from four reporters');
+  });
+
+  withStore('one trusted report convicts a message\'s content but not its link domain; a second reported message does', async ({ engine }) => {
+    const admin = { id: 'local-admin', weight: 1, trusted: true };
+    const domain = linkDomain('esp');
+    const first = fp('newsletter1');
+    await engine.feedback(admin, 'spam', [first, domain], T0);
+    await engine.feedback(admin, 'spam', [first, domain], T0 + 1000);
+    const [content, once] = await engine.lookup([first, domain], T0 + 1000);
+    expect(content!.verdict === 'spam', `content convicted at once: ${JSON.stringify(content)}`);
+    expect(once!.verdict === 'unknown', `one message reported twice leaves the domain unknown: ${JSON.stringify(once)}`);
+    await engine.feedback(admin, 'spam', [fp('newsletter2'), domain], T0 + 2000);
+    const [twice] = await engine.lookup([domain], T0 + 2000);
+    expect(twice!.verdict === 'spam', `two distinct messages convict the domain: ${JSON.stringify(twice)}`);
+    expect((await engine.lookup([domain], T0 + 9 * DAY_MS))[0]!.verdict === 'spam', 'still convicted nine days later');
+  });
+
+  withStore('ham seen from a link domain holds back the reports that name it', async ({ engine }) => {
+    const admin = { id: 'local-admin', weight: 1, trusted: true };
+    const domain = linkDomain('held');
+    await engine.feedback(admin, 'ham', [fp('wanted'), domain], T0);
+    for (let i = 0; i < 2; i++) await engine.feedback(admin, 'spam', [fp(`unwanted${i}`), domain], T0);
+    const [held] = await engine.lookup([domain], T0);
+    expect(held!.verdict !== 'spam', `two reports against one ham: ${JSON.stringify(held)}`);
+  });
+
+  withStore('an admin key\'s trap records convict a link domain from the second trapped message', async ({ engine }) => {
+    const admin = keyOf('gw-admin', 'admin');
+    const domain = linkDomain('trap');
+    const body = fp('trapped');
+    await engine.ingest('batch-trap-one', admin, [record('t1', [body, domain], { action: 'trap' })], T0);
+    const [content, once] = await engine.lookup([body, domain], T0);
+    expect(content!.verdict === 'spam' && once!.verdict === 'unknown', `one trapped message: ${JSON.stringify([content, once])}`);
+    await engine.ingest('batch-trap-two', admin, [record('t2', [fp('trapped2'), domain], { action: 'trap' })], T0);
+    expect((await engine.lookup([domain], T0))[0]!.verdict === 'spam', 'two trapped messages convict the domain');
   });
 
   withStore('a fingerprint seen by many sensors with no spam evidence is bulk, not spam', async ({ engine }) => {

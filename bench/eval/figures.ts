@@ -52,6 +52,17 @@ export interface RunFigures {
   readonly false_positive_tests: Readonly<Record<string, number>>;
   readonly false_positives_from_campaign_ips: number;
   readonly false_positive_samples: readonly { file: string; gateway: number; score: number | null; tests: readonly string[]; resend: boolean }[];
+  /** The reject score the gateways ran with (NIMBUS_REJECT_SCORE). */
+  readonly reject_score: number;
+  /**
+   * Caught copies after the first two whose score reached the reject score (or that were
+   * rejected), in all and for text-only copies: what NIMBUS_SPAM_ACTION=reject would stop.
+   */
+  readonly at_reject: { copies: number; reached: number; rate: number };
+  readonly text_only_at_reject: { copies: number; reached: number; rate: number };
+  /** The highest score a ham delivery carried (null: none scored), and how many ham reached the reject score. */
+  readonly max_ham_score: number | null;
+  readonly ham_at_reject: number;
 }
 
 const pct = (caught: number, total: number): number => (total === 0 ? 0 : Math.round((10000 * caught) / total) / 100);
@@ -70,7 +81,7 @@ function bump(map: Record<string, { copies: number; caught: number; rate: number
   entry.rate = pct(entry.caught, entry.copies);
 }
 
-export function computeFigures(plan: Plan, outcomes: readonly Outcome[], stats: ReplayStats, participation: string): RunFigures {
+export function computeFigures(plan: Plan, outcomes: readonly Outcome[], stats: ReplayStats, participation: string, rejectScore: number): RunFigures {
   const copies = plan.options.copies;
   const spam = outcomes.filter((o) => o.kind === 'spam');
   const counted = spam.filter((o) => !o.trap && o.how !== 'error' && (o.copy ?? 0) >= 1);
@@ -103,11 +114,21 @@ export function computeFigures(plan: Plan, outcomes: readonly Outcome[], stats: 
   const kinds: Record<string, { caught_present: number; caught_spam: number; missed_present: number; missed_spam: number }> = {};
   const tests: Record<string, number> = {};
   let incomplete = 0;
+  const reaches = (o: Outcome): boolean => o.how === 'rejected' || (o.score !== null && o.score >= rejectScore);
+  const atReject = { copies: 0, reached: 0, rate: 0 };
+  const textAtReject = { copies: 0, reached: 0, rate: 0 };
   for (const o of afterTwo) {
     const raw = campaignOf.get(o.campaign!)!.message.raw.toString('latin1');
     const image = /^content-type:\s*image\//im.test(raw);
     const attachment = /^content-disposition:\s*attachment/im.test(raw);
     bump(byContent, image ? 'with image' : attachment ? 'with attachment' : 'text only', o.flagged);
+    if (o.flagged) {
+      for (const share of image || attachment ? [atReject] : [atReject, textAtReject]) {
+        share.copies++;
+        if (reaches(o)) share.reached++;
+        share.rate = pct(share.reached, share.copies);
+      }
+    }
     const event = eventOf.get(o.seq);
     if (event?.kind === 'spam') bump(byIp, event.ipChange, o.flagged);
     const present = new Set(o.entries.map((e) => e.kind));
@@ -126,6 +147,7 @@ export function computeFigures(plan: Plan, outcomes: readonly Outcome[], stats: 
     if (o.flagged) for (const test of o.tests) tests[test] = (tests[test] ?? 0) + 1;
   }
 
+  const hamScores = ham.map((o) => o.score).filter((score): score is number => score !== null);
   const errors = outcomes.filter((o) => o.how === 'error');
   const fpTests: Record<string, number> = {};
   for (const o of fps) for (const test of o.tests) fpTests[test] = (fpTests[test] ?? 0) + 1;
@@ -163,5 +185,10 @@ export function computeFigures(plan: Plan, outcomes: readonly Outcome[], stats: 
       const event = eventOf.get(o.seq);
       return { file: event?.kind === 'ham' ? event.message.file : '?', gateway: o.gateway + 1, score: o.score, tests: o.tests, resend: o.resend };
     }),
+    reject_score: rejectScore,
+    at_reject: atReject,
+    text_only_at_reject: textAtReject,
+    max_ham_score: hamScores.length === 0 ? null : Math.max(...hamScores),
+    ham_at_reject: ham.filter(reaches).length,
   };
 }

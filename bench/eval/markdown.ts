@@ -44,6 +44,10 @@ export function evalMarkdown(results: EvalResults): string {
   row('median copies to protection', p.median_copies_to_protection, b?.median_copies_to_protection ?? null);
   row('campaigns never protected (last copy missed)', `${p.campaigns_never_protected} of ${p.campaigns}`, b ? `${b.campaigns_never_protected} of ${b.campaigns}` : null);
   row('**false positives on ham**', `**${p.false_positives} of ${p.ham_count} (${p.false_positive_rate}%)**`, b ? `${b.false_positives} of ${b.ham_count} (${b.false_positive_rate}%)` : null, `0: ${yes(t.zero_fp)}`);
+  const share = (x: { copies: number; reached: number; rate: number }): string => `${x.rate}% (${x.reached}/${x.copies})`;
+  row(`caught text-only copies after two at the reject score (${p.reject_score})`, share(p.text_only_at_reject), b ? share(b.text_only_at_reject) : null);
+  row(`all caught copies after two at the reject score`, share(p.at_reject), b ? share(b.at_reject) : null);
+  row('highest ham score; ham at the reject score', `${p.max_ham_score ?? '–'}; ${p.ham_at_reject}`, b ? `${b.max_ham_score ?? '–'}; ${b.ham_at_reject}` : null);
   row('ham reported as spam by mistake; their resends flagged', `${p.mistaken_reports}; ${p.mistaken_resends_flagged}`, b ? `${b.mistaken_reports}; ${b.mistaken_resends_flagged}` : null);
   row('user reports of delivered spam (failed)', `${p.reports} (${p.report_failures})`, b ? `${b.reports} (${b.report_failures})` : null);
   row('send errors', p.errors, b?.errors ?? null);

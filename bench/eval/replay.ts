@@ -21,6 +21,8 @@ export type How = 'rejected' | 'tagged' | 'withheld' | 'delivered' | 'trapped' |
 export interface ReportEntry {
   readonly kind: string;
   readonly verdict: string;
+  /** The reputation score shown in brackets (0 when absent): what a kind weight multiplies. */
+  readonly reputation: number;
 }
 
 export interface Outcome {
@@ -74,10 +76,10 @@ export function parseReport(value: string | null): ReportEntry[] {
   if (!value) return [];
   const entries: ReportEntry[] = [];
   for (const token of value.split(/\s+/)) {
-    const match = /^(.+)=(spam|bulk|ham|unknown)(?:\([\d.]+\))?$/.exec(token);
+    const match = /^(.+)=(spam|bulk|ham|unknown)(?:\(([\d.]+)\))?$/.exec(token);
     if (!match) continue;
     const kind = /^([a-z]+)[:=]/.exec(match[1]!)?.[1] ?? 'other';
-    entries.push({ kind, verdict: match[2]! });
+    entries.push({ kind, verdict: match[2]!, reputation: Number(match[3] ?? 0) });
   }
   return entries;
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { computeFigures, type RunFigures } from './figures.js';
 import { startNetwork, type KeyRole, type Participation } from './network.js';
 import type { Plan, PlanEvent } from './plan.js';
+import { VARIABLES } from '../../src/config/table.js';
 import { Progress } from './progress.js';
 import { replay, type Outcome } from './replay.js';
 import { startSink } from './sink.js';
@@ -19,6 +20,11 @@ export interface RunOptions {
   readonly lookupTimeoutMs: number;
   /** An engine file every gateway starts with (day one: the learnt history). */
   readonly localReputation?: string;
+}
+
+/** The reject score the gateways run with: the experiment's own, else the product's default. */
+function rejectScoreOf(args: RunOptions): number {
+  return Number(args.gatewayEnv.NIMBUS_REJECT_SCORE ?? VARIABLES.NIMBUS_REJECT_SCORE.default);
 }
 
 const log = (text: string): void => {
@@ -57,7 +63,7 @@ export async function runNetwork(plan: Plan, participation: Participation, workD
       const event = plan.events[o.seq]!;
       return JSON.stringify({ ...o, file: event.kind === 'ham' ? event.message.file : plan.campaigns[event.campaign]!.message.file, ip: event.ip });
     }).join('\n'));
-    const figures = computeFigures(plan, outcomes, stats, participation);
+    const figures = computeFigures(plan, outcomes, stats, participation, rejectScoreOf(args));
     writeFileSync(join(workDir, 'figures.json'), JSON.stringify(figures, null, 2));
     return { figures, outcomes, seconds };
   } finally {

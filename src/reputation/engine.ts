@@ -3,11 +3,12 @@
  * per-fingerprint observations, and choosing the fuzzy index a fingerprint goes into. The
  * formula lives in scoring.ts; the stores in stores/.
  */
+import { createHash } from 'node:crypto';
 import { fuzzySchemeFor, type FuzzyScheme } from '../fingerprint/fuzzy.js';
 import type { LookupResult, ReportRecord } from './api.js';
 import type { FeedbackLabel, FingerprintExplanation, OverrideAudit, OverrideVerdict, Reporter, ReporterEvidence } from './engine-types.js';
 import { isoTime } from './iso-time.js';
-import { SENSOR_TRAP_CONTRIBUTION, WEAK_CONTRIBUTION, decayFactor, judge, reporterCap, type FingerprintState, type Observation, type PairState } from './scoring.js';
+import { SENSOR_TRAP_CONTRIBUTION, TRUSTED_MESSAGE_CONTRIBUTION, WEAK_CONTRIBUTION, decayFactor, judge, reporterCap, type FingerprintState, type Observation, type PairState } from './scoring.js';
 
 export type { ReputationEngine, KeyStore, OpenedReputation, ReputationStoreOptions } from './engine-types.js';
 
@@ -88,36 +89,112 @@ function zero(): Observation {
 }
 
 /**
- * One sensor's batch as one observation per distinct fingerprint. Every record counts `seen` and
+ * Kinds that name what many senders share: a link domain (an email service provider's click
+ * tracker), a sending address and its network (the provider's outbound relays). A trusted
+ * report convicts a message's own content at once, but these only with a second reported
+ * message (see sharedEvidence): one reported newsletter must not convict its provider.
+ */
+const SHARED_KINDS: ReadonlySet<string> = new Set(['url', 'ip', 'net']);
+
+/** True when the item's kind is shared infrastructure (SHARED_KINDS). */
+export function isSharedInfrastructure(item: string): boolean {
+  return SHARED_KINDS.has(item.slice(0, item.indexOf(':')));
+}
+
+/**
+ * Which message a report is about: its content fingerprints (body, images, attachments), or all
+ * of its fingerprints when it has no content, hashed. A message reported twice is the same
+ * message; two copies of a campaign differ in their text and are two messages.
+ */
+export function messageKey(items: Iterable<string>): string {
+  const all = [...new Set(items)];
+  const content = all.filter((item) => !isSharedInfrastructure(item));
+  const basis = (content.length > 0 ? content : all).sort();
+  return createHash('sha256').update(basis.join('\n')).digest('base64url').slice(0, 16);
+}
+
+/**
+ * The pair a trusted reporter's evidence about shared infrastructure is kept under: one per
+ * reported message, so distinct messages add up where the reporter's own pair would only be
+ * refreshed. `explain` lists these as `<reporter>/msg:<key>`.
+ */
+export function messagePairId(reporterId: string, key: string): string {
+  return `${reporterId}/msg:${key}`;
+}
+
+/** The reporter id a pair id belongs to (a per-message pair names its reporter first). */
+export function pairReporterId(pairId: string): string {
+  const at = pairId.indexOf('/msg:');
+  return at < 0 ? pairId : pairId.slice(0, at);
+}
+
+/** Observations of one pair id (a reporter, or a trusted reporter's message) for a store to apply. */
+export interface PairObservations {
+  readonly pair: string;
+  readonly observations: readonly (readonly [string, Observation])[];
+}
+
+/**
+ * A trusted reporter's spam evidence on the shared infrastructure of one message: kept under the
+ * message's own pair (messagePairId) at TRUSTED_MESSAGE_CONTRIBUTION, below a threshold, so that
+ * it takes a second reported message, a voice from elsewhere or the network's verdicts on top.
+ */
+function sharedEvidence(into: Map<string, Map<string, Observation>>, pair: string, item: string): void {
+  let observations = into.get(pair);
+  if (observations === undefined) into.set(pair, (observations = new Map()));
+  const o = observations.get(item) ?? zero();
+  o.spamReports = 1;
+  o.spam = TRUSTED_MESSAGE_CONTRIBUTION;
+  observations.set(item, o);
+}
+
+function pairList(own: string, ownObservations: Map<string, Observation>, perMessage: Map<string, Map<string, Observation>>): PairObservations[] {
+  const out: PairObservations[] = [{ pair: own, observations: [...ownObservations] }];
+  for (const [pair, observations] of perMessage) out.push({ pair, observations: [...observations] });
+  return out;
+}
+
+/**
+ * One sensor's batch as observations per pair and fingerprint. Every record counts `seen` and
  * marks the sensor as having seen it; a `trap` action is spam evidence from that sensor (a spam
  * trap receives no wanted mail): one voice from a reporter key (a trusted one's weight from an
- * admin key), weak evidence from a `sensor` key (SENSOR_TRAP_CONTRIBUTION), which may send
- * statistics but not feedback. A record's own `spam` verdict is weak evidence only, since that
- * verdict came from the network and must not confirm itself.
+ * admin key, on shared infrastructure per message: sharedEvidence), weak evidence from a
+ * `sensor` key (SENSOR_TRAP_CONTRIBUTION), which may send statistics but not feedback. A
+ * record's own `spam` verdict is weak evidence only, since that verdict came from the network
+ * and must not confirm itself. The sensor's own pair comes first, then one per trapped message.
  */
-export function recordObservations(sensor: Reporter, records: readonly ReportRecord[]): Map<string, Observation> {
+export function recordObservations(sensor: Reporter, records: readonly ReportRecord[]): PairObservations[] {
   const cap = reporterCap(sensor.weight, sensor.trusted);
   const sighting = Math.min(1, Math.max(0, sensor.weight));
   const trapIsWeak = sensor.role === 'sensor';
   const trapWeak = SENSOR_TRAP_CONTRIBUTION * sighting;
   const out = new Map<string, Observation>();
+  const perMessage = new Map<string, Map<string, Observation>>();
   for (const record of records) {
     const trap = record.action === 'trap';
     const weak = record.verdict === 'spam' ? WEAK_CONTRIBUTION * sighting : 0;
-    for (const item of new Set(record.fingerprints)) {
+    const items = new Set(record.fingerprints);
+    const messagePair = trap && sensor.trusted === true && !trapIsWeak ? messagePairId(sensor.id, messageKey(items)) : null;
+    for (const item of items) {
       let o = out.get(item);
       if (o === undefined) out.set(item, (o = zero()));
       o.seen += 1;
       o.sensor = sighting;
       if (trap) {
-        o.spamReports += 1;
-        if (trapIsWeak) o.weak = Math.max(o.weak, trapWeak);
-        else o.spam = cap;
+        if (trapIsWeak) {
+          o.spamReports += 1;
+          o.weak = Math.max(o.weak, trapWeak);
+        } else if (messagePair !== null && isSharedInfrastructure(item)) {
+          sharedEvidence(perMessage, messagePair, item);
+        } else {
+          o.spamReports += 1;
+          o.spam = cap;
+        }
       }
       o.weak = Math.max(o.weak, weak);
     }
   }
-  return out;
+  return pairList(sensor.id, out, perMessage);
 }
 
 /**
@@ -129,18 +206,33 @@ export function batchMark(reporterId: string, batchId: string): string {
   return `${reporterId.length}:${reporterId}:${batchId}`;
 }
 
-/** Feedback from one reporter: full evidence of its label, capped per reporter. */
-export function feedbackObservation(reporter: Reporter, label: FeedbackLabel): Observation {
+/**
+ * Feedback from one reporter about one message: full evidence of its label, capped per
+ * reporter. A trusted reporter's spam report is kept per message on shared infrastructure
+ * (sharedEvidence): it convicts the message's content at once, its link domains and sending
+ * networks only with another reported message. Ham is never split: one ham report holds back
+ * whatever it names, and an ordinary reporter is one voice whatever it reports.
+ */
+export function feedbackObservations(reporter: Reporter, label: FeedbackLabel, items: readonly string[]): PairObservations[] {
   const cap = reporterCap(reporter.weight, reporter.trusted);
+  const unique = [...new Set(items)];
   const o = zero();
-  if (label === 'spam') {
-    o.spam = cap;
-    o.spamReports = 1;
-  } else {
+  if (label === 'ham') {
     o.ham = cap;
     o.hamReports = 1;
+    return [{ pair: reporter.id, observations: unique.map((item) => [item, o] as const) }];
   }
-  return o;
+  o.spam = cap;
+  o.spamReports = 1;
+  if (reporter.trusted !== true) return [{ pair: reporter.id, observations: unique.map((item) => [item, o] as const) }];
+  const own = new Map<string, Observation>();
+  const perMessage = new Map<string, Map<string, Observation>>();
+  const messagePair = messagePairId(reporter.id, messageKey(unique));
+  for (const item of unique) {
+    if (isSharedInfrastructure(item)) sharedEvidence(perMessage, messagePair, item);
+    else own.set(item, o);
+  }
+  return pairList(reporter.id, own, perMessage);
 }
 
 /**

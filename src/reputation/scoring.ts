@@ -48,6 +48,14 @@ const VOICE_RANGE_FLOOR = VOICES_TO_CONVICT * FRESH_VOICE - 1e-9;
  * decay. Exactly one threshold would fall below it a millisecond later and never convict.
  */
 export const TRUSTED_CONTRIBUTION = 2 * SPAM_THRESHOLD;
+/**
+ * A trusted reporter's spam report on a message's shared infrastructure (link domains, sending
+ * address and network; engine.ts sharedEvidence), per reported message: half a voice short of a
+ * threshold. One reported newsletter leaves its provider `unknown`, even with the gateway's own
+ * weak verdicts; two distinct reported messages (5) convict for ten days, and any fresh voice
+ * from elsewhere, a reporter or the network's verdicts worth half a voice, convicts with one.
+ */
+export const TRUSTED_MESSAGE_CONTRIBUTION = SPAM_THRESHOLD - FRESH_VOICE;
 /** A record's own `spam` verdict, per sensor: weak, since the network's verdict would confirm itself. */
 export const WEAK_CONTRIBUTION = 0.2;
 /**

@@ -7,6 +7,7 @@
  */
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { SiteKnowledge } from '../fingerprint/received.js';
+import { isSharedInfrastructure, messageKey, messagePairId } from '../reputation/engine.js';
 import type { FeedbackLabel, ReputationEngine } from '../reputation/engine-types.js';
 import { analyseBytes } from './analyse.js';
 import { localReporter } from './feedback.js';
@@ -59,8 +60,7 @@ export class AdminReports {
   async recorded(label: FeedbackLabel, messages: readonly AnalysedStored[], now = Date.now()): Promise<Learnt[]> {
     const results = this.#record.recordAll(messages.map((m) => ({ digest: m.digest, label, items: m.fingerprints.map((f) => f.text) })), now);
     const other: FeedbackLabel = label === 'spam' ? 'ham' : 'spam';
-    const released = results.flatMap((r) => r.released);
-    if (released.length > 0) await this.#engine.forget(this.#reporter.id, other, released, now);
+    for (const [i, result] of results.entries()) await this.#withdraw(other, result.released, messages[i]!.fingerprints.map((f) => f.text), now);
     return results.map((r) => (r.status === 'new' ? 'learnt' : r.status === 'known' ? 'known' : 'relearnt'));
   }
 
@@ -70,8 +70,9 @@ export class AdminReports {
    */
   async learn(label: FeedbackLabel, messages: readonly AnalysedStored[], now = Date.now()): Promise<Learnt[]> {
     const fresh = messages.filter((m) => !this.known(m.digest, label));
-    const items = [...new Set(fresh.flatMap((m) => m.fingerprints.map((f) => f.text)))];
-    if (items.length > 0) await this.#engine.feedback(this.#reporter, label, items, now);
+    // One engine call per message: a trusted spam report convicts link domains and sending
+    // networks only with another reported message, so the engine must see each message apart.
+    for (const m of fresh) if (m.fingerprints.length > 0) await this.#engine.feedback(this.#reporter, label, m.fingerprints.map((f) => f.text), now);
     const results = new Map<AnalysedStored, Learnt>();
     const recorded = await this.recorded(label, fresh, now);
     fresh.forEach((m, i) => results.set(m, recorded[i]!));
@@ -86,13 +87,27 @@ export class AdminReports {
    */
   async forget(message: AnalysedStored, now = Date.now()): Promise<ForgetResult> {
     const entry = this.#record.forget(message.digest);
+    const items = message.fingerprints.map((f) => f.text);
     if (entry !== null) {
-      const withdrawn = entry.released.length === 0 ? 0 : await this.#engine.forget(this.#reporter.id, entry.label, entry.released, now);
+      const withdrawn = entry.released.length === 0 ? 0 : await this.#withdraw(entry.label, entry.released, items, now);
       return { label: entry.label, withdrawn };
     }
-    const items = message.fingerprints.map((f) => f.text);
     let withdrawn = 0;
-    for (const label of ['spam', 'ham'] as const) withdrawn += await this.#engine.forget(this.#reporter.id, label, this.#record.unheld(items, label), now);
+    for (const label of ['spam', 'ham'] as const) withdrawn += await this.#withdraw(label, this.#record.unheld(items, label), items, now);
     return { label: null, withdrawn };
+  }
+
+  /**
+   * The engine keeps a trusted spam report's link domains and sending networks under the
+   * message's own pair (engine.ts, messagePairId), the rest under the reporter's: each is
+   * withdrawn where it was put.
+   */
+  async #withdraw(label: FeedbackLabel, released: readonly string[], messageItems: readonly string[], now: number): Promise<number> {
+    if (released.length === 0) return 0;
+    if (label === 'ham') return this.#engine.forget(this.#reporter.id, label, released, now);
+    const shared = released.filter(isSharedInfrastructure);
+    const own = released.filter((item) => !isSharedInfrastructure(item));
+    const messagePair = messagePairId(this.#reporter.id, messageKey(messageItems));
+    return (await this.#engine.forget(this.#reporter.id, label, own, now)) + (await this.#engine.forget(messagePair, label, shared, now));
   }
 }

@@ -67,6 +67,7 @@ export class MessageRecorder implements MessageObserver {
       fingerprints,
       verdict: scan.verdict,
       score: scan.score,
+      shared: scan.shared,
       action,
       size: message.size,
       nextHop: message.nextHop,

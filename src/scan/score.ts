@@ -39,6 +39,11 @@ export interface ScorePart {
 export interface MessageScore {
   readonly score: number;
   readonly verdict: Verdict;
+  /**
+   * The score and verdict without the public DNS lists' points: what the statistics record says,
+   * since a list's answer never leaves the host (docs/admin/dns-lists.md).
+   */
+  readonly unlisted: { readonly score: number; readonly verdict: Verdict };
   readonly parts: readonly ScorePart[];
   readonly entries: readonly ReportEntry[];
 }
@@ -98,12 +103,15 @@ export function scoreMessage(
     const part = spamByKind.get(kind) ?? hamByKind.get(kind);
     if (part && part.points !== 0) parts.push(part);
   }
+  // What leaves the host in statistics is scored without the public DNS lists (their answers
+  // never leave it) and without the authentication results (the host's own DNS view).
+  const unlistedScore = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
   // A listing counts like a spam answer: its list's weight, once per list however many items it
   // listed; an authentication result counts its own points once.
   for (const part of options.fixed ?? []) if (part.points !== 0) parts.push({ test: part.test, points: part.points, fingerprint: null });
   const score = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
-  const verdict: Verdict = score >= policy.tagScore ? 'spam' : bulk ? 'bulk' : score < 0 ? 'ham' : 'unknown';
-  return { score, verdict, parts, entries };
+  const verdictOf = (points: number): Verdict => (points >= policy.tagScore ? 'spam' : bulk ? 'bulk' : points < 0 ? 'ham' : 'unknown');
+  return { score, verdict: verdictOf(score), unlisted: { score: unlistedScore, verdict: verdictOf(unlistedScore) }, parts, entries };
 }
 
 function roundScore(score: number): number {

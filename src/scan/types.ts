@@ -148,6 +148,11 @@ export interface ScanResult {
   readonly outcome: ScanOutcome;
   readonly verdict: Verdict;
   readonly score: number;
+  /**
+   * The verdict and score without the public DNS lists' points: what the statistics record
+   * uploads, so a list's answer never leaves the host (equal to the above when nothing is listed).
+   */
+  readonly shared: { readonly verdict: Verdict; readonly score: number };
   /** NIMBUS_TAG_SCORE at the time of the scan. */
   readonly required: number;
   readonly action: ScanAction;

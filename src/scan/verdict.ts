@@ -24,6 +24,8 @@ export function actionFor(score: number, policy: Pick<Config, 'tagScore' | 'reje
 interface Decided {
   readonly verdict: Verdict;
   readonly score: number;
+  /** The verdict and score the statistics record carries: without the public DNS lists' points. */
+  readonly shared: { readonly verdict: Verdict; readonly score: number };
   readonly action: ScanAction;
   readonly tests: readonly string[];
   readonly report: readonly ReportPart[];
@@ -37,14 +39,16 @@ interface Decided {
  */
 export function decide(judgement: Judgement | null, trapHits: readonly string[], recipients: number, policy: VerdictPolicy): Decided {
   if (trapHits.length > 0 && trapHits.length === recipients) {
-    return { verdict: 'spam', score: policy.rejectScore, action: 'trap', tests: [SPAMTRAP_TEST], report: [], subjectTag: false };
+    const trapped = { verdict: 'spam', score: policy.rejectScore } as const;
+    return { ...trapped, shared: trapped, action: 'trap', tests: [SPAMTRAP_TEST], report: [], subjectTag: false };
   }
   const { scored, tests, parts } = judgement!;
   if (trapHits.length > 0) {
     const score = Math.max(scored.score, policy.rejectScore);
-    return { verdict: 'spam', score, action: actionFor(score, policy), tests: [SPAMTRAP_TEST, ...tests], report: parts, subjectTag: true };
+    const shared = { verdict: 'spam', score: Math.max(scored.unlisted.score, policy.rejectScore) } as const;
+    return { verdict: 'spam', score, shared, action: actionFor(score, policy), tests: [SPAMTRAP_TEST, ...tests], report: parts, subjectTag: true };
   }
-  return { verdict: scored.verdict, score: scored.score, action: actionFor(scored.score, policy), tests, report: parts, subjectTag: scored.verdict === 'spam' };
+  return { verdict: scored.verdict, score: scored.score, shared: scored.unlisted, action: actionFor(scored.score, policy), tests, report: parts, subjectTag: scored.verdict === 'spam' };
 }
 
 export function scanResult(
@@ -68,6 +72,7 @@ export function scanResult(
     outcome: context.outcome,
     verdict: decided.verdict,
     score: decided.score,
+    shared: decided.shared,
     required: policy.tagScore,
     action: decided.action,
     tests: decided.tests,
@@ -98,7 +103,7 @@ export function undecided(
 ): ScanResult {
   const onlyTraps = context.trapHits.length > 0 && context.trapHits.length === context.recipients;
   const tests = outcome === 'timeout' ? [SCAN_TIMEOUT_TEST] : [];
-  const decided: Decided = { verdict: 'unknown', score: 0, action: onlyTraps ? 'trap' : 'deliver', tests, report: [], subjectTag: false };
+  const decided: Decided = { verdict: 'unknown', score: 0, shared: { verdict: 'unknown', score: 0 }, action: onlyTraps ? 'trap' : 'deliver', tests, report: [], subjectTag: false };
   // Forged Authentication-Results of this host are removed even so; none of its own is added.
   const { authservId } = context;
   return scanResult(decided, { judgement: null, trapHits: context.trapHits, trustedClient: context.trustedClient, evidence: null, timings: context.timings, outcome, authservId, authentication: null }, policy);

@@ -117,8 +117,9 @@ export class StatsStore {
       ...(input.urls ? { urls: [...input.urls] } : {}),
       ...(input.attachments ? { attachments: input.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })) } : {}),
     };
-    // The outbox copy has no labels: a label can be the IP in the clear or a file name.
-    const outboxRecord: LocalRecord = { ...local, fingerprints: local.fingerprints.map((f) => ({ text: f.text })) };
+    // The outbox copy has no labels: a label can be the IP in the clear or a file name; and it
+    // has the verdict and score without the public DNS lists' points (a listing stays here).
+    const outboxRecord: LocalRecord = { ...local, ...(input.shared ? { verdict: input.shared.verdict, score: input.shared.score } : {}), fingerprints: local.fingerprints.map((f) => ({ text: f.text })) };
     this.#statement('INSERT INTO stats (id, time, client_ip, helo, verdict, score, action, size, next_hop, fingerprints) VALUES (?,?,?,?,?,?,?,?,?,?)').run(
       id,
       time,

@@ -16,6 +16,12 @@ export interface StatsInput {
   readonly fingerprints: readonly Fingerprint[];
   readonly verdict: Verdict;
   readonly score: number;
+  /**
+   * The verdict and score to upload, when they differ from the above: without the public DNS
+   * lists' points, since a list's answer never leaves the host. The local statistics keep the
+   * message's own verdict and score.
+   */
+  readonly shared?: { readonly verdict: Verdict; readonly score: number };
   readonly action: MessageAction;
   readonly size: number;
   readonly nextHop: { readonly code: number; readonly text: string } | null;

@@ -59,8 +59,8 @@ export const STATEMENT: Readonly<Record<ParticipationMode, readonly StatementEnt
         'with NIMBUS_AUTH_CHECKS=on, sender domains that proved themselves, in the clear: the d= of each passing DKIM signature (domain:dkim:example.com), ' +
         'the envelope domain when SPF passes (domain:spf:example.com), the organisational From domain when DMARC passes (domain:dmarc:example.com)',
     },
-    { field: 'verdict', what: 'spam, bulk, ham or unknown' },
-    { field: 'score', what: 'the message score' },
+    { field: 'verdict', what: 'spam, bulk, ham or unknown, without the public DNS lists\' points' },
+    { field: 'score', what: 'the message score, without the public DNS lists\' points' },
     { field: 'action', what: 'what the gateway did: deliver, tag, reject, quarantine, discard, trap' },
   ],
   extended: [

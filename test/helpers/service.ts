@@ -75,8 +75,12 @@ export async function call(
 }
 
 let counter = 0;
-/** A distinct, valid fingerprint per call (sha256 text form, as the fingerprinters emit). */
-export function fingerprint(kind: 'url' | 'attachment' | 'ip' = 'url'): string {
+/**
+ * A distinct, valid fingerprint per call (sha256 text form, as the fingerprinters emit). Content
+ * by default: a trusted report convicts content at once, shared infrastructure (url, ip) only
+ * from a second reported message (docs/design/reputation-engine.md).
+ */
+export function fingerprint(kind: 'url' | 'attachment' | 'ip' = 'attachment'): string {
   counter += 1;
   return `${kind}:sha256:${createHash('sha256').update(`${process.pid}/${counter}`).digest('hex')}`;
 }

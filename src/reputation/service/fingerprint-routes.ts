@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { fingerprintText } from '../api.js';
+import { pairReporterId } from '../engine.js';
 import { ERROR_CODES, HTTP, HttpError } from './errors.js';
 import { admit, validate, type RouteContext } from './routes.js';
 
@@ -19,9 +20,10 @@ export function registerFingerprintRoutes(app: FastifyInstance, context: Pick<Ro
     if (found === null) {
       throw new HttpError(HTTP.NOT_FOUND, ERROR_CODES.NOT_FOUND, `nothing is stored about fingerprint ${item}: never seen, reported or overridden here (or expired, untouched)`);
     }
-    // A reporter id that is no key of this store (the embedded engine's `local`) has no role.
+    // A reporter id that is no key of this store (the embedded engine's `local`) has no role; a
+    // trusted key's per-message evidence (`<key>/msg:<message>`) has its key's.
     const ids = [...new Set(found.reporters.map((r) => r.id))];
-    const roles = new Map(await Promise.all(ids.map(async (id) => [id, (await keys.findKey(id))?.role ?? null] as const)));
+    const roles = new Map(await Promise.all(ids.map(async (id) => [id, (await keys.findKey(pairReporterId(id)))?.role ?? null] as const)));
     return { item, ...found, reporters: found.reporters.map((r) => ({ ...r, role: roles.get(r.id) ?? null })) };
   });
 }

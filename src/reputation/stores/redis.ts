@@ -34,7 +34,7 @@ import { maskCredentials } from '../../redact.js';
 import type { LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, FingerprintExplanation, IngestResult, OpenedReputation, OverrideBy, OverrideVerdict, Reporter, ReputationEngine } from '../engine-types.js';
 import {
-  answerFuzzy, batchMark, decisiveness, explanation, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys,
+  answerFuzzy, batchMark, decisiveness, explanation, feedbackObservations, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type PairObservations,
   type FuzzyItem, type Neighbour, type ReporterPair,
 } from '../engine.js';
 import { BATCH_TTL_MS, FORGET_AFTER_MS, HALF_LIFE_MS, VOICES_TO_CONVICT, freshVoices, judge, voiceChannel, type Observation } from '../scoring.js';
@@ -180,6 +180,11 @@ export class RedisStore implements ReputationEngine {
   }
 
   /** Applies one reporter's observations; files new (or due) items in their fuzzy index. */
+  /** Each pair's observations in turn (a fingerprint may be in more than one). */
+  async #applyGroups(groups: readonly PairObservations[], now: number): Promise<void> {
+    for (const { pair, observations } of groups) if (observations.length > 0) await this.#applyAll(pair, observations, now);
+  }
+
   async #applyAll(reporter: string, observations: readonly (readonly [string, Observation])[], now: number): Promise<void> {
     const cluster = this.#r instanceof Cluster;
     const chunk = cluster ? 1 : OBSERVE_CHUNK;
@@ -229,7 +234,7 @@ export class RedisStore implements ReputationEngine {
     const [fresh, legacy] = await Promise.all([this.#r.set(mark, String(now), 'PX', BATCH_TTL_MS, 'NX'), this.#r.exists(this.#k.batch(batchId))]);
     if (fresh === null || legacy === 1) return { accepted: 0, duplicate: true };
     try {
-      await this.#applyAll(sensor.id, [...recordObservations(sensor, records)], now);
+      await this.#applyGroups(recordObservations(sensor, records), now);
     } catch (error) {
       // Let the sensor's resend count the batch rather than lose it (a partial count is the lesser harm).
       await this.#r.del(mark).catch(() => undefined);
@@ -239,8 +244,7 @@ export class RedisStore implements ReputationEngine {
   }
 
   async feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<void> {
-    const o = feedbackObservation(reporter, label);
-    await this.#applyAll(reporter.id, [...new Set(items)].map((item) => [item, o] as const), now);
+    await this.#applyGroups(feedbackObservations(reporter, label, items), now);
   }
 
   async forget(reporterId: string, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<number> {

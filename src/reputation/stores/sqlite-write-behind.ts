@@ -135,9 +135,16 @@ export class WriteBehind {
    * Journals one reporter's observations and computes the rows they change. Call inside the
    * transaction that commits the journal row (with the batch's id), then `install` the result.
    */
-  stage(reporter: string, observations: readonly (readonly [string, Observation])[], now: number): Staged {
-    const lsn = Number(this.#s.append.run(encodeObservations(reporter, now, observations)).lastInsertRowid);
-    return { changes: this.#applyAll(reporter, observations, now, lsn, false) };
+  stage(groups: readonly { readonly pair: string; readonly observations: readonly (readonly [string, Observation])[] }[], now: number): Staged {
+    // One journal row per pair, in order; later pairs build on the earlier ones' changes, which
+    // are not pending until the transaction has committed.
+    const changes = new Map<string, Pending>();
+    for (const { pair, observations } of groups) {
+      if (observations.length === 0) continue;
+      const lsn = Number(this.#s.append.run(encodeObservations(pair, now, observations)).lastInsertRowid);
+      this.#applyAll(pair, observations, now, lsn, false, changes);
+    }
+    return { changes };
   }
 
   /** Makes committed changes visible and schedules their flush. */
@@ -180,9 +187,8 @@ export class WriteBehind {
   }
 
   /** Observations applied on top of pending or stored rows; in replay, changes a flushed row already holds are skipped. */
-  #applyAll(reporter: string, observations: readonly (readonly [string, Observation])[], now: number, lsn: number, replay: boolean): Map<string, Pending> {
+  #applyAll(reporter: string, observations: readonly (readonly [string, Observation])[], now: number, lsn: number, replay: boolean, changes = new Map<string, Pending>()): Map<string, Pending> {
     const reporterBytes = Buffer.from(reporter);
-    const changes = new Map<string, Pending>();
     for (const [item, o] of observations) {
       let current = changes.get(item) ?? this.#pending.get(item);
       if (current === undefined) {

@@ -16,7 +16,7 @@ import { openPrivateDatabase } from '../../private-files.js';
 import type { LookupResult, ReportRecord } from '../api.js';
 import type { FeedbackLabel, FingerprintExplanation, IngestResult, OverrideBy, OverrideVerdict, Reporter, ReputationEngine } from '../engine-types.js';
 import {
-  ForgetUnsupported, answerFuzzy, batchMark, decisiveness, explanation, feedbackObservation, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys,
+  ForgetUnsupported, answerFuzzy, batchMark, decisiveness, explanation, feedbackObservations, fuzzyItem, nearAll, probeIndexKeys, recordObservations, storeIndexKeys, type PairObservations,
   type FuzzyItem, type Neighbour, type ReporterPair,
 } from '../engine.js';
 import { Checkpointer, MAIN_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
@@ -205,14 +205,16 @@ export class SqliteStore implements ReputationEngine {
   }
 
   /** One reporter's observations: journalled and pending in write-behind, else written at once. */
-  #applyAll(reporter: string, observations: readonly (readonly [string, Observation])[], now: number): (() => void) | null {
+  #applyAll(groups: readonly PairObservations[], now: number): (() => void) | null {
     if (this.#writeBehind === null) {
-      const reporterBytes = Buffer.from(reporter);
-      for (const [item, o] of observations) this.#apply(item, reporter, reporterBytes, o, now);
+      for (const { pair, observations } of groups) {
+        const pairBytes = Buffer.from(pair);
+        for (const [item, o] of observations) this.#apply(item, pair, pairBytes, o, now);
+      }
       return null;
     }
     const writeBehind = this.#writeBehind;
-    const staged = writeBehind.stage(reporter, observations, now);
+    const staged = writeBehind.stage(groups, now);
     return () => writeBehind.install(staged);
   }
 
@@ -236,8 +238,8 @@ export class SqliteStore implements ReputationEngine {
     this.#s.putBatch.run(mark, now);
     // In key order, successive reads descend through the same interior pages, still cached:
     // ~5% faster on a store of a million (bench/reputation-engine.ts).
-    const observations = [...recordObservations(sensor, records)].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    return { result: { accepted: records.length, duplicate: false }, committed: this.#applyAll(sensor.id, observations, now) };
+    const groups = recordObservations(sensor, records).map(({ pair, observations }) => ({ pair, observations: [...observations].sort((a, b) => (a[0] < b[0] ? -1 : 1)) }));
+    return { result: { accepted: records.length, duplicate: false }, committed: this.#applyAll(groups, now) };
   }
 
   async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
@@ -249,9 +251,9 @@ export class SqliteStore implements ReputationEngine {
   }
 
   async feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now = Date.now()): Promise<void> {
-    const o = feedbackObservation(reporter, label);
+    const groups = feedbackObservations(reporter, label, items);
     await this.#writeBehind?.admit();
-    const committed = this.#db.transaction(() => this.#applyAll(reporter.id, [...new Set(items)].map((item) => [item, o] as const), now)).immediate();
+    const committed = this.#db.transaction(() => this.#applyAll(groups, now)).immediate();
     committed?.();
   }
 
