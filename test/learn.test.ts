@@ -110,3 +110,31 @@ test('learn refuses to run without exactly one of --spam or --ham and a path', a
   t.is(missing.code, 1);
   t.regex(missing.stdout, /\/nowhere\/at\/all: ENOENT/);
 });
+
+/** Spam whose text is its own but whose link goes to one shop, as a campaign's copies do. */
+function linking(seed: number): Buffer {
+  return message({
+    subject: `deal ${seed}`,
+    parts: [{ type: 'text/plain', content: `${prose(40, 300 + seed)}\nhttp://www.promo-shop.example/deal?id=${seed}\n`, encoding: '7bit' }],
+  });
+}
+
+async function domainVerdict(env: Record<string, string>): Promise<string> {
+  const shown = await runNimbus(['verdict', 'show', '--json', 'url:domain:promo-shop.example'], env);
+  return shown.code === 0 ? (JSON.parse(shown.stdout) as { result: { verdict: string } }).result.verdict : 'not stored';
+}
+
+test('one learnt message does not convict its link domain, a second distinct one does, and forgetting one takes the domain back', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nimbus-learn-shared-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const env = { NIMBUS_DATA_DIR: join(dir, 'data'), NIMBUS_PARTICIPATION: 'off' };
+  await writeFile(join(dir, 'a.eml'), Buffer.from(linking(1).toString('latin1').replace('<fixture@example.net>', '<a@example.net>'), 'latin1'));
+  await writeFile(join(dir, 'b.eml'), Buffer.from(linking(2).toString('latin1').replace('<fixture@example.net>', '<b@example.net>'), 'latin1'));
+
+  t.is((await runNimbus(['learn', '--spam', join(dir, 'a.eml')], env)).code, 0);
+  t.not(await domainVerdict(env), 'spam', 'one message is not a conviction of the shop it links to');
+  t.is((await runNimbus(['learn', '--spam', join(dir, 'b.eml')], env)).code, 0);
+  t.is(await domainVerdict(env), 'spam', 'two distinct messages convict the link domain');
+  t.is((await runNimbus(['report', '--forget', join(dir, 'b.eml')], env)).code, 0);
+  t.not(await domainVerdict(env), 'spam', 'forgetting one of the two leaves one message: not a conviction');
+});

@@ -40,29 +40,34 @@ test.after.always(async () => {
 const admin: Reporter = { id: 'local-admin', weight: 1, trusted: true };
 const voice = (id: string): Reporter => ({ id, weight: 1 });
 const NOW = Date.parse('2026-12-07T10:00:00Z');
+// Content fingerprints: a trusted report convicts content at once (link domains need a second message).
+const ONLY_ADMIN = 'attachment:sha256:' + 'aa'.repeat(32);
+const SHARED = 'attachment:sha256:' + 'bb'.repeat(32);
+const ADMIN_HAM = 'attachment:sha256:' + 'cc'.repeat(32);
+const NEVER = 'attachment:sha256:' + 'dd'.repeat(32);
 
 for (const store of stores) {
   test(`${store.name}: forgetting the admin's spam report leaves the fingerprint as if never reported, and other reporters' evidence stays`, async (t) => {
     const opened = await store.open();
     t.teardown(() => opened.close());
     const { engine } = opened;
-    await engine.feedback(admin, 'spam', ['url:domain:only-admin.example', 'url:domain:shared.example'], NOW);
-    await engine.feedback(voice('k2'), 'spam', ['url:domain:shared.example'], NOW);
-    await engine.feedback(admin, 'ham', ['url:domain:admin-ham.example'], NOW);
-    t.is((await engine.lookup(['url:domain:only-admin.example'], NOW))[0]!.verdict, 'spam');
+    await engine.feedback(admin, 'spam', [ONLY_ADMIN, SHARED], NOW);
+    await engine.feedback(voice('k2'), 'spam', [SHARED], NOW);
+    await engine.feedback(admin, 'ham', [ADMIN_HAM], NOW);
+    t.is((await engine.lookup([ONLY_ADMIN], NOW))[0]!.verdict, 'spam');
 
-    t.is(await engine.forget('local-admin', 'spam', ['url:domain:only-admin.example', 'url:domain:shared.example', 'url:domain:admin-ham.example', 'url:domain:never.example'], NOW + 1000), 2);
-    const [only, shared, ham] = await engine.lookup(['url:domain:only-admin.example', 'url:domain:shared.example', 'url:domain:admin-ham.example'], NOW + 1000);
+    t.is(await engine.forget('local-admin', 'spam', [ONLY_ADMIN, SHARED, ADMIN_HAM, NEVER], NOW + 1000), 2);
+    const [only, shared, ham] = await engine.lookup([ONLY_ADMIN, SHARED, ADMIN_HAM], NOW + 1000);
     t.is(only!.verdict, 'unknown');
     t.is(only!.score, 0);
     t.is(only!.counters.spam, 0);
     t.is(ham!.verdict, 'ham', 'the admin\'s ham evidence is another channel: it stays');
-    const explained = await engine.explain('url:domain:shared.example', NOW + 1000);
+    const explained = await engine.explain(SHARED, NOW + 1000);
     const evidence = Object.fromEntries(explained!.reporters.map((r) => [r.id, r.spam]));
     t.is(evidence['local-admin'], 0);
     t.true(evidence.k2! > 0.99);
     t.true(shared!.score > 0 && shared!.score < 0.6, `one ordinary voice left: ${shared!.score}`);
-    t.is(await engine.forget('local-admin', 'spam', ['url:domain:only-admin.example'], NOW + 2000), 0, 'nothing left to forget');
+    t.is(await engine.forget('local-admin', 'spam', [ONLY_ADMIN], NOW + 2000), 0, 'nothing left to forget');
   });
 
   test(`${store.name}: a reporter beyond the ones kept inline (spilled) is forgotten too`, async (t) => {

@@ -60,7 +60,7 @@ export class AdminReports {
   async recorded(label: FeedbackLabel, messages: readonly AnalysedStored[], now = Date.now()): Promise<Learnt[]> {
     const results = this.#record.recordAll(messages.map((m) => ({ digest: m.digest, label, items: m.fingerprints.map((f) => f.text) })), now);
     const other: FeedbackLabel = label === 'spam' ? 'ham' : 'spam';
-    for (const [i, result] of results.entries()) await this.#withdraw(other, result.released, messages[i]!.fingerprints.map((f) => f.text), now);
+    for (const [i, result] of results.entries()) if (result.status === 'relabelled') await this.#withdraw(other, result.released, messages[i]!.fingerprints.map((f) => f.text), now);
     return results.map((r) => (r.status === 'new' ? 'learnt' : r.status === 'known' ? 'known' : 'relearnt'));
   }
 
@@ -89,7 +89,7 @@ export class AdminReports {
     const entry = this.#record.forget(message.digest);
     const items = message.fingerprints.map((f) => f.text);
     if (entry !== null) {
-      const withdrawn = entry.released.length === 0 ? 0 : await this.#withdraw(entry.label, entry.released, items, now);
+      const withdrawn = await this.#withdraw(entry.label, entry.released, items, now);
       return { label: entry.label, withdrawn };
     }
     let withdrawn = 0;
@@ -100,14 +100,16 @@ export class AdminReports {
   /**
    * The engine keeps a trusted spam report's link domains and sending networks under the
    * message's own pair (engine.ts, messagePairId), the rest under the reporter's: each is
-   * withdrawn where it was put.
+   * withdrawn where it was put. The message's own pair is its evidence alone, so it is withdrawn
+   * whole, even where other reported messages name the same domain (their pairs stay).
    */
   async #withdraw(label: FeedbackLabel, released: readonly string[], messageItems: readonly string[], now: number): Promise<number> {
-    if (released.length === 0) return 0;
-    if (label === 'ham') return this.#engine.forget(this.#reporter.id, label, released, now);
-    const shared = released.filter(isSharedInfrastructure);
+    if (label === 'ham') return released.length === 0 ? 0 : this.#engine.forget(this.#reporter.id, label, released, now);
+    const shared = [...new Set(messageItems.filter(isSharedInfrastructure))];
     const own = released.filter((item) => !isSharedInfrastructure(item));
     const messagePair = messagePairId(this.#reporter.id, messageKey(messageItems));
-    return (await this.#engine.forget(this.#reporter.id, label, own, now)) + (await this.#engine.forget(messagePair, label, shared, now));
+    const fromReporter = own.length === 0 ? 0 : await this.#engine.forget(this.#reporter.id, label, own, now);
+    const fromMessage = shared.length === 0 ? 0 : await this.#engine.forget(messagePair, label, shared, now);
+    return fromReporter + fromMessage;
   }
 }
