@@ -59,7 +59,27 @@ export function minhashScheme(id: string, count: number, rows: number, minSimila
     for (let i = 0; i < count; i++) if (pa[i]!.toLowerCase() === pb[i]!.toLowerCase()) equal++;
     return equal / count;
   };
-  return { id, storeKeys: keys, probeKeys: keys, similarity, isNear: (a, b) => similarity(a, b) >= minSimilarity };
+  return {
+    id,
+    storeKeys: keys,
+    probeKeys: keys,
+    similarity,
+    isNear: (a, b) => similarity(a, b) >= minSimilarity,
+    packed: {
+      // The well-formed values `similarity` compares in place, one number per position (parsing folds case as it does).
+      pack(value) {
+        if (value.length !== count * 4 || !HEX.test(value)) return null;
+        const out = new Int32Array(count);
+        for (let i = 0; i < count; i++) out[i] = parseInt(value.slice(4 * i, 4 * i + 4), 16);
+        return out;
+      },
+      isNear(a, b) {
+        let equal = 0;
+        for (let i = 0; i < count; i++) if (a[i] === b[i]) equal++;
+        return equal / count >= minSimilarity;
+      },
+    },
+  };
 }
 
 /** Bits (of the 128 DCT bits) within which two `image:phash256` values may differ and still be near. */
@@ -123,6 +143,15 @@ function dctGradientScheme(id: string): FuzzyScheme {
         const gradientDistance = popcount32(rows[at + 4]! ^ probe[4]!) + popcount32(rows[at + 5]! ^ probe[5]!) + popcount32(rows[at + 6]! ^ probe[6]!) + popcount32(rows[at + 7]! ^ probe[7]!);
         return gradientDistance > IMAGE_MAX_GRADIENT_DISTANCE ? -1 : similarityOf(dctDistance, gradientDistance);
       }),
+    packed: {
+      pack(value) {
+        const out = new Int32Array(8);
+        return parse(value, out, 0) ? out : null;
+      },
+      // Both halves within their distances, as `isNear` reads the strings (a non-hex half reads as 0 in both).
+      isNear: (a, b) =>
+        wordDistance(a, 0, b, 0, 4) <= IMAGE_MAX_DCT_DISTANCE && wordDistance(a, 4, b, 4, 4) <= IMAGE_MAX_GRADIENT_DISTANCE,
+    },
   };
 }
 
