@@ -59,6 +59,10 @@ export function minhashScheme(id: string, count: number, rows: number, minSimila
     for (let i = 0; i < count; i++) if (pa[i]!.toLowerCase() === pb[i]!.toLowerCase()) equal++;
     return equal / count;
   };
+  // The fewest equal positions `similarity` calls near, found with its own arithmetic.
+  let neededEqual = 0;
+  while (neededEqual < count && neededEqual / count < minSimilarity) neededEqual++;
+  const allowedMismatches = count - neededEqual;
   return {
     id,
     storeKeys: keys,
@@ -73,10 +77,11 @@ export function minhashScheme(id: string, count: number, rows: number, minSimila
         for (let i = 0; i < count; i++) out[i] = parseInt(value.slice(4 * i, 4 * i + 4), 16);
         return out;
       },
+      // Stops at the first mismatch past what nearness allows: most pairs compared are far.
       isNear(a, b) {
-        let equal = 0;
-        for (let i = 0; i < count; i++) if (a[i] === b[i]) equal++;
-        return equal / count >= minSimilarity;
+        let mismatches = 0;
+        for (let i = 0; i < count; i++) if (a[i] !== b[i] && ++mismatches > allowedMismatches) return false;
+        return true;
       },
     },
   };
