@@ -76,8 +76,8 @@ function streamCostMarkdown(now: StreamCostResults, before: StreamCostResults | 
     `| **cost of the streams** (difference, % of one core) | – | **${cpu?.stream_cost_cpu_percent ?? '–'}** | < ${TARGET_STREAM_CPU_PERCENT}%: ${cpu ? verdict((cpu.stream_cost_cpu_percent ?? Infinity) < TARGET_STREAM_CPU_PERCENT) : '–'} |`,
     `| events delivered / expected | – | ${cpu ? `${cpu.events_delivered} / ${cpu.events_expected}` : '–'} | |`,
     `| **service lookups per message**, the same ${now.lookups.distinct} messages over and over (${now.lookups.messages} in ${Math.round(now.lookups.messages / now.lookups.rate_per_s)} s, one gateway) | ${before?.lookups.per_message ?? '–'} | **${now.lookups.per_message}** | ≤ ${TARGET_LOOKUP_RATIO}× before: ${ratio === null ? '–' : `${ratio.toFixed(2)}×, ${verdict(ratio <= TARGET_LOOKUP_RATIO)}`} |`,
-    ...(now.near_neighbour_search ?? []).map((near) => `| gateway's search for cached near neighbours per changed \`${near.kind}\` fingerprint, ${near.cached.toLocaleString('en')} of that kind cached (ms; ns per cached one) | – | ${near.ms_per_event} (${near.ns_per_cached_entry} ns) | |`),
     `| **service lookups per message**, every message new (${now.lookups_distinct?.messages ?? '–'} corpus messages at ${now.lookups.rate_per_s}/s) | ${before?.lookups_distinct?.per_message ?? '–'} | **${now.lookups_distinct?.per_message ?? '–'}** | ≤ ${TARGET_LOOKUP_RATIO}× before: ${ratioDistinct === null ? '–' : `${ratioDistinct.toFixed(2)}×, ${verdict(ratioDistinct <= TARGET_LOOKUP_RATIO)}`} |`,
+    ...(now.near_neighbour_search ?? []).map((near) => `| gateway's search for cached near neighbours per changed \`${near.kind}\` fingerprint, ${near.cached.toLocaleString('en')} of that kind cached (ms; ns per cached one) | – | ${near.ms_per_event} (${near.ns_per_cached_entry} ns) | |`),
     '',
   ].join('\n');
 }
