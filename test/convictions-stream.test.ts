@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { fuzzySchemeFor } from '../src/fingerprint/fuzzy.js';
+import { fingerprintMessage } from '../src/fingerprint/index.js';
 import { startReputationProcess, type ReputationProcess } from './helpers/nimbus.js';
 import { freePort } from './helpers/ports.js';
 import { startOwnRedis } from './helpers/redis-server.js';
@@ -31,24 +33,32 @@ function participating(service: { url: string }, key: string): Record<string, st
   };
 }
 
-function campaignMessage(): Buffer {
+/** The campaign's message; `to` and `claim` personalise a copy (its body minhash stays near the others'). */
+function campaignMessage(to = 'customer', claim = '5521'): Buffer {
   return Buffer.from(
     [
       'From: "Prize Office" <claims@winners-desk.example>',
       'To: alice@example.com',
-      'Subject: Your claim number 5521 is waiting',
-      'Message-ID: <claim-5521@winners-desk.example>',
+      `Subject: Your claim number ${claim} is waiting`,
+      `Message-ID: <claim-${claim}@winners-desk.example>`,
       'Date: Mon, 07 Dec 2026 10:00:00 +0000',
       'MIME-Version: 1.0',
       'Content-Type: text/plain; charset=us-ascii',
       '',
-      'Dear customer, you have been selected to receive a cash prize of 950,000 dollars in our',
+      `Dear ${to}, you have been selected to receive a cash prize of 950,000 dollars in our`,
       'annual international lottery draw. To release the funds, confirm your claim number and',
-      'banking details today at http://claims.winners-desk.example/release?id=5521 before the',
+      `banking details today at http://claims.winners-desk.example/release?id=${claim} before the`,
       'offer expires. Our agents process every claim within two working days of confirmation.',
       '',
     ].join('\r\n'),
   );
+}
+
+async function bodyMinhash(message: Buffer): Promise<string> {
+  const { fingerprints } = await fingerprintMessage(message);
+  const found = fingerprints.find((f) => f.kind === 'body' && f.algorithm === 'minhash64');
+  if (found === undefined) throw new Error('the campaign message has no body minhash');
+  return found.text;
 }
 
 async function sendThrough(port: number, file: string, maildir: string, count: number): Promise<Buffer> {
@@ -77,6 +87,32 @@ test('a conviction made at the service reaches a connected gateway at once: the 
 
   const second = await sendThrough(gw.port, file, maildir, 2);
   t.deepEqual(header(second, 'X-Spam-Flag'), ['YES'], 'the next copy is caught at once');
+});
+
+test('a gateway that cached unknown for a personalised copy catches that copy at once after a near-neighbour copy is convicted', async (t) => {
+  const service = await startReputationProcess(t);
+  const [admin, sensor] = await Promise.all([service.addKey('admin'), service.addKey('sensor')]);
+  const gw = await gateway(t, participating(service, sensor.token));
+  await gw.waitForLog('the convictions stream', (line) => line.event === 'lookup.convictions_up');
+  const work = testDir(t, 'nimbus-convictions-near-');
+  const ours = campaignMessage('Alice Martin', '7730');
+  const convicted = campaignMessage('Bob Jones', '4418');
+  const [oursBody, convictedBody] = await Promise.all([bodyMinhash(ours), bodyMinhash(convicted)]);
+  t.not(oursBody, convictedBody, 'the copies differ');
+  t.true(fuzzySchemeFor('body', 'minhash64')!.isNear(oursBody.split(':')[2]!, convictedBody.split(':')[2]!), 'but are near neighbours');
+  const file = dataFile(work, 'ours.eml', ours);
+  const maildir = join(gw.dataDir, 'maildir', 'new');
+
+  const first = await sendThrough(gw.port, file, maildir, 1);
+  t.deepEqual(header(first, 'X-Spam-Flag'), [], 'nobody knows the campaign yet: the gateway caches unknown for this copy');
+
+  // Only the other copy's body is convicted: the stream names it, not ours.
+  t.is((await call(service.url, 'PUT', `/v1/verdicts/${encodeURIComponent(convictedBody)}`, admin.token, { verdict: 'spam' })).status, 200);
+  const dropped = await gw.waitForLog('the dropped answers', (line) => line.event === 'lookup.convictions_dropped' && (line.items as string[]).includes(convictedBody));
+
+  const second = await sendThrough(gw.port, file, maildir, 2);
+  t.deepEqual(header(second, 'X-Spam-Flag'), ['YES'], 'the same copy is caught at once');
+  t.deepEqual(dropped.neighbours, [oursBody], 'because its cached answer was dropped as a near neighbour');
 });
 
 test('the stream reconnects after the service restarts and resumes from Last-Event-ID, with what another instance on the same Redis convicted meanwhile', async (t) => {

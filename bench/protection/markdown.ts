@@ -72,5 +72,6 @@ export function writeProtectionSection(file: string, section: string): void {
   // Hand-written notes under `### NAME notes` (as the relay's) survive a re-run.
   const ends = [current.indexOf('\n## ', start + heading.length), current.indexOf(`\n### ${heading.slice(3)} notes`, start)].filter((at) => at >= 0);
   const next = ends.length === 0 ? -1 : Math.min(...ends);
-  writeFileSync(file, `${current.slice(0, start)}${section}${next < 0 ? '' : current.slice(next + 1)}`);
+  // One blank line between the table and what follows it, whatever the section ends with.
+  writeFileSync(file, `${current.slice(0, start)}${section.trimEnd()}\n${next < 0 ? '' : `\n${current.slice(next + 1)}`}`);
 }

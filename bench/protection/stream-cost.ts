@@ -22,6 +22,7 @@ import { spread } from '../eval/plan.js';
 import { startSink } from '../eval/sink.js';
 import { envelopeSender, sendMessage } from '../eval/smtp-client.js';
 import { writeProtectionSection } from './markdown.js';
+import { measureNearCost, type NearCost } from './near-cost.js';
 
 export interface StreamCostOptions {
   /** Write the `## Protection: stream cost` section of BENCHMARKS.md, with `before` (an earlier run's JSON, e.g. of the code before the stream) beside it. */
@@ -42,6 +43,8 @@ interface StreamCostResults {
   readonly service_cpu: Record<string, number> | null;
   readonly lookups: LookupFigures;
   readonly lookups_distinct?: LookupFigures;
+  /** The gateway's search for cached near neighbours per conviction event of a fuzzy kind. */
+  readonly near_neighbour_search?: readonly NearCost[];
 }
 
 interface LookupFigures {
@@ -74,6 +77,7 @@ function streamCostMarkdown(now: StreamCostResults, before: StreamCostResults | 
     `| events delivered / expected | – | ${cpu ? `${cpu.events_delivered} / ${cpu.events_expected}` : '–'} | |`,
     `| **service lookups per message**, the same ${now.lookups.distinct} messages over and over (${now.lookups.messages} in ${Math.round(now.lookups.messages / now.lookups.rate_per_s)} s, one gateway) | ${before?.lookups.per_message ?? '–'} | **${now.lookups.per_message}** | ≤ ${TARGET_LOOKUP_RATIO}× before: ${ratio === null ? '–' : `${ratio.toFixed(2)}×, ${verdict(ratio <= TARGET_LOOKUP_RATIO)}`} |`,
     `| **service lookups per message**, every message new (${now.lookups_distinct?.messages ?? '–'} corpus messages at ${now.lookups.rate_per_s}/s) | ${before?.lookups_distinct?.per_message ?? '–'} | **${now.lookups_distinct?.per_message ?? '–'}** | ≤ ${TARGET_LOOKUP_RATIO}× before: ${ratioDistinct === null ? '–' : `${ratioDistinct.toFixed(2)}×, ${verdict(ratioDistinct <= TARGET_LOOKUP_RATIO)}`} |`,
+    ...(now.near_neighbour_search ?? []).map((near) => `| gateway's search for cached near neighbours per changed \`${near.kind}\` fingerprint, ${near.cached.toLocaleString('en')} of that kind cached (ms; ns per cached one) | – | ${near.ms_per_event} (${near.ns_per_cached_entry} ns) | |`),
     '',
   ].join('\n');
 }
@@ -217,6 +221,7 @@ export async function runStreamCost(options: StreamCostOptions): Promise<number>
       service_cpu: serviceCpu,
       lookups: repeated,
       lookups_distinct: fresh,
+      near_neighbour_search: measureNearCost(),
     };
     mkdirSync(join(options.root, 'bench', 'results'), { recursive: true });
     writeFileSync(join(options.root, 'bench', 'results', `${options.out}.json`), `${JSON.stringify(results, null, 1)}\n`);

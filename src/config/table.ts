@@ -201,10 +201,10 @@ export const VARIABLES = Object.freeze({
   }),
   NIMBUS_UNKNOWN_CACHE_MS: variable({
     part: 'scan', default: '10000', parser: number({ min: 0, max: 3_600_000, integer: true }),
-    // A campaign's first copies are `unknown` everywhere; kept a minute, that answer hid the
-    // campaign's conviction for a minute (issue 21). Known answers stay 60 s: the convictions
-    // stream drops them when they change, and while it is down every answer is kept this long.
-    doc: 'how long a gateway (and a proxy) keeps the reputation service\'s `unknown` answers, and every answer while the convictions stream is down (ms); `0`: not kept',
+    // Kept a minute with nothing to drop them, a campaign's first `unknown` answers hid its
+    // conviction for a minute (issue 21). While the convictions stream is up, answers stay 60 s
+    // (a proxy: 5 min): it drops those whose verdict changed and their fuzzy near neighbours.
+    doc: 'how long a gateway (and a proxy) keeps the reputation service\'s answers while the convictions stream is down or not yet open (ms); while it is up they are kept 60 s (a proxy: 5 min) and dropped as soon as the stream says their verdict, or a near neighbour\'s, changed; `0`: not kept',
   }),
   NIMBUS_SCAN_TIMEOUT_MS: variable({
     part: 'scan', default: '10000', parser: number({ min: 1, integer: true }),

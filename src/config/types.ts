@@ -102,7 +102,7 @@ export interface Config {
   readonly reputationUrl: string | null;
   readonly reputationKey: string | null;
   readonly lookupTimeoutMs: number;
-  /** NIMBUS_UNKNOWN_CACHE_MS: how long `unknown` answers (and all, while the convictions stream is down) are cached. */
+  /** NIMBUS_UNKNOWN_CACHE_MS: how long service answers are cached while the convictions stream is down or not yet open. */
   readonly unknownCacheMs: number;
   /** The whole scan of one message (waiting for room, parsing, every check); past it: verdict unknown. */
   readonly scanTimeoutMs: number;

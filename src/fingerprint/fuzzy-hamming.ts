@@ -1,5 +1,5 @@
 /** Multi-index hashing for Hamming codes: the store keys and probes, and the in-memory index. */
-import { bitsAt, forEachWithin, hexWords, wordDistance } from './fuzzy-bits.js';
+import { HEX, bitsAt, forEachWithin, hexWords, wordDistance } from './fuzzy-bits.js';
 import type { FuzzyScheme, NeighbourIndex } from './fuzzy-types.js';
 
 /**
@@ -56,6 +56,11 @@ export function hammingScheme(id: string, bits: number, maxDistance: number, chu
     },
     isNear(a, b) {
       return distance(a, b) <= maxDistance;
+    },
+    packed: {
+      // A value of exactly `bits` bits reads as `distance` reads it; any other length is left to `isNear`.
+      pack: (value) => (value.length * 4 === bits && HEX.test(value) ? Int32Array.from(hexWords(value, Math.ceil(bits / 32))) : null),
+      isNear: (a, b) => wordDistance(a, 0, b, 0, Math.ceil(bits / 32)) <= maxDistance,
     },
   };
 }

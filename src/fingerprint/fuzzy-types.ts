@@ -14,6 +14,18 @@ export interface FuzzyScheme {
    * millisecond. The store only has to tell the index which items exist.
    */
   newIndex?(): NeighbourIndex;
+  /**
+   * When present, values packed once as numbers and compared as `isNear` compares them, for
+   * comparing one value against many (a cache's entries, FuzzyItemSet): a few XORs or equalities
+   * instead of parsing both strings per pair. `pack` is null for a value `isNear` does not read
+   * as a well-formed code; such pairs are left to `isNear`.
+   */
+  readonly packed?: PackedNearness;
+}
+
+export interface PackedNearness {
+  pack(value: string): Int32Array | null;
+  isNear(a: Int32Array, b: Int32Array): boolean;
 }
 
 /** A scheme's near-neighbour index held in memory (see `FuzzyScheme.newIndex`). */

@@ -59,7 +59,32 @@ export function minhashScheme(id: string, count: number, rows: number, minSimila
     for (let i = 0; i < count; i++) if (pa[i]!.toLowerCase() === pb[i]!.toLowerCase()) equal++;
     return equal / count;
   };
-  return { id, storeKeys: keys, probeKeys: keys, similarity, isNear: (a, b) => similarity(a, b) >= minSimilarity };
+  // The fewest equal positions `similarity` calls near, found with its own arithmetic.
+  let neededEqual = 0;
+  while (neededEqual < count && neededEqual / count < minSimilarity) neededEqual++;
+  const allowedMismatches = count - neededEqual;
+  return {
+    id,
+    storeKeys: keys,
+    probeKeys: keys,
+    similarity,
+    isNear: (a, b) => similarity(a, b) >= minSimilarity,
+    packed: {
+      // The well-formed values `similarity` compares in place, one number per position (parsing folds case as it does).
+      pack(value) {
+        if (value.length !== count * 4 || !HEX.test(value)) return null;
+        const out = new Int32Array(count);
+        for (let i = 0; i < count; i++) out[i] = parseInt(value.slice(4 * i, 4 * i + 4), 16);
+        return out;
+      },
+      // Stops at the first mismatch past what nearness allows: most pairs compared are far.
+      isNear(a, b) {
+        let mismatches = 0;
+        for (let i = 0; i < count; i++) if (a[i] !== b[i] && ++mismatches > allowedMismatches) return false;
+        return true;
+      },
+    },
+  };
 }
 
 /** Bits (of the 128 DCT bits) within which two `image:phash256` values may differ and still be near. */
@@ -123,6 +148,15 @@ function dctGradientScheme(id: string): FuzzyScheme {
         const gradientDistance = popcount32(rows[at + 4]! ^ probe[4]!) + popcount32(rows[at + 5]! ^ probe[5]!) + popcount32(rows[at + 6]! ^ probe[6]!) + popcount32(rows[at + 7]! ^ probe[7]!);
         return gradientDistance > IMAGE_MAX_GRADIENT_DISTANCE ? -1 : similarityOf(dctDistance, gradientDistance);
       }),
+    packed: {
+      pack(value) {
+        const out = new Int32Array(8);
+        return parse(value, out, 0) ? out : null;
+      },
+      // Both halves within their distances, as `isNear` reads the strings (a non-hex half reads as 0 in both).
+      isNear: (a, b) =>
+        wordDistance(a, 0, b, 0, 4) <= IMAGE_MAX_DCT_DISTANCE && wordDistance(a, 4, b, 4, 4) <= IMAGE_MAX_GRADIENT_DISTANCE,
+    },
   };
 }
 

@@ -21,8 +21,9 @@ export function followConvictions(config: Config, log: Logger, lookups: () => Re
     key: config.reputationKey ?? '',
     handlers: {
       changed: (changes) => {
-        lookups().forget(changes.map((change) => change.item));
-        log.debug({ event: 'lookup.convictions_dropped', items: changes.map((change) => change.item), lastEventId: stream.lastEventId }, 'cached answers dropped: their verdict changed');
+        const items = changes.map((change) => change.item);
+        const neighbours = lookups().forget(items);
+        log.debug({ event: 'lookup.convictions_dropped', items, neighbours, lastEventId: stream.lastEventId }, 'cached answers dropped: their verdict changed, or a near neighbour\'s did');
       },
       reset: () => {
         lookups().forgetAll();

@@ -7,6 +7,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { FuzzyItemSet } from '../fingerprint/fuzzy-set.js';
 import type { Fingerprint } from '../fingerprint/types.js';
 import type { LookupResult } from '../reputation/api.js';
 import type { ReputationEngine } from '../reputation/engine-types.js';
@@ -43,9 +44,9 @@ export interface ReputationLookupsOptions {
   readonly timeoutMs: number;
   readonly log: Logger;
   readonly cacheSize?: number;
-  /** How long a known answer is kept while the convictions stream is up. */
+  /** How long an answer is kept while the convictions stream is up. */
   readonly cacheTtlMs?: number;
-  /** How long an `unknown` answer is kept, and every answer while the stream is down (NIMBUS_UNKNOWN_CACHE_MS). */
+  /** How long an answer is kept while the stream is down or not yet open (NIMBUS_UNKNOWN_CACHE_MS). */
   readonly shortTtlMs?: number;
   readonly breaker?: CircuitBreaker;
   readonly observer?: LookupObserver;
@@ -55,17 +56,20 @@ export interface ReputationLookupsOptions {
 const HTTP_UNAVAILABLE = 503;
 
 /**
- * A known service answer is cached this long while the convictions stream is up (it drops an
- * answer the moment its verdict changes): long enough to spare the service a campaign's repeats.
+ * A service answer, `unknown` included, is cached this long while the convictions stream is up
+ * (it drops an answer the moment its verdict changes, and the answers for near neighbours of a
+ * changed fuzzy fingerprint): long enough to spare the service a campaign's repeats.
  */
 export const DEFAULT_CACHE_TTL_MS = 60_000;
-/** `unknown` answers, and all answers while the stream is down (NIMBUS_UNKNOWN_CACHE_MS's default). */
+/** Every answer while the stream is down or not yet open (NIMBUS_UNKNOWN_CACHE_MS's default). */
 export const DEFAULT_SHORT_TTL_MS = 10_000;
 export const DEFAULT_CACHE_SIZE = 100_000;
 
 export class ReputationLookups {
   readonly #options: ReputationLookupsOptions;
   readonly #cache: LRUCache<string, LookupResult>;
+  /** The cached fuzzy fingerprints, so a changed one's near neighbours can be dropped with it. */
+  readonly #fuzzy = new FuzzyItemSet();
   readonly #breaker: CircuitBreaker;
   #authRejectedLogged = false;
   /** Whether the convictions stream is connected: only then may known answers be kept long. */
@@ -75,14 +79,32 @@ export class ReputationLookups {
 
   constructor(options: ReputationLookupsOptions) {
     this.#options = options;
-    this.#cache = new LRUCache({ max: options.cacheSize ?? DEFAULT_CACHE_SIZE, ttl: options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS });
+    this.#cache = new LRUCache({
+      max: options.cacheSize ?? DEFAULT_CACHE_SIZE,
+      ttl: options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS,
+      // Overwritten ('set'), the item stays cached and filed.
+      dispose: (_value, item, reason) => {
+        if (reason !== 'set') this.#fuzzy.delete(item);
+      },
+    });
     this.#breaker = options.breaker ?? new CircuitBreaker();
   }
 
-  /** Fingerprints whose verdict changed at the service: the next lookup asks again. */
-  forget(items: Iterable<string>): void {
+  /**
+   * Fingerprints whose verdict changed at the service: the next lookup asks again, about them and
+   * about the cached near neighbours of the fuzzy ones (a neighbour's answer is its most decisive
+   * near neighbour's at the service, so it may have changed unnamed). Returns those neighbours.
+   */
+  forget(items: Iterable<string>): string[] {
     this.#forgets++;
-    for (const item of items) this.#cache.delete(item);
+    const named = new Set(items);
+    const neighbours = new Set<string>();
+    for (const item of named) {
+      this.#cache.delete(item);
+      for (const near of this.#fuzzy.near(item)) if (!named.has(near)) neighbours.add(near);
+    }
+    for (const near of neighbours) this.#cache.delete(near);
+    return [...neighbours];
   }
 
   /** What changed is not known (a `reset`, or the stream went down): every answer is asked again. */
@@ -153,8 +175,10 @@ export class ReputationLookups {
       for (const result of results) {
         answers.set(result.item, result);
         if (forgets !== this.#forgets) continue;
-        if (result.verdict !== 'unknown' && this.#streamUp) this.#cache.set(result.item, result);
+        if (this.#streamUp) this.#cache.set(result.item, result);
         else if (shortTtl > 0) this.#cache.set(result.item, result, { ttl: shortTtl });
+        else continue;
+        this.#fuzzy.add(result.item);
       }
       this.#breaker.succeeded();
       this.#authRejectedLogged = false;

@@ -4,13 +4,15 @@
  * (bounded, TTL). When upstream fails or is slow, the local answer stands. Reports and feedback
  * go upstream only as this proxy's own participation setting allows.
  *
- * The proxy follows upstream's convictions stream: a changed fingerprint leaves the cache and is
- * passed on to this service's own stream, so its gateways hear of it too. While that stream is
- * down, upstream answers are kept only NIMBUS_UNKNOWN_CACHE_MS, as `unknown` ones always are.
+ * The proxy follows upstream's convictions stream: a changed fingerprint leaves the cache, with
+ * the cached near neighbours of a fuzzy one, and is passed on to this service's own stream, so
+ * its gateways hear of it too (they drop their near neighbours themselves). While that stream is
+ * down or not yet open, upstream answers are kept only NIMBUS_UNKNOWN_CACHE_MS.
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/index.js';
+import { FuzzyItemSet } from '../../fingerprint/fuzzy-set.js';
 import { maskUrl } from '../../redact.js';
 import type { FeedbackRequest, LookupResult, ReportBatch, ReportRecord } from '../api.js';
 import { createReputationClient, type ReputationClient } from '../client.js';
@@ -23,7 +25,15 @@ export const PROXY_CACHE_MAX = 200_000;
 
 export class UpstreamProxy {
   readonly #client: ReputationClient;
-  readonly #cache = new LRUCache<string, LookupResult>({ max: PROXY_CACHE_MAX, ttl: PROXY_CACHE_TTL_MS });
+  /** The cached fuzzy fingerprints, so a changed one's near neighbours leave the cache with it. */
+  readonly #fuzzy = new FuzzyItemSet();
+  readonly #cache = new LRUCache<string, LookupResult>({
+    max: PROXY_CACHE_MAX,
+    ttl: PROXY_CACHE_TTL_MS,
+    dispose: (_value, item, reason) => {
+      if (reason !== 'set') this.#fuzzy.delete(item);
+    },
+  });
   readonly #log: Logger;
   readonly #metrics: ServiceMetrics;
   #sharing: 'off' | 'standard' | 'extended';
@@ -45,7 +55,12 @@ export class UpstreamProxy {
       key: config.upstreamKey ?? '',
       handlers: {
         changed: (changes) => {
-          for (const change of changes) this.#cache.delete(change.item);
+          const neighbours = new Set<string>();
+          for (const change of changes) {
+            this.#cache.delete(change.item);
+            for (const near of this.#fuzzy.near(change.item)) neighbours.add(near);
+          }
+          for (const near of neighbours) this.#cache.delete(near);
           passOn(convictions.publish(changes));
         },
         reset: () => {
@@ -90,9 +105,11 @@ export class UpstreamProxy {
       const byItem = new Map(upstream.map((result) => [result.item, result]));
       for (const item of unique) {
         const result = byItem.get(item);
-        // `unknown` is what a campaign's first copies get: kept briefly, so a conviction the
-        // stream does not name (a near neighbour) still arrives within seconds.
-        if (result) this.#cache.set(item, result, result.verdict === 'unknown' || !this.#streamUp ? { ttl: this.#shortTtlMs } : {});
+        if (!result) continue;
+        if (this.#streamUp) this.#cache.set(item, result);
+        else if (this.#shortTtlMs > 0) this.#cache.set(item, result, { ttl: this.#shortTtlMs });
+        else continue;
+        this.#fuzzy.add(item);
       }
       for (const i of missing) {
         const result = byItem.get(answers[i]!.item);
