@@ -2,7 +2,8 @@ import test from 'ava';
 import { openReputation } from '../src/reputation/open.js';
 import { startRedisCluster } from './helpers/redis-cluster.js';
 
-const item = 'url:domain:cluster-auth.example';
+// Content fingerprints: one trusted report convicts them (a link domain would need a second message).
+const item = `attachment:sha256:${'c1'.repeat(32)}`;
 
 test('a password-protected Redis Cluster is opened with the password its URLs carry: reports and lookups work on every node', async (t) => {
   const cluster = await startRedisCluster({ password: 'cluster-secret' });
@@ -10,7 +11,7 @@ test('a password-protected Redis Cluster is opened with the password its URLs ca
   const opened = await openReputation({ store: 'redis', urls: cluster.urls, prefix: `nimbus-auth-${process.pid}:` });
   t.teardown(() => opened.close());
   // Fingerprints land in different slots, so on different masters: each connection must authenticate.
-  const items = Array.from({ length: 20 }, (_, i) => `url:domain:node-${i}.example`);
+  const items = Array.from({ length: 20 }, (_, i) => `attachment:sha256:${i.toString(16).padStart(2, '0').repeat(32)}`);
   await opened.engine.feedback({ id: 'admin-key', weight: 1, trusted: true }, 'spam', [item, ...items]);
   const results = await opened.engine.lookup([item, ...items]);
   t.deepEqual(new Set(results.map((result) => result.verdict)), new Set(['spam']));
