@@ -34,7 +34,11 @@ let base: string;
 let sent = 0;
 let adminKey: { token: string; id: string };
 
-const shot = (name: string, fullPage = true) => page.screenshot({ path: join(PROJECT_ROOT, 'docs', 'admin', `console-${name}.png`), fullPage });
+// The screenshots of docs/admin/console.md are rewritten only when asked for
+// (NIMBUS_CONSOLE_SCREENSHOTS=yes), so a plain `npm test` leaves the checkout as it was; the
+// page is rendered to an image either way, so a page that cannot be drawn still fails here.
+const shotsWanted = process.env.NIMBUS_CONSOLE_SCREENSHOTS === 'yes';
+const shot = (name: string, fullPage = true) => page.screenshot({ ...(shotsWanted ? { path: join(PROJECT_ROOT, 'docs', 'admin', `console-${name}.png`) } : {}), fullPage });
 
 async function send(args: readonly string[]): Promise<void> {
   const result = await swaks(gateway.port, ['--to', 'bob@example.com', '--from', 'alice@example.org', '--helo', 'sender.example', ...args]);
