@@ -30,7 +30,7 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, waitForPort } from './ports.js';
 import { tempDir } from './temp.js';
@@ -198,8 +198,16 @@ postlog unix-dgram n - n - 1 postlogd
       const path = join(mailDir, user, 'Maildir', sub);
       if (existsSync(path)) files.push(...readdirSync(path).map((name) => join(path, name)));
     }
-    // Maildir names start with the delivery time in seconds, then a sequence: sort by name.
-    return files.sort().map((file) => readFileSync(file));
+    // Postfix names a delivery `SECONDS.VdevIinodeMmicroseconds.host`: in delivery order by the
+    // seconds, then the microseconds (the inode between them is not an order, so the name is not).
+    const order = (file: string): [number, number] => {
+      const m = /^(\d+)\.[^.]*?M(\d+)/.exec(basename(file));
+      return m ? [Number(m[1]), Number(m[2])] : [Number.MAX_SAFE_INTEGER, 0];
+    };
+    return files
+      .map((file) => ({ file, at: order(file) }))
+      .sort((a, b) => a.at[0] - b.at[0] || a.at[1] - b.at[1] || (a.file < b.file ? -1 : 1))
+      .map(({ file }) => readFileSync(file));
   };
   const queued = async (): Promise<string[]> => {
     const { stdout } = await run('/usr/sbin/postqueue', ['-c', configDir, '-p']);
