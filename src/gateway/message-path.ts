@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
 import { subjectOf } from '../scan/subject.js';
-import { undecided } from '../scan/verdict.js';
+import { failedScan } from '../scan/verdict.js';
 import { stripVerdictFields, tagSubject, type ByteEdit } from '../scan/header-block.js';
 import type { HopLockstep } from './hop-lockstep.js';
 import type { GatewayHooks } from './hooks.js';
@@ -82,7 +82,7 @@ export async function relayMessage(context: MessagePathContext, stream: SMTPServ
     scan = await context.scanner.scan(request);
   } catch (error) {
     state.log.error({ event: 'scan.failed', queueId: transaction.queueId, err: error }, 'scan failed, relaying with verdict unknown');
-    scan = undecided('failed', { trapHits: transaction.trapRcpts, recipients: request.envelope.rcptTo.length, trustedClient, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 }, authservId: context.config.authChecks ? context.config.hostname : null }, context.config);
+    scan = failedScan(request, context.config);
   }
 
   const { parts, added } = relayParts(context.config, session, transaction, spool, scan, client);

@@ -16,9 +16,8 @@ import { stripVerdictFields, tagSubject, type ByteEdit } from '../scan/header-bl
 import { formatHeaderField } from '../scan/headers.js';
 import type { MessageObserver } from '../scan/recorder.js';
 import { subjectOf } from '../scan/subject.js';
-import { spamTrapHits } from '../scan/traps.js';
 import type { MessageScanner, ScanRequest, ScanResult } from '../scan/types.js';
-import { undecided } from '../scan/verdict.js';
+import { failedScan } from '../scan/verdict.js';
 import type { GatewayMetrics } from '../stats/index.js';
 import { ACTION_FLAGS, REPLIES, encodePacket } from './codec.js';
 import { decide, failureReply } from './actions.js';
@@ -73,7 +72,7 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
     try {
       scan = await context.scanner.scan(request);
     } catch (error) {
-      scan = undecided('failed', { trapHits: spamTrapHits(config, rcptTo), recipients: rcptTo.length, trustedClient: client.trusted, timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 }, authservId: config.authChecks ? config.hostname : null }, config);
+      scan = failedScan(request, config);
       log.error({ event: 'scan.failed', queueId, err: error }, 'scan failed');
     } finally {
       clearInterval(progress);

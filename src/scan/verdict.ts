@@ -8,7 +8,8 @@ import { authenticationResultsField } from './auth-policy.js';
 import type { AuthenticationResults } from './authentication.js';
 import { VERDICT_FIELD_PREFIXES, verdictHeaderFields } from './headers.js';
 import type { Judgement } from './judge.js';
-import type { Evidence, ReportPart, ScanAction, ScanOutcome, ScanResult, ScanTimings, Verdict } from './types.js';
+import { spamTrapHits } from './traps.js';
+import type { Evidence, ReportPart, ScanAction, ScanOutcome, ScanRequest, ScanResult, ScanTimings, Verdict } from './types.js';
 
 export type VerdictPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag'>;
 
@@ -107,4 +108,20 @@ export function undecided(
   // Forged Authentication-Results of this host are removed even so; none of its own is added.
   const { authservId } = context;
   return scanResult(decided, { judgement: null, trapHits: context.trapHits, trustedClient: context.trustedClient, evidence: null, timings: context.timings, outcome, authservId, authentication: null }, policy);
+}
+
+/**
+ * What a front stamps when Scanner.scan itself threw (the scanner settles its own failures and
+ * timeouts; this is the front's last line): a failed scan, built from the request alone, so the
+ * relay and the milter stamp the same thing and strip the same forged fields.
+ */
+export function failedScan(request: ScanRequest, config: Config): ScanResult {
+  const context = {
+    trapHits: spamTrapHits(config, request.envelope.rcptTo),
+    recipients: request.envelope.rcptTo.length,
+    trustedClient: request.client.trusted,
+    timings: { queuedMs: 0, analysisMs: 0, lookupMs: 0, totalMs: 0 },
+    authservId: config.authChecks ? config.hostname : null,
+  };
+  return undecided('failed', context, config);
 }
