@@ -169,6 +169,28 @@ export function baseEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * What every benchmark gateway runs with (the eval's and the protection bench's): one site with
+ * its own domain and traps, tagging only, one worker, relaying to the sink; the network part
+ * (participation, service, keys) is the caller's.
+ */
+export function gatewayEnv(identity: GatewayIdentity, at: { port: number; dataDir: string; sinkPort: number; lookupTimeoutMs: number; logLevel: string }): NodeJS.ProcessEnv {
+  return {
+    ...baseEnv(),
+    NIMBUS_LISTEN: `127.0.0.1:${at.port}`,
+    NIMBUS_NEXT_HOP: `127.0.0.1:${at.sinkPort}`,
+    NIMBUS_RELAY_DOMAINS: identity.domain,
+    NIMBUS_TRUSTED_NETWORKS: '127.0.0.0/8',
+    NIMBUS_DATA_DIR: at.dataDir,
+    NIMBUS_SPAMTRAPS: identity.traps.join(','),
+    NIMBUS_SPAM_ACTION: 'tag',
+    NIMBUS_HOSTNAME: `mx.${identity.domain}`,
+    NIMBUS_WORKERS: '1',
+    NIMBUS_LOOKUP_TIMEOUT_MS: String(at.lookupTimeoutMs),
+    NIMBUS_LOG_LEVEL: at.logLevel,
+  };
+}
+
 export async function startNetwork(options: NetworkOptions): Promise<Network> {
   const children: { child: ChildProcess; what: string; log: string }[] = [];
   const logLevel = options.logLevel ?? 'warn';
@@ -204,18 +226,7 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
       mkdirSync(dataDir, { recursive: true });
       if (options.localReputation !== undefined) copyFileSync(options.localReputation, join(dataDir, 'local-reputation.sqlite'));
       const env: NodeJS.ProcessEnv = {
-        ...baseEnv(),
-        NIMBUS_LISTEN: `127.0.0.1:${port}`,
-        NIMBUS_NEXT_HOP: `127.0.0.1:${options.sinkPort}`,
-        NIMBUS_RELAY_DOMAINS: identity.domain,
-        NIMBUS_TRUSTED_NETWORKS: '127.0.0.0/8',
-        NIMBUS_DATA_DIR: dataDir,
-        NIMBUS_SPAMTRAPS: identity.traps.join(','),
-        NIMBUS_SPAM_ACTION: 'tag',
-        NIMBUS_HOSTNAME: `mx.${identity.domain}`,
-        NIMBUS_WORKERS: '1',
-        NIMBUS_LOOKUP_TIMEOUT_MS: String(options.lookupTimeoutMs),
-        NIMBUS_LOG_LEVEL: logLevel,
+        ...gatewayEnv(identity, { port, dataDir, sinkPort: options.sinkPort, lookupTimeoutMs: options.lookupTimeoutMs, logLevel }),
         NIMBUS_PARTICIPATION: options.participation,
         ...(serviceUrl
           ? { NIMBUS_ACCEPT_STATEMENT: 'yes', NIMBUS_REPUTATION_URL: serviceUrl, NIMBUS_REPUTATION_KEY: keys[identity.index]! }

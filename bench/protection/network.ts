@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { baseEnv, cli, freePort, NetworkError, runCli, stopChild, tail, waitForPort, type RunningGateway } from '../eval/network.js';
+import { baseEnv, cli, freePort, gatewayEnv, NetworkError, runCli, stopChild, tail, waitForPort, type RunningGateway } from '../eval/network.js';
 import type { GatewayIdentity } from '../eval/plan.js';
 
 export type Store = 'sqlite' | 'redis';
@@ -183,18 +183,7 @@ export async function startProtectionNetwork(options: ProtectionNetworkOptions):
       const dataDir = join(options.workDir, `gateway-${identity.index + 1}`);
       mkdirSync(dataDir, { recursive: true });
       const env: NodeJS.ProcessEnv = {
-        ...baseEnv(),
-        NIMBUS_LISTEN: `127.0.0.1:${port}`,
-        NIMBUS_NEXT_HOP: `127.0.0.1:${options.sinkPort}`,
-        NIMBUS_RELAY_DOMAINS: identity.domain,
-        NIMBUS_TRUSTED_NETWORKS: '127.0.0.0/8',
-        NIMBUS_DATA_DIR: dataDir,
-        NIMBUS_SPAMTRAPS: identity.traps.join(','),
-        NIMBUS_SPAM_ACTION: 'tag',
-        NIMBUS_HOSTNAME: `mx.${identity.domain}`,
-        NIMBUS_WORKERS: '1',
-        NIMBUS_LOOKUP_TIMEOUT_MS: String(options.lookupTimeoutMs),
-        NIMBUS_LOG_LEVEL: logLevel,
+        ...gatewayEnv(identity, { port, dataDir, sinkPort: options.sinkPort, lookupTimeoutMs: options.lookupTimeoutMs, logLevel }),
         NIMBUS_PARTICIPATION: 'standard',
         NIMBUS_ACCEPT_STATEMENT: 'yes',
         NIMBUS_REPUTATION_URL: front.url,
