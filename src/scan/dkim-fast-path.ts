@@ -57,6 +57,16 @@ interface Signature {
 
 /** mailauth's result for `message`, or null: not the common case, ask mailauth. */
 export async function dkimFastPath(message: Buffer, options: DkimFastPathOptions): Promise<DkimOutcome | null> {
+  try {
+    return await plainOutcome(message, options);
+  } catch {
+    // A part of mailauth that throws here may not throw in its verifier, which catches some
+    // errors itself: the message is left to the verifier, which gives whatever it always gave.
+    return null;
+  }
+}
+
+async function plainOutcome(message: Buffer, options: DkimFastPathOptions): Promise<DkimOutcome | null> {
   const headerEnd = message.indexOf(HEADER_END);
   if (headerEnd <= 0 || hasBareLineFeed(message)) return null;
   const headers = mailauthTools.parseHeaders(message.subarray(0, headerEnd + HEADER_END.length));
