@@ -48,6 +48,36 @@ export interface MessageScore {
   readonly entries: readonly ReportEntry[];
 }
 
+/**
+ * Labelled evidence strength (issue 19): the sending address and network count as a tie-breaker
+ * (NIMBUS_WEIGHT_IP, NIMBUS_WEIGHT_NET) because list servers and forwarders relay spam and ham
+ * alike, and silence about the ham is not its absence. Where that silence means something, the
+ * weight grows with the evidence: one more weight per LABELLED_MESSAGES_PER_WEIGHT spam messages
+ * labelled (reports, trap hits, `nimbus learn`), up to LABELLED_STRENGTH_CAP times the weight, for
+ * a fingerprint that (1) has no ham evidence at all, nor an admin verdict, and (2) was labelled
+ * spam at least as often as it was seen in traffic (the decayed counters). (2) is what keeps a
+ * relay safe where ham goes unlabelled: a gateway sees every message a forwarder relays, spam
+ * and ham, and users label a few, so its sightings outnumber its labels; an admin's history
+ * (`nimbus learn`) labels its ham too, so an address in it with spam and no ham is a spammer's.
+ * 2 messages per weight and 6 times at most: an address and its network with 12 such messages
+ * reach 4.5 + 1.5 points, times their reputation (30/31 when an admin labelled them), above the tag score:
+ * what a spammer's own server sends is tagged on that alone. In the day-one eval (npm run eval
+ * -- --history-split 0.5) every address the history convicted that also relays ham (list
+ * servers, a forwarder) had ham in the history, so (1) left it a tie-breaker.
+ */
+export const LABELLED_MESSAGES_PER_WEIGHT = 2;
+export const LABELLED_STRENGTH_CAP = 6;
+/** Kinds whose weight grows with labelled evidence: the sender's address and network. */
+const LABELLED_STRENGTH_KINDS: ReadonlySet<FingerprintKind> = new Set(['ip', 'net']);
+
+/** The weight a spam answer of this kind counts with: the configured weight, or more (see above). */
+export function effectiveWeight(kind: FingerprintKind, weight: number, result: LookupResult | undefined): number {
+  if (result === undefined || result.verdict !== 'spam' || !LABELLED_STRENGTH_KINDS.has(kind)) return weight;
+  const { spam, ham, seen, adminVerdict } = result.counters;
+  if (ham > 0 || adminVerdict !== null || spam < seen) return weight;
+  return weight * Math.min(LABELLED_STRENGTH_CAP, Math.max(1, spam / LABELLED_MESSAGES_PER_WEIGHT));
+}
+
 export interface ScoringPolicy {
   readonly weights: Readonly<Record<FingerprintKind, number>>;
   readonly tagScore: number;
@@ -85,7 +115,7 @@ export function scoreMessage(
     const weight = policy.weights[fingerprint.kind];
     const test = KIND_TESTS[fingerprint.kind];
     if (verdict === 'spam') {
-      const points = weight * reputation;
+      const points = effectiveWeight(fingerprint.kind, weight, result) * reputation;
       if (points > (spamByKind.get(fingerprint.kind)?.points ?? 0)) spamByKind.set(fingerprint.kind, { test, points, fingerprint });
     } else if (verdict === 'ham') {
       // The reputation score is the share of spam evidence (0 for a clean name): what is left of
