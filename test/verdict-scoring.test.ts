@@ -108,6 +108,26 @@ test('one ham message, an admin verdict or more sightings than labels keep an ad
   const [text, result] = learnt(ip, 1, { spam: 40, ham: 0, seen: 0 });
   const overridden = scoreMessage([ip], new Map([[text, { ...result, counters: { ...result.counters, adminVerdict: 'spam' as const } }]]), defaults, { gtube: false });
   t.is(overridden.score, 0.75, "an admin's verdict is its own weight's worth, as ever");
-  const link = scoreMessage([linkA], new Map([learnt(linkA, 1, { spam: 40, ham: 0, seen: 0 })]), defaults, { gtube: false });
-  t.is(link.score, 4, 'links keep their weight: only the address and network grow');
+});
+
+test('a link labelled spam in many messages and never ham grows to 1.2 times its weight: not a tag alone, a tag with the address', (t) => {
+  const defaults = loadConfig({});
+  const link = scoreMessage([linkA], new Map([learnt(linkA, 0.99, { spam: 40, ham: 0, seen: 0 })]), defaults, { gtube: false });
+  t.is(link.score, 4.75);
+  t.not(link.verdict, 'spam', 'a link is not a whole message');
+  const withAddress = scoreMessage([linkA, ip], new Map([learnt(linkA, 0.99, { spam: 40, ham: 0, seen: 0 }), answer(ip, 'spam', 0.9)]), defaults, { gtube: false });
+  t.is(withAddress.verdict, 'spam');
+  const withHam = scoreMessage([linkA, ip], new Map([learnt(linkA, 0.99, { spam: 40, ham: 2, seen: 0 }), answer(ip, 'spam', 0.9)]), defaults, { gtube: false });
+  t.is(withHam.score, 4.64, 'a link the admin also has in wanted mail keeps its weight');
+});
+
+test('in list mail nothing grows: the relay and the links a list adds are the list\'s', (t) => {
+  const defaults = loadConfig({});
+  const net = makeFingerprint('net', 'sha256', 'dd');
+  const history = new Map([learnt(ip, 1, { spam: 40, ham: 0, seen: 0 }), learnt(net, 1, { spam: 40, ham: 0, seen: 0 }), learnt(linkA, 0.99, { spam: 40, ham: 0, seen: 0 })]);
+  const direct = scoreMessage([ip, net, linkA], history, defaults, { gtube: false });
+  t.is(direct.score, 10.75);
+  const relayed = scoreMessage([ip, net, linkA], history, defaults, { gtube: false, listMail: true });
+  t.is(relayed.score, 4.96);
+  t.not(relayed.verdict, 'spam');
 });
