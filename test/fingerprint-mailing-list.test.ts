@@ -33,6 +33,7 @@ test('list mail: the footer a List-Id list appends changes neither the body hash
   t.true(withFooter.fingerprints.some((f) => f.text === 'url:domain:example.com'), 'the author’s own link still counts');
   t.true(withFooter.skips.some((s) => s.reason === 'text-list-footer'));
   t.true(withFooter.skips.some((s) => s.reason === 'url-mailing-list'));
+  t.is(withFooter.mailingList, 'ilug.linux.ie', 'scoring is told the list: its relay and links are the list’s');
 });
 
 test('list mail: links to the List-Id domain in the text are not fingerprinted, other links are', async (t) => {
@@ -54,6 +55,7 @@ test('List-Unsubscribe alone is not list mail: a bulk sender’s own footer and 
   const text = prose(50, 5);
   const prints = await texts(mail(['List-Unsubscribe: <http://unsubscribe.example.biz/u?id=1>'], `${text}\r\n${footer}`));
   t.true(prints.includes('url:domain:example.biz'));
+  t.is((await fingerprintMessage(mail(['List-Unsubscribe: <http://unsubscribe.example.biz/u?id=1>'], text))).mailingList, null);
   t.notDeepEqual(prints, await texts(mail(['List-Unsubscribe: <http://unsubscribe.example.biz/u?id=1>'], text)), 'the footer is part of the body hash');
 });
 

@@ -138,3 +138,25 @@ test('one learnt message does not convict its link domain, a second distinct one
   t.is((await runNimbus(['report', '--forget', join(dir, 'b.eml')], env)).code, 0);
   t.not(await domainVerdict(env), 'spam', 'forgetting one of the two leaves one message: not a conviction');
 });
+
+test('an address learnt from twelve distinct spam messages and no ham tags its next message on its own; one learnt ham message takes that back', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nimbus-learn-sender-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const env = { NIMBUS_DATA_DIR: join(dir, 'data'), NIMBUS_PARTICIPATION: 'off' };
+  await mkdir(join(dir, 'junk'));
+  for (let seed = 1; seed <= 12; seed++) await writeFile(join(dir, 'junk', `${seed}.eml`), distinct(seed));
+  await writeFile(join(dir, 'next.eml'), distinct(20));
+  await writeFile(join(dir, 'wanted.eml'), distinct(30));
+  const check = async (): Promise<{ verdict: string; report: string[] }> => JSON.parse((await runNimbus(['check', '--json', join(dir, 'next.eml')], env)).stdout) as { verdict: string; report: string[] };
+
+  t.is((await runNimbus(['learn', '--spam', join(dir, 'junk')], env)).code, 0);
+  const fromSpammer = await check();
+  t.is(fromSpammer.verdict, 'spam');
+  t.true(fromSpammer.report.includes(`ip=${SENDER}=spam(0.97)`), fromSpammer.report.join(' '));
+  t.regex(fromSpammer.report.find((entry) => entry.startsWith('body:')) ?? '', /=unknown\(/, 'its text is new: the address alone tagged it');
+
+  t.is((await runNimbus(['learn', '--ham', join(dir, 'wanted.eml')], env)).code, 0);
+  const afterHam = await check();
+  t.not(afterHam.verdict, 'spam', 'the admin has wanted mail from it too: a tie-breaker again');
+  t.true(afterHam.report.some((entry) => entry.startsWith(`ip=${SENDER}=`)), afterHam.report.join(' '));
+});

@@ -75,3 +75,59 @@ test('with the default weights a sender IP and network known as spam do not tag 
   const withLink = scoreMessage([ip, net, linkA], new Map([...known, answer(linkA, 'spam', 1)]), defaults, { gtube: false });
   t.is(withLink.verdict, 'spam');
 });
+
+/** An answer with the counters that say how it was learnt: labelled spam and ham messages, sightings. */
+function learnt(fingerprint: Fingerprint, score: number, counters: { spam: number; ham: number; seen: number }): [string, LookupResult] {
+  const [text, result] = answer(fingerprint, 'spam', score);
+  return [text, { ...result, counters: { ...result.counters, ...counters } }];
+}
+
+test('an address and network labelled spam in many distinct messages and never ham count more, up to six times their weight', (t) => {
+  const defaults = loadConfig({});
+  const net = makeFingerprint('net', 'sha256', 'dd');
+  const history = (messages: number) => new Map([learnt(ip, 1, { spam: messages, ham: 0, seen: 0 }), learnt(net, 1, { spam: messages, ham: 0, seen: 0 })]);
+  const two = scoreMessage([ip, net, body], history(2), defaults, { gtube: false });
+  t.is(two.score, 1, 'two messages: the configured weights (0.75 + 0.25)');
+  const six = scoreMessage([ip, net, body], history(6), defaults, { gtube: false });
+  t.is(six.score, 3, 'six messages: three times the weights');
+  const twelve = scoreMessage([ip, net, body], history(12), defaults, { gtube: false });
+  t.is(twelve.score, 6);
+  t.is(twelve.verdict, 'spam', "a spammer's own server, labelled twelve times and never for ham, tags on its own");
+  const hundred = scoreMessage([ip, net, body], history(100), defaults, { gtube: false });
+  t.is(hundred.score, 6, 'six times the weight at most');
+});
+
+test('one ham message, an admin verdict or more sightings than labels keep an address a tie-breaker', (t) => {
+  const defaults = loadConfig({});
+  const net = makeFingerprint('net', 'sha256', 'dd');
+  const withCounters = (counters: { spam: number; ham: number; seen: number }) => new Map([learnt(ip, 1, counters), learnt(net, 1, counters)]);
+  const relayOfHam = scoreMessage([ip, net], withCounters({ spam: 40, ham: 1, seen: 0 }), defaults, { gtube: false });
+  t.is(relayOfHam.score, 1, 'a list server the admin has ham from is not a spammer, however much spam it relayed');
+  const unlabelledTraffic = scoreMessage([ip, net], withCounters({ spam: 40, ham: 0, seen: 41 }), defaults, { gtube: false });
+  t.is(unlabelledTraffic.score, 1, 'seen more often than labelled: no ham report says nothing where ham goes unlabelled');
+  const [text, result] = learnt(ip, 1, { spam: 40, ham: 0, seen: 0 });
+  const overridden = scoreMessage([ip], new Map([[text, { ...result, counters: { ...result.counters, adminVerdict: 'spam' as const } }]]), defaults, { gtube: false });
+  t.is(overridden.score, 0.75, "an admin's verdict is its own weight's worth, as ever");
+});
+
+test('a link labelled spam in many messages and never ham grows to 1.2 times its weight: not a tag alone, a tag with the address', (t) => {
+  const defaults = loadConfig({});
+  const link = scoreMessage([linkA], new Map([learnt(linkA, 0.99, { spam: 40, ham: 0, seen: 0 })]), defaults, { gtube: false });
+  t.is(link.score, 4.75);
+  t.not(link.verdict, 'spam', 'a link is not a whole message');
+  const withAddress = scoreMessage([linkA, ip], new Map([learnt(linkA, 0.99, { spam: 40, ham: 0, seen: 0 }), answer(ip, 'spam', 0.9)]), defaults, { gtube: false });
+  t.is(withAddress.verdict, 'spam');
+  const withHam = scoreMessage([linkA, ip], new Map([learnt(linkA, 0.99, { spam: 40, ham: 2, seen: 0 }), answer(ip, 'spam', 0.9)]), defaults, { gtube: false });
+  t.is(withHam.score, 4.64, 'a link the admin also has in wanted mail keeps its weight');
+});
+
+test('in list mail nothing grows: the relay and the links a list adds are the list\'s', (t) => {
+  const defaults = loadConfig({});
+  const net = makeFingerprint('net', 'sha256', 'dd');
+  const history = new Map([learnt(ip, 1, { spam: 40, ham: 0, seen: 0 }), learnt(net, 1, { spam: 40, ham: 0, seen: 0 }), learnt(linkA, 0.99, { spam: 40, ham: 0, seen: 0 })]);
+  const direct = scoreMessage([ip, net, linkA], history, defaults, { gtube: false });
+  t.is(direct.score, 10.75);
+  const relayed = scoreMessage([ip, net, linkA], history, defaults, { gtube: false, listMail: true });
+  t.is(relayed.score, 4.96);
+  t.not(relayed.verdict, 'spam');
+});

@@ -156,18 +156,22 @@ export const VARIABLES = Object.freeze({
   // 0.25): a mailing list or forwarder relays spam and ham alike from one IP, and what a trap or
   // a report says about a message is said about its relay too. With ip 4 + net 2 (and with 3 + 1,
   // next to the list's own footer link) the evaluation tagged list-relayed ham by the hundred,
-  // and 1 + 0.5 still tipped that footer link (3.5) to exactly the tag score.
+  // and 1 + 0.5 still tipped that footer link (3.5) to exactly the tag score. Where no ham report
+  // is itself evidence (an address labelled spam in many messages, never ham, and labelled at
+  // least as often as seen: an admin's history; not in list mail), both grow with the labelled
+  // messages, one weight per two, up to six times, and a link up to 1.2 times (src/scan/score.ts,
+  // effectiveWeight; issue 19).
   NIMBUS_WEIGHT_IP: variable({
     part: 'scan', default: '0.75', parser: weight,
-    doc: 'points of the sending IP address when its reputation is spam (times its score in [0, 1]; ham subtracts): a tie-breaker only, list servers and forwarders relay spam and ham from one address',
+    doc: 'points of the sending IP address when its reputation is spam (times its score in [0, 1]; ham subtracts): a tie-breaker only, list servers and forwarders relay spam and ham from one address. An address labelled spam in many distinct messages, never ham, and labelled at least as often as seen (an admin\'s history), outside list mail, counts one weight more per two such messages, up to six times',
   }),
   NIMBUS_WEIGHT_NET: variable({
     part: 'scan', default: '0.25', parser: weight,
-    doc: "points of the sending address's network, likewise a tie-breaker",
+    doc: "points of the sending address's network, likewise a tie-breaker, and likewise growing with labelled spam and no ham",
   }),
   NIMBUS_WEIGHT_ATTACHMENT: variable({ part: 'scan', default: '8', parser: weight, doc: 'points of an attachment' }),
   NIMBUS_WEIGHT_IMAGE: variable({ part: 'scan', default: '8', parser: weight, doc: 'points of an image (perceptual hash)' }),
-  NIMBUS_WEIGHT_URL: variable({ part: 'scan', default: '4', parser: weight, doc: 'points of a linked URL' }),
+  NIMBUS_WEIGHT_URL: variable({ part: 'scan', default: '4', parser: weight, doc: 'points of a linked URL; one labelled spam in many distinct messages and never ham, outside list mail, counts up to 1.2 times this' }),
   // The strongest content evidence, a near-duplicate of a whole text the network convicted (an
   // image hash can be a stock template that ham shares: the evaluation's one false positive), and
   // the weight that lets text spam be acted on: a trusted conviction (a trap hit, an admin's

@@ -58,6 +58,8 @@ export interface MessageFingerprints {
   readonly skips: Skip[];
   readonly urls: string[];
   readonly attachments: AttachmentInfo[];
+  /** The mailing list that relayed it (List-Id or Mailing-List, mailing-list.ts); null: none. */
+  readonly mailingList: string | null;
 }
 
 // JPEG, PNG, GIF, WebP: images sent as application/octet-stream are still images.
@@ -210,7 +212,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   }
 
   const unique = [...new Map(fingerprints.map((fingerprint) => [fingerprint.text, fingerprint])).values()];
-  return { fingerprints: unique, clientIp: ipPrints.length > 0 ? clientIp! : null, skips, urls, attachments };
+  return { fingerprints: unique, clientIp: ipPrints.length > 0 ? clientIp! : null, skips, urls, attachments, mailingList: list?.id ?? null };
 }
 
 /** Drops an mbox envelope line (`From addr date`), which is not part of the message. */

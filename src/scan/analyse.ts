@@ -22,6 +22,8 @@ export interface Analysed {
   /** With their bytes when asked for (samples), else without. */
   readonly attachments: AttachmentInfo[];
   readonly skips: Skip[];
+  /** The mailing list that relayed it (List-Id, Mailing-List); null: none, or not parsed. */
+  readonly mailingList: string | null;
   readonly gtube: boolean;
 }
 
@@ -43,6 +45,7 @@ export async function analyseMessage(message: MessageSource, options: AnalyseOpt
       clientIp: fingerprints.length > 0 ? options.clientIp : null,
       urls: [],
       attachments: [],
+      mailingList: null,
       skips: [{ reason: 'message-too-large', detail: `${message.size} bytes > ${MAX_ANALYSIS_BYTES}` }],
       gtube: await streamContainsGtube(message.stream()),
     };

@@ -7,9 +7,10 @@ import type { Config } from '../config/index.js';
 import type { DnsBudget } from '../dns/budget.js';
 import type { DnsListResult, DnsLists, ListQuery } from '../dns/lists.js';
 import type { Fingerprint } from '../fingerprint/types.js';
+import type { LookupResult } from '../reputation/api.js';
 import type { AuthScore } from './auth-policy.js';
 import type { LookupOutcome, ReputationLookups } from './lookups.js';
-import { scoreMessage, type MessageScore } from './score.js';
+import { effectiveWeight, scoreMessage, type MessageScore } from './score.js';
 import type { FingerprintReportPart, FingerprintResult, ListReportPart, ReportPart } from './types.js';
 
 /** X-Nimbus-Report lists at most this many fingerprints, the decisive ones first. */
@@ -49,7 +50,7 @@ export async function judge(
   lookups: ReputationLookups | null,
   policy: JudgePolicy,
   fingerprints: readonly Fingerprint[],
-  gtube: boolean,
+  message: { readonly gtube: boolean; readonly listMail: boolean },
   dns: ListCheck | null = null,
   authentication: AuthScore | null = null,
 ): Promise<Judgement> {
@@ -61,14 +62,14 @@ export async function judge(
   const lookupMs = performance.now() - started;
   const listed = lists.filter((list) => list.status === 'listed').map((list) => ({ test: list.test, points: list.weight }));
   const fixed = [...listed, ...(authentication?.parts ?? [])];
-  const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube, incomplete: outcome.incomplete, fixed });
+  const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube: message.gtube, listMail: message.listMail, incomplete: outcome.incomplete, fixed });
   const tests = scored.parts.map((part) => part.test);
   if (outcome.incomplete.size > 0) tests.push(`NIMBUS_LOOKUP_${outcome.remote.toUpperCase().replace(/-/g, '_')}`);
   if (lists.some((list) => list.status === 'temperror')) tests.push(DNS_TEMPERROR_TEST);
   tests.push(...(authentication?.notes ?? []));
   // Without any reputation to ask, a report of fingerprints all `unknown` would say nothing.
   const parts: ReportPart[] = [...listReportParts(lists), ...(lookups === null ? [] : reportParts(scored))];
-  return { scored, outcome, tests, parts, fingerprints: fingerprintResults(scored, policy), lists, lookupMs };
+  return { scored, outcome, tests, parts, fingerprints: fingerprintResults(scored, policy, outcome.results, message.listMail), lists, lookupMs };
 }
 
 /** The lists that answered something worth reading: a listing, a refusal, a failure. */
@@ -81,8 +82,8 @@ function listReportParts(lists: readonly DnsListResult[]): ListReportPart[] {
   });
 }
 
-/** Each looked-up fingerprint with its answer, weight and what it added to the score. */
-function fingerprintResults(scored: MessageScore, policy: JudgePolicy): FingerprintResult[] {
+/** Each looked-up fingerprint with its answer, the weight it counted with and what it added to the score. */
+function fingerprintResults(scored: MessageScore, policy: JudgePolicy, results: ReadonlyMap<string, LookupResult>, listMail: boolean): FingerprintResult[] {
   const contributed = new Map(scored.parts.filter((part) => part.fingerprint !== null).map((part) => [part.fingerprint!, part]));
   return scored.entries.map((entry) => {
     const part = contributed.get(entry.fingerprint);
@@ -91,7 +92,7 @@ function fingerprintResults(scored: MessageScore, policy: JudgePolicy): Fingerpr
       verdict: entry.verdict,
       reputation: entry.reputation,
       complete: entry.complete,
-      weight: policy.weights[entry.fingerprint.kind],
+      weight: effectiveWeight(entry.fingerprint.kind, policy.weights[entry.fingerprint.kind], results.get(entry.fingerprint.text), listMail),
       contribution: part?.points ?? 0,
       test: part?.test ?? null,
     };

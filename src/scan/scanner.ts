@@ -142,7 +142,7 @@ export class Scanner implements MessageScanner {
     const lists = parts.dnsLists ?? null;
     const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft()) };
     const auth = authentication === null ? null : authScore(authentication, { dmarcRejectWeight: parts.policy.dmarcRejectWeight ?? 0 });
-    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, fingerprints, analysed.gtube, dns, auth);
+    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, fingerprints, { gtube: analysed.gtube, listMail: analysed.mailingList !== null }, dns, auth);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
     const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
     const evidence = evidenceOf(analysed, fingerprints, decided.verdict, judgement?.outcome.remote ?? 'disabled', judgement?.outcome.results ?? new Map(), parts.sampleMaxBytes);

@@ -62,7 +62,7 @@ export interface FingerprintResult {
   readonly reputation: number;
   /** False when the service could not answer (timeout, error, open breaker): local data only. */
   readonly complete: boolean;
-  /** NIMBUS_WEIGHT_<KIND>. */
+  /** NIMBUS_WEIGHT_<KIND>, or more for an address or network labelled spam often and never ham (score.ts, effectiveWeight). */
   readonly weight: number;
   /** Points this fingerprint added to the message score (0 unless it was the strongest of its kind). */
   readonly contribution: number;
