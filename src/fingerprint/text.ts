@@ -131,20 +131,33 @@ const SIGN = -0x80000000;
 /** Hex minhash (4 hex digits per position) of a word list, or null when it is too short. */
 export function minhash(words: readonly string[]): string | null {
   if (words.length < MIN_WORDS) return null;
-  const shingles = new Set<number>();
-  for (let i = 0; i + SHINGLE_WORDS <= words.length; i++) shingles.add(shingleHash(words, i));
-  // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic.
-  const minimums = new Int32Array(MINHASH_COUNT).fill(0x7fffffff);
-  for (const shingle of shingles) {
-    for (let i = 0; i < MINHASH_COUNT; i++) {
-      let x = shingle ^ SEEDS[i]!;
+  const shingles = distinctShingles(words);
+  // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic, one position at a
+  // time over a typed array of the distinct shingles (the seed and the running minimum stay in
+  // registers; iterating a Set per shingle cost a third of minhash on a 5 KB text).
+  let hex = '';
+  for (let i = 0; i < MINHASH_COUNT; i++) {
+    const seed = SEEDS[i]!;
+    let minimum = 0x7fffffff;
+    for (let s = 0; s < shingles.length; s++) {
+      let x = shingles[s]! ^ seed;
       x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
       x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
       x = (x ^ (x >>> 16)) ^ SIGN;
-      if (x < minimums[i]!) minimums[i] = x;
+      if (x < minimum) minimum = x;
     }
+    hex += (minimum & 0xffff).toString(16).padStart(4, '0');
   }
-  let hex = '';
-  for (let i = 0; i < MINHASH_COUNT; i++) hex += (minimums[i]! & 0xffff).toString(16).padStart(4, '0');
   return hex;
+}
+
+/** The shingles' hashes, each once (as int32; a minimum does not depend on the order). */
+function distinctShingles(words: readonly string[]): Int32Array {
+  const count = words.length - SHINGLE_WORDS + 1;
+  const hashes = new Int32Array(Math.max(count, 0));
+  for (let i = 0; i < count; i++) hashes[i] = shingleHash(words, i) | 0;
+  hashes.sort();
+  let distinct = 0;
+  for (let i = 0; i < hashes.length; i++) if (i === 0 || hashes[i] !== hashes[i - 1]) hashes[distinct++] = hashes[i]!;
+  return hashes.subarray(0, distinct);
 }

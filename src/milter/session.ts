@@ -44,8 +44,12 @@ export class MilterSession {
   #macros = new Map<string, Map<string, string>>();
   #client: MilterClient = { ip: null, name: null, helo: 'unknown', trusted: false };
   #message: MilterMessage | null = null;
+  /** Packets received and not yet handled, in arrival order. */
+  #pending: Packet[] = [];
+  /** Whether #handlePending is running (it may finish synchronously). */
+  #handling = false;
+  /** The last #handlePending's promise: what a closed connection waits for before dropping its message. */
   #work: Promise<void> = Promise.resolve();
-  #queued = 0;
   #closed = false;
   /** Between the end of a message and its answer (the scan). */
   #finishing = false;
@@ -87,20 +91,33 @@ export class MilterSession {
       this.#fail(error);
       return;
     }
-    for (const packet of packets) {
-      this.#queued++;
-      if (this.#queued > MAX_QUEUED_PACKETS) this.#socket.pause();
-      this.#work = this.#work
-        .then(() => (this.#closed ? undefined : this.#handle(packet)))
-        .catch((error: unknown) => this.#fail(error))
-        .finally(() => {
-          this.#queued--;
-          if (this.#queued === 0 && !this.#closed) this.#socket.resume();
-        });
+    for (const packet of packets) this.#pending.push(packet);
+    if (this.#pending.length > MAX_QUEUED_PACKETS) this.#socket.pause();
+    if (!this.#handling) this.#work = this.#handlePending();
+  }
+
+  /**
+   * Handles the pending packets one at a time, in order; only the steps that write to the spool
+   * or scan are awaited (a promise chain per packet, ~30 per message, was measurable CPU).
+   * The first error closes the connection and nothing after it is handled.
+   */
+  async #handlePending(): Promise<void> {
+    this.#handling = true;
+    try {
+      for (let packet = this.#pending.shift(); packet !== undefined && !this.#closed; packet = this.#pending.shift()) {
+        const running = this.#handle(packet);
+        if (running !== undefined) await running;
+      }
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#handling = false;
+      if (!this.#closed) this.#socket.resume();
     }
   }
 
-  async #handle(packet: Packet): Promise<void> {
+  /** Returns a promise only for a step that has to be waited for. */
+  #handle(packet: Packet): Promise<void> | undefined {
     const { command, data } = packet;
     if (command !== COMMANDS.OPTNEG && command !== COMMANDS.QUIT && this.#negotiated === null) {
       throw new MilterProtocolError(`command ${JSON.stringify(command)} before option negotiation`);
@@ -147,28 +164,14 @@ export class MilterSession {
         this.#current(command).addHeader(decodeHeader(data));
         break;
       case COMMANDS.EOH:
-        await this.#current(command).endHeaders();
-        break;
+        return this.#current(command).endHeaders().then(() => this.#continueUnlessReplyless(command));
       case COMMANDS.BODY:
-        await this.#current(command).addBody(data);
-        break;
+        return this.#current(command).addBody(data).then(() => this.#continueUnlessReplyless(command));
       case COMMANDS.BODYEOB: {
         const message = this.#current(command);
-        if (data.length > 0) await message.addBody(data);
         this.#message = null;
         this.#finishing = true;
-        try {
-          await message.finish();
-          const answer = await finishMessage(this.#context, message, this.#client, this.#allMacros(), this.#negotiated!.actions, (packet) => this.#send(packet), this.#log);
-          // One write: a modification packet alone would wait for Nagle's ACK before the final reply.
-          this.#send(Buffer.concat(answer));
-        } finally {
-          message.dispose();
-          this.#finishing = false;
-          this.#dropMessageMacros();
-          this.#notifyIdle();
-        }
-        return;
+        return this.#finish(message, data);
       }
       case COMMANDS.ABORT:
         this.#dropMessage();
@@ -190,6 +193,21 @@ export class MilterSession {
         throw new MilterProtocolError(`unknown command ${JSON.stringify(command)} (0x${command.charCodeAt(0).toString(16)})`);
     }
     this.#continueUnlessReplyless(command);
+  }
+
+  async #finish(message: MilterMessage, lastChunk: Buffer): Promise<void> {
+    try {
+      if (lastChunk.length > 0) await message.addBody(lastChunk);
+      await message.finish();
+      const answer = await finishMessage(this.#context, message, this.#client, this.#allMacros(), this.#negotiated!.actions, (packet) => this.#send(packet), this.#log);
+      // One write: a modification packet alone would wait for Nagle's ACK before the final reply.
+      this.#send(Buffer.concat(answer));
+    } finally {
+      message.dispose();
+      this.#finishing = false;
+      this.#dropMessageMacros();
+      this.#notifyIdle();
+    }
   }
 
   #continueUnlessReplyless(command: string): void {
