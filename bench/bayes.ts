@@ -28,8 +28,7 @@ function bandOf(p: number): string {
   return to === undefined ? `≥ ${BANDS[at]}` : `[${BANDS[at]}, ${to})`;
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
+export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json');
   const corpus = resolve(args.find((a) => !a.startsWith('-')) ?? join(here, '..', '..', 'shared', 'corpus'));
   const { older, newer, cut } = splitHistory(listCorpus(corpus).map(readCorpusMessage), 0.5);
@@ -67,10 +66,9 @@ async function main(): Promise<void> {
       for (const [band, n] of Object.entries(bands)) process.stdout.write(`P ${band.padEnd(14)} spam ${String(n.spam).padStart(4)}  ham ${String(n.ham).padStart(4)}\n`);
       process.stdout.write(`classification: ${result.classify_cpu_us_per_message} µs CPU per message (${result.tokens_per_message} tokens), load average ${result.loadavg.join(', ')}\n`);
     }
+    return 0;
   } finally {
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-await main();
