@@ -1,12 +1,12 @@
 /**
- * `npm run bench [-- NAME [ARGS…]]`: runs bench/NAME.ts (fingerprints, reputation, relay, milter, learn, protection, console), or
- * all of them in turn when no name is given. Each writes its figures to BENCHMARKS.md.
+ * `npm run bench [-- NAME [ARGS…]]`: runs bench/NAME.ts (fingerprints, reputation, relay, milter, learn, bayes, protection, console), or
+ * all of them in turn when no name is given. Each writes its figures to BENCHMARKS.md (bayes only prints them).
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const BENCHES = ['fingerprints', 'reputation', 'relay', 'milter', 'learn', 'protection', 'console'];
+const BENCHES = ['fingerprints', 'reputation', 'relay', 'milter', 'learn', 'bayes', 'protection', 'console'];
 const here = dirname(fileURLToPath(import.meta.url));
 
 async function main(): Promise<number> {

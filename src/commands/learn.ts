@@ -1,12 +1,13 @@
 /**
  * `nimbus learn --spam|--ham PATH…`: teaches the embedded engine the admin's existing mail
- * (src/scan/learn.ts). A PATH is a message file, an mbox, a Maildir or a directory tree of them.
+ * (src/scan/learn.ts), and the local statistical classifier its words (src/bayes). A PATH is a message file, an mbox, a Maildir or a directory tree of them.
  * On a terminal a progress bar (messages, rate, ETA) is drawn on stderr; a summary follows on
  * stdout, naming each message that could not be learnt and why.
  *
  * Exit status: 0 when every message was learnt (or known already); 1 when some could not be
  * read or held no fingerprints (the others were learnt); 64 usage.
  */
+import { BayesStore } from '../bayes/store.js';
 import { loadConfig } from '../config/index.js';
 import type { FeedbackLabel } from '../reputation/engine-types.js';
 import { AdminReports } from '../scan/admin-reports.js';
@@ -64,6 +65,7 @@ export async function run(args: string[]): Promise<number> {
   const config = loadConfig();
   const local = await openLocalReputation(config);
   const record = new ReportedMessages(localReputationPath(config));
+  const bayes = new BayesStore(localReputationPath(config));
   const terminal = process.stderr.isTTY === true;
   let drawn = 0;
   const onProgress = (p: LearnProgress): void => {
@@ -73,12 +75,13 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write(`\r${progressLine(p)}\x1b[K`);
   };
   try {
-    const summary = await learnPaths(label, paths, new AdminReports(local.engine, record, siteOf(config)), terminal ? { onProgress } : {});
+    const summary = await learnPaths(label, paths, new AdminReports(local.engine, record, siteOf(config), bayes), terminal ? { onProgress } : {});
     if (terminal) process.stderr.write('\n');
     process.stdout.write(formatSummary(summary));
     return summary.unreadable.length > 0 ? EXIT_PARTIAL : 0;
   } finally {
     record.close();
+    bayes.close();
     await local.close();
   }
 }

@@ -150,6 +150,7 @@ function toConfig(v: Values): Config {
     dnsTimeoutMs: v.NIMBUS_DNS_TIMEOUT_MS,
     authChecks: v.NIMBUS_AUTH_CHECKS,
     dmarcRejectWeight: v.NIMBUS_WEIGHT_DMARC_REJECT,
+    bayesWeight: v.NIMBUS_WEIGHT_BAYES,
     dnsLists: Object.freeze(v.NIMBUS_DNS_LISTS.map((list) => Object.freeze({ ...list, weight: list.weight ?? weights[LIST_KIND_WEIGHT[list.kind]] }))),
     httpListen: v.NIMBUS_HTTP_LISTEN,
     store: v.NIMBUS_STORE,

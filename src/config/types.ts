@@ -114,6 +114,8 @@ export interface Config {
   readonly authChecks: boolean;
   /** Points of a DMARC failure under `p=reject`. */
   readonly dmarcRejectWeight: number;
+  /** Points of a message the local statistical classifier gives P(spam) ≥ 0.99 (src/bayes). */
+  readonly bayesWeight: number;
   /** Public DNS lists asked for every message; empty: none (the default). */
   readonly dnsLists: readonly DnsList[];
   readonly httpListen: HostPort;

@@ -4,6 +4,7 @@
  * whatever cannot be analysed is skipped and the skip recorded with its reason.
  */
 import { hash } from 'node:crypto';
+import { messageTokens } from '../bayes/tokens.js';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { hashImage, PHASH_ALGORITHM } from './image.js';
 import type { ImageHashCache } from './image-cache.js';
@@ -33,6 +34,8 @@ export interface FingerprintContext {
    * The fingerprints and skips are the same with or without it.
    */
   readonly imageHashes?: ImageHashCache;
+  /** Also give the statistical classifier's token hashes (src/bayes/tokens.ts); absent: none. */
+  readonly tokens?: boolean;
 }
 
 export interface Skip {
@@ -60,6 +63,8 @@ export interface MessageFingerprints {
   readonly attachments: AttachmentInfo[];
   /** The mailing list that relayed it (List-Id or Mailing-List, mailing-list.ts); null: none. */
   readonly mailingList: string | null;
+  /** The classifier's token hashes of the visible text and Subject, when asked for; else empty. */
+  readonly tokens: number[];
 }
 
 // JPEG, PNG, GIF, WebP: images sent as application/octet-stream are still images.
@@ -147,6 +152,8 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
     skips.push({ reason: 'text-truncated', detail: `${visible.length} characters` });
     visible = visible.slice(0, caps.maxTextChars);
   }
+  // The text the reader sees, list footer left out, as the body hash sees it.
+  const tokens = context.tokens === true ? messageTokens(visible, headerList(parsed, message, 'subject')[0] ?? '') : [];
   const body = minhash(normalisedWords(visible));
   if (body === null) skips.push({ reason: 'body-too-short' });
   else fingerprints.push(makeFingerprint('body', 'minhash64', body));
@@ -212,7 +219,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   }
 
   const unique = [...new Map(fingerprints.map((fingerprint) => [fingerprint.text, fingerprint])).values()];
-  return { fingerprints: unique, clientIp: ipPrints.length > 0 ? clientIp! : null, skips, urls, attachments, mailingList: list?.id ?? null };
+  return { fingerprints: unique, clientIp: ipPrints.length > 0 ? clientIp! : null, skips, urls, attachments, mailingList: list?.id ?? null, tokens };
 }
 
 /** Drops an mbox envelope line (`From addr date`), which is not part of the message. */

@@ -9,6 +9,7 @@ import type { Fingerprint } from '../fingerprint/types.js';
 import type { SiteKnowledge } from '../fingerprint/received.js';
 import { isSharedInfrastructure, messageKey, messagePairId } from '../reputation/engine.js';
 import type { FeedbackLabel, ReputationEngine } from '../reputation/engine-types.js';
+import type { BayesStore, TokenChange } from '../bayes/store.js';
 import { analyseBytes } from './analyse.js';
 import { localReporter } from './feedback.js';
 import { messageDigest, type ReportedMessages } from './reported-messages.js';
@@ -16,6 +17,8 @@ import { messageDigest, type ReportedMessages } from './reported-messages.js';
 export interface AnalysedStored {
   readonly digest: string;
   readonly fingerprints: readonly Fingerprint[];
+  /** The classifier's token hashes (src/bayes/tokens.ts); empty unless the classifier is taught. */
+  readonly tokens: readonly number[];
   /** Why nothing can be learnt from it (no fingerprints), else null. */
   readonly empty: string | null;
 }
@@ -34,17 +37,20 @@ export class AdminReports {
   readonly #record: ReportedMessages;
   readonly #site: SiteKnowledge;
   readonly #reporter = localReporter('admin');
+  readonly #bayes: BayesStore | null;
 
-  constructor(engine: ReputationEngine, record: ReportedMessages, site: SiteKnowledge) {
+  /** With `bayes` (`nimbus learn`), learnt messages teach the local classifier too. */
+  constructor(engine: ReputationEngine, record: ReportedMessages, site: SiteKnowledge, bayes: BayesStore | null = null) {
     this.#engine = engine;
     this.#record = record;
     this.#site = site;
+    this.#bayes = bayes;
   }
 
   async analyse(raw: Buffer): Promise<AnalysedStored> {
-    const found = await analyseBytes(raw, { clientIp: null, site: this.#site, keepAttachmentBytes: 0, imageHashes: undefined });
+    const found = await analyseBytes(raw, { clientIp: null, site: this.#site, keepAttachmentBytes: 0, imageHashes: undefined, tokens: this.#bayes !== null });
     const empty = found.fingerprints.length > 0 ? null : `no fingerprints (${found.skips.map((s) => s.reason).join(', ') || 'empty message'})`;
-    return { digest: messageDigest(raw), fingerprints: found.fingerprints, empty };
+    return { digest: messageDigest(raw), fingerprints: found.fingerprints, tokens: found.tokens, empty };
   }
 
   /** True when the message is recorded with this label already (learning it again changes nothing). */
@@ -76,7 +82,27 @@ export class AdminReports {
     const results = new Map<AnalysedStored, Learnt>();
     const recorded = await this.recorded(label, fresh, now);
     fresh.forEach((m, i) => results.set(m, recorded[i]!));
+    this.#teachClassifier(label, fresh, recorded);
     return messages.map((m) => results.get(m) ?? 'known');
+  }
+
+  /**
+   * The classifier counts each message once per label, as the record does: a message new to the
+   * record adds its tokens to the label; one relabelled moves them from the other label (its
+   * tokens are the same: the digest is of its identity and body). After the record, so that a
+   * crash in between leaves a message uncounted rather than counted twice on the next learn.
+   */
+  #teachClassifier(label: FeedbackLabel, messages: readonly AnalysedStored[], results: readonly Learnt[]): void {
+    if (this.#bayes === null) return;
+    const other: FeedbackLabel = label === 'spam' ? 'ham' : 'spam';
+    const changes: TokenChange[] = [];
+    for (const [i, result] of results.entries()) {
+      const tokens = messages[i]!.tokens;
+      if (result === 'known' || tokens.length === 0) continue;
+      if (result === 'relearnt') changes.push({ label: other, tokens, delta: -1 });
+      changes.push({ label, tokens, delta: 1 });
+    }
+    this.#bayes.apply(changes);
   }
 
   /**

@@ -25,6 +25,8 @@ export interface Analysed {
   /** The mailing list that relayed it (List-Id, Mailing-List); null: none, or not parsed. */
   readonly mailingList: string | null;
   readonly gtube: boolean;
+  /** The statistical classifier's token hashes, when asked for (AnalyseOptions.tokens); else empty. */
+  readonly tokens: readonly number[];
 }
 
 export interface AnalyseOptions {
@@ -35,6 +37,8 @@ export interface AnalyseOptions {
   /** Attachments up to this many bytes keep their bytes (for samples); 0: none. */
   readonly keepAttachmentBytes: number;
   readonly imageHashes: ImageHashCache | undefined;
+  /** Also give the classifier's tokens (only when it has learnt enough to use them). */
+  readonly tokens?: boolean;
 }
 
 export async function analyseMessage(message: MessageSource, options: AnalyseOptions): Promise<Analysed> {
@@ -46,6 +50,7 @@ export async function analyseMessage(message: MessageSource, options: AnalyseOpt
       urls: [],
       attachments: [],
       mailingList: null,
+      tokens: [],
       skips: [{ reason: 'message-too-large', detail: `${message.size} bytes > ${MAX_ANALYSIS_BYTES}` }],
       gtube: await streamContainsGtube(message.stream()),
     };
@@ -61,6 +66,7 @@ export async function analyseBytes(raw: Buffer, options: AnalyseOptions): Promis
     ...(options.site ? { site: options.site } : {}),
     keepAttachmentBytes: options.keepAttachmentBytes,
     ...(options.imageHashes ? { imageHashes: options.imageHashes } : {}),
+    ...(options.tokens === true ? { tokens: true } : {}),
   });
   return { ...found, gtube: raw.includes(GTUBE) };
 }

@@ -50,7 +50,12 @@ export async function judge(
   lookups: ReputationLookups | null,
   policy: JudgePolicy,
   fingerprints: readonly Fingerprint[],
-  message: { readonly gtube: boolean; readonly listMail: boolean },
+  message: {
+    readonly gtube: boolean;
+    readonly listMail: boolean;
+    /** The local classifier's part (NIMBUS_BAYES_SPAM), or null/absent: none. */
+    readonly bayes?: { readonly test: string; readonly points: number } | null;
+  },
   dns: ListCheck | null = null,
   authentication: AuthScore | null = null,
 ): Promise<Judgement> {
@@ -61,7 +66,8 @@ export async function judge(
   ]);
   const lookupMs = performance.now() - started;
   const listed = lists.filter((list) => list.status === 'listed').map((list) => ({ test: list.test, points: list.weight }));
-  const fixed = [...listed, ...(authentication?.parts ?? [])];
+  // The classifier's points are local like a list's: never in what the statistics record says.
+  const fixed = [...listed, ...(authentication?.parts ?? []), ...(message.bayes ? [message.bayes] : [])];
   const scored = scoreMessage(fingerprints, outcome.results, policy, { gtube: message.gtube, listMail: message.listMail, incomplete: outcome.incomplete, fixed });
   const tests = scored.parts.map((part) => part.test);
   if (outcome.incomplete.size > 0) tests.push(`NIMBUS_LOOKUP_${outcome.remote.toUpperCase().replace(/-/g, '_')}`);

@@ -40,6 +40,8 @@ import { ReputationLookups } from './lookups.js';
 import { HistoryWriter } from '../stats/history-writer.js';
 import { MessageRecorder } from './recorder.js';
 import { Scanner, type ScanParts } from './scanner.js';
+import { BayesClassifier } from '../bayes/classify.js';
+import { BayesStore } from '../bayes/store.js';
 
 /** The embedded engine's file inside NIMBUS_DATA_DIR (shared by gateway workers and `nimbus report`). */
 export function localReputationPath(config: Pick<Config, 'dataDir'>): string {
@@ -97,6 +99,9 @@ export interface ScanRuntime {
 
 export async function openScanRuntime(config: Config, log: Logger): Promise<ScanRuntime> {
   const local = await openLocalReputation(config);
+  // The classifier's counts live in the engine's file (`nimbus learn` writes them); read only here.
+  const bayesStore = new BayesStore(localReputationPath(config));
+  const bayes = new BayesClassifier(bayesStore);
   const metrics = createGatewayMetrics();
   const stats = openStatistics(config, log, { metrics });
   const learner = new LocalLearner(local.engine, log.child({ component: 'local-learning' }));
@@ -135,6 +140,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       // Made anew on reload, so a refused list is said again once after its configuration changed.
       dnsLists: dnsListsFor(current, resolver, log.child({ component: 'dns' })),
       authentication: authenticatorFor(current, resolver, log.child({ component: 'authentication' })),
+      bayes,
     };
   };
 
@@ -146,6 +152,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
   } catch (error) {
     history.close();
     await stats.close();
+    bayesStore.close();
     await local.close();
     throw error;
   }
@@ -187,6 +194,7 @@ export async function openScanRuntime(config: Config, log: Logger): Promise<Scan
       client?.close();
       resolver?.close();
       await learner.drain();
+      bayesStore.close();
       await local.close();
     },
   };
@@ -221,7 +229,9 @@ export async function openCommandReputation(config: Config, log: Logger): Promis
   const resolver = resolverFor(config);
   // Spam traps are a front's business: a command's message has no envelope to trap.
   const authentication = authenticatorFor(config, resolver, log);
-  const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, log), authentication, log });
+  const bayesStore = new BayesStore(localReputationPath(config));
+  const bayes = new BayesClassifier(bayesStore);
+  const scanner = new Scanner({ policy, lookups, feedback: null, sampleMaxBytes: 0, imageHashes: undefined, dnsLists: dnsListsFor(config, resolver, log), authentication, bayes, log });
   return {
     scanner,
     local,
@@ -231,6 +241,7 @@ export async function openCommandReputation(config: Config, log: Logger): Promis
     async close() {
       client?.close();
       resolver.close();
+      bayesStore.close();
       await local.close();
     },
   };

@@ -18,6 +18,7 @@ import { listQuery, type DnsLists } from '../dns/lists.js';
 import type { ImageHashCache } from '../fingerprint/image-cache.js';
 import type { LookupResult } from '../reputation/api.js';
 import { selectSamples } from '../stats/samples.js';
+import { bayesPart, type BayesClassifier } from '../bayes/classify.js';
 import { AnalysisGate } from './analysis-gate.js';
 import { MAX_ANALYSIS_BYTES, analyseMessage, type Analysed } from './analyse.js';
 import { authFingerprints, authScore } from './auth-policy.js';
@@ -39,7 +40,7 @@ import { decide, scanResult, undecided } from './verdict.js';
 export const DNS_RESERVE_MS = 100;
 export const DNS_RESERVE_SHARE = 0.1;
 
-export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'> & Partial<Pick<Config, 'dmarcRejectWeight'>>;
+export type ScanPolicy = Pick<Config, 'tagScore' | 'rejectScore' | 'spamAction' | 'subjectTag' | 'weights' | 'spamtraps' | 'scanTimeoutMs'> & Partial<Pick<Config, 'dmarcRejectWeight' | 'bayesWeight'>>;
 
 /** What a scan uses; replaced whole on reload, so one scan never mixes two configurations. */
 export interface ScanParts {
@@ -56,6 +57,8 @@ export interface ScanParts {
   readonly dnsLists?: DnsLists | null;
   /** SPF, DKIM, DMARC and ARC (NIMBUS_AUTH_CHECKS); absent or null: not checked. */
   readonly authentication?: Authenticator | null;
+  /** The local statistical classifier (src/bayes); absent or null: none. */
+  readonly bayes?: BayesClassifier | null;
 }
 
 export interface ScanObserver {
@@ -128,7 +131,9 @@ export class Scanner implements MessageScanner {
     const scanLeft = () => started + parts.policy.scanTimeoutMs - performance.now() - reserve;
     // The authentication checks wait on the DNS while the message is parsed.
     const authenticating = parts.authentication ? this.#authenticate(parts.authentication, request, scanLeft()) : null;
-    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, site: request.site, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes });
+    // Tokens only when the classifier can use them: below its minimum it costs nothing.
+    const classifier = parts.bayes && (parts.policy.bayesWeight ?? 0) > 0 && parts.bayes.ready() ? parts.bayes : null;
+    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, site: request.site, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes, tokens: classifier !== null });
     const authentication = authenticating === null ? null : await authenticating;
     const analysisMs = performance.now() - started - queuedMs;
     const fingerprints: Fingerprint[] = authentication === null ? analysed.fingerprints : [...analysed.fingerprints, ...authFingerprints(authentication)];
@@ -142,7 +147,8 @@ export class Scanner implements MessageScanner {
     const lists = parts.dnsLists ?? null;
     const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft()) };
     const auth = authentication === null ? null : authScore(authentication, { dmarcRejectWeight: parts.policy.dmarcRejectWeight ?? 0 });
-    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, fingerprints, { gtube: analysed.gtube, listMail: analysed.mailingList !== null }, dns, auth);
+    const bayes = classifier === null || onlyTraps ? null : bayesPart(classifier.classify(analysed.tokens), parts.policy.bayesWeight ?? 0);
+    const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, fingerprints, { gtube: analysed.gtube, listMail: analysed.mailingList !== null, bayes }, dns, auth);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
     const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
     const evidence = evidenceOf(analysed, fingerprints, decided.verdict, judgement?.outcome.remote ?? 'disabled', judgement?.outcome.results ?? new Map(), parts.sampleMaxBytes);

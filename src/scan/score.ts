@@ -139,7 +139,8 @@ export function scoreMessage(
     if (part && part.points !== 0) parts.push(part);
   }
   // What leaves the host in statistics is scored without the public DNS lists (their answers
-  // never leave it) and without the authentication results (the host's own DNS view).
+  // never leave it), without the authentication results (the host's own DNS view) and without
+  // the local classifier's points (learnt from the admin's own mail).
   const unlistedScore = roundScore(parts.reduce((sum, part) => sum + part.points, 0));
   // A listing counts like a spam answer: its list's weight, once per list however many items it
   // listed; an authentication result counts its own points once.

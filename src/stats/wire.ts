@@ -80,6 +80,7 @@ export const NEVER_SENT: readonly string[] = Object.freeze([
   'the client IP address or HELO name in the clear (they stay in the local statistics)',
   'the next hop reply',
   'file names',
+  "the local classifier's token counts (nimbus learn) and its points: the score sent leaves them out",
 ]);
 
 const ACTIONS = new Set<string>(['deliver', 'tag', 'reject', 'quarantine', 'discard', 'trap', 'tempfail']);
