@@ -15,12 +15,13 @@
  * --write replaces the marked block of BENCHMARKS.md's Console section.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HistoryStore, type HistoryEntry } from '../src/stats/history-store.js';
 import { ConsoleUsers } from '../src/console/users.js';
+import { writeMarkedBlock } from './benchmarks-block.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DAY_MS = 86_400_000;
@@ -131,14 +132,6 @@ export async function run(args: string[]): Promise<number> {
       const figures = { rows, fillSeconds, writeCpuMicros, load: loadavg().map((l) => l.toFixed(2)).join(' '), cpus: cpus().length, node: process.version, date: new Date().toISOString(), results };
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       if (write) {
-        const file = join(ROOT, 'BENCHMARKS.md');
-        const current = readFileSync(file, 'utf8');
-        const start = current.indexOf(BEGIN);
-        const end = current.indexOf(END, start);
-        if (start < 0 || end < 0) {
-          process.stderr.write(`bench console: no ${BEGIN} … ${END} block in BENCHMARKS.md, nothing written\n`);
-          return 1;
-        }
         const table = [
           `Command: \`npm run bench -- console --write\`, ${figures.date}, ${figures.cpus} CPUs (shared and loaded: load average ${figures.load} after the run), Node ${figures.node}; ${rows.toLocaleString('en')} history rows.`,
           '',
@@ -149,7 +142,10 @@ export async function run(args: string[]): Promise<number> {
           `History write, CPU per message (building ${rows.toLocaleString('en')} entries and committing them in batches of ${BATCH.toLocaleString('en')}, one process): ${writeCpuMicros.toFixed(1)} µs.`,
           '',
         ].join('\n');
-        writeFileSync(file, `${current.slice(0, start + BEGIN.length)}\n${table}${current.slice(end)}`);
+        if (!writeMarkedBlock(join(ROOT, 'BENCHMARKS.md'), BEGIN, END, table)) {
+          process.stderr.write(`bench console: no ${BEGIN} … ${END} block in BENCHMARKS.md, nothing written\n`);
+          return 1;
+        }
       }
       return 0;
     } finally {

@@ -15,7 +15,7 @@
  *   limited to one thread (sharp.concurrency(1)): the "one core" figure.
  * With --write the marked figures block of BENCHMARKS.md's Fingerprints section is replaced.
  */
-import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
@@ -26,6 +26,7 @@ import { hashImage } from '../src/fingerprint/image.js';
 import { DEFAULT_LIMITS } from '../src/fingerprint/limits.js';
 import { fuzzySchemeFor } from '../src/fingerprint/fuzzy.js';
 import { htmlToText, minhash, normalisedWords } from '../src/fingerprint/text.js';
+import { writeMarkedBlock } from './benchmarks-block.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -443,15 +444,10 @@ export async function run(args: string[]): Promise<number> {
   else process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
   if (write) {
     // Only the marked block of the Fingerprints section: the text around it is written by hand.
-    const file = join(here, '..', 'BENCHMARKS.md');
-    const current = readFileSync(file, 'utf8');
-    const start = current.indexOf(BEGIN);
-    const end = current.indexOf(END, start);
-    if (start < 0 || end < 0) {
+    if (!writeMarkedBlock(join(here, '..', 'BENCHMARKS.md'), BEGIN, END, markdown(figures, args))) {
       process.stderr.write(`bench fingerprints: no ${BEGIN} … ${END} block in BENCHMARKS.md, nothing written\n`);
       return 1;
     }
-    writeFileSync(file, `${current.slice(0, start + BEGIN.length)}\n${markdown(figures, args)}${current.slice(end)}`);
   }
   return 0;
 }

@@ -9,7 +9,7 @@
  * and the re-run's messages/s. With --write the marked block of BENCHMARKS.md's Learn section is
  * replaced.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { AdminReports } from '../src/scan/admin-reports.js';
 import { learnPaths, type LearnSummary } from '../src/scan/learn.js';
 import { ReportedMessages } from '../src/scan/reported-messages.js';
 import { localReputationPath, openLocalReputation } from '../src/scan/runtime.js';
+import { writeMarkedBlock } from './benchmarks-block.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TARGET = 200;
@@ -76,15 +77,10 @@ export async function run(args: string[]): Promise<number> {
   };
   process.stdout.write(json ? `${JSON.stringify(figures)}\n` : `${JSON.stringify(figures, null, 2)}\n`);
   if (write) {
-    const file = join(here, '..', 'BENCHMARKS.md');
-    const current = readFileSync(file, 'utf8');
-    const start = current.indexOf(BEGIN);
-    const end = current.indexOf(END, start);
-    if (start < 0 || end < 0) {
+    if (!writeMarkedBlock(join(here, '..', 'BENCHMARKS.md'), BEGIN, END, table(figures, args))) {
       process.stderr.write(`bench learn: no ${BEGIN} … ${END} block in BENCHMARKS.md, nothing written\n`);
       return 1;
     }
-    writeFileSync(file, `${current.slice(0, start + BEGIN.length)}\n${table(figures, args)}${current.slice(end)}`);
   }
   return 0;
 }

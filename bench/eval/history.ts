@@ -7,13 +7,14 @@
  * no reports, through that network and through one with nothing learnt (the baseline): the
  * difference is what the history taught.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CorpusMessage } from './corpus.js';
 import { runCli } from './network.js';
 import { timeOrder, type Plan } from './plan.js';
 import { detectionSvg, type Series } from './plot.js';
 import type { Outcome } from './replay.js';
+import { writeMarkedBlock } from '../benchmarks-block.js';
 
 export interface HistorySplit {
   readonly older: readonly CorpusMessage[];
@@ -171,9 +172,5 @@ export function historyMarkdown(results: HistoryResults, png: string): string {
 
 /** Replaces what lies between the markers of BENCHMARKS.md's Day one section (kept by hand around it). */
 export function writeHistoryBlock(file: string, block: string): void {
-  const current = readFileSync(file, 'utf8');
-  const start = current.indexOf(HISTORY_BLOCK_START);
-  const end = current.indexOf(HISTORY_BLOCK_END, start);
-  if (start < 0 || end < 0) throw new Error(`no ${HISTORY_BLOCK_START} … ${HISTORY_BLOCK_END} block in ${file}`);
-  writeFileSync(file, `${current.slice(0, start + HISTORY_BLOCK_START.length)}\n${block}${current.slice(end)}`);
+  if (!writeMarkedBlock(file, HISTORY_BLOCK_START, HISTORY_BLOCK_END, block)) throw new Error(`no ${HISTORY_BLOCK_START} … ${HISTORY_BLOCK_END} block in ${file}`);
 }
