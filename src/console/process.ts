@@ -7,6 +7,7 @@
  */
 import type { Config } from '../config/index.js';
 import { createLogger } from '../log.js';
+import { runUntilStopped } from '../process-stop.js';
 import { Quarantine, quarantineDir } from '../quarantine/store.js';
 import { maskUrl } from '../redact.js';
 import { openLocalReputation } from '../scan/runtime.js';
@@ -56,25 +57,12 @@ export async function serveConsole(config: Config): Promise<number> {
   }
   log.info({ event: 'console.listening', url: address, port, reputationService: service ? maskUrl(config.reputationUrl) : null }, `console listening on ${address}`);
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ event: 'process.signal', signal }, 'stopping the console');
-      app
-        .close()
-        .then(closeStores)
-        .then(
-          () => resolve(0),
-          (error: unknown) => {
-            log.error({ event: 'process.close_failed', err: error }, 'closing failed');
-            resolve(1);
-          },
-        );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => log.warn({ event: 'process.reload_needs_restart', variable: 'all' }, 'the console reads its configuration at start: restart it to apply changes'));
+  return runUntilStopped(log, {
+    stoppingMessage: 'stopping the console',
+    close: async () => {
+      await app.close();
+      await closeStores();
+    },
+    onHangup: () => log.warn({ event: 'process.reload_needs_restart', variable: 'all' }, 'the console reads its configuration at start: restart it to apply changes'),
   });
 }
