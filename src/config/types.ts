@@ -175,3 +175,8 @@ export class ConfigError extends NimbusError {
     this.problems = problems;
   }
 }
+
+/** The problems of a refused configuration (a reload's), for the `process.reload_failed` log line. */
+export function reloadProblems(error: unknown): readonly string[] {
+  return error instanceof ConfigError ? error.problems : [String(error)];
+}

@@ -7,11 +7,11 @@
  *   participation included (opting out stops every exchange at once).
  */
 import cluster from 'node:cluster';
-import { loadConfigForReload, type Config } from '../config/index.js';
+import { loadConfigForReload, reloadProblems, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { openScanRuntime, type ScanRuntime } from '../scan/runtime.js';
 import { answerPrimaryMetricsRequests } from '../stats/cluster-metrics.js';
-import { READY_MESSAGE, reloadProblems } from './process-signals.js';
+import { READY_MESSAGE } from './process-signals.js';
 
 export type Role = 'single' | 'worker';
 

@@ -22,10 +22,10 @@
  * are on.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { loadConfigForReload, type Config } from '../config/index.js';
+import { loadConfigForReload, reloadProblems, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
 import type { MetricsServer } from '../stats/metrics.js';
-import { READY_MESSAGE, reloadProblems } from './process-signals.js';
+import { READY_MESSAGE } from './process-signals.js';
 
 /**
  * V8's young generation for the workers (MB per semi-space; node's default is 16). Buffers that

@@ -4,7 +4,7 @@
  *   SIGTERM/SIGINT: stop accepting, finish requests in flight, close the store, exit 0.
  *   SIGHUP: reload the configuration; upstream and participation apply live.
  */
-import { ConfigError, loadConfig, type Config } from '../../config/index.js';
+import { loadConfig, reloadProblems, type Config } from '../../config/index.js';
 import { createLogger } from '../../log.js';
 import { runUntilStopped } from '../../process-stop.js';
 import { startReputationService } from '../service.js';
@@ -20,8 +20,7 @@ export async function serveReputation(config: Config): Promise<number> {
       try {
         service.reload(loadConfig());
       } catch (error) {
-        const problems = error instanceof ConfigError ? error.problems : [String(error)];
-        log.error({ event: 'process.reload_failed', problems }, 'configuration reload failed, keeping the running configuration');
+        log.error({ event: 'process.reload_failed', problems: reloadProblems(error) }, 'configuration reload failed, keeping the running configuration');
       }
     },
   });
