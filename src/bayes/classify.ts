@@ -78,17 +78,18 @@ export class BayesClassifier {
     this.#store = store;
   }
 
-  /** True when enough of both labels were learnt for the probability to mean something. */
-  ready(): boolean {
+  /**
+   * The learnt totals when enough of both labels were learnt for the probability to mean
+   * something, else null. Read once per message: `nimbus learn` may add to them meanwhile.
+   */
+  learnt(): TokenCounts | null {
     const totals = this.#store.totals();
-    return totals.spam >= MIN_LEARNT && totals.ham >= MIN_LEARNT;
+    return totals.spam >= MIN_LEARNT && totals.ham >= MIN_LEARNT ? totals : null;
   }
 
-  /** The message's probability of spam, or null when too little was learnt. */
-  classify(tokens: readonly number[]): number | null {
-    const totals = this.#store.totals();
-    if (totals.spam < MIN_LEARNT || totals.ham < MIN_LEARNT) return null;
-    return spamProbability(tokens, this.#store.counts(tokens), totals);
+  /** The message's probability of spam, given the totals `learnt()` read for it. */
+  classify(tokens: readonly number[], learnt: TokenCounts): number {
+    return spamProbability(tokens, this.#store.counts(tokens), learnt);
   }
 }
 

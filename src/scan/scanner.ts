@@ -132,8 +132,9 @@ export class Scanner implements MessageScanner {
     // The authentication checks wait on the DNS while the message is parsed.
     const authenticating = parts.authentication ? this.#authenticate(parts.authentication, request, scanLeft()) : null;
     // Tokens only when the classifier can use them: below its minimum it costs nothing.
-    const classifier = parts.bayes && (parts.policy.bayesWeight ?? 0) > 0 && parts.bayes.ready() ? parts.bayes : null;
-    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, site: request.site, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes, tokens: classifier !== null });
+    const classifier = parts.bayes && (parts.policy.bayesWeight ?? 0) > 0 ? parts.bayes : null;
+    const learnt = classifier?.learnt() ?? null;
+    const analysed = await analyseMessage(request.message, { clientIp: request.client.ip, site: request.site, keepAttachmentBytes: parts.sampleMaxBytes, imageHashes: parts.imageHashes, tokens: learnt !== null });
     const authentication = authenticating === null ? null : await authenticating;
     const analysisMs = performance.now() - started - queuedMs;
     const fingerprints: Fingerprint[] = authentication === null ? analysed.fingerprints : [...analysed.fingerprints, ...authFingerprints(authentication)];
@@ -147,7 +148,7 @@ export class Scanner implements MessageScanner {
     const lists = parts.dnsLists ?? null;
     const dns = lists === null || onlyTraps ? null : { lists, query: listQuery(analysed.clientIp, analysed.fingerprints), budget: lists.budget(scanLeft()) };
     const auth = authentication === null ? null : authScore(authentication, { dmarcRejectWeight: parts.policy.dmarcRejectWeight ?? 0 });
-    const bayes = classifier === null || onlyTraps ? null : bayesPart(classifier.classify(analysed.tokens), parts.policy.bayesWeight ?? 0);
+    const bayes = classifier === null || learnt === null || onlyTraps ? null : bayesPart(classifier.classify(analysed.tokens, learnt), parts.policy.bayesWeight ?? 0);
     const judgement = onlyTraps ? null : await judge(parts.lookups, parts.policy, fingerprints, { gtube: analysed.gtube, listMail: analysed.mailingList !== null, bayes }, dns, auth);
     const decided = decide(judgement, trapHits, request.envelope.rcptTo.length, parts.policy);
     const timings: ScanTimings = { queuedMs, analysisMs, lookupMs: judgement?.lookupMs ?? 0, totalMs: performance.now() - started };
