@@ -66,6 +66,8 @@ export interface StoreOptions {
 export class StatsStore {
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
+  /** Made once: better-sqlite3's transaction() builds its wrapper functions anew on every call. */
+  readonly #insertRows: Database.Transaction<(rows: readonly StatsRow[]) => { id: string; dropped: number }[]>;
   #options: StoreOptions;
 
   constructor(options: StoreOptions) {
@@ -74,6 +76,7 @@ export class StatsStore {
     useWal(this.#db);
     this.#db.pragma('synchronous = FULL');
     this.#migrate();
+    this.#insertRows = this.#db.transaction((rows: readonly StatsRow[]) => rows.map((row) => this.#insertOne(row)));
   }
 
   /** Workers open the file at the same moment: the version is read inside the write lock. */
@@ -105,7 +108,7 @@ export class StatsStore {
    * what arrived while the previous commit was on its way to disk). One result per record, in order.
    */
   insertRows(rows: readonly StatsRow[]): { id: string; dropped: number }[] {
-    return this.#db.transaction(() => rows.map((row) => this.#insertOne(row))).immediate();
+    return this.#insertRows.immediate(rows);
   }
 
   #insertOne(row: StatsRow): { id: string; dropped: number } {
