@@ -99,6 +99,7 @@ export class StatsStore {
     return this.insertRows([toStatsRow(input, gatheredOff)])[0]!;
   }
 
+  /** insertRows for records not yet made rows (the benches, tests). */
   insertMany(items: readonly { readonly input: StatsInput; readonly gatheredOff: boolean }[]): { id: string; dropped: number }[] {
     return this.insertRows(items.map(({ input, gatheredOff }) => toStatsRow(input, gatheredOff)));
   }
