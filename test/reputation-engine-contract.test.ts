@@ -232,6 +232,14 @@ for (const backend of backends) {
     expect((await engine.lookup([item], T0))[0]!.counters.seen === 2, 'seen twice only');
   });
 
+  withStore('records without a batch id (the gateway\'s own traffic, never resent) count each time they are given', async ({ engine }) => {
+    const item = fp('nobatch');
+    const first = await engine.ingest(null, reporter('local'), [record('1', [item])], T0);
+    const second = await engine.ingest(null, reporter('local'), [record('1', [item])], T0 + 1000);
+    expect(first.accepted === 1 && !first.duplicate && second.accepted === 1 && !second.duplicate, JSON.stringify([first, second]));
+    expect((await engine.lookup([item], T0 + 1000))[0]!.counters.seen === 2, 'seen twice');
+  });
+
   withStore('a fuzzy image neighbour within the threshold is found, one beyond it is not', async ({ engine }) => {
     const base = BigInt(`0x${randomBytes(8).toString('hex')}`);
     const hex = (v: bigint) => v.toString(16).padStart(16, '0');

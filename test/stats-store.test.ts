@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
 import { openStatistics } from '../src/stats/index.js';
 import { StatsStore } from '../src/stats/store.js';
+import { recordId } from '../src/stats/store-row.js';
 import { runNimbus } from './helpers/nimbus.js';
 import { sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
 
@@ -174,4 +175,39 @@ test('a data dir from before batch claims (schema 1) opens with its outbox count
   t.teardown(close);
   t.is(a.outboxSize(), 2);
   t.is(a.nextBatch('standard', 10, `${process.pid}/a`)!.id, 'b-old');
+});
+
+test('record ids are distinct UUIDs (version 7) that sort in the order the records were made, so the id index only grows at its end', (t) => {
+  const made = Array.from({ length: 2000 }, (_, i) => recordId(1_790_000_000_000 + Math.floor(i / 10)));
+  t.is(new Set(made).size, made.length, 'no id repeats, even within one millisecond');
+  for (const id of made) t.regex(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  const byTime = made.filter((_, i) => i % 10 === 0);
+  t.deepEqual([...byTime].sort(), byTime, 'a later millisecond sorts after an earlier one');
+});
+
+test('the uploaded copy of a record keeps the fields the uploader reads, with the id the local row has', async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.remove);
+  const stats = openStatistics(statsConfig(data.dir), log);
+  const time = new Date('2026-12-01T10:00:00.000Z');
+  await stats.record(sampleInput(4, { time, shared: { verdict: 'unknown', score: 1.5 } }));
+  await stats.close();
+  const db = new Database(join(data.dir, 'nimbus.sqlite'), { readonly: true });
+  t.teardown(() => db.close());
+  const local = db.prepare('SELECT id, time, verdict, score, fingerprints FROM stats').get() as { id: string; time: number; verdict: string; score: number; fingerprints: string };
+  const { record } = db.prepare('SELECT record FROM outbox').get() as { record: string };
+  const input = sampleInput(4);
+  t.deepEqual(JSON.parse(record), {
+    id: local.id,
+    time: time.getTime(),
+    fingerprints: input.fingerprints.map((f) => ({ text: f.text })),
+    verdict: 'unknown',
+    score: 1.5,
+    action: 'tag',
+    size: 1004,
+    urls: input.urls,
+    attachments: input.attachments,
+  });
+  t.deepEqual([local.time, local.verdict, local.score], [time.getTime(), 'spam', 12], 'the local row keeps the verdict the gateway decided');
+  t.deepEqual(JSON.parse(local.fingerprints), input.fingerprints.map((f) => (f.label === undefined ? { text: f.text } : { text: f.text, label: f.label })));
 });

@@ -82,8 +82,12 @@ export type OverrideVerdict = Exclude<Verdict, 'unknown'>;
 export interface ReputationEngine {
   /** One result per item, in the order asked; fuzzy kinds answer from their nearest stored neighbour. */
   lookup(items: readonly string[], now?: number): Promise<LookupResult[]>;
-  /** Statistics from a sensor, idempotent by batch id. */
-  ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now?: number): Promise<IngestResult>;
+  /**
+   * Statistics from a sensor, idempotent by batch id. A null batch id is for records nobody will
+   * ever resend (the gateway's own traffic, src/scan/local-learner.ts): they are counted without
+   * storing a mark that would only be looked up by a resend.
+   */
+  ingest(batchId: string | null, sensor: Reporter, records: readonly ReportRecord[], now?: number): Promise<IngestResult>;
   /** User/admin feedback and spam traps. */
   feedback(reporter: Reporter, label: FeedbackLabel, items: readonly string[], now?: number): Promise<void>;
   /**

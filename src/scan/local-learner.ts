@@ -4,7 +4,6 @@
  * transaction per batch instead of one per message, and none of it inside the time the sender
  * waits for its `250`. A crash loses at most the last batch's local learning, never mail.
  */
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ReportRecord } from '../reputation/api.js';
 import type { ReputationEngine } from '../reputation/engine-types.js';
@@ -50,7 +49,9 @@ export class LocalLearner {
     // One batch at a time, in order: a later batch never overtakes an earlier one.
     this.#flushing = this.#flushing.then(async () => {
       try {
-        await this.#engine.ingest(`local-${randomUUID()}`, LOCAL_SENSOR, records, Date.now());
+        // No batch id: nothing resends these records, so an idempotency mark (kept for days,
+        // one per batch, at a random place in its table) would be written and never read.
+        await this.#engine.ingest(null, LOCAL_SENSOR, records, Date.now());
       } catch (error) {
         this.#log.warn({ event: 'scan.local_learn_failed', records: records.length, err: String(error) }, 'the embedded engine could not learn from these messages');
       }

@@ -22,7 +22,7 @@ function flush(): void {
   pending = [];
   let reply: WriterReply;
   try {
-    const results = store.insertMany(batch.map(({ input, gatheredOff }) => ({ input, gatheredOff })));
+    const results = store.insertRows(batch.map(({ row }) => row));
     reply = { type: 'written', results: batch.map(({ seq }, i) => ({ seq, ...results[i]! })) };
   } catch (error) {
     reply = { type: 'failed', seqs: batch.map(({ seq }) => seq), error: error instanceof Error ? error.message : String(error) };

@@ -8,10 +8,11 @@
 import { Worker } from 'node:worker_threads';
 import { NimbusError } from '../errors.js';
 import type { StoreOptions } from './store.js';
+import { toStatsRow, type StatsRow } from './store-row.js';
 import type { StatsInput } from './types.js';
 
 export type WriterRequest =
-  | { readonly type: 'record'; readonly seq: number; readonly input: StatsInput; readonly gatheredOff: boolean }
+  | { readonly type: 'record'; readonly seq: number; readonly row: StatsRow }
   | { readonly type: 'bounds'; readonly options: StoreOptions }
   | { readonly type: 'close' };
 
@@ -55,8 +56,10 @@ export class RecordWriter {
     if (this.#closing) return Promise.reject(new NimbusError('STATS_CLOSED', 'statistics record after close()'));
     const seq = this.#nextSeq++;
     return new Promise((resolve, reject) => {
+      // Built here (a throw rejects): the thread gets strings to bind, not objects to clone.
+      const row = toStatsRow(input, gatheredOff);
       this.#waiting.set(seq, { resolve, reject });
-      this.#worker.postMessage({ type: 'record', seq, input, gatheredOff } satisfies WriterRequest);
+      this.#worker.postMessage({ type: 'record', seq, row } satisfies WriterRequest);
     });
   }
 

@@ -21,6 +21,7 @@ import { openPrivateDatabase } from '../private-files.js';
 import type { ParticipationMode } from '../config/index.js';
 import type { ReportBatch } from '../reputation/api.js';
 import type { LocalRecord, StatsInput } from './types.js';
+import { toStatsRow, type StatsRow } from './store-row.js';
 import { toWireRecord } from './wire.js';
 import { useWal } from '../sqlite-wal.js';
 import { ownerAlive } from './claims.js';
@@ -65,6 +66,8 @@ export interface StoreOptions {
 export class StatsStore {
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
+  /** Made once: better-sqlite3's transaction() builds its wrapper functions anew on every call. */
+  readonly #insertRows: Database.Transaction<(rows: readonly StatsRow[]) => { id: string; dropped: number }[]>;
   #options: StoreOptions;
 
   constructor(options: StoreOptions) {
@@ -73,6 +76,7 @@ export class StatsStore {
     useWal(this.#db);
     this.#db.pragma('synchronous = FULL');
     this.#migrate();
+    this.#insertRows = this.#db.transaction((rows: readonly StatsRow[]) => rows.map((row) => this.#insertOne(row)));
   }
 
   /** Workers open the file at the same moment: the version is read inside the write lock. */
@@ -92,47 +96,28 @@ export class StatsStore {
 
   /** Writes the record to `stats` and `outbox` in one transaction; returns the outbox drops. */
   insert(input: StatsInput, gatheredOff: boolean): { id: string; dropped: number } {
-    return this.insertMany([{ input, gatheredOff }])[0]!;
+    return this.insertRows([toStatsRow(input, gatheredOff)])[0]!;
+  }
+
+  /** insertRows for records not yet made rows (the benches, tests). */
+  insertMany(items: readonly { readonly input: StatsInput; readonly gatheredOff: boolean }[]): { id: string; dropped: number }[] {
+    return this.insertRows(items.map(({ input, gatheredOff }) => toStatsRow(input, gatheredOff)));
   }
 
   /**
    * Writes every record in one transaction (one fsync for all of them: the writer thread commits
    * what arrived while the previous commit was on its way to disk). One result per record, in order.
    */
-  insertMany(items: readonly { readonly input: StatsInput; readonly gatheredOff: boolean }[]): { id: string; dropped: number }[] {
-    return this.#db.transaction(() => items.map(({ input, gatheredOff }) => this.#insertOne(input, gatheredOff))).immediate();
+  insertRows(rows: readonly StatsRow[]): { id: string; dropped: number }[] {
+    return this.#insertRows.immediate(rows);
   }
 
-  #insertOne(input: StatsInput, gatheredOff: boolean): { id: string; dropped: number } {
-    const id = randomUUID();
-    const time = (input.time ?? new Date()).getTime();
-    const local: LocalRecord = {
-      id,
-      time,
-      fingerprints: input.fingerprints.map((f) => (f.label === undefined ? { text: f.text } : { text: f.text, label: f.label })),
-      verdict: input.verdict,
-      score: input.score,
-      action: input.action,
-      size: input.size,
-      ...(input.urls ? { urls: [...input.urls] } : {}),
-      ...(input.attachments ? { attachments: input.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })) } : {}),
-    };
-    // The outbox copy has no labels: a label can be the IP in the clear or a file name; and it
-    // has the verdict and score without the public DNS lists' points (a listing stays here).
-    const outboxRecord: LocalRecord = { ...local, ...(input.shared ? { verdict: input.shared.verdict, score: input.shared.score } : {}), fingerprints: local.fingerprints.map((f) => ({ text: f.text })) };
+  #insertOne(row: StatsRow): { id: string; dropped: number } {
+    const [id, time, clientIp, helo, verdict, score, action, size, nextHop, fingerprints, gatheredOff, outbox] = row;
     this.#statement('INSERT INTO stats (id, time, client_ip, helo, verdict, score, action, size, next_hop, fingerprints) VALUES (?,?,?,?,?,?,?,?,?,?)').run(
-      id,
-      time,
-      input.clientIp,
-      input.helo ?? null,
-      input.verdict,
-      input.score,
-      input.action,
-      input.size,
-      input.nextHop ? JSON.stringify(input.nextHop) : null,
-      JSON.stringify(local.fingerprints),
+      id, time, clientIp, helo, verdict, score, action, size, nextHop, fingerprints,
     );
-    this.#statement('INSERT INTO outbox (time, gathered_off, record) VALUES (?,?,?)').run(time, gatheredOff ? 1 : 0, JSON.stringify(outboxRecord));
+    this.#statement('INSERT INTO outbox (time, gathered_off, record) VALUES (?,?,?)').run(time, gatheredOff, outbox);
     this.#addCounter('outboxCount', 1);
     return { id, dropped: this.#dropOverflow() };
   }

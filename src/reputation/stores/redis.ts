@@ -229,15 +229,17 @@ export class RedisStore implements ReputationEngine {
     }));
   }
 
-  async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
-    const mark = this.#k.batch(batchMark(sensor.id, batchId));
-    const [fresh, legacy] = await Promise.all([this.#r.set(mark, String(now), 'PX', BATCH_TTL_MS, 'NX'), this.#r.exists(this.#k.batch(batchId))]);
-    if (fresh === null || legacy === 1) return { accepted: 0, duplicate: true };
+  async ingest(batchId: string | null, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
+    const mark = batchId === null ? null : this.#k.batch(batchMark(sensor.id, batchId));
+    if (mark !== null) {
+      const [fresh, legacy] = await Promise.all([this.#r.set(mark, String(now), 'PX', BATCH_TTL_MS, 'NX'), this.#r.exists(this.#k.batch(batchId!))]);
+      if (fresh === null || legacy === 1) return { accepted: 0, duplicate: true };
+    }
     try {
       await this.#applyGroups(recordObservations(sensor, records), now);
     } catch (error) {
       // Let the sensor's resend count the batch rather than lose it (a partial count is the lesser harm).
-      await this.#r.del(mark).catch(() => undefined);
+      if (mark !== null) await this.#r.del(mark).catch(() => undefined);
       throw error;
     }
     return { accepted: records.length, duplicate: false };

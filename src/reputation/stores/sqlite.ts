@@ -44,7 +44,7 @@ export class SqliteStore implements ReputationEngine {
   // Made once: better-sqlite3's transaction() builds four wrapper functions per call, which on
   // the gateway's lookup path (every message) was ~1% of a worker's CPU (CPU profile, bench relay).
   readonly #lookup: Database.Transaction<(items: readonly string[], now: number) => LookupResult[]>;
-  readonly #ingest: Database.Transaction<(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number) => { result: IngestResult; committed: (() => void) | null }>;
+  readonly #ingest: Database.Transaction<(batchId: string | null, sensor: Reporter, records: readonly ReportRecord[], now: number) => { result: IngestResult; committed: (() => void) | null }>;
   /** Started by the first ingest (CLI commands that only read or add a key never need it). */
   #checkpointer: Checkpointer | null = null;
   readonly #memory = new MemoryIndexes();
@@ -70,7 +70,7 @@ export class SqliteStore implements ReputationEngine {
     this.keys = new SqliteKeyStore(db);
     this.#audit = new AuditTrail(db);
     this.#lookup = db.transaction((items: readonly string[], now: number) => this.#lookupItems(items, now));
-    this.#ingest = db.transaction((batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number) => this.#ingestBatch(batchId, sensor, records, now));
+    this.#ingest = db.transaction((batchId: string | null, sensor: Reporter, records: readonly ReportRecord[], now: number) => this.#ingestBatch(batchId, sensor, records, now));
     if (options.writeBehind) {
       try {
         this.#writeBehind = this.#openWriteBehind(options.writeBehindHooks);
@@ -231,18 +231,19 @@ export class SqliteStore implements ReputationEngine {
   }
 
   /** Returns what to run once the transaction has committed (write-behind's install), if anything. */
-  #ingestBatch(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now: number): { result: IngestResult; committed: (() => void) | null } {
-    const mark = batchMark(sensor.id, batchId);
-    if (this.#s.hasBatch.get(mark, batchId) !== undefined) return { result: { accepted: 0, duplicate: true }, committed: null };
+  #ingestBatch(batchId: string | null, sensor: Reporter, records: readonly ReportRecord[], now: number): { result: IngestResult; committed: (() => void) | null } {
+    const mark = batchId === null ? null : batchMark(sensor.id, batchId);
+    if (mark !== null && this.#s.hasBatch.get(mark, batchId!) !== undefined) return { result: { accepted: 0, duplicate: true }, committed: null };
+    // Marks expire on every ingest, with a batch id or without (a gateway's file only has the latter once it runs this version).
     this.#s.expireBatches.run(now - BATCH_TTL_MS);
-    this.#s.putBatch.run(mark, now);
+    if (mark !== null) this.#s.putBatch.run(mark, now);
     // In key order, successive reads descend through the same interior pages, still cached:
     // ~5% faster on a store of a million (bench/reputation-engine.ts).
     const groups = recordObservations(sensor, records).map(({ pair, observations }) => ({ pair, observations: [...observations].sort((a, b) => (a[0] < b[0] ? -1 : 1)) }));
     return { result: { accepted: records.length, duplicate: false }, committed: this.#applyAll(groups, now) };
   }
 
-  async ingest(batchId: string, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
+  async ingest(batchId: string | null, sensor: Reporter, records: readonly ReportRecord[], now = Date.now()): Promise<IngestResult> {
     this.#startCheckpointer();
     await this.#writeBehind?.admit();
     const { result, committed } = this.#ingest.immediate(batchId, sensor, records, now);
