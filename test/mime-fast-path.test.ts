@@ -13,17 +13,17 @@ import { COMMON_SHAPES, LIBRARY_SHAPES } from '../fixtures/fingerprint/mime-shap
 
 for (const [shape, message] of Object.entries(COMMON_SHAPES)) {
   test(`the fast path reads ${shape} as mailparser does`, async (t) => {
-    const fast = parseCommonMessage(message);
+    const fast = parseCommonMessage(message, DEFAULT_LIMITS.maxParts);
     const library = await parseWithMailparser(message, DEFAULT_LIMITS);
     t.not(fast, null);
-    if (!('parsed' in library)) return t.fail(library.error);
+    if (!library.ok) return t.fail(library.error);
     t.deepEqual({ ...fast, headerLines: fast?.headerLines.map((h) => ({ ...h })) }, { ...library.parsed, headerLines: library.parsed.headerLines.map((h) => ({ ...h })) });
   });
 }
 
 for (const [shape, message] of Object.entries(LIBRARY_SHAPES)) {
   test(`${shape} is left to mailparser`, (t) => {
-    t.is(parseCommonMessage(message), null);
+    t.is(parseCommonMessage(message, DEFAULT_LIMITS.maxParts), null);
   });
 }
 
@@ -33,7 +33,15 @@ test('the fixtures exercise what fingerprints read: the Received hand-off, the l
   t.is(routed.mailingList, 'news.example.org');
   t.true(routed.fingerprints.some((f) => f.kind === 'body'));
   t.deepEqual(routed.urls, ['https://www.example.com/report?id=7']);
-  const decoded = parseCommonMessage(COMMON_SHAPES['a quoted-printable UTF-8 text with soft breaks and an encoded-word Subject']!);
+  const decoded = parseCommonMessage(COMMON_SHAPES['a quoted-printable UTF-8 text with soft breaks and an encoded-word Subject']!, DEFAULT_LIMITS.maxParts);
   t.is(decoded?.subject, 'Grüße aus Zürich');
   t.true(decoded?.text.startsWith('Grüße aus Zürich, das Angebot gilt bis Freitag und dann nicht mehr.'));
+});
+
+test('a multipart/alternative with more parts than maxParts is left to mailparser, which refuses it', async (t) => {
+  const message = COMMON_SHAPES['a multipart/alternative with LF line ends, an empty text part and two HTML parts']!;
+  t.is(parseCommonMessage(message, 3), null);
+  t.false((await parseWithMailparser(message, { ...DEFAULT_LIMITS, maxParts: 3 })).ok);
+  t.not(parseCommonMessage(message, 4), null);
+  t.true((await parseWithMailparser(message, { ...DEFAULT_LIMITS, maxParts: 4 })).ok);
 });

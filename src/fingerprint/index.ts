@@ -86,9 +86,8 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   const fingerprints: Fingerprint[] = [];
   const message = stripEnvelope(raw);
   const outcome = await parseMessage(message, caps);
-  let parsed: ParsedMessage | null = null;
-  if ('parsed' in outcome) parsed = outcome.parsed;
-  else skips.push({ reason: 'mime-unparseable', detail: outcome.error });
+  const parsed: ParsedMessage | null = outcome.ok ? outcome.parsed : null;
+  if (!outcome.ok) skips.push({ reason: 'mime-unparseable', detail: outcome.error });
   // Unparseable MIME: the header block read by hand (unfolded), which is all the IP needs.
   const headerValues = (name: string): string[] => (parsed ? rawHeaderValues(parsed, name) : unparsedHeaderValues(message, name));
 

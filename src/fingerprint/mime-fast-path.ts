@@ -56,8 +56,11 @@ interface TextPart {
   readonly content: string;
 }
 
-/** mailparser's reading of `message` (no mbox envelope line), or null: not the common shape. */
-export function parseCommonMessage(message: Buffer): ParsedMessage | null {
+/**
+ * mailparser's reading of `message` (no mbox envelope line), or null: not the common shape.
+ * `maxParts` is mailparser's limit on MIME nodes: a message with more is left to it, to refuse.
+ */
+export function parseCommonMessage(message: Buffer, maxParts: number): ParsedMessage | null {
   const headerEnd = endOfHeader(message, 0, message.length);
   if (headerEnd < 0) return null;
   const root = new MimeNode(false, {});
@@ -74,6 +77,8 @@ export function parseCommonMessage(message: Buffer): ParsedMessage | null {
     if (part === null) return null;
     parts = [part];
   }
+  // mailsplit counts the root as a node too.
+  if (root.multipart !== false && 1 + parts.length > maxParts) return null;
   // mailparser's getTextContent for a text root (a text/html root gives an empty text, its
   // HTML-to-text being skipped) and for alternatives: the non-empty texts joined, likewise the HTML.
   const contents = (type: TextPart['type']): string[] => parts.filter((part) => part.type === type && part.content !== '').map((part) => part.content);

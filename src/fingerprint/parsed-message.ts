@@ -28,14 +28,17 @@ export interface ParsedMessage {
   readonly attachments: readonly ParsedAttachment[];
 }
 
-/** The message's structure: the fast path's when it is the common shape, else mailparser's; or why mailparser refused it. */
-export async function parseMessage(message: Buffer, limits: FingerprintLimits): Promise<{ parsed: ParsedMessage } | { error: string }> {
-  const common = parseCommonMessage(message);
-  return common === null ? parseWithMailparser(message, limits) : { parsed: common };
+/** What parsing gave: the structure, or why mailparser refused the message. */
+export type ParseOutcome = { readonly ok: true; readonly parsed: ParsedMessage } | { readonly ok: false; readonly error: string };
+
+/** The message's structure: the fast path's when it is the common shape, else mailparser's. */
+export async function parseMessage(message: Buffer, limits: FingerprintLimits): Promise<ParseOutcome> {
+  const common = parseCommonMessage(message, limits.maxParts);
+  return common === null ? parseWithMailparser(message, limits) : { ok: true, parsed: common };
 }
 
 /** mailparser's reading of any message (the fast path's results are compared against this). */
-export async function parseWithMailparser(message: Buffer, limits: FingerprintLimits): Promise<{ parsed: ParsedMessage } | { error: string }> {
+export async function parseWithMailparser(message: Buffer, limits: FingerprintLimits): Promise<ParseOutcome> {
   try {
     const parsed = await simpleParser(message, {
       // Our own HTML-to-text and link extraction; mailparser's are slower and not needed.
@@ -47,9 +50,9 @@ export async function parseWithMailparser(message: Buffer, limits: FingerprintLi
       checksumAlgo: false,
       maxChildNodes: limits.maxParts,
     });
-    return { parsed: fromMailparser(parsed) };
+    return { ok: true, parsed: fromMailparser(parsed) };
   } catch (error) {
-    return { error: error instanceof Error ? error.message : String(error) };
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
   }
 }
 
