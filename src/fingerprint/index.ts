@@ -92,7 +92,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   const headerValues = (name: string): string[] => (parsed ? rawHeaderValues(parsed, name) : unparsedHeaderValues(message, name));
 
   const deliveredTo = [...headerValues('delivered-to'), ...headerValues('x-original-to')];
-  const received = parsed ? [...parsed.received] : unparsedHeaderValues(message, 'received');
+  const received = parsed ? parsed.received : unparsedHeaderValues(message, 'received');
   const clientIp = context.clientIp ?? handoffFromReceived(received, context.site, deliveredTo)?.ip;
   const ipPrints = clientIp === undefined ? [] : ipFingerprints(clientIp);
   if (ipPrints.length === 0) skips.push({ reason: 'ip-unknown', detail: clientIp ?? 'no public address in Received headers' });
