@@ -1,7 +1,7 @@
 /**
- * The common message without mailparser's stream machinery: one text part (text/plain or
- * text/html), or a multipart/alternative of such parts, no attachment. Every other message is
- * mailparser's, as before.
+ * The common message without mailparser's stream machinery: text parts, alternatives, and
+ * attachments (images, files) under multipart/mixed or multipart/related, up to three multipart
+ * levels. Every other message is mailparser's, as before.
  *
  * mailparser reads a message through three object-mode streams (mailsplit's splitter, its decoder
  * streams, its own transform) with setImmediate between line groups, and parses every header field
@@ -10,30 +10,27 @@
  * calls the parts mailparser is built from, on the message in memory:
  *
  * - mailsplit's MimeNode reads each header block (Content-Type, boundary, charset, transfer
- *   encoding, disposition, format=flowed), so the structure is decided as mailsplit decides it;
- * - a multipart/alternative is split as mailsplit splits it (alternativesOf), for exact
- *   delimiter lines only;
- * - a body is decoded as mailsplit's decoders decode it: libqp's `decode` (its stream decoder
- *   decodes the whole input at once too), Node's base64 for a body whose only padding ends it
- *   (libbase64's stream decoder then decodes the same quartets), the bytes as they are otherwise;
- * - format=flowed text is unfolded as mailsplit's FlowedDecoder unfolds it (libmime's
- *   `decodeFlowed` on the whole decoded body);
- * - the charset is read as mailparser reads it: UTF-8 for utf-8, us-ascii or none, libmime's
- *   `decode` for a single-byte charset (its stream decoder maps byte for byte, so chunks do not
- *   matter); other charsets are left to mailparser;
+ *   encoding, disposition, filename, format=flowed), so the structure is decided as mailsplit
+ *   decides it;
+ * - a multipart is split as mailsplit splits it (partsOf), for exact delimiter lines only, the
+ *   line break before a delimiter belonging to it;
+ * - each leaf is an inline text or an attachment as mailparser classifies it, and decoded as
+ *   mailsplit's decoders and mailparser's charset reading decode it (mime-leaf.ts);
+ * - the text and HTML are joined as mailparser's getTextContent joins them (textOf);
  * - Received and Subject are decoded as mailparser's processHeaders decodes them (libmime).
  *
- * Anything else (another multipart, a part that is not inline text, a rare charset, base64 padded
- * inside, a header block without its empty line or near mailsplit's size limit, a doubtful
- * delimiter line) returns null and mailparser parses the message. test/mime-fast-path.test.ts
- * compares the two on a fixture of each shape; on the corpus the fingerprints and analysis results
- * are the same with and without the fast path (docs/design/fingerprints.md, Parsing).
+ * Anything else (message/rfc822 and other message/* parts, uuencode or another transfer encoding
+ * on an attachment, TNEF, a rare charset, base64 padded inside, a header block without its empty
+ * line or near mailsplit's size limit, a doubtful delimiter line, a nested multipart closed by its
+ * parent's delimiter, deeper nesting, more MIME nodes than maxParts) returns null and mailparser
+ * parses the message. test/mime-fast-path.test.ts compares the two on a fixture of each shape; on
+ * the corpus the fingerprints and analysis results are the same with and without the fast path
+ * (docs/design/fingerprints.md, Parsing).
  */
 import MimeNode from '@zone-eu/mailsplit/lib/mime-node.js';
 import libmime from 'libmime';
-import { decode as decodeCharset, normalizeCharset } from 'libmime/lib/charset.js';
-import libqp from 'libqp';
-import type { ParsedMessage } from './parsed-message.js';
+import { readLeaf, type AttachmentLeaf, type TextLeaf } from './mime-leaf.js';
+import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -42,22 +39,25 @@ const DASH = 0x2d;
 const MAX_HEADER_COST = 256 * 1024;
 /** mailsplit counts every header line as at least this many bytes (HEADER_LINE_MIN_COST). */
 const HEADER_LINE_MIN_COST = 64;
-/** Charsets mailparser reads as UTF-8 without a decoder (its names, lower case, punctuation removed). */
-const UTF8_NAMES = new Set(['ascii', 'usascii', 'utf8']);
-/** libmime's names of single-byte charsets: a byte is a character, whatever the chunks were. */
-const SINGLE_BYTE = /^(?:iso-8859-(?:[1-9]|1[0-5])|windows-125[0-8]|koi8-[ru])$/i;
-const BASE64_NOISE = /[^a-zA-Z0-9+/=]/g;
+/** Multiparts inside multiparts the fast path follows (mixed, related, alternative); deeper is mailparser's. */
+const MAX_DEPTH = 3;
+/** Parts of one multipart the fast path reads; more are left to mailparser. */
+const MAX_CHILDREN = 64;
 
-/** Parts of a multipart/alternative the fast path reads; more are left to mailparser. */
-const MAX_ALTERNATIVES = 4;
+/** A leaf as mailparser's getTextContent sees it: whether a multipart/alternative is above it. */
+interface PlacedLeaf {
+  readonly leaf: TextLeaf | AttachmentLeaf;
+  readonly underAlternative: boolean;
+}
 
-interface TextPart {
-  readonly type: 'text/plain' | 'text/html';
-  readonly content: string;
+/** The leaves of the message in mailsplit's order, and how many MIME nodes mailsplit would count. */
+interface Tree {
+  readonly leaves: PlacedLeaf[];
+  nodes: number;
 }
 
 /**
- * mailparser's reading of `message` (no mbox envelope line), or null: not the common shape.
+ * mailparser's reading of `message` (no mbox envelope line), or null: not a shape the fast path reads.
  * `maxParts` is mailparser's limit on MIME nodes: a message with more is left to it, to refuse.
  */
 export function parseCommonMessage(message: Buffer, maxParts: number): ParsedMessage | null {
@@ -67,99 +67,137 @@ export function parseCommonMessage(message: Buffer, maxParts: number): ParsedMes
   root.addHeaderChunk(message.subarray(0, headerEnd));
   root.parseHeaders();
   if (root.headers === false) return null;
-  let parts: TextPart[];
-  if (root.multipart === 'alternative') {
-    const alternatives = alternativesOf(message, headerEnd, root);
-    if (alternatives === null) return null;
-    parts = alternatives;
-  } else {
-    const part = textPart(root, message.subarray(headerEnd));
-    if (part === null) return null;
-    parts = [part];
-  }
-  // mailsplit counts the root as a node too.
-  if (root.multipart !== false && 1 + parts.length > maxParts) return null;
-  // mailparser's getTextContent for a text root (a text/html root gives an empty text, its
-  // HTML-to-text being skipped) and for alternatives: the non-empty texts joined, likewise the HTML.
-  const contents = (type: TextPart['type']): string[] => parts.filter((part) => part.type === type && part.content !== '').map((part) => part.content);
-  return { ...fieldsOf(root.headers.getList()), text: contents('text/plain').join('\n'), html: contents('text/html').join('<br/>\n'), attachments: [] };
-}
-
-/** One leaf part as mailparser's text: null unless it is an inline text/plain or text/html of an ordinary charset. */
-function textPart(node: MimeNode, body: Buffer): TextPart | null {
-  if (node._boundary !== false) return null;
-  if (node.contentType !== 'text/plain' && node.contentType !== 'text/html') return null;
-  if (node.disposition !== false && node.disposition !== 'inline') return null;
-  let bytes = decodeTransfer(body, node.encoding);
-  if (bytes === null) return null;
-  // mailsplit's FlowedDecoder: the whole decoded body unfolded by libmime, as latin1 strings.
-  if (node.flowed && bytes.length > 0) bytes = Buffer.from(libmime.decodeFlowed(bytes.toString('binary'), node.delSp), 'binary');
-  const content = decodeText(bytes, node.charset || 'utf-8');
-  return content === null ? null : { type: node.contentType, content };
+  const tree: Tree = { leaves: [], nodes: 0 };
+  if (!readNode(message, root, headerEnd, message.length, false, 0, tree)) return null;
+  if (tree.nodes > maxParts) return null;
+  return { ...fieldsOf(root.headers.getList()), ...textOf(tree.leaves, root.multipart === false), attachments: attachmentsOf(tree.leaves) };
 }
 
 /**
- * The parts of a multipart/alternative as mailsplit splits it: a part runs from its delimiter
- * line to the next, its header block ends in an empty line, and the line break before the next
- * delimiter belongs to the delimiter. Only exact delimiter lines (`--b`, `--b--`, then LF or CRLF)
- * are read here; a line mailsplit might also take for one (trailing blanks, a CR run, a leading
- * CR), a missing close delimiter or a part that is not text leaves the message to mailparser.
+ * Reads `node`, whose body is [bodyStart, bodyEnd), into `tree`: a leaf as mailparser classifies
+ * it, a multipart by its parts. False: a part the fast path leaves to mailparser.
  */
-function alternativesOf(message: Buffer, bodyStart: number, root: MimeNode): TextPart[] | null {
-  const boundary = root._boundary;
-  if (boundary === false) return null;
-  const parts: TextPart[] = [];
+function readNode(message: Buffer, node: MimeNode, bodyStart: number, bodyEnd: number, underAlternative: boolean, depth: number, tree: Tree): boolean {
+  tree.nodes++;
+  if (node.multipart === false) {
+    const leaf = readLeaf(node, message.subarray(bodyStart, bodyEnd), depth === 0);
+    if (leaf === null) return false;
+    tree.leaves.push({ leaf, underAlternative });
+    return true;
+  }
+  if (depth >= MAX_DEPTH || node._boundary === false) return false;
+  const split = partsOf(message, bodyStart, bodyEnd, node._boundary);
+  if (split === null) return false;
+  const alternative = underAlternative || node.multipart === 'alternative';
+  for (const [index, [start, end]] of split.parts.entries()) {
+    const runsToEnd = split.open && index === split.parts.length - 1;
+    const headerEnd = endOfHeader(message, start, end);
+    if (headerEnd < 0) return false;
+    const child = new MimeNode(node, {});
+    child.addHeaderChunk(message.subarray(start, headerEnd));
+    child.parseHeaders();
+    if (child.headers === false) return false;
+    // The line break before a delimiter belongs to the delimiter, unless it is the whole body:
+    // mailsplit then keeps the body as it was (its trimmed group is empty and not re-sliced). A
+    // part the message ends in keeps its last line break.
+    let childEnd = end;
+    if (!runsToEnd && childEnd > headerEnd && message[childEnd - 1] === LF) {
+      childEnd--;
+      if (childEnd > headerEnd && message[childEnd - 1] === CR) childEnd--;
+      if (childEnd === headerEnd) childEnd = end;
+    }
+    if (!readNode(message, child, headerEnd, childEnd, alternative, depth + 1, tree)) return false;
+  }
+  return true;
+}
+
+/**
+ * mailparser's getTextContent over the inline text leaves, in order: with skipHtmlToText and
+ * skipTextToHtml, a text/plain outside an alternative adds an empty HTML entry when the message
+ * has HTML, and a text/html outside one (or a text/html root without text) an empty text entry;
+ * an empty part adds nothing.
+ */
+function textOf(leaves: readonly PlacedLeaf[], isRootLeaf: boolean): Pick<ParsedMessage, 'text' | 'html'> {
+  const texts = leaves.flatMap(({ leaf }) => (leaf.kind === 'text' ? [leaf] : []));
+  const hasText = texts.some((leaf) => leaf.type === 'text/plain');
+  const hasHtml = texts.some((leaf) => leaf.type === 'text/html');
+  const text: string[] = [];
+  const html: string[] = [];
+  for (const { leaf, underAlternative } of leaves) {
+    if (leaf.kind !== 'text' || leaf.content === '') continue;
+    if (leaf.type === 'text/plain') {
+      text.push(leaf.content);
+      if (!underAlternative && hasHtml) html.push('');
+    } else {
+      if ((!underAlternative && hasText) || (isRootLeaf && !hasText)) text.push('');
+      html.push(leaf.content);
+    }
+  }
+  return { text: text.join('\n'), html: html.join('<br/>\n') };
+}
+
+function attachmentsOf(leaves: readonly PlacedLeaf[]): ParsedAttachment[] {
+  return leaves.flatMap(({ leaf }) => (leaf.kind === 'attachment' ? [leaf.attachment] : []));
+}
+
+/**
+ * The parts of a multipart whose body is [bodyStart, bodyEnd), as mailsplit splits it: a part runs
+ * from its delimiter line to the next. Only exact delimiter lines (`--b`, `--b--`, then LF or
+ * CRLF) are read here; a line mailsplit might also take for one (trailing blanks, a CR run, a
+ * leading CR) or too many parts leaves the message to mailparser. A multipart without its close
+ * delimiter is read only when its body runs to the end of the message: mailsplit then ends its
+ * last part there, line break and all (`open`); closed by a parent's delimiter, it is mailparser's.
+ */
+function partsOf(message: Buffer, bodyStart: number, bodyEnd: number, boundary: Buffer): { parts: [number, number][]; open: boolean } | null {
+  const parts: [number, number][] = [];
+  const atEnd = bodyEnd === message.length;
   let partStart = -1;
-  for (let start = bodyStart; start < message.length; ) {
-    const newline = message.indexOf(LF, start);
-    if (newline < 0) return null;
-    const next = newline + 1;
-    const delimiter = delimiterOf(message, start, next, boundary);
+  for (let start = bodyStart; start < bodyEnd; ) {
+    let lineEnd = message.indexOf(LF, start);
+    if (lineEnd < 0 || lineEnd >= bodyEnd) {
+      if (atEnd) {
+        // The message's last line, without a line break: content, unless it might be a delimiter.
+        if (delimiterOf(message, start, bodyEnd, boundary) !== 'none') return null;
+        break;
+      }
+      // A nested multipart's body ends before the line break its last line had (it belongs to
+      // the parent's delimiter): that line still ends there.
+      if (message[bodyEnd] !== CR && message[bodyEnd] !== LF) return null;
+      lineEnd = bodyEnd;
+    }
+    const next = lineEnd + 1;
+    const delimiter = delimiterOf(message, start, lineEnd, boundary);
     if (delimiter === 'other') return null;
     if (delimiter !== 'none') {
       if (partStart >= 0) {
-        const part = childPart(message, partStart, start, root);
-        if (part === null || parts.length >= MAX_ALTERNATIVES) return null;
-        parts.push(part);
+        if (parts.length >= MAX_CHILDREN) return null;
+        parts.push([partStart, start]);
       } else if (delimiter === 'close') return null;
       // After the close delimiter comes the epilogue, which mailparser ignores.
-      if (delimiter === 'close') return parts;
+      if (delimiter === 'close') return { parts, open: false };
       partStart = next;
     }
     start = next;
   }
-  return null;
+  if (!atEnd || partStart < 0 || partStart > bodyEnd || parts.length >= MAX_CHILDREN) return null;
+  parts.push([partStart, bodyEnd]);
+  return { parts, open: true };
 }
 
-/** What the line [start, end) (its LF included) is to the boundary: a delimiter, no delimiter, or doubtful. */
-function delimiterOf(message: Buffer, start: number, end: number, boundary: Buffer): 'next' | 'close' | 'none' | 'other' {
+/** What the line [start, lineEnd) (lineEnd: its LF, or the end of a nested body) is to the boundary: a delimiter, no delimiter, or doubtful. */
+function delimiterOf(message: Buffer, start: number, lineEnd: number, boundary: Buffer): 'next' | 'close' | 'none' | 'other' {
   const dashes = message[start] === CR ? start + 1 : start;
   if (message[dashes] !== DASH || message[dashes + 1] !== DASH) return 'none';
   if (!message.subarray(dashes + 2, dashes + 2 + boundary.length).equals(boundary)) return 'none';
   if (dashes !== start) return 'other';
   let at = start + 2 + boundary.length;
   let kind: 'next' | 'close' = 'next';
-  if (message[at] === DASH && message[at + 1] === DASH) {
+  if (at + 1 < lineEnd && message[at] === DASH && message[at + 1] === DASH) {
     kind = 'close';
     at += 2;
   }
-  if (message[at] === CR) at++;
-  return at === end - 1 ? kind : 'other';
-}
-
-/** A child part [start, end): its header block, then its body without the line break before the delimiter. */
-function childPart(message: Buffer, start: number, end: number, root: MimeNode): TextPart | null {
-  const headerEnd = endOfHeader(message, start, end);
-  if (headerEnd < 0) return null;
-  const node = new MimeNode(root, {});
-  node.addHeaderChunk(message.subarray(start, headerEnd));
-  node.parseHeaders();
-  let bodyEnd = end;
-  if (bodyEnd > headerEnd && message[bodyEnd - 1] === LF) {
-    bodyEnd--;
-    if (bodyEnd > headerEnd && message[bodyEnd - 1] === CR) bodyEnd--;
-  }
-  return textPart(node, message.subarray(headerEnd, bodyEnd));
+  if (at < lineEnd && message[at] === CR) at++;
+  return at === lineEnd ? kind : 'other';
 }
 
 /** Received and Subject as mailparser's processHeaders decodes them, and the header lines. */
@@ -202,24 +240,4 @@ function endOfHeader(message: Buffer, start: number, end: number): number {
     line = newline + 1;
   }
   return -1;
-}
-
-/** The body's bytes as mailsplit's decoder for `encoding` gives them; null: left to mailparser. */
-function decodeTransfer(body: Buffer, encoding: string | false): Buffer | null {
-  if (encoding === 'quoted-printable') return libqp.decode(body);
-  if (encoding !== 'base64') return body;
-  const base64 = body.toString('latin1').replace(BASE64_NOISE, '');
-  const padding = base64.indexOf('=');
-  // Padding only at the end: each of libbase64's quartet-aligned pieces decodes as the whole does.
-  if (padding >= 0 && !/^=+$/.test(base64.slice(padding))) return null;
-  return Buffer.from(base64, 'base64');
-}
-
-/** The text of the part, as mailparser builds it from the decoded bytes; null: left to mailparser. */
-function decodeText(bytes: Buffer, charset: string): string | null {
-  let text: string;
-  if (UTF8_NAMES.has(charset.toLowerCase().replace(/[^a-z0-9]+/g, ''))) text = bytes.toString();
-  else if (SINGLE_BYTE.test(normalizeCharset(charset))) text = decodeCharset(bytes, charset);
-  else return null;
-  return text.replace(/\r?\n/g, '\n');
 }

@@ -1,7 +1,7 @@
 /**
  * What fingerprinting reads of a message's MIME structure, and where it comes from: the fast path
- * for the common message, one text part or text alternatives (mime-fast-path.ts), mailparser for
- * everything else. Both give the values mailparser gives, so the fingerprints do not depend on
+ * for the common message, text parts, alternatives and attachments under multipart/mixed or
+ * related (mime-fast-path.ts), mailparser for everything else. Both give the values mailparser gives, so the fingerprints do not depend on
  * which one parsed.
  */
 import { simpleParser, type ParsedMail } from 'mailparser';
