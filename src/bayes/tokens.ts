@@ -17,11 +17,41 @@ export const MAX_TOKEN_CHARS = 20;
 const WORD = /[\p{L}\p{N}$€£%!'-]+/gu;
 
 function words(text: string, prefix: string, into: Set<number>): void {
-  for (const match of text.toLowerCase().matchAll(WORD)) {
+  const lower = text.toLowerCase();
+  if (ASCII_ONLY.test(lower)) {
+    asciiWords(lower, prefix, into);
+    return;
+  }
+  for (const match of lower.matchAll(WORD)) {
     if (into.size >= MAX_TOKENS) return;
     const word = match[0];
     if (word.length < MIN_TOKEN_CHARS || word.length > MAX_TOKEN_CHARS) continue;
     into.add(tokenHash(prefix + word));
+  }
+}
+
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
+/** What WORD matches in lower-case ASCII: \p{L} is a-z there, \p{N} is 0-9. */
+function isAsciiWordChar(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x24 || c === 0x25 || c === 0x21 || c === 0x27 || c === 0x2d;
+}
+
+/**
+ * `words` for lower-case ASCII text, scanned without the Unicode regular expression (its match
+ * objects were a third of the tokens' time on a 5 KB text); the same tokens in the same order.
+ */
+function asciiWords(lower: string, prefix: string, into: Set<number>): void {
+  let start = -1;
+  for (let i = 0; i <= lower.length; i++) {
+    if (i < lower.length && isAsciiWordChar(lower.charCodeAt(i))) {
+      if (start < 0) start = i;
+      continue;
+    }
+    if (start < 0) continue;
+    if (into.size >= MAX_TOKENS) return;
+    if (i - start >= MIN_TOKEN_CHARS && i - start <= MAX_TOKEN_CHARS) into.add(tokenHash(prefix + lower.slice(start, i)));
+    start = -1;
   }
 }
 

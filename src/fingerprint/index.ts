@@ -5,13 +5,13 @@
  */
 import { hash } from 'node:crypto';
 import { messageTokens } from '../bayes/tokens.js';
-import { simpleParser, type ParsedMail } from 'mailparser';
 import { hashImage, PHASH_ALGORITHM } from './image.js';
 import type { ImageHashCache } from './image-cache.js';
 import { ipFingerprints } from './ip.js';
 import { handoffFromReceived, type SiteKnowledge } from './received.js';
 import { DEFAULT_LIMITS, MIN_ATTACHMENT_BYTES, type FingerprintLimits } from './limits.js';
 import { isListLink, mailingListOf, splitListFooter } from './mailing-list.js';
+import { parseMessage, rawHeaderValues, unparsedHeaderValues, type ParsedMessage } from './parsed-message.js';
 import { htmlToText, minhash, normalisedWords } from './text.js';
 import { makeFingerprint, type Fingerprint } from './types.js';
 import { extractUrls, urlFingerprints } from './url.js';
@@ -76,46 +76,6 @@ function looksLikeImage(type: string, bytes: Buffer): boolean {
   return IMAGE_MAGIC.some((magic) => magic.every((byte, i) => bytes[i] === byte));
 }
 
-async function parse(raw: Buffer, limits: FingerprintLimits, skips: Skip[]): Promise<ParsedMail | null> {
-  try {
-    return await simpleParser(raw, {
-      // Our own HTML-to-text and link extraction; mailparser's are slower and not needed.
-      skipHtmlToText: true,
-      skipTextToHtml: true,
-      skipImageLinks: true,
-      skipTextLinks: true,
-      keepCidLinks: true,
-      checksumAlgo: false,
-      maxChildNodes: limits.maxParts,
-    });
-  } catch (error) {
-    skips.push({ reason: 'mime-unparseable', detail: error instanceof Error ? error.message : String(error) });
-    return null;
-  }
-}
-
-/**
- * Values of a header as written (unfolded). mailparser turns List-* headers into a structured
- * `list` entry, so these are read from its raw header lines.
- */
-function rawHeaders(parsed: ParsedMail | null, raw: Buffer, name: string): string[] {
-  if (!parsed) return headerList(null, raw, name);
-  return parsed.headerLines.filter((h) => h.key === name).map((h) => h.line.slice(h.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim());
-}
-
-function headerList(parsed: ParsedMail | null, raw: Buffer, name: string): string[] {
-  if (parsed) {
-    const value = parsed.headers.get(name);
-    if (Array.isArray(value)) return value.map(String);
-    return value === undefined ? [] : [String(value)];
-  }
-  // Unparseable MIME: read the header block by hand (unfolded), which is all the IP needs.
-  const end = raw.indexOf('\n\n');
-  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 1 << 20) : end).toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
-  const prefix = `${name.toLowerCase()}:`;
-  return head.split(/\r?\n/).filter((line) => line.toLowerCase().startsWith(prefix)).map((line) => line.slice(prefix.length).trim());
-}
-
 /**
  * Fingerprints of one message. `raw` may start with an mbox `From ` line; `limits` caps the work
  * spent on one message (see FingerprintLimits).
@@ -125,19 +85,24 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   const skips: Skip[] = [];
   const fingerprints: Fingerprint[] = [];
   const message = stripEnvelope(raw);
-  const parsed = await parse(message, caps, skips);
+  const outcome = await parseMessage(message, caps);
+  const parsed: ParsedMessage | null = outcome.ok ? outcome.parsed : null;
+  if (!outcome.ok) skips.push({ reason: 'mime-unparseable', detail: outcome.error });
+  // Unparseable MIME: the header block read by hand (unfolded), which is all the IP needs.
+  const headerValues = (name: string): string[] => (parsed ? rawHeaderValues(parsed, name) : unparsedHeaderValues(message, name));
 
-  const deliveredTo = [...rawHeaders(parsed, message, 'delivered-to'), ...rawHeaders(parsed, message, 'x-original-to')];
-  const clientIp = context.clientIp ?? handoffFromReceived(headerList(parsed, message, 'received'), context.site, deliveredTo)?.ip;
+  const deliveredTo = [...headerValues('delivered-to'), ...headerValues('x-original-to')];
+  const received = parsed ? parsed.received : unparsedHeaderValues(message, 'received');
+  const clientIp = context.clientIp ?? handoffFromReceived(received, context.site, deliveredTo)?.ip;
   const ipPrints = clientIp === undefined ? [] : ipFingerprints(clientIp);
   if (ipPrints.length === 0) skips.push({ reason: 'ip-unknown', detail: clientIp ?? 'no public address in Received headers' });
   fingerprints.push(...ipPrints);
 
-  const html = parsed && typeof parsed.html === 'string' ? parsed.html : '';
-  const plain = parsed ? (parsed.text ?? '') : bodyOf(message);
+  const html = parsed ? parsed.html : '';
+  const plain = parsed ? parsed.text : bodyOf(message);
   // What the reader sees: the HTML rendering when there is one, else the plain text.
   let visible = html ? htmlToText(html) : plain;
-  const list = mailingListOf(rawHeaders(parsed, message, 'list-id'), rawHeaders(parsed, message, 'mailing-list'));
+  const list = mailingListOf(headerValues('list-id'), headerValues('mailing-list'));
   let footerUrls = new Set<string>();
   if (list) {
     const split = splitListFooter(visible);
@@ -153,7 +118,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
     visible = visible.slice(0, caps.maxTextChars);
   }
   // The text the reader sees, list footer left out, as the body hash sees it.
-  const tokens = context.tokens === true ? messageTokens(visible, headerList(parsed, message, 'subject')[0] ?? '') : [];
+  const tokens = context.tokens === true ? messageTokens(visible, parsed ? parsed.subject : (unparsedHeaderValues(message, 'subject')[0] ?? '')) : [];
   const body = minhash(normalisedWords(visible));
   if (body === null) skips.push({ reason: 'body-too-short' });
   else fingerprints.push(makeFingerprint('body', 'minhash64', body));

@@ -6,6 +6,7 @@
  * sets, so a personalised greeting, a few replaced words or an appended random token change
  * only a few positions.
  */
+/** A multiple of 4: minhash computes four positions per pass. */
 export const MINHASH_COUNT = 64;
 export const SHINGLE_WORDS = 3;
 /** Texts with fewer normalised words than this are too short to identify anything. */
@@ -132,23 +133,52 @@ const SIGN = -0x80000000;
 export function minhash(words: readonly string[]): string | null {
   if (words.length < MIN_WORDS) return null;
   const shingles = distinctShingles(words);
-  // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic, one position at a
-  // time over a typed array of the distinct shingles (the seed and the running minimum stay in
-  // registers; iterating a Set per shingle cost a third of minhash on a 5 KB text).
+  // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic over a typed array
+  // of the distinct shingles (iterating a Set per shingle cost a third of minhash on a 5 KB
+  // text), four positions per pass: their four independent chains keep the CPU's multipliers
+  // busy, where one position at a time waits on each multiply (a quarter less time on a 5 KB
+  // text; the same minimums, as each position still sees every shingle).
   let hex = '';
-  for (let i = 0; i < MINHASH_COUNT; i++) {
-    const seed = SEEDS[i]!;
-    let minimum = 0x7fffffff;
+  for (let i = 0; i < MINHASH_COUNT; i += 4) {
+    const seed0 = SEEDS[i]!;
+    const seed1 = SEEDS[i + 1]!;
+    const seed2 = SEEDS[i + 2]!;
+    const seed3 = SEEDS[i + 3]!;
+    let min0 = 0x7fffffff;
+    let min1 = 0x7fffffff;
+    let min2 = 0x7fffffff;
+    let min3 = 0x7fffffff;
     for (let s = 0; s < shingles.length; s++) {
-      let x = shingles[s]! ^ seed;
-      x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
-      x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-      x = (x ^ (x >>> 16)) ^ SIGN;
-      if (x < minimum) minimum = x;
+      const shingle = shingles[s]!;
+      let a = shingle ^ seed0;
+      let b = shingle ^ seed1;
+      let c = shingle ^ seed2;
+      let d = shingle ^ seed3;
+      a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
+      b = Math.imul(b ^ (b >>> 16), 0x85ebca6b);
+      c = Math.imul(c ^ (c >>> 16), 0x85ebca6b);
+      d = Math.imul(d ^ (d >>> 16), 0x85ebca6b);
+      a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
+      b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+      c = Math.imul(c ^ (c >>> 13), 0xc2b2ae35);
+      d = Math.imul(d ^ (d >>> 13), 0xc2b2ae35);
+      a = (a ^ (a >>> 16)) ^ SIGN;
+      b = (b ^ (b >>> 16)) ^ SIGN;
+      c = (c ^ (c >>> 16)) ^ SIGN;
+      d = (d ^ (d >>> 16)) ^ SIGN;
+      if (a < min0) min0 = a;
+      if (b < min1) min1 = b;
+      if (c < min2) min2 = c;
+      if (d < min3) min3 = d;
     }
-    hex += (minimum & 0xffff).toString(16).padStart(4, '0');
+    hex += position(min0) + position(min1) + position(min2) + position(min3);
   }
   return hex;
+}
+
+/** A position's 16 low bits as 4 hex digits (b-bit minhash). */
+function position(minimum: number): string {
+  return (minimum & 0xffff).toString(16).padStart(4, '0');
 }
 
 /** The shingles' hashes, each once (as int32; a minimum does not depend on the order). */
