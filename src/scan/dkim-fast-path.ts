@@ -27,6 +27,7 @@ import mailauthHeader from 'mailauth/lib/dkim/header/index.js';
 import mailauthTools, { type HeaderRow, type ParsedSignature } from 'mailauth/lib/tools.js';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { DkimKeyCache } from './dkim-key-cache.js';
+import { plainRelaxedBodyHash } from './dkim-plain-body.js';
 
 /** What the checks read of DKIM's outcome: mailauth's result, or the fast path's of the same shape. */
 export type DkimOutcome = Pick<DKIMVerifyResult, 'headerFrom' | 'results' | 'arc'>;
@@ -132,6 +133,8 @@ function plainSignature(parsed: ParsedSignature): Signature | null {
 }
 
 function hashBody(body: Buffer, canonicalization: string): string {
+  const plain = canonicalization === 'relaxed' ? plainRelaxedBodyHash(body) : null;
+  if (plain !== null) return plain;
   const hash = mailauthBody.dkimBody(canonicalization, 'sha256', '');
   hash.update(body);
   return hash.digest('base64');
