@@ -28,6 +28,7 @@ import mailauthTools, { type HeaderRow, type ParsedSignature } from 'mailauth/li
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { DkimKeyCache } from './dkim-key-cache.js';
 import { plainRelaxedBodyHash } from './dkim-plain-body.js';
+import { signatureTags } from './dkim-signature-tags.js';
 
 /** What the checks read of DKIM's outcome: mailauth's result, or the fast path's of the same shape. */
 export type DkimOutcome = Pick<DKIMVerifyResult, 'headerFrom' | 'results' | 'arc'>;
@@ -75,7 +76,7 @@ async function plainOutcome(message: Buffer, options: DkimFastPathOptions): Prom
   const headerFrom = fromAddresses(headers.parsed);
   const fields = headers.parsed.filter((row) => row.key === 'dkim-signature');
   if (fields.length === 0) return { headerFrom, results: [unsigned()] };
-  const signatures = fields.map((row) => plainSignature(mailauthTools.parseDkimHeaders(row.line)));
+  const signatures = fields.map((row) => plainSignature(signatureTags(row.line) ?? mailauthTools.parseDkimHeaders(row.line)));
   if (signatures.some((signature) => signature === null)) return null;
   const body = message.subarray(headerEnd + HEADER_END.length);
   const bodyHashes = new Map<string, string>();
