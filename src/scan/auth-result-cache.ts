@@ -19,8 +19,11 @@ import { LRUCache } from 'lru-cache';
 import type { MailauthResolver } from '../dns/mailauth-resolver.js';
 import type { DnsResolver } from '../dns/resolver.js';
 
-/** Results kept: a few hundred bytes each; beyond that the least recently used go first. */
-export const AUTH_RESULT_CACHE_ENTRIES = 10_000;
+/**
+ * Results kept per cache (SPF, DMARC) and process: up to ~1 KB each (mailauth's result with its
+ * comment and Received-SPF text), so at most ~5 MB; beyond that the least recently used go first.
+ */
+export const AUTH_RESULT_CACHE_ENTRIES = 5_000;
 
 export class AuthResultCache<T extends object> {
   readonly #dns: DnsResolver;
