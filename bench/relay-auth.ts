@@ -5,6 +5,16 @@
  * message of the mix is signed with, and a DMARC policy. So each message costs what a real one
  * does (SPF, one RSA verification and its body hash, DMARC), without the network's latency:
  * the figure is the checks' CPU, to compare with the same run without `--auth`.
+ *
+ * `--pairs=N` (with `--auth`) makes that comparison in one command, steadier than separate runs
+ * on a shared machine: for each mix and session count, N pairs of Nimbus runs (Nimbus alone, as
+ * `--only=nimbus`), one without the checks and one with them, both sent the same signed messages
+ * (so only the checks differ), in the order off-on, on-off, off-on… (a drift of the machine's load
+ * during the pairs then weighs on both sides alike). Each run is the relay bench's measurement (its
+ * warm-up, then the measured load; `--messages=M` lengthens it), and its figure is the CPU time of
+ * the gateway's process tree per message. It prints every run, the lowest, median and highest
+ * figure of each side, each pair's ratio (on / off) and the median of those ratios, the figure to
+ * compare with issue 22's target (within 25%: a ratio of at most 1.25).
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { dkimSign } from 'mailauth';
@@ -19,6 +29,57 @@ export interface AuthBench {
 }
 
 const SELECTOR = 'bench';
+
+/** One measured run, as the relay bench gives it (the fields the comparison reads). */
+export interface PairRun {
+  readonly cpu_ms_per_msg: number | null;
+  readonly mps: number;
+  readonly messages: number;
+  readonly probes: number;
+  readonly loadavg: readonly number[];
+}
+
+export interface PairedComparison {
+  readonly pairs: number;
+  /** Every run, in the order run: `checks` says which side it was. */
+  readonly runs: readonly (PairRun & { readonly pair: number; readonly checks: boolean })[];
+  readonly off: Spread;
+  readonly on: Spread;
+  /** Each pair's CPU ms/msg with the checks over without them. */
+  readonly ratios: readonly number[];
+  readonly ratio: Spread;
+}
+
+export interface Spread { readonly min: number; readonly median: number; readonly max: number }
+
+/**
+ * `pairs` pairs of runs, `measure(false)` and `measure(true)`, in the order off-on, on-off, …;
+ * `say` hears each run as it ends.
+ */
+export async function comparePairs(pairs: number, measure: (checks: boolean) => Promise<PairRun>, say: (line: string) => void): Promise<PairedComparison> {
+  const runs: (PairRun & { pair: number; checks: boolean })[] = [];
+  const ratios: number[] = [];
+  for (let pair = 1; pair <= pairs; pair += 1) {
+    const order = pair % 2 === 1 ? [false, true] : [true, false];
+    const figure: Record<string, number> = {};
+    for (const checks of order) {
+      const run = { ...(await measure(checks)), pair, checks };
+      runs.push(run);
+      say(`  pair ${pair}, checks ${checks ? 'on' : 'off'}: ${JSON.stringify(run)}`);
+      figure[String(checks)] = run.cpu_ms_per_msg ?? Number.NaN;
+    }
+    ratios.push(Number((figure.true! / figure.false!).toFixed(3)));
+  }
+  const side = (checks: boolean): Spread => spread(runs.filter((run) => run.checks === checks).map((run) => run.cpu_ms_per_msg ?? Number.NaN));
+  return { pairs, runs, off: side(false), on: side(true), ratios, ratio: spread(ratios) };
+}
+
+function spread(values: readonly number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  const median = sorted.length % 2 === 1 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return { min: sorted[0] ?? Number.NaN, median: Number(median.toFixed(3)), max: sorted[sorted.length - 1] ?? Number.NaN };
+}
 
 export async function startAuthBench(domain: string): Promise<AuthBench> {
   // 2048 bits: what senders publish today, so the verification costs what it does in real traffic.

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- relay [--json] [--quick] [--write] [--reuse] [--auth] [--warmup=S] [--only=limit,haraka,nimbus]`: relay
+ * `npm run bench -- relay [--json] [--quick] [--write] [--reuse] [--auth [--pairs=N]] [--messages=M] [--warmup=S] [--only=limit,haraka,nimbus]`: relay
  * throughput, added latency and memory, all on loopback.
  *
  * - Load: Postfix's smtp-source, one message per connection (no -d, as inbound MX traffic is),
@@ -39,6 +39,11 @@
  * - --auth runs Nimbus with NIMBUS_AUTH_CHECKS=on against a loopback DNS server answering at once,
  *   every message DKIM-signed by the load's sender domain (bench/relay-auth.ts); the image mix's
  *   corpus messages keep their own senders, whose names that server refuses (temperror, at once).
+ * - --auth --pairs=N compares Nimbus without and with the checks in N alternating pairs of runs
+ *   (the same signed messages on both sides), and prints every run, each side's lowest, median and
+ *   highest CPU ms/msg, and each pair's ratio (bench/relay-auth.ts says how).
+ * - --messages=M sends M messages per measured load (and per warm-up round) instead of the mix's
+ *   default (text5k 3000, image40k 2000): a longer load, a steadier CPU figure.
  * - --mixes=text5k,image40k,image40k-new and --sessions=20,100 run a subset (figures for a quick look; --mixes=
  *   alone: the memory cases only); --no-memory skips the memory cases.
  * - Memory: one 50 MB message (NIMBUS_MAX_MESSAGE_SIZE raised to 60MB for it), and 200 × 1 MB
@@ -50,7 +55,7 @@ import { connect, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startAuthBench, type AuthBench } from './relay-auth.js';
+import { comparePairs, startAuthBench, type AuthBench } from './relay-auth.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
@@ -507,8 +512,8 @@ async function runWith(args: string[], auth: AuthBench | null): Promise<number> 
     ...(workersArg ? { NIMBUS_WORKERS: workersArg[0]! } : {}),
     // TEST-NET-1: a network the load (127.0.0.1) is not in, so Nimbus treats it as a stranger.
     ...(untrusted ? { NIMBUS_TRUSTED_NETWORKS: '192.0.2.0/24' } : {}),
-    ...(auth?.env ?? {}),
   };
+  const checksEnv = auth?.env ?? {};
   const subset = listArg('mixes') !== null || listArg('sessions') !== null;
   const say = (line: string): void => { if (!json) process.stderr.write(`${line}\n`); };
   for (const tool of ['/usr/sbin/smtp-source', '/usr/sbin/smtp-sink']) {
@@ -518,7 +523,9 @@ async function runWith(args: string[], auth: AuthBench | null): Promise<number> 
   const workDir = mkdtempSync(join(tmpdir(), 'nimbus-bench-relay-'));
   try {
     const loadBefore = loadavg().map((x) => round(x, 2));
-    const nimbus: NimbusOptions = { cli: servers.includes('nimbus') ? await buildNimbus(workDir) : '', env: nimbusEnv, nodeArgs: [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), ...(listArg('node-args') ?? [])] };
+    const pairs = Number(listArg('pairs')?.[0] ?? 0);
+    if (pairs > 0 && auth === null) { process.stderr.write('bench relay: --pairs=N compares the checks off and on: it needs --auth\n'); return 64; }
+    const nimbus: NimbusOptions = { cli: servers.includes('nimbus') || pairs > 0 ? await buildNimbus(workDir) : '', env: { ...nimbusEnv, ...checksEnv }, nodeArgs: [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), ...(listArg('node-args') ?? [])] };
     const variants = 4;
     const mixes: Record<MixName, { files: string[]; probe: Buffer; bytes: number; nimbusEnv?: Record<string, string> }> = {} as never;
     const unsigned = Array.from({ length: variants }, (_, i) => textMessage(i));
@@ -537,7 +544,24 @@ async function runWith(args: string[], auth: AuthBench | null): Promise<number> 
 
     const concurrency = (listArg('sessions') ?? ['20', '100']).map(Number);
     const counts: Record<MixName, number> = quick ? { text5k: 400, image40k: 300, 'image40k-new': 300 } : { text5k: 3000, image40k: 2000, 'image40k-new': 2000 };
+    const messagesArg = listArg('messages');
+    if (messagesArg) for (const mix of Object.keys(counts) as MixName[]) counts[mix] = Number(messagesArg[0]);
     const warmupSeconds = Number(listArg('warmup')?.[0] ?? (quick ? 1 : DEFAULT_WARMUP_SECONDS));
+    if (pairs > 0) {
+      const comparisons: Record<string, Record<string, unknown>> = {};
+      for (const mix of (listArg('mixes') ?? ['text5k']) as MixName[]) {
+        comparisons[mix] = {};
+        for (const sessions of concurrency) {
+          say(`${mix} ${sessions} sessions: ${pairs} pairs, checks off and on…`);
+          const run = (checks: boolean) => measure('nimbus', workDir, mixes[mix].files, mixes[mix].probe, sessions, counts[mix], reuse, warmupSeconds,
+            { ...nimbus, env: { ...nimbusEnv, ...(checks ? checksEnv : {}), ...mixes[mix].nimbusEnv } });
+          comparisons[mix]![String(sessions)] = await comparePairs(pairs, run, say);
+        }
+      }
+      const figures = { machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg_before: loadBefore, node: process.version }, messages: counts, warmup_s: warmupSeconds, reuse, comparisons };
+      process.stdout.write(`${JSON.stringify(figures, null, json ? 0 : 2)}\n`);
+      return 0;
+    }
     const results: Record<string, Record<string, Partial<Record<Server, RunFigures>>>> = {};
     for (const mix of (listArg('mixes') ?? Object.keys(mixes)) as MixName[]) {
       results[mix] = {};

@@ -113,6 +113,15 @@ export class DnsResolver {
     return this.#query<string>('PTR', name, budget, {});
   }
 
+  /**
+   * Seconds the cached answer for `type` `name` has left, 0 when none is cached: how long a result
+   * computed from that answer (an SPF evaluation, src/scan/auth-result-cache.ts) stays what the
+   * DNS layer would give again.
+   */
+  cachedSeconds(type: string, name: string): number {
+    return this.#cache.remainingSeconds(`${type.toUpperCase()} ${name.toLowerCase()}`);
+  }
+
   /** Cancels what is in flight (each gets `temperror`); later queries answer from nothing. */
   close(): void {
     this.#closed = true;

@@ -12,6 +12,9 @@
  * - ARC: the chain's seals and its last message signature;
  * - DMARC on the From domain, from the SPF and DKIM results (and the ARC result, for its report).
  *
+ * SPF and DMARC results are kept while every DNS answer they read is cached (auth-result-cache.ts),
+ * so a sender's next message from the same address costs neither evaluation again.
+ *
  * A DNS failure, or the budget spent, is each check's `temperror`; a check that throws (a bug,
  * a message mailauth cannot read) is logged and counts as not done: mail flows either way.
  */
@@ -23,6 +26,7 @@ import type { DnsBudget } from '../dns/budget.js';
 import { mailauthResolver } from '../dns/mailauth-resolver.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import { isPublicAddress } from '../fingerprint/ip.js';
+import { AuthResultCache } from './auth-result-cache.js';
 import { DkimKeyCache } from './dkim-key-cache.js';
 import { dkimFastPath, type DkimOutcome } from './dkim-fast-path.js';
 import type { Envelope, ScanClient } from './types.js';
@@ -93,9 +97,13 @@ export interface AuthenticationInput {
 export class Authenticator {
   readonly #options: AuthenticatorOptions;
   readonly #dkimKeys = new DkimKeyCache(MIN_KEY_BITS);
+  readonly #spfResults: AuthResultCache<SPFResult>;
+  readonly #dmarcResults: AuthResultCache<DmarcOutcome>;
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
+    this.#spfResults = new AuthResultCache(options.resolver);
+    this.#dmarcResults = new AuthResultCache(options.resolver);
   }
 
   get hostname(): string {
@@ -125,7 +133,8 @@ export class Authenticator {
     // Without ARC sets there is no chain to verify, and nothing to say about one.
     const chain = dkimResult.arc?.chain;
     const arcResult = dkimResult.arc && Array.isArray(chain) && chain.length > 0 ? await arc({ ...dkimResult.arc, chain }, { resolver, minBitLength: MIN_KEY_BITS }) : null;
-    const dmarcResult = await dmarcOf(dkimResult, spfResult, arcResult, resolver);
+    const dmarcOutcome = await this.#dmarc(dkimResult, spfResult, arcResult, resolver);
+    const dmarcResult = dmarcOutcome?.result ?? null;
     const resinfo = [
       ...(spfResult === null ? [] : [spfResult.info]),
       ...dkimResult.results.map((row) => row.info),
@@ -142,7 +151,7 @@ export class Authenticator {
           selector: row.selector ?? null,
           unsignedBytes: Number(row.status.underSized ?? 0) || 0,
         })),
-      dmarc: dmarcResult === null ? null : dmarcCheck(dkimResult.headerFrom[0]!, dmarcResult),
+      dmarc: dmarcOutcome?.check ?? null,
       arc: arcResult === null ? null : { result: statusOf(arcResult.status.result), instances: arcResult.i === false ? 0 : arcResult.i },
       resinfo,
     };
@@ -157,27 +166,41 @@ export class Authenticator {
     const ip = input.client.ip;
     if (ip === null || !isPublicAddress(ip)) return null;
     const helo = input.client.helo;
-    return spf({ sender: input.envelope.mailFrom, ip, helo, mta: this.#options.hostname, resolver });
+    const { mailFrom } = input.envelope;
+    // Everything mailauth's evaluation reads besides the DNS (the host name is this object's own).
+    const key = `${ip}\n${mailFrom}\n${helo}`;
+    return this.#spfResults.result(key, resolver, (noting) => spf({ sender: mailFrom, ip, helo, mta: this.#options.hostname, resolver: noting }), (result) => statusOf(result.status.result) === 'temperror');
   }
-}
 
-async function dmarcOf(dkimResult: DkimOutcome, spfResult: SPFResult | null, arcResult: ARCResult | null, resolver: ReturnType<typeof mailauthResolver>): Promise<DMARCResult | null> {
-  // DMARC needs exactly one From address (RFC 7489 6.6.1): mailauth gives up on several.
-  if (dkimResult.headerFrom.length !== 1) return null;
-  const passing = dkimResult.results.filter((row) => row.status.result === 'pass');
-  const result = await dmarc({
-    headerFrom: dkimResult.headerFrom,
-    spfDomains: spfResult?.status.result === 'pass' ? [spfResult.domain] : [],
-    dkimDomains: passing.map((row) => ({
+  async #dmarc(dkimResult: DkimOutcome, spfResult: SPFResult | null, arcResult: ARCResult | null, resolver: ReturnType<typeof mailauthResolver>): Promise<DmarcOutcome | null> {
+    // DMARC needs exactly one From address (RFC 7489 6.6.1): mailauth gives up on several.
+    if (dkimResult.headerFrom.length !== 1) return null;
+    const headerFrom = dkimResult.headerFrom[0]!;
+    const spfDomains = spfResult?.status.result === 'pass' ? [spfResult.domain] : [];
+    const dkimDomains = dkimResult.results.filter((row) => row.status.result === 'pass').map((row) => ({
       domain: row.signingDomain,
       ...(row.id === undefined ? {} : { id: row.id }),
       ...(row.status.aligned === undefined ? {} : { aligned: row.status.aligned }),
       ...(row.status.underSized === undefined ? {} : { underSized: row.status.underSized }),
-    })),
-    ...(arcResult === null ? {} : { arcResult }),
-    resolver,
-  });
-  return result === false ? null : result;
+    }));
+    // What mailauth's DMARC (lib/dmarc/verify.js) reads besides the DNS: the From address, the
+    // identities in order with their domain and `underSized` (not a signature's `id`, which is
+    // new in every message), and the ARC result's word.
+    const key = JSON.stringify([headerFrom, spfDomains, dkimDomains.map((row) => [row.domain, row.underSized ?? null]), arcResult?.status.result ?? null]);
+    const evaluate = async (noting: ReturnType<typeof mailauthResolver>): Promise<DmarcOutcome> => {
+      const result = await dmarc({ headerFrom: [headerFrom], spfDomains, dkimDomains, ...(arcResult === null ? {} : { arcResult }), resolver: noting });
+      // mailauth answers false only for a From count other than one, excluded above.
+      if (result === false) throw new Error('DMARC: mailauth gave no result for one From address');
+      return { result, check: dmarcCheck(headerFrom, result) };
+    };
+    return this.#dmarcResults.result(key, resolver, evaluate, (outcome) => outcome.check.result === 'temperror');
+  }
+}
+
+/** mailauth's DMARC result, and what the checks read of it. */
+interface DmarcOutcome {
+  readonly result: DMARCResult;
+  readonly check: DmarcCheck;
 }
 
 /** The From domain, its organisational domain (tldts, the Public Suffix List) and the policy that applied. */

@@ -27,6 +27,8 @@ import mailauthHeader from 'mailauth/lib/dkim/header/index.js';
 import mailauthTools, { type HeaderRow, type ParsedSignature } from 'mailauth/lib/tools.js';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { DkimKeyCache } from './dkim-key-cache.js';
+import { plainRelaxedBodyHash } from './dkim-plain-body.js';
+import { signatureTags } from './dkim-signature-tags.js';
 
 /** What the checks read of DKIM's outcome: mailauth's result, or the fast path's of the same shape. */
 export type DkimOutcome = Pick<DKIMVerifyResult, 'headerFrom' | 'results' | 'arc'>;
@@ -74,7 +76,7 @@ async function plainOutcome(message: Buffer, options: DkimFastPathOptions): Prom
   const headerFrom = fromAddresses(headers.parsed);
   const fields = headers.parsed.filter((row) => row.key === 'dkim-signature');
   if (fields.length === 0) return { headerFrom, results: [unsigned()] };
-  const signatures = fields.map((row) => plainSignature(mailauthTools.parseDkimHeaders(row.line)));
+  const signatures = fields.map((row) => plainSignature(signatureTags(row.line) ?? mailauthTools.parseDkimHeaders(row.line)));
   if (signatures.some((signature) => signature === null)) return null;
   const body = message.subarray(headerEnd + HEADER_END.length);
   const bodyHashes = new Map<string, string>();
@@ -132,6 +134,8 @@ function plainSignature(parsed: ParsedSignature): Signature | null {
 }
 
 function hashBody(body: Buffer, canonicalization: string): string {
+  const plain = canonicalization === 'relaxed' ? plainRelaxedBodyHash(body) : null;
+  if (plain !== null) return plain;
   const hash = mailauthBody.dkimBody(canonicalization, 'sha256', '');
   hash.update(body);
   return hash.digest('base64');

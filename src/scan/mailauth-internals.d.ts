@@ -22,8 +22,8 @@ declare module 'mailauth/lib/tools.js' {
   }
   export interface ParsedSignature {
     readonly parsed?: Partial<Record<string, DkimTag>>;
-    /** The field as mailauth keeps it for header canonicalisation. */
-    readonly original: string;
+    /** The field as mailauth keeps it for header canonicalisation: what it was given to parse. */
+    readonly original: Buffer | string;
   }
   export interface SigningHeaderLines {
     readonly keys: string;
@@ -52,7 +52,7 @@ declare module 'mailauth/lib/dkim/header/index.js' {
     generateCanonicalizedHeader(
       type: 'DKIM',
       lines: { keys: string; headers: HeaderRow[] },
-      options: { signatureHeaderLine: string; canonicalization: string; instance: false },
+      options: { signatureHeaderLine: Buffer | string; canonicalization: string; instance: false },
     ): { canonicalizedHeader: Buffer };
   };
   export default header;
