@@ -1,6 +1,6 @@
 import test from 'ava';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configLines, ConfigError, inBlockList, loadConfig, loadSettings, parseSize } from '../src/config/index.js';
 
@@ -146,6 +146,16 @@ test('the NAME=value lines of nimbus config, read back as an env file, give the 
   const { trustedBlockList: _c, envFile: _d, ...actual } = again;
   t.deepEqual(actual, expected);
   t.is(config.subjectTag, ' [SPAM] ');
+});
+
+test('NIMBUS_WORKERS auto gives the gateway every core and the milter half of them, at least one; a number applies to both', (t) => {
+  const auto = loadConfig({});
+  t.is(auto.workers, availableParallelism());
+  t.is(auto.milterWorkers, Math.max(1, Math.floor(availableParallelism() / 2)));
+  const three = loadConfig({ NIMBUS_WORKERS: '3' });
+  t.deepEqual([three.workers, three.milterWorkers], [3, 3]);
+  const error = t.throws(() => loadConfig({ NIMBUS_WORKERS: 'many' }), { instanceOf: ConfigError });
+  t.regex(error.message, /NIMBUS_WORKERS="many": expected an integer >= 1 <= 256, or auto/);
 });
 
 test('NIMBUS_DNS_LISTS reads name:zone:kind[:codes][:weight] entries, and a list without a weight counts like a spam answer of its kind', (t) => {

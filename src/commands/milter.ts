@@ -1,6 +1,7 @@
 /**
- * `nimbus milter`: the scan as a Postfix/Sendmail mail filter (src/milter/). With NIMBUS_WORKERS > 1
- * this process is the supervisor (gateway/supervisor.ts) and its forked workers run the milter.
+ * `nimbus milter`: the scan as a Postfix/Sendmail mail filter (src/milter/). With more than one
+ * worker (NIMBUS_WORKERS; its `auto` is half the cores here) this process is the supervisor
+ * (gateway/supervisor.ts) and its forked workers run the milter.
  */
 import cluster from 'node:cluster';
 import { loadConfig } from '../config/index.js';
@@ -17,7 +18,7 @@ export async function run(_args: string[]): Promise<number> {
     }
   }
   const config = loadConfig();
-  if (config.workers > 1) {
+  if (config.milterWorkers > 1) {
     if (config.milterListen.kind === 'unix') removeStaleSocket(config.milterListen.path);
     return superviseGateway(config, 'milter');
   }

@@ -4,6 +4,7 @@
  * at once with the variable's name, the value (masked) and what is allowed, not one per restart.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { blockListOf, YES } from './parsers.js';
 import { shownValue, VARIABLES, type Values, type Variable, type VariableName } from './table.js';
 import { ConfigError, type Config, type DnsListKind, type Env, type FingerprintKind } from './types.js';
@@ -179,7 +180,8 @@ function toConfig(v: Values): Config {
     subjectTag: v.NIMBUS_SUBJECT_TAG,
     weights,
     spamtraps: v.NIMBUS_SPAMTRAPS,
-    workers: v.NIMBUS_WORKERS,
+    workers: v.NIMBUS_WORKERS ?? availableParallelism(),
+    milterWorkers: v.NIMBUS_WORKERS ?? Math.max(1, Math.floor(availableParallelism() / 2)),
     milterListen: v.NIMBUS_MILTER_LISTEN,
     milterQuarantine: v.NIMBUS_MILTER_QUARANTINE,
     milterOnError: v.NIMBUS_MILTER_ON_ERROR,

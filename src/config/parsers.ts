@@ -112,6 +112,16 @@ export const number = ({ min = -Infinity, max = Infinity, integer = false }: { m
   };
 };
 
+/** `auto`, or what `parser` accepts: `null` stands for `auto`, which the loader resolves. */
+export const autoOr = <T>(parser: Parser<T>): Parser<T | null> => ({
+  parse(raw) {
+    if (raw.trim().toLowerCase() === 'auto') return ok(null);
+    const parsed = parser.parse(raw);
+    return parsed.ok ? parsed : wrong(parsed.complaints.map((complaint) => `${complaint}, or auto`));
+  },
+  format: (value) => (value === null ? 'auto' : parser.format(value)),
+});
+
 export const oneOf = <T extends string>(allowed: readonly T[]): Parser<T> => ({
   parse(raw) {
     const value = raw.trim().toLowerCase();

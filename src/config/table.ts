@@ -4,10 +4,10 @@
  * docs/admin/configuration.md (docs.ts, `npm run docs:config`) are all driven by this table; the
  * order here is the order they show. Comments say why a default is what it is.
  */
-import { availableParallelism, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { maskApiKey, maskCredentials } from '../redact.js';
 import {
-  addressList, cidrList, domainList, hostPort, listenAddress, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
+  addressList, autoOr, cidrList, domainList, hostPort, listenAddress, number, oneOf, optional, pemFile, redisUrls, serviceUrl, size, text, yesNo, type Parser,
 } from './parsers.js';
 import { dnsLists, dnsServers } from './dns.js';
 import { LOG_LEVELS, MILTER_ERROR_ACTIONS, MILTER_QUARANTINE_MODES, PARTICIPATION_MODES, SPAM_ACTIONS, STORES } from './types.js';
@@ -115,8 +115,11 @@ export const VARIABLES = Object.freeze({
   }),
   NIMBUS_TLS_KEY: variable({ part: 'gateway', default: '', parser: optional(pemFile), doc: 'PEM private key of `NIMBUS_TLS_CERT`' }),
   NIMBUS_WORKERS: variable({
-    part: 'gateway', default: () => String(availableParallelism()), defaultDoc: 'the number of cores', parser: number({ min: 1, max: 256, integer: true }),
-    doc: 'gateway and milter worker processes sharing the listening socket (1: no supervisor)',
+    // The milter's MTA runs on the same host and needs cores of its own; and every worker process
+    // writes the same SQLite files, so each one's commits throw away the others' page caches. On 2
+    // cores, `npm run bench -- milter` measured 1 worker at less CPU per message than 2 (BENCHMARKS, Milter).
+    part: 'gateway', default: 'auto', parser: autoOr(number({ min: 1, max: 256, integer: true })),
+    doc: 'gateway and milter worker processes sharing the listening socket (1: no supervisor); `auto`: the number of cores for `nimbus gateway`, half of them (at least 1) for `nimbus milter`',
   }),
 
   // ---------------------------------------------------------------- milter

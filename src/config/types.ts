@@ -159,7 +159,10 @@ export interface Config {
   readonly subjectTag: string;
   readonly weights: Readonly<Record<FingerprintKind, number>>;
   readonly spamtraps: readonly string[];
+  /** `nimbus gateway`'s worker processes. */
   readonly workers: number;
+  /** `nimbus milter`'s: the same NIMBUS_WORKERS, whose `auto` leaves the MTA beside it half the cores. */
+  readonly milterWorkers: number;
   /** `nimbus milter`'s listener. */
   readonly milterListen: ListenAddress;
   readonly milterQuarantine: MilterQuarantineMode;

@@ -63,6 +63,8 @@ export function workerExecArgv(execArgv: readonly string[], nodeOptions: string)
 /** The node:cluster primary: forks, forwards signals, replaces dead workers. */
 export async function superviseGateway(config: Config, service: 'gateway' | 'milter' = 'gateway'): Promise<number> {
   const log = createLogger(config.logLevel, { service, role: 'primary' });
+  const workersOf = (c: Config): number => (service === 'milter' ? c.milterWorkers : c.workers);
+  const workers = workersOf(config);
   if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
   let current = config;
@@ -72,10 +74,10 @@ export async function superviseGateway(config: Config, service: 'gateway' | 'mil
     const { startClusterMetricsServer } = await import('../stats/cluster-metrics.js');
     metricsServer = await startClusterMetricsServer(config.metricsListen);
   }
-  log.info({ event: 'supervisor.workers_starting', workers: config.workers, metrics: metricsServer?.address ?? null }, `starting ${config.workers} ${service} workers`);
+  log.info({ event: 'supervisor.workers_starting', workers, metrics: metricsServer?.address ?? null }, `starting ${workers} ${service} workers`);
 
   return new Promise<number>((resolve) => {
-    const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({
+    const slots: Slot[] = Array.from({ length: workers }, (_, index) => ({
       index,
       worker: null,
       ready: false,
@@ -165,7 +167,7 @@ export async function superviseGateway(config: Config, service: 'gateway' | 'mil
         return;
       }
       const needsRestart: string[] = [];
-      if (next.workers !== current.workers) needsRestart.push('NIMBUS_WORKERS');
+      if (workersOf(next) !== workersOf(current)) needsRestart.push('NIMBUS_WORKERS');
       if (JSON.stringify(next.metricsListen) !== JSON.stringify(current.metricsListen)) needsRestart.push('NIMBUS_METRICS_LISTEN');
       current = next;
       log.info({ event: 'supervisor.reload_forwarded', needsRestart }, needsRestart.length > 0 ? `reloading workers; restart needed for ${needsRestart.join(', ')}` : 'reloading workers');
