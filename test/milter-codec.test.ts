@@ -43,7 +43,7 @@ test('a truncated packet stays buffered, so the end of the stream can say how ma
   t.is(reader.buffered, whole.length - 3);
 });
 
-test('option negotiation answers version 6 with only the actions and steps Nimbus needs, within what the MTA offers', (t) => {
+test('option negotiation answers version 6 with only the actions and steps Nimbus needs, within what the MTA offers, and a reply to DATA', (t) => {
   // What Postfix 3.7 offers with milter_protocol = 6: every action, every protocol flag.
   const offer = decodeOptionNegotiation(Buffer.from('00000006000001ff001fffff', 'hex'));
   t.deepEqual(offer, { version: 6, actions: 0x1ff, protocol: 0x1fffff });
@@ -55,6 +55,10 @@ test('option negotiation answers version 6 with only the actions and steps Nimbu
   t.falsy(answer.protocol & PROTOCOL_FLAGS.NOHDRS, 'headers are needed');
   t.falsy(answer.protocol & PROTOCOL_FLAGS.NOBODY, 'the body is needed');
   t.falsy(answer.protocol & PROTOCOL_FLAGS.NORCPT, 'recipients are needed (spam traps)');
+  // A reply to DATA acknowledges the envelope and DATA-stage macros at once; without one, the MTA's
+  // Nagle held the header and body back behind them until the delayed ACK (~40 ms per message).
+  t.falsy(answer.protocol & PROTOCOL_FLAGS.NODATA, 'DATA is asked for');
+  t.falsy(answer.protocol & PROTOCOL_FLAGS.NR_DATA, 'DATA is answered');
   // An MTA that offers no NR_* flags gets none asked.
   const old = answerOptionNegotiation({ version: 2, actions: 0x3f, protocol: 0x7f });
   t.is(old.version, 2);
