@@ -19,6 +19,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { dkimSign } from 'mailauth';
 import { startDnsServer, type TestDnsServer } from '../test/helpers/dns-server.js';
+import { median } from './eval/figures.js';
 
 export interface AuthBench {
   /** The gateway's environment for the checks. */
@@ -76,9 +77,7 @@ export async function comparePairs(pairs: number, measure: (checks: boolean) => 
 
 function spread(values: readonly number[]): Spread {
   const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  const median = sorted.length % 2 === 1 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  return { min: sorted[0] ?? Number.NaN, median: Number(median.toFixed(3)), max: sorted[sorted.length - 1] ?? Number.NaN };
+  return { min: sorted[0] ?? Number.NaN, median: Number(median(sorted).toFixed(3)), max: sorted[sorted.length - 1] ?? Number.NaN };
 }
 
 export async function startAuthBench(domain: string): Promise<AuthBench> {

@@ -67,7 +67,8 @@ export interface RunFigures {
 
 const pct = (caught: number, total: number): number => (total === 0 ? 0 : Math.round((10000 * caught) / total) / 100);
 
-function median(values: readonly number[]): number {
+/** The middle value, or the mean of the two middle ones; 0 for none. */
+export function median(values: readonly number[]): number {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
