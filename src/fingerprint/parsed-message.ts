@@ -1,8 +1,8 @@
 /**
  * What fingerprinting reads of a message's MIME structure, and where it comes from: the fast path
  * for the common message, text parts, alternatives and attachments under multipart/mixed or
- * related (mime-fast-path.ts), mailparser for everything else. Both give the values mailparser gives, so the fingerprints do not depend on
- * which one parsed.
+ * related (mime-fast-path.ts), mailparser for everything else. Both give the values mailparser
+ * gives, so the fingerprints do not depend on which one parsed.
  */
 import { simpleParser, type ParsedMail } from 'mailparser';
 import type { FingerprintLimits } from './limits.js';
