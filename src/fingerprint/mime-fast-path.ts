@@ -15,15 +15,16 @@
  * - a multipart is split as mailsplit splits it (partsOf), for exact delimiter lines only, the
  *   line break before a delimiter belonging to it;
  * - each leaf is an inline text or an attachment as mailparser classifies it, and decoded as
- *   mailsplit's decoders and mailparser's charset reading decode it (mime-leaf.ts);
+ *   mailsplit's decoders and mailparser's charset reading decode it (mime-leaf.ts), base64
+ *   padded inside included (libbase64 decodes each padded run on its own);
  * - the text and HTML are joined as mailparser's getTextContent joins them (textOf);
  * - Received and Subject are decoded as mailparser's processHeaders decodes them (libmime).
  *
  * Anything else (message/rfc822 and other message/* parts, uuencode or another transfer encoding
- * on an attachment, TNEF, a rare charset, base64 padded inside, a header block without its empty
- * line or near mailsplit's size limit, a doubtful delimiter line, a nested multipart closed by its
- * parent's delimiter, deeper nesting, more MIME nodes than maxParts) returns null and mailparser
- * parses the message. test/mime-fast-path.test.ts compares the two on a fixture of each shape; on
+ * on an attachment, TNEF, a rare charset, a header block without its empty line or near
+ * mailsplit's size limit, a doubtful delimiter line, a nested multipart closed by its parent's
+ * delimiter, deeper nesting, more MIME nodes than maxParts) returns null and mailparser parses the
+ * message. test/mime-fast-path.test.ts compares the two on a fixture of each shape; on
  * the corpus the fingerprints and analysis results are the same with and without the fast path
  * (docs/design/fingerprints.md, Parsing).
  */
