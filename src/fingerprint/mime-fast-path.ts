@@ -1,7 +1,7 @@
 /**
  * The common message without mailparser's stream machinery: text parts, alternatives, and
- * attachments (images, files) under multipart/mixed or multipart/related, up to three multipart
- * levels. Every other message is mailparser's, as before.
+ * attachments (images, files, forwarded messages) under multipart/mixed, related or report, up to
+ * three multipart levels. Every other message is mailparser's, as before.
  *
  * mailparser reads a message through three object-mode streams (mailsplit's splitter, its decoder
  * streams, its own transform) with setImmediate between line groups, and parses every header field
@@ -14,13 +14,16 @@
  *   decides it;
  * - a multipart is split as mailsplit splits it (partsOf), for exact delimiter lines only, the
  *   line break before a delimiter belonging to it;
- * - each leaf is an inline text or an attachment as mailparser classifies it, and decoded as
+ * - each leaf is an inline text (a delivery report's message/delivery-status among them, joined
+ *   as text/plain is) or an attachment as mailparser classifies it (a message/rfc822 that is not
+ *   inline, or not in an identity encoding, is one: mailsplit does not split it), and decoded as
  *   mailsplit's decoders and mailparser's charset reading decode it (mime-leaf.ts), base64
  *   padded inside included (libbase64 decodes each padded run on its own);
  * - the text and HTML are joined as mailparser's getTextContent joins them (textOf);
  * - Received and Subject are decoded as mailparser's processHeaders decodes them (libmime).
  *
- * Anything else (message/rfc822 and other message/* parts, uuencode or another transfer encoding
+ * Anything else (an inline message/rfc822 in an identity encoding, which mailsplit splits as a
+ * message and mailparser heads with its From, Subject, Date and To, uuencode or another encoding
  * on an attachment, TNEF, a rare charset, a header block without its empty line or near
  * mailsplit's size limit, a doubtful delimiter line, a nested multipart closed by its parent's
  * delimiter, deeper nesting, more MIME nodes than maxParts) returns null and mailparser parses the
@@ -120,13 +123,14 @@ function readNode(message: Buffer, node: MimeNode, bodyStart: number, bodyEnd: n
  */
 function textOf(leaves: readonly PlacedLeaf[], isRootLeaf: boolean): Pick<ParsedMessage, 'text' | 'html'> {
   const texts = leaves.flatMap(({ leaf }) => (leaf.kind === 'text' ? [leaf] : []));
-  const hasText = texts.some((leaf) => leaf.type === 'text/plain');
+  const hasText = texts.some((leaf) => leaf.type !== 'text/html');
   const hasHtml = texts.some((leaf) => leaf.type === 'text/html');
   const text: string[] = [];
   const html: string[] = [];
   for (const { leaf, underAlternative } of leaves) {
     if (leaf.kind !== 'text' || leaf.content === '') continue;
-    if (leaf.type === 'text/plain') {
+    // A delivery status is text to mailparser, joined as text/plain is.
+    if (leaf.type !== 'text/html') {
       text.push(leaf.content);
       if (!underAlternative && hasHtml) html.push('');
     } else {

@@ -18,8 +18,11 @@ const UTF8_NAMES = new Set(['ascii', 'usascii', 'utf8']);
 const SINGLE_BYTE = /^(?:iso-8859-(?:[1-9]|1[0-5])|windows-125[0-8]|koi8-[ru])$/i;
 /** Data after padding: libbase64 then decodes the runs between padding one by one. */
 const BASE64_LETTER = /[a-zA-Z0-9+/]/;
-/** mailparser's text types (message/delivery-status among them); the fast path reads only the first two. */
+/** mailparser's text types: a delivery report's status is read as text, as text/plain is. */
 const TEXT_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-status']);
+type TextType = 'text/plain' | 'text/html' | 'message/delivery-status';
+/** The transfer encodings under which mailsplit reads an inline message/rfc822 as a message of its own. */
+const IDENTITY_ENCODINGS = new Set(['', '7bit', '8bit', 'binary']);
 /**
  * Transfer encodings of an attachment the fast path decodes: none, the identity ones, base64 and
  * quoted-printable. Anything else (x-uuencode, a typo) is mailparser's to judge.
@@ -28,7 +31,7 @@ const ATTACHMENT_ENCODINGS = new Set(['', '7bit', '8bit', 'binary', 'base64', 'q
 
 export interface TextLeaf {
   readonly kind: 'text';
-  readonly type: 'text/plain' | 'text/html';
+  readonly type: TextType;
   readonly content: string;
 }
 
@@ -46,10 +49,13 @@ export function readLeaf(node: MimeNode, body: Buffer, isRoot: boolean): TextLea
   if (node._boundary !== false) return null;
   // mailparser gives a root without Content-Type text/plain; mailsplit did so for the others.
   const contentType = node.contentType || (isRoot ? 'text/plain' : false);
-  // message/* (a forwarded message, a delivery report) and an empty type stay mailparser's.
-  if (contentType === false || contentType.startsWith('message/')) return null;
+  if (contentType === false) return null;
+  // An inline message/rfc822 in an identity encoding is split by mailsplit as a message of its own,
+  // and mailparser writes its From, Subject, Date and To into the text: mailparser's. Otherwise it
+  // is an attachment like any other part, its bytes as written.
+  if (contentType === 'message/rfc822' && node.disposition === 'inline' && IDENTITY_ENCODINGS.has(node.encoding || '')) return null;
   const inline = TEXT_TYPES.has(contentType) && (node.disposition === false || node.disposition === 'inline');
-  if (inline) return textLeaf(node, contentType, body);
+  if (inline) return textLeaf(node, contentType as TextType, body);
   if (contentType === 'application/ms-tnef' || !ATTACHMENT_ENCODINGS.has(node.encoding || '')) return null;
   const content = decodeTransfer(body, node.encoding);
   // mailparser names an application/octet-stream by its filename's extension, when it has one.
@@ -57,9 +63,8 @@ export function readLeaf(node: MimeNode, body: Buffer, isRoot: boolean): TextLea
   return { kind: 'attachment', attachment: { content, contentType: type, ...(node.filename ? { filename: node.filename } : {}) } };
 }
 
-/** An inline text part as mailparser's text: null unless text/plain or text/html of an ordinary charset. */
-function textLeaf(node: MimeNode, contentType: string, body: Buffer): TextLeaf | null {
-  if (contentType !== 'text/plain' && contentType !== 'text/html') return null;
+/** An inline text part as mailparser's text: null unless of an ordinary charset. */
+function textLeaf(node: MimeNode, contentType: TextType, body: Buffer): TextLeaf | null {
   let bytes = decodeTransfer(body, node.encoding);
   // mailsplit's FlowedDecoder: the whole decoded body unfolded by libmime, as latin1 strings.
   if (node.flowed && bytes.length > 0) bytes = Buffer.from(libmime.decodeFlowed(bytes.toString('binary'), node.delSp), 'binary');
