@@ -39,6 +39,7 @@ import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 const LF = 0x0a;
 const CR = 0x0d;
 const DASH = 0x2d;
+const DASH_DASH = Buffer.from('--');
 /** mailsplit's limit on one header block is 1 MiB counted its way; the fast path stays well below. */
 const MAX_HEADER_COST = 256 * 1024;
 /** mailsplit counts every header line as at least this many bytes (HEADER_LINE_MIN_COST). */
@@ -152,41 +153,52 @@ function attachmentsOf(leaves: readonly PlacedLeaf[]): ParsedAttachment[] {
  * leading CR) or too many parts leaves the message to mailparser. A multipart without its close
  * delimiter is read only when its body runs to the end of the message: mailsplit then ends its
  * last part there, line break and all (`open`); closed by a parent's delimiter, it is mailparser's.
+ *
+ * Only lines holding `--b` can be delimiters, so the body is searched for that, not read line by
+ * line (a 40 KB image is some 500 lines of base64).
  */
 function partsOf(message: Buffer, bodyStart: number, bodyEnd: number, boundary: Buffer): { parts: [number, number][]; open: boolean } | null {
+  // A boundary holding a line break could match across lines: left to mailparser.
+  if (boundary.includes(LF) || boundary.includes(CR)) return null;
+  const marker = Buffer.concat([DASH_DASH, boundary]);
   const parts: [number, number][] = [];
   const atEnd = bodyEnd === message.length;
   let partStart = -1;
-  for (let start = bodyStart; start < bodyEnd; ) {
-    let lineEnd = message.indexOf(LF, start);
+  for (let from = bodyStart; ; ) {
+    const found = message.indexOf(marker, from);
+    if (found < 0 || found >= bodyEnd) break;
+    from = found + 1;
+    const start = isLineStart(message, bodyStart, found) ? found : message[found - 1] === CR && isLineStart(message, bodyStart, found - 1) ? found - 1 : -1;
+    // `--b` inside a line is content.
+    if (start < 0) continue;
+    let lineEnd = message.indexOf(LF, found);
     if (lineEnd < 0 || lineEnd >= bodyEnd) {
-      if (atEnd) {
-        // The message's last line, without a line break: content, unless it might be a delimiter.
-        if (delimiterOf(message, start, bodyEnd, boundary) !== 'none') return null;
-        break;
-      }
+      // The message's last line, without a line break, might be a delimiter: mailparser's.
+      if (atEnd) return null;
       // A nested multipart's body ends before the line break its last line had (it belongs to
       // the parent's delimiter): that line still ends there.
       if (message[bodyEnd] !== CR && message[bodyEnd] !== LF) return null;
       lineEnd = bodyEnd;
     }
-    const next = lineEnd + 1;
     const delimiter = delimiterOf(message, start, lineEnd, boundary);
     if (delimiter === 'other') return null;
-    if (delimiter !== 'none') {
-      if (partStart >= 0) {
-        if (parts.length >= MAX_CHILDREN) return null;
-        parts.push([partStart, start]);
-      } else if (delimiter === 'close') return null;
-      // After the close delimiter comes the epilogue, which mailparser ignores.
-      if (delimiter === 'close') return { parts, open: false };
-      partStart = next;
-    }
-    start = next;
+    if (partStart >= 0) {
+      if (parts.length >= MAX_CHILDREN) return null;
+      parts.push([partStart, start]);
+    } else if (delimiter === 'close') return null;
+    // After the close delimiter comes the epilogue, which mailparser ignores.
+    if (delimiter === 'close') return { parts, open: false };
+    partStart = lineEnd + 1;
+    from = partStart;
   }
   if (!atEnd || partStart < 0 || partStart > bodyEnd || parts.length >= MAX_CHILDREN) return null;
   parts.push([partStart, bodyEnd]);
   return { parts, open: true };
+}
+
+/** Whether `at` starts a line of the body that starts at `bodyStart`. */
+function isLineStart(message: Buffer, bodyStart: number, at: number): boolean {
+  return at === bodyStart || (at > bodyStart && message[at - 1] === LF);
 }
 
 /** What the line [start, lineEnd) (lineEnd: its LF, or the end of a nested body) is to the boundary: a delimiter, no delimiter, or doubtful. */
