@@ -6,6 +6,7 @@
  * libmime) are what mailsplit hands mailparser. A part whose reading is doubtful gives null and
  * the whole message goes to mailparser.
  */
+import { isAscii } from 'node:buffer';
 import type MimeNode from '@zone-eu/mailsplit/lib/mime-node.js';
 import libmime from 'libmime';
 import { decode as decodeCharset, normalizeCharset } from 'libmime/lib/charset.js';
@@ -97,11 +98,16 @@ function decodeBase64(body: Buffer): Buffer {
   return Buffer.concat(text.split('=').map((run) => Buffer.from(run, 'base64')));
 }
 
-/** The text of the part, as mailparser builds it from the decoded bytes; null: left to mailparser. */
+/**
+ * The text of the part, as mailparser builds it from the decoded bytes; null: left to mailparser.
+ * Every charset read here maps the ASCII bytes to themselves, so ASCII text skips the decoder.
+ */
 function decodeText(bytes: Buffer, charset: string): string | null {
+  const utf8 = UTF8_NAMES.has(charset.toLowerCase().replace(/[^a-z0-9]+/g, ''));
+  if (!utf8 && !SINGLE_BYTE.test(normalizeCharset(charset))) return null;
   let text: string;
-  if (UTF8_NAMES.has(charset.toLowerCase().replace(/[^a-z0-9]+/g, ''))) text = bytes.toString();
-  else if (SINGLE_BYTE.test(normalizeCharset(charset))) text = decodeCharset(bytes, charset);
-  else return null;
-  return text.replace(/\r?\n/g, '\n');
+  if (isAscii(bytes)) text = bytes.toString('latin1');
+  else text = utf8 ? bytes.toString() : decodeCharset(bytes, charset);
+  // mailparser's /\r?\n/g → '\n', which changes only CRLF pairs.
+  return text.includes('\r') ? text.replaceAll('\r\n', '\n') : text;
 }
