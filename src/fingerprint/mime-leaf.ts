@@ -20,7 +20,7 @@ const SINGLE_BYTE = /^(?:iso-8859-(?:[1-9]|1[0-5])|windows-125[0-8]|koi8-[ru])$/
 /** Data after padding: libbase64 then decodes the runs between padding one by one. */
 const BASE64_LETTER = /[a-zA-Z0-9+/]/;
 /** mailparser's text types: a delivery report's status is read as text, as text/plain is. */
-const TEXT_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-status']);
+const TEXT_TYPES: ReadonlySet<string> = new Set<TextType>(['text/plain', 'text/html', 'message/delivery-status']);
 type TextType = 'text/plain' | 'text/html' | 'message/delivery-status';
 /** The transfer encodings under which mailsplit reads an inline message/rfc822 as a message of its own. */
 const IDENTITY_ENCODINGS = new Set(['', '7bit', '8bit', 'binary']);
@@ -55,13 +55,16 @@ export function readLeaf(node: MimeNode, body: Buffer, isRoot: boolean): TextLea
   // and mailparser writes its From, Subject, Date and To into the text: mailparser's. Otherwise it
   // is an attachment like any other part, its bytes as written.
   if (contentType === 'message/rfc822' && node.disposition === 'inline' && IDENTITY_ENCODINGS.has(node.encoding || '')) return null;
-  const inline = TEXT_TYPES.has(contentType) && (node.disposition === false || node.disposition === 'inline');
-  if (inline) return textLeaf(node, contentType as TextType, body);
+  if (isTextType(contentType) && (node.disposition === false || node.disposition === 'inline')) return textLeaf(node, contentType, body);
   if (contentType === 'application/ms-tnef' || !ATTACHMENT_ENCODINGS.has(node.encoding || '')) return null;
   const content = decodeTransfer(body, node.encoding);
   // mailparser names an application/octet-stream by its filename's extension, when it has one.
   const type = contentType === 'application/octet-stream' && node.filename ? libmime.detectMimeType(node.filename) || contentType : contentType;
   return { kind: 'attachment', attachment: { content, contentType: type, ...(node.filename ? { filename: node.filename } : {}) } };
+}
+
+function isTextType(contentType: string): contentType is TextType {
+  return TEXT_TYPES.has(contentType);
 }
 
 /** An inline text part as mailparser's text: null unless of an ordinary charset. */
