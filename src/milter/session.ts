@@ -62,9 +62,12 @@ export class MilterSession {
     // Replies are small and the MTA waits for each: no Nagle delay on them.
     socket.setNoDelay(true);
     socket.setTimeout(context.config().socketTimeoutMs, () => this.#fail(new MilterProtocolError(`no packet for ${context.config().socketTimeoutMs} ms (NIMBUS_SOCKET_TIMEOUT_MS): connection stalled`)));
-    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    // Bound methods, not arrows: an arrow made per connection is a new closure per message, and
+    // V8 drops a closure's optimised code with the closure at each full GC, so the handlers were
+    // compiled again and again in steady state (--trace-opt); a method's code lives as long as the class.
+    socket.on('data', this.#receive.bind(this));
     socket.on('error', (error) => this.#log.debug({ event: 'milter.connection_error', err: error }, 'milter connection error'));
-    socket.on('close', () => this.#onClose());
+    socket.on('close', this.#onClose.bind(this));
   }
 
   /** Whether a message is between MAIL and its end (a graceful stop waits for it). */
@@ -164,9 +167,9 @@ export class MilterSession {
         this.#current(command).addHeader(decodeHeader(data));
         break;
       case COMMANDS.EOH:
-        return this.#current(command).endHeaders().then(() => this.#continueUnlessReplyless(command));
+        return this.#continueAfter(this.#current(command).endHeaders(), command);
       case COMMANDS.BODY:
-        return this.#current(command).addBody(data).then(() => this.#continueUnlessReplyless(command));
+        return this.#continueAfter(this.#current(command).addBody(data), command);
       case COMMANDS.BODYEOB: {
         const message = this.#current(command);
         this.#message = null;
@@ -208,6 +211,12 @@ export class MilterSession {
       this.#dropMessageMacros();
       this.#notifyIdle();
     }
+  }
+
+  /** A method rather than a `.then` arrow per packet: see the constructor about closures. */
+  async #continueAfter(step: Promise<void>, command: string): Promise<void> {
+    await step;
+    this.#continueUnlessReplyless(command);
   }
 
   #continueUnlessReplyless(command: string): void {
@@ -270,6 +279,11 @@ export class MilterSession {
     }
     this.#closed = true;
     // Work still running finishes (its replies go nowhere); its message is disposed there.
-    void this.#work.then(() => this.#dropMessage());
+    void this.#dropMessageAfterWork();
+  }
+
+  async #dropMessageAfterWork(): Promise<void> {
+    await this.#work;
+    this.#dropMessage();
   }
 }
