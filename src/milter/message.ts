@@ -33,6 +33,8 @@ export class MilterMessage {
   readonly leadingSpace: boolean;
   #spool: MessageSpool;
   #limit: number;
+  /** The kept fields as written in the message (#line), made once in addHeader rather than again at the end of headers. */
+  #headerLines: string[] = [];
   #headerBytes = 0;
   #headersWritten = false;
   /** Bytes the MTA sent (header block as rebuilt, and body), kept or not. */
@@ -60,7 +62,8 @@ export class MilterMessage {
   }
 
   addHeader(field: HeaderField): void {
-    const length = Buffer.byteLength(this.#line(field));
+    const line = this.#line(field);
+    const length = Buffer.byteLength(line);
     this.#headerBytes += length;
     // Fields past the limit are neither kept nor edited: the scan gets what fits.
     if (this.#headerBytes > this.#limit) {
@@ -69,13 +72,16 @@ export class MilterMessage {
       return;
     }
     this.headers.push(field);
+    this.#headerLines.push(line);
   }
 
   /** End of headers (also called before the first body chunk or the end, should EOH not come). */
   async endHeaders(): Promise<void> {
     if (this.#headersWritten) return;
     this.#headersWritten = true;
-    await this.#write(Buffer.from(`${this.headers.map((field) => this.#line(field)).join('')}\r\n`, 'utf8'));
+    this.#headerLines.push('\r\n');
+    await this.#write(Buffer.from(this.#headerLines.join(''), 'utf8'));
+    this.#headerLines = [];
   }
 
   /** The field as it is in the message: the MTA sends folds as bare `\n`, the message has CRLF. */

@@ -20,6 +20,8 @@ const MAX_QUEUED_PACKETS = 64;
 /** Stages whose macros last as long as the SMTP session, and those of one message. */
 const CONNECTION_STAGES: readonly string[] = [COMMANDS.CONNECT, COMMANDS.HELO];
 const MESSAGE_STAGES: readonly string[] = [COMMANDS.MAIL, COMMANDS.RCPT, COMMANDS.DATA, COMMANDS.HEADER, COMMANDS.EOH, COMMANDS.BODY, COMMANDS.BODYEOB];
+/** Every stage, earliest first: a later stage's macro wins over an earlier one's. */
+const ALL_STAGES: readonly string[] = [...CONNECTION_STAGES, ...MESSAGE_STAGES];
 
 /** The reply-less flag of each step: without it granted, the MTA waits for SMFIR_CONTINUE. */
 const NO_REPLY: Readonly<Record<string, number>> = Object.freeze({
@@ -232,7 +234,7 @@ export class MilterSession {
   /** Every macro known now, a later stage's value winning over an earlier one's. */
   #allMacros(): Map<string, string> {
     const all = new Map<string, string>();
-    for (const stage of [...CONNECTION_STAGES, ...MESSAGE_STAGES]) for (const [name, value] of this.#macros.get(stage) ?? []) all.set(name, value);
+    for (const stage of ALL_STAGES) for (const [name, value] of this.#macros.get(stage) ?? []) all.set(name, value);
     return all;
   }
 
@@ -240,9 +242,13 @@ export class MilterSession {
     for (const stage of MESSAGE_STAGES) this.#macros.delete(stage);
   }
 
+  /** One macro, as #allMacros would give it, without building that map (CONNECT asks for two). */
   #macro(name: string): string | null {
-    const value = this.#allMacros().get(name);
-    return value === undefined || value === '' ? null : value;
+    for (let i = ALL_STAGES.length - 1; i >= 0; i--) {
+      const value = this.#macros.get(ALL_STAGES[i]!)?.get(name);
+      if (value !== undefined) return value === '' ? null : value;
+    }
+    return null;
   }
 
   #send(packet: Buffer): void {
