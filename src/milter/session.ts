@@ -154,7 +154,8 @@ export class MilterSession {
         break;
       }
       case COMMANDS.HELO:
-        this.#client = { ...this.#client, helo: decodeAddress(data, 'HELO packet').raw.trim() || 'unknown' };
+        // Written out, not `{ ...this.#client, helo }`: node 20's V8 builds a spread several times slower.
+        this.#client = { ip: this.#client.ip, name: this.#client.name, helo: decodeAddress(data, 'HELO packet').raw.trim() || 'unknown', trusted: this.#client.trusted };
         break;
       case COMMANDS.MAIL:
         this.#dropMessage();
