@@ -118,15 +118,9 @@ function readNode(message: Buffer, node: MimeNode, bodyStart: number, bodyEnd: n
  * an empty part adds nothing.
  */
 function textOf(leaves: readonly PlacedLeaf[], isRootLeaf: boolean): Pick<ParsedMessage, 'text' | 'html'> {
-  // Loops rather than flatMap/some arrows: arrows made per call are new closures each message,
-  // whose optimised code V8 drops at each full GC and compiles again (--trace-opt, milter).
-  let hasText = false;
-  let hasHtml = false;
-  for (const { leaf } of leaves) {
-    if (leaf.kind !== 'text') continue;
-    if (leaf.type === 'text/plain') hasText = true;
-    else if (leaf.type === 'text/html') hasHtml = true;
-  }
+  const texts = leaves.flatMap(({ leaf }) => (leaf.kind === 'text' ? [leaf] : []));
+  const hasText = texts.some((leaf) => leaf.type === 'text/plain');
+  const hasHtml = texts.some((leaf) => leaf.type === 'text/html');
   const text: string[] = [];
   const html: string[] = [];
   for (const { leaf, underAlternative } of leaves) {
@@ -143,9 +137,7 @@ function textOf(leaves: readonly PlacedLeaf[], isRootLeaf: boolean): Pick<Parsed
 }
 
 function attachmentsOf(leaves: readonly PlacedLeaf[]): ParsedAttachment[] {
-  const attachments: ParsedAttachment[] = [];
-  for (const { leaf } of leaves) if (leaf.kind === 'attachment') attachments.push(leaf.attachment);
-  return attachments;
+  return leaves.flatMap(({ leaf }) => (leaf.kind === 'attachment' ? [leaf.attachment] : []));
 }
 
 /**
