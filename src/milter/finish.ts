@@ -109,10 +109,16 @@ export async function finishMessage(context: MilterContext, message: MilterMessa
         log.error({ event: 'milter.observer_failed', queueId, err: error }, 'statistics observer failed');
       }
     }
-    log.info(
-      { ...base, outcome: scan.outcome, verdict: scan.verdict, score: scan.score, action: decision.action, trapHits: scan.trapHits.length, quarantineId, reply: decision.reply, ms: Date.now() - message.started },
-      'message processed',
-    );
+    // Written out rather than `{ ...base, … }` (the same fields, in the same order): node 20's V8
+    // builds such a spread several times slower than a literal (a throwaway microbenchmark), and
+    // this line alone was ~0.8% of the milter's CPU (CPU profile, text mix). The type makes a field added to
+    // `base` fail to compile until it is written here too. The rare lines above keep the spread.
+    const line: typeof base & Record<string, unknown> = {
+      event: base.event, queueId: base.queueId, clientIp: base.clientIp, helo: base.helo, from: base.from, rcptCount: base.rcptCount, size: base.size,
+      truncated: base.truncated, spooled: base.spooled, exactHeaders: base.exactHeaders, daemon: base.daemon, authenticated: base.authenticated,
+      outcome: scan.outcome, verdict: scan.verdict, score: scan.score, action: decision.action, trapHits: scan.trapHits.length, quarantineId, reply: decision.reply, ms: Date.now() - message.started,
+    };
+    log.info(line, 'message processed');
     return [...decision.modifications, decision.final];
   } catch (error) {
     return failed('internal', error);

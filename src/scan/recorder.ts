@@ -108,7 +108,9 @@ function historyEntry(message: ProcessedMessage, seen: readonly Fingerprint[]): 
       const result = looked.get(fingerprint.text);
       return {
         text: fingerprint.text,
-        ...(fingerprint.label !== undefined ? { label: fingerprint.label } : {}),
+        // Always the key (undefined when none: JSON leaves it out, as the conditional spread did), so
+        // every entry has one shape, and no spread V8 builds slowly, once per fingerprint.
+        label: fingerprint.label,
         verdict: result?.verdict ?? 'unknown',
         reputation: result?.reputation ?? 0,
         weight: result?.weight ?? 0,
