@@ -106,15 +106,16 @@ function historyEntry(message: ProcessedMessage, seen: readonly Fingerprint[]): 
     tests: scan.tests,
     fingerprints: [...new Map(seen.map((fingerprint) => [fingerprint.text, fingerprint])).values()].map((fingerprint) => {
       const result = looked.get(fingerprint.text);
-      return {
-        text: fingerprint.text,
-        ...(fingerprint.label !== undefined ? { label: fingerprint.label } : {}),
-        verdict: result?.verdict ?? 'unknown',
-        reputation: result?.reputation ?? 0,
-        weight: result?.weight ?? 0,
-        contribution: result?.contribution ?? 0,
-        complete: result?.complete ?? false,
-      };
+      const { text, label } = fingerprint;
+      const verdict = result?.verdict ?? 'unknown';
+      const reputation = result?.reputation ?? 0;
+      const weight = result?.weight ?? 0;
+      const contribution = result?.contribution ?? 0;
+      const complete = result?.complete ?? false;
+      // Two literals rather than a spread for the label: a spread before further keys defines
+      // each of them through V8's runtime (~0.8% of a milter's CPU on the 5 KB mix, perf), 23
+      // times a message. Same keys in the same order, so the same JSON.
+      return label === undefined ? { text, verdict, reputation, weight, contribution, complete } : { text, label, verdict, reputation, weight, contribution, complete };
     }),
     subject: message.subject,
   };
