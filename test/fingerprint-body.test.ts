@@ -109,3 +109,18 @@ test('body fingerprints of a text are the same as the ones stores already hold (
     '3c2951a6949b6741e040eafedbf9ac0d3eb7cba5fba5b3cf7087b55fa5ac6459298184d6e6bb7e36972c2fdae677c2c47d1fb2c24c8772c6eec1283dda88f778be0ad8697b151e5472f9903f365572fab875ed2b44045e979f3c8eefd01e2574b68b903435f6a2d4b8ec58c7076b58144273b8bc71f45064cf65a75844ca03be',
   );
 });
+
+test('a body hash is filed under one key per band of two 4-digit positions, as stores already hold it, whatever the case or shape of the value', (t) => {
+  const value = Array.from({ length: 64 }, (_, i) => ((i * 7919 + 13) & 0xffff).toString(16).padStart(4, '0')).join('');
+  const mixed = value.slice(0, 128).toUpperCase() + value.slice(128);
+  for (const v of [value, mixed]) {
+    const positions = v.match(/[0-9a-f]{4}/gi)!;
+    const expected = Array.from({ length: 32 }, (_, band) => `${band}:${positions[2 * band]}${positions[2 * band + 1]}`);
+    t.deepEqual(body.storeKeys(v), expected);
+    t.deepEqual(body.probeKeys(v), expected);
+  }
+  t.is(body.storeKeys(value)[0], `0:${value.slice(0, 8)}`);
+  // Not a well-formed hash (a separator, too short): its 4-digit groups, wherever they are.
+  t.deepEqual(body.storeKeys('abcd-1234ef01x5678'), ['0:abcd1234', '1:ef015678']);
+  t.deepEqual(body.storeKeys('abcd12'), ['0:abcd']);
+});

@@ -2,7 +2,7 @@
  * The in-memory near-neighbour index of `image:phash256` (what both reputation stores probe)
  * answers exactly what the near rule says, compared with checking every stored hash.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { fuzzySchemeFor, hammingLayout } from '../src/fingerprint/fuzzy.js';
 
 const scheme = fuzzySchemeFor('image', 'phash256')!;
@@ -32,12 +32,15 @@ function flip(hex: string, count: number, from: number, to: number, next: () => 
   return digits.join('');
 }
 
-test('the image index returns exactly the stored hashes within 20 DCT and 32 gradient bits, most similar first', (t) => {
-  const next = random(42);
+/**
+ * Stores `size` hashes (clusters of look-alikes around the threshold, plus unrelated hashes) and
+ * checks 1000 probes against every stored hash; returns how many probes had a neighbour.
+ */
+function checkAgainstEveryHash(t: ExecutionContext, size: number, seed: number): number {
+  const next = random(seed);
   const index = scheme.newIndex!();
   const stored: string[] = [];
-  // Clusters of look-alikes around the threshold, plus unrelated hashes.
-  for (let i = 0; i < 3000; i++) {
+  for (let i = 0; i < size; i++) {
     const value =
       i % 3 === 0 || stored.length === 0
         ? Array.from({ length: 8 }, () => hex8(next())).join('')
@@ -57,7 +60,20 @@ test('the image index returns exactly the stored hashes within 20 DCT and 32 gra
     if (got.length > 0) nonEmpty++;
     t.deepEqual(got, expected);
   }
+  return nonEmpty;
+}
+
+test('the image index returns exactly the stored hashes within 20 DCT and 32 gradient bits, most similar first', (t) => {
+  // 3,000 hashes: more than the ~1,240 buckets a probe reads, so the index probes its buckets.
+  const nonEmpty = checkAgainstEveryHash(t, 3000, 42);
   t.true(nonEmpty > 200, `probes with a neighbour: ${nonEmpty}`);
+});
+
+test('a small image index, read row by row instead of by bucket, returns exactly the same hashes in the same order', (t) => {
+  for (const [size, seed] of [[1, 3], [40, 5], [1000, 11]] as const) {
+    const nonEmpty = checkAgainstEveryHash(t, size, seed);
+    t.true(nonEmpty > (size === 1 ? 0 : 100), `${size} stored, probes with a neighbour: ${nonEmpty}`);
+  }
 });
 
 test('the image index finds a hash at exactly 20 DCT and 32 gradient bits, and not one bit further in either half', (t) => {

@@ -4,7 +4,9 @@ import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
 import { openStatistics } from '../src/stats/index.js';
 import { StatsStore } from '../src/stats/store.js';
-import { recordId } from '../src/stats/store-row.js';
+import { recordId, toStatsRow } from '../src/stats/store-row.js';
+import type { LocalRecord, StatsInput } from '../src/stats/types.js';
+import type { Fingerprint } from '../src/fingerprint/types.js';
 import { runNimbus } from './helpers/nimbus.js';
 import { sampleInput, statsConfig, tempDataDir } from './helpers/stats-records.js';
 
@@ -210,4 +212,31 @@ test('the uploaded copy of a record keeps the fields the uploader reads, with th
   });
   t.deepEqual([local.time, local.verdict, local.score], [time.getTime(), 'spam', 12], 'the local row keeps the verdict the gateway decided');
   t.deepEqual(JSON.parse(local.fingerprints), input.fingerprints.map((f) => (f.label === undefined ? { text: f.text } : { text: f.text, label: f.label })));
+});
+
+test('the rows of a record hold, byte for byte, the JSON of the record objects the store has always written', (t) => {
+  const odd: Fingerprint = { kind: 'url', algorithm: 'domain', value: 'xn--bcher-kva.example', text: 'url:domain:xn--bcher-kva.example', label: 'bücher "quoted" \\ \u2028 \ud800 line\nbreak' };
+  const body: Fingerprint = { kind: 'body', algorithm: 'minhash64', value: 'ab12'.repeat(64), text: `body:minhash64:${'ab12'.repeat(64)}` };
+  const inputs: StatsInput[] = [
+    sampleInput(2),
+    sampleInput(3, { shared: { verdict: 'unknown', score: 1.5 }, time: new Date('2026-12-01T10:00:00.000Z') }),
+    sampleInput(4, { fingerprints: [odd, body], score: Number.NaN, urls: [], attachments: [] }),
+    { clientIp: '192.0.2.1', fingerprints: [], verdict: 'unknown', score: Number.POSITIVE_INFINITY, action: 'deliver', size: 0, nextHop: null },
+  ];
+  for (const input of inputs) {
+    const [id, time, , , , , , , , fingerprints, , outbox] = toStatsRow(input, false);
+    t.is(fingerprints, JSON.stringify(input.fingerprints.map((f) => (f.label === undefined ? { text: f.text } : { text: f.text, label: f.label }))));
+    const record: LocalRecord = {
+      id,
+      time,
+      fingerprints: input.fingerprints.map((f) => ({ text: f.text })),
+      verdict: input.shared?.verdict ?? input.verdict,
+      score: input.shared?.score ?? input.score,
+      action: input.action,
+      size: input.size,
+      ...(input.urls ? { urls: [...input.urls] } : {}),
+      ...(input.attachments ? { attachments: input.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })) } : {}),
+    };
+    t.is(outbox, JSON.stringify(record));
+  }
 });

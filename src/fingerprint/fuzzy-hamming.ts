@@ -100,11 +100,15 @@ export class HammingIndex implements NeighbourIndex {
   readonly #ids = new Map<string, number>();
   readonly #items: string[] = [];
   readonly #probe: Int32Array;
+  /** Buckets one probe reads (every chunk's patterns): an index of no more entries is read whole instead. */
+  readonly #probeBuckets: number;
   #rows: Int32Array;
 
   /**
    * `parse` writes a value's words at `out[at…]` (false when the value can only match exactly);
-   * `confirm` returns the similarity of the row whose words start at `at`, or -1 when not near.
+   * `confirm` returns the similarity of the row whose words start at `at`, or -1 when not near,
+   * and never calls near a code further than `layout.maxDistance` in the chunked bits: then the
+   * probed buckets hold every row it accepts, and reading every row answers the same.
    */
   constructor(layout: HammingLayout, words: number, parse: (value: string, out: Int32Array, at: number) => boolean, confirm: (rows: Int32Array, at: number, probe: Int32Array) => number) {
     this.#words = words;
@@ -131,6 +135,7 @@ export class HammingIndex implements NeighbourIndex {
     }
     this.#rows = new Int32Array(1024 * this.#stride);
     this.#probe = new Int32Array(words);
+    this.#probeBuckets = this.#patterns.reduce((sum, patterns) => sum + patterns.length, 0);
   }
 
   get size(): number {
@@ -176,6 +181,15 @@ export class HammingIndex implements NeighbourIndex {
     const stride = this.#stride;
     const rows = this.#rows;
     const confirm = this.#confirm;
+    // A small index (a new gateway's, ~1,240 buckets per image probe) is read row by row: each
+    // bucket read costs about what confirming one row does, and every row is confirmed once.
+    if (this.#items.length <= this.#probeBuckets) {
+      for (let id = 0; id < this.#items.length; id++) {
+        const similarity = confirm(rows, id * stride + chunks, probe);
+        if (similarity >= 0) out.push({ item: this.#items[id]!, similarity });
+      }
+      return out.sort(bySimilarity);
+    }
     for (let c = 0; c < chunks; c++) {
       const patterns = this.#patterns[c]!;
       const heads = this.#heads[c]!;
@@ -192,6 +206,11 @@ export class HammingIndex implements NeighbourIndex {
         }
       }
     }
-    return out.sort((a, b) => b.similarity - a.similarity || (a.item < b.item ? -1 : a.item > b.item ? 1 : 0));
+    return out.sort(bySimilarity);
   }
+}
+
+/** Most similar first, then by item: the same order however the rows were found. */
+function bySimilarity(a: { item: string; similarity: number }, b: { item: string; similarity: number }): number {
+  return b.similarity - a.similarity || (a.item < b.item ? -1 : a.item > b.item ? 1 : 0);
 }

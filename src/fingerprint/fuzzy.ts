@@ -30,6 +30,13 @@ export { hammingLayout, hammingScheme, type HammingLayout } from './fuzzy-hammin
 export function minhashScheme(id: string, count: number, rows: number, minSimilarity: number): FuzzyScheme {
   const positions = (value: string): string[] => value.match(/[0-9a-f]{4}/gi) ?? [];
   const keys = (value: string): string[] => {
+    // A well-formed value's positions are its consecutive 4-digit slices, so a band is one
+    // substring: no regex match into 64 strings and no join per band on every lookup.
+    if (value.length === count * 4 && HEX.test(value)) {
+      const out: string[] = [];
+      for (let band = 0; band * rows < count; band++) out.push(`${band}:${value.slice(band * rows * 4, Math.min(band * rows + rows, count) * 4)}`);
+      return out;
+    }
     const p = positions(value);
     const out: string[] = [];
     for (let band = 0; band * rows < count && band * rows < p.length; band++) out.push(`${band}:${p.slice(band * rows, band * rows + rows).join('')}`);

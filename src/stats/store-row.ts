@@ -6,7 +6,7 @@
  * and the writer thread then rebuilt and serialised the same objects again.
  */
 import { randomUUID } from 'node:crypto';
-import type { LocalRecord, StatsInput } from './types.js';
+import type { StatsInput } from './types.js';
 
 /** The values of one record's `stats` and `outbox` rows, in the order store.ts binds them. */
 export type StatsRow = readonly [
@@ -40,27 +40,26 @@ export function recordId(time: number): string {
   return `${stamp.slice(0, 8)}-${stamp.slice(8)}-7${random.slice(15)}`;
 }
 
-/** The rows of one record. Same JSON as the store has always written, field for field. */
+/**
+ * The rows of one record. Same JSON as the store has always written, byte for byte (as
+ * JSON.stringify wrote it from objects; test/stats-store.test.ts compares the two): written as
+ * text here, so each fingerprint's text is quoted once for both rows and no object is built per
+ * fingerprint twice (16 → 7 µs per 5 KB message, micro-benchmark).
+ */
 export function toStatsRow(input: StatsInput, gatheredOff: boolean, now = Date.now()): StatsRow {
   const time = input.time?.getTime() ?? now;
   const id = recordId(time);
-  const labelled = input.fingerprints.map((f) => (f.label === undefined ? { text: f.text } : { text: f.text, label: f.label }));
-  const extras = {
-    ...(input.urls ? { urls: [...input.urls] } : {}),
-    ...(input.attachments ? { attachments: input.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })) } : {}),
-  };
+  const { labelled, plain } = fingerprintsJson(input.fingerprints);
   // The outbox copy has no labels: a label can be the IP in the clear or a file name; and it
   // has the verdict and score without the public DNS lists' points (a listing stays here).
-  const outbox: LocalRecord = {
-    id,
-    time,
-    fingerprints: input.fingerprints.map((f) => ({ text: f.text })),
-    verdict: input.shared?.verdict ?? input.verdict,
-    score: input.shared?.score ?? input.score,
-    action: input.action,
-    size: input.size,
-    ...extras,
-  };
+  // Keys in LocalRecord's order; every value is a string or a number, so none is left out.
+  let outbox =
+    `{"id":${JSON.stringify(id)},"time":${JSON.stringify(time)},"fingerprints":${plain},` +
+    `"verdict":${JSON.stringify(input.shared?.verdict ?? input.verdict)},"score":${JSON.stringify(input.shared?.score ?? input.score)},` +
+    `"action":${JSON.stringify(input.action)},"size":${JSON.stringify(input.size)}`;
+  if (input.urls) outbox += `,"urls":${JSON.stringify([...input.urls])}`;
+  if (input.attachments) outbox += `,"attachments":${JSON.stringify(input.attachments.map((a) => ({ sha256: a.sha256, type: a.type, size: a.size })))}`;
+  outbox += '}';
   return [
     id,
     time,
@@ -71,8 +70,21 @@ export function toStatsRow(input: StatsInput, gatheredOff: boolean, now = Date.n
     input.action,
     input.size,
     input.nextHop ? JSON.stringify(input.nextHop) : null,
-    JSON.stringify(labelled),
+    labelled,
     gatheredOff ? 1 : 0,
-    JSON.stringify(outbox),
+    outbox,
   ];
+}
+
+/** `[{"text":…,"label":…}…]` (the label only when there is one) and `[{"text":…}…]`. */
+function fingerprintsJson(fingerprints: StatsInput['fingerprints']): { labelled: string; plain: string } {
+  let labelled = '[';
+  let plain = '[';
+  for (let i = 0; i < fingerprints.length; i++) {
+    const { text, label } = fingerprints[i]!;
+    const opened = `${i === 0 ? '' : ','}{"text":${JSON.stringify(text)}`;
+    labelled += label === undefined ? `${opened}}` : `${opened},"label":${JSON.stringify(label)}}`;
+    plain += `${opened}}`;
+  }
+  return { labelled: `${labelled}]`, plain: `${plain}]` };
 }

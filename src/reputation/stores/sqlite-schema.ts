@@ -102,6 +102,9 @@ export const toPair = (r: PairRow): PairState => ({ sensor: r[0], spam: r[1], we
 export const toReporterPair = (r: ReporterPairRow): ReporterPair => ({ id: r[0], pair: { sensor: r[1], spam: r[2], weak: r[3], ham: r[4], ts: r[5] } });
 export const toRecord = (r: FpPairsRow): FpRecord => ({ state: toState(r as unknown as FpRow), pairs: r[12], spilled: r[13] });
 
+/** `fuzzy_log` rows read per query when an engine replays the log. */
+export const LOG_PAGE = 10_000;
+
 /** The engine's statements, prepared once per connection. */
 export function prepareStatements(db: Database.Database) {
   return {
@@ -146,8 +149,10 @@ export function prepareStatements(db: Database.Database) {
     putIndex: db.prepare('INSERT OR IGNORE INTO fuzzy (k, item) VALUES (?, ?)'),
     probe: db.prepare<[string], { item: string }>('SELECT DISTINCT item FROM fuzzy WHERE k IN (SELECT value FROM json_each(?))'),
     putLog: db.prepare('INSERT INTO fuzzy_log (item) VALUES (?)'),
-    // Pages of .all(): a whole page per call is cheaper than a native call per row (iterate).
-    readLog: db.prepare<[number, number], [number, string]>('SELECT seq, item FROM fuzzy_log WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
+    // Pages of .all(): a whole page per call is cheaper than a native call per row (iterate). The
+    // page size is written into the SQL: with `LIMIT ?` SQLite prepared the statement again on
+    // every call (7 µs a call instead of 3; micro-benchmark, SQLite 3.53), once per fuzzy lookup.
+    readLog: db.prepare<[number], [number, string]>(`SELECT seq, item FROM fuzzy_log WHERE seq > ? ORDER BY seq LIMIT ${LOG_PAGE}`).raw(),
     setAdmin: db.prepare('UPDATE fp SET admin = ?, admin_reason = ? WHERE item = ?'),
     clearAdmin: db.prepare('UPDATE fp SET admin = NULL, admin_reason = NULL WHERE item = ? AND admin IS NOT NULL'),
     // Marks are batchMark(key, batch id); marks written before they named the key hold the

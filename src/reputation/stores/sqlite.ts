@@ -25,12 +25,9 @@ import { BATCH_TTL_MS, VOICES_TO_CONVICT, emptyState, freshVoices, judge, voiceC
 import { useWal } from '../../sqlite-wal.js';
 import { AuditTrail } from './sqlite-audit.js';
 import { SqliteKeyStore } from './sqlite-keys.js';
-import { migrate, prepareStatements, toPair, toRecord, toReporterPair, toState, type Statements } from './sqlite-schema.js';
+import { LOG_PAGE, migrate, prepareStatements, toPair, toRecord, toReporterPair, toState, type Statements } from './sqlite-schema.js';
 import { applyObservation, inlinePairs, withdrawFromRecord } from './sqlite-rows.js';
 import { WriteBehind, type WriteBehindHooks } from './sqlite-write-behind.js';
-
-/** `fuzzy_log` rows read per query when an engine replays the log. */
-const LOG_PAGE = 10_000;
 
 /** Size the WAL file is truncated back to after a checkpoint restarts it. */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -171,7 +168,7 @@ export class SqliteStore implements ReputationEngine {
     // Items logged since the last lookup, by this process or another one on the same file
     // (one indexed range read, empty almost always; the whole log on the first lookup).
     for (;;) {
-      const rows = this.#s.readLog.all(this.#logSeq, LOG_PAGE);
+      const rows = this.#s.readLog.all(this.#logSeq);
       for (const [seq, logged] of rows) {
         this.#memory.add(logged);
         this.#logSeq = seq;
