@@ -1,6 +1,6 @@
 import test from 'ava';
 import { fuzzySchemeFor, hammingScheme } from '../src/fingerprint/fuzzy.js';
-import { htmlToText, minhash, normalisedWords } from '../src/fingerprint/text.js';
+import { bodyMinhash, htmlToText, minhash, normalisedWords } from '../src/fingerprint/text.js';
 import { fingerprintMessage } from '../src/fingerprint/index.js';
 import { message, prose } from '../fixtures/fingerprint/factory.js';
 
@@ -27,6 +27,36 @@ test('texts under ten words give no body fingerprint', async (t) => {
   const result = await fingerprintMessage(message({ parts: [{ type: 'text/plain', content: 'hi there', encoding: '7bit' }] }), {});
   t.false(result.fingerprints.some((f) => f.kind === 'body'));
   t.true(result.skips.some((s) => s.reason === 'body-too-short'));
+});
+
+test('the body hash of a fixed text is the value stores and peers already hold', (t) => {
+  // Computed before bodyMinhash existed: the fast path must not change a single position.
+  const ascii = `Dear CUSTOMER, ${prose(60, 7)} write to sales@shop.example or see https://shop.example/x?a=1 and www.Shop.example today; a b c I O U. ${prose(40, 8)}`;
+  const other = `Chère cliente, ${prose(60, 9)} — Ärger über ÖFFNUNGSZEITEN, ﬁne ligatures, İstanbul ${prose(30, 10)}`;
+  const asciiHash = '94361854f9c0fdf4367d0370227dc47c3f851d5a33df928979ca0e4ac887b3dc66229e2d29ec590e7686b382d52be97aa9775a7382bbccdae2d19ea875c919dc97a9b0be19b1adaef2ddb757642f8f21e1abd94f939e19a021a2477247d1928fb874640c91e2459d890723fd63bf371fda5ecd68729c4222e43b8943304d6fd9';
+  const otherHash = 'c4951941d9534186f6f1bc293dbf90f633b586782ef45b4e034c56d2792f681cf23b433b13728cf76ba4eac24f8d68ab7532caa3f59789c68a05a85baca120ba396686001f66b0461d477907805d1986afdba1f9e58fa8f04da7306b162f9d3aa853b3e5ca285826a2787b075cbcabe51316e97000e09af2455bd925872636ed';
+  t.is(hash(ascii), asciiHash);
+  t.is(bodyMinhash(ascii), asciiHash);
+  t.is(hash(other), otherHash);
+  t.is(bodyMinhash(other), otherHash);
+});
+
+test('bodyMinhash gives what minhash gives of the normalised words, for ASCII text and any other', (t) => {
+  // One-letter runs, case, links, addresses, digits and separators: where a hand-written scan could drift.
+  const pieces = ['ab', 'Cd', 'EFG', 'x', 'I', ' ', ' ', '\t', '\n', '@', '.', '-', '7', '_', 'http://', 'WWW.', 'https://h.example/p', '`', 'é', '\u00a0', 'ﬁ'];
+  let state = 42;
+  const next = (n: number): number => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state % n;
+  };
+  let compared = 0;
+  for (let trial = 0; trial < 3000; trial++) {
+    const text = Array.from({ length: 20 + next(200) }, () => pieces[next(trial % 2 === 0 ? 16 : pieces.length)]).join('');
+    const expected = minhash(normalisedWords(text));
+    if (expected !== null) compared++;
+    t.is(bodyMinhash(text), expected, JSON.stringify(text));
+  }
+  t.true(compared > 1000);
 });
 
 test('the visible text of HTML excludes scripts, styles and comments and decodes entities', (t) => {

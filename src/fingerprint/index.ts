@@ -12,7 +12,7 @@ import { handoffFromReceived, type SiteKnowledge } from './received.js';
 import { DEFAULT_LIMITS, MIN_ATTACHMENT_BYTES, type FingerprintLimits } from './limits.js';
 import { isListLink, mailingListOf, splitListFooter } from './mailing-list.js';
 import { parseMessage, rawHeaderValues, unparsedHeaderValues, type ParsedMessage } from './parsed-message.js';
-import { htmlToText, minhash, normalisedWords } from './text.js';
+import { bodyMinhash, htmlToText } from './text.js';
 import { makeFingerprint, type Fingerprint } from './types.js';
 import { extractUrls, urlFingerprints } from './url.js';
 
@@ -130,7 +130,7 @@ export async function fingerprintMessage(raw: Buffer, context: FingerprintContex
   }
   // The text the reader sees, list footer left out, as the body hash sees it.
   const tokens = context.tokens === true ? messageTokens(visible, parsed ? parsed.subject : (unparsedHeaderValues(message, 'subject')[0] ?? '')) : [];
-  const body = minhash(normalisedWords(visible));
+  const body = bodyMinhash(visible);
   if (body === null) skips.push({ reason: 'body-too-short' });
   else fingerprints.push(makeFingerprint('body', 'minhash64', body));
 

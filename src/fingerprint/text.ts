@@ -35,15 +35,24 @@ function decodeEntity(whole: string, name: string): string {
   return ENTITIES[name.toLowerCase()] ?? whole;
 }
 
+/** Links and addresses are left out of the words: what `normalisedWords` drops before splitting. */
+const LINK = /\b(?:https?:\/\/|www\.)\S+/g;
+
 /** Lower-case words of letters only: digits, links, addresses and punctuation carry no identity here. */
 export function normalisedWords(text: string): string[] {
-  const cleaned = withoutAddresses(
-    text
-      .normalize('NFKC')
-      .toLowerCase()
-      .replace(/\b(?:https?:\/\/|www\.)\S+/g, ' '),
-  );
+  const cleaned = withoutAddresses(text.normalize('NFKC').toLowerCase().replace(LINK, ' '));
   return ASCII_ONLY.test(cleaned) ? asciiWords(cleaned) : unicodeWords(cleaned);
+}
+
+/**
+ * `minhash(normalisedWords(text))`, the `body:minhash64` of a visible text. ASCII text (NFKC
+ * leaves it as it is) has its shingles hashed straight from the characters (asciiShingleHashes),
+ * with no word strings; other text goes through the word list.
+ */
+export function bodyMinhash(text: string): string | null {
+  if (!ASCII_ONLY.test(text)) return minhash(normalisedWords(text));
+  const hashes = asciiShingleHashes(withoutAddresses(text.toLowerCase().replace(LINK, ' ')));
+  return hashes === null ? null : minimums(distinct(hashes));
 }
 
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
@@ -96,6 +105,51 @@ function asciiWords(text: string): string[] {
   return words;
 }
 
+/**
+ * The shingle hashes of asciiWords(text), in order (null under MIN_WORDS words), in one pass over
+ * the characters: a word's characters are fed at once to the three shingles it belongs to (as
+ * their first, second and third word), so no word string is made, each character is read once,
+ * and the three independent multiply chains overlap in the CPU where shingleHash, word by word,
+ * waits on each multiply. The same hashes as shingleHash over the word list.
+ */
+function asciiShingleHashes(text: string): Int32Array | null {
+  // A word is 2 letters or more and a separator: at most a third of the characters, plus one.
+  const hashes = new Int32Array(Math.floor(text.length / 3) + 1);
+  let words = 0;
+  // The shingles that began at the word before (first: after its first word) and at the one before that.
+  let first = 0;
+  let second = 0;
+  let start = -1;
+  let h1 = 0;
+  let h2 = 0;
+  let h3 = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 0;
+    const letter = c | 0x20;
+    if (letter >= 0x61 && letter <= 0x7a) {
+      if (start < 0) {
+        start = i;
+        h1 = FNV_OFFSET;
+        h2 = Math.imul(first ^ SPACE, FNV_PRIME);
+        h3 = Math.imul(second ^ SPACE, FNV_PRIME);
+      }
+      h1 = Math.imul(h1 ^ c, FNV_PRIME);
+      h2 = Math.imul(h2 ^ c, FNV_PRIME);
+      h3 = Math.imul(h3 ^ c, FNV_PRIME);
+    } else if (start >= 0) {
+      // A one-letter run is no word: the shingles under way go on as they were.
+      if (i - start >= 2) {
+        if (words >= SHINGLE_WORDS - 1) hashes[words - (SHINGLE_WORDS - 1)] = h3;
+        words++;
+        first = h1;
+        second = h2;
+      }
+      start = -1;
+    }
+  }
+  return words < MIN_WORDS ? null : hashes.subarray(0, words - SHINGLE_WORDS + 1);
+}
+
 function unicodeWords(text: string): string[] {
   const words: string[] = [];
   for (const match of text.matchAll(/\p{L}+/gu)) if (match[0].length >= 2) words.push(match[0]);
@@ -138,7 +192,11 @@ const SIGN = -0x80000000;
 /** Hex minhash (4 hex digits per position) of a word list, or null when it is too short. */
 export function minhash(words: readonly string[]): string | null {
   if (words.length < MIN_WORDS) return null;
-  const shingles = distinctShingles(words);
+  return minimums(distinctShingles(words));
+}
+
+/** The hex minhash of distinct shingle hashes. */
+function minimums(shingles: Int32Array): string {
   // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic over a typed array
   // of the distinct shingles (iterating a Set per shingle cost a third of minhash on a 5 KB
   // text), four positions per pass: their four independent chains keep the CPU's multipliers
@@ -192,6 +250,11 @@ function distinctShingles(words: readonly string[]): Int32Array {
   const count = words.length - SHINGLE_WORDS + 1;
   const hashes = new Int32Array(Math.max(count, 0));
   for (let i = 0; i < count; i++) hashes[i] = shingleHash(words, i) | 0;
+  return distinct(hashes);
+}
+
+/** The hashes each once, sorted in place. */
+function distinct(hashes: Int32Array): Int32Array {
   hashes.sort();
   let distinct = 0;
   for (let i = 0; i < hashes.length; i++) if (i === 0 || hashes[i] !== hashes[i - 1]) hashes[distinct++] = hashes[i]!;
