@@ -16,7 +16,8 @@ export function normaliseUrl(candidate: string): string | null {
   if (!/^https?:\/\//i.test(text)) return null;
   try {
     const url = new URL(text);
-    url.hash = '';
+    // Only a '#' makes a fragment; the setter re-parses the whole URL, so it is skipped without one.
+    if (text.includes('#')) url.hash = '';
     return url.hostname ? url.href : null;
   } catch {
     return null;
