@@ -274,7 +274,7 @@ function position(minimum: number): string {
   return (minimum & 0xffff).toString(16).padStart(4, '0');
 }
 
-/** The shingles' hashes, each once (as int32; a minimum does not depend on the order). */
+/** The shingles' hashes, each once (as int32). */
 function distinctShingles(words: readonly string[]): Int32Array {
   const count = words.length - SHINGLE_WORDS + 1;
   const hashes = new Int32Array(Math.max(count, 0));
@@ -282,10 +282,38 @@ function distinctShingles(words: readonly string[]): Int32Array {
   return distinct(hashes);
 }
 
-/** The hashes each once, sorted in place. */
+/**
+ * The hashes each once, in no particular order (a minimum does not depend on it), gathered at the
+ * front of `hashes` by open addressing in a table of more than twice their number, 0 marking an
+ * empty slot (a hash of 0 is kept aside): on the corpus's texts (~500 shingles) 2-3 times faster
+ * than sorting them, as fast on the bench's repetitive ones. A hash's first slot is multiply-shift
+ * with an odd multiplier drawn per call, so no text can be written to make its shingles collide in
+ * the table (expected O(1) probes per hash whatever the input); the result does not depend on it.
+ */
 function distinct(hashes: Int32Array): Int32Array {
-  hashes.sort();
-  let distinct = 0;
-  for (let i = 0; i < hashes.length; i++) if (i === 0 || hashes[i] !== hashes[i - 1]) hashes[distinct++] = hashes[i]!;
-  return hashes.subarray(0, distinct);
+  const bits = Math.max(4, 32 - Math.clz32(hashes.length * 2));
+  const mask = 2 ** bits - 1;
+  const table = new Int32Array(mask + 1);
+  const multiplier = (Math.random() * 0x1_0000_0000) | 1;
+  let count = 0;
+  let zero = false;
+  for (let i = 0; i < hashes.length; i++) {
+    const hash = hashes[i]!;
+    if (hash === 0) {
+      if (!zero) hashes[count++] = 0;
+      zero = true;
+      continue;
+    }
+    let slot = Math.imul(hash, multiplier) >>> (32 - bits);
+    let held = table[slot]!;
+    while (held !== 0 && held !== hash) {
+      slot = (slot + 1) & mask;
+      held = table[slot]!;
+    }
+    if (held === 0) {
+      table[slot] = hash;
+      hashes[count++] = hash;
+    }
+  }
+  return hashes.subarray(0, count);
 }
