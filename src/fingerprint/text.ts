@@ -110,44 +110,48 @@ function asciiWords(text: string): string[] {
  * the characters: a word's characters are fed at once to the three shingles it belongs to (as
  * their first, second and third word), so no word string is made, each character is read once,
  * and the three independent multiply chains overlap in the CPU where shingleHash, word by word,
- * waits on each multiply. The same hashes as shingleHash over the word list.
+ * waits on each multiply. The same hashes as shingleHash over the word list. The characters are
+ * read as bytes (ASCII text is its latin1 bytes): a typed array read is cheaper than charCodeAt.
  */
 function asciiShingleHashes(text: string): Int32Array | null {
+  const bytes = Buffer.from(text, 'latin1');
   // A word is 2 letters or more and a separator: at most a third of the characters, plus one.
-  const hashes = new Int32Array(Math.floor(text.length / 3) + 1);
+  const hashes = new Int32Array(Math.floor(bytes.length / 3) + 1);
   let words = 0;
-  // The shingles that began at the word before (first: after its first word) and at the one before that.
+  // The shingles that began at the word before (after its first word) and at the one before that (after two).
   let first = 0;
   let second = 0;
-  let start = -1;
-  let h1 = 0;
-  let h2 = 0;
-  let h3 = 0;
-  for (let i = 0; i <= text.length; i++) {
-    const c = i < text.length ? text.charCodeAt(i) : 0;
-    const letter = c | 0x20;
-    if (letter >= 0x61 && letter <= 0x7a) {
-      if (start < 0) {
-        start = i;
-        h1 = FNV_OFFSET;
-        h2 = Math.imul(first ^ SPACE, FNV_PRIME);
-        h3 = Math.imul(second ^ SPACE, FNV_PRIME);
-      }
+  let i = 0;
+  while (i < bytes.length) {
+    let c = bytes[i]!;
+    if (!isAsciiLetter(c)) {
+      i++;
+      continue;
+    }
+    const start = i;
+    let h1 = FNV_OFFSET;
+    let h2 = Math.imul(first ^ SPACE, FNV_PRIME);
+    let h3 = Math.imul(second ^ SPACE, FNV_PRIME);
+    do {
       h1 = Math.imul(h1 ^ c, FNV_PRIME);
       h2 = Math.imul(h2 ^ c, FNV_PRIME);
       h3 = Math.imul(h3 ^ c, FNV_PRIME);
-    } else if (start >= 0) {
-      // A one-letter run is no word: the shingles under way go on as they were.
-      if (i - start >= 2) {
-        if (words >= SHINGLE_WORDS - 1) hashes[words - (SHINGLE_WORDS - 1)] = h3;
-        words++;
-        first = h1;
-        second = h2;
-      }
-      start = -1;
+      c = ++i < bytes.length ? bytes[i]! : 0;
+    } while (isAsciiLetter(c));
+    // A one-letter run is no word: the shingles under way go on as they were.
+    if (i - start >= 2) {
+      if (words >= SHINGLE_WORDS - 1) hashes[words - (SHINGLE_WORDS - 1)] = h3;
+      words++;
+      first = h1;
+      second = h2;
     }
   }
   return words < MIN_WORDS ? null : hashes.subarray(0, words - SHINGLE_WORDS + 1);
+}
+
+/** `\p{L}` on ASCII, as asciiWords reads it. */
+function isAsciiLetter(c: number): boolean {
+  return ((c | 0x20) - 0x61) >>> 0 < 26;
 }
 
 function unicodeWords(text: string): string[] {
@@ -156,7 +160,8 @@ function unicodeWords(text: string): string[] {
   return words;
 }
 
-const FNV_OFFSET = 0x811c9dc5;
+/** As int32, so the hash variables stay int32 from their first value (0x811c9dc5 is above 2^31). */
+const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
 const SPACE = 0x20;
 
