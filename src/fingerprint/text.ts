@@ -209,7 +209,9 @@ const SEED_STEPS = SEEDS.map((seed) => seed ^ (seed >>> 16));
 
 /** The hex minhash of distinct shingle hashes. */
 function minimums(shingles: Int32Array): string {
-  const steps = shingles.map((shingle) => shingle ^ (shingle >>> 16));
+  // A loop, not a map() arrow: an arrow made per call has its optimised code dropped at each full GC.
+  const steps = new Int32Array(shingles.length);
+  for (let s = 0; s < shingles.length; s++) steps[s] = shingles[s]! ^ (shingles[s]! >>> 16);
   // The hot loop of text fingerprinting: mix() inlined over int32 arithmetic over a typed array
   // of the distinct shingles (iterating a Set per shingle cost a third of minhash on a 5 KB
   // text), eight positions per pass: their independent chains keep the CPU's multipliers busy,
