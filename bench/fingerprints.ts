@@ -25,7 +25,8 @@ import { fingerprintMessage, stripEnvelope } from '../src/fingerprint/index.js';
 import { hashImage } from '../src/fingerprint/image.js';
 import { DEFAULT_LIMITS } from '../src/fingerprint/limits.js';
 import { fuzzySchemeFor } from '../src/fingerprint/fuzzy.js';
-import { htmlToText, minhash, normalisedWords } from '../src/fingerprint/text.js';
+import { htmlToText, normalisedWords } from '../src/fingerprint/text.js';
+import { minhash } from '../src/fingerprint/minhash.js';
 import { writeMarkedBlock } from './benchmarks-block.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

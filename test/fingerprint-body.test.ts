@@ -1,6 +1,7 @@
 import test from 'ava';
 import { fuzzySchemeFor, hammingScheme } from '../src/fingerprint/fuzzy.js';
-import { bodyMinhash, htmlToText, minhash, normalisedWords } from '../src/fingerprint/text.js';
+import { bodyMinhash, htmlToText, normalisedWords } from '../src/fingerprint/text.js';
+import { minhash } from '../src/fingerprint/minhash.js';
 import { fingerprintMessage } from '../src/fingerprint/index.js';
 import { message, prose } from '../fixtures/fingerprint/factory.js';
 

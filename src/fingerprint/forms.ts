@@ -18,7 +18,7 @@
  */
 import { isIP } from 'node:net';
 import { PHASH_ALGORITHM, PHASH_BITS } from './image.js';
-import { MINHASH_COUNT } from './text.js';
+import { MINHASH_COUNT } from './minhash.js';
 
 interface ValueForm {
   /** What the value must be, for the error message. */
