@@ -36,7 +36,7 @@ const LINK = /\b(?:https?:\/\/|www\.)\S+/g;
 
 /** Lower-case words of letters only: digits, links, addresses and punctuation carry no identity here. */
 export function normalisedWords(text: string): string[] {
-  const cleaned = withoutAddresses(text.normalize('NFKC').toLowerCase().replace(LINK, ' '));
+  const cleaned = lowerCaseWithoutLinks(text.normalize('NFKC'));
   return ASCII_ONLY.test(cleaned) ? asciiWords(cleaned) : unicodeWords(cleaned);
 }
 
@@ -47,8 +47,13 @@ export function normalisedWords(text: string): string[] {
  */
 export function bodyMinhash(text: string): string | null {
   if (!ASCII_ONLY.test(text)) return minhash(normalisedWords(text));
-  const hashes = asciiShingleHashes(withoutAddresses(text.toLowerCase().replace(LINK, ' ')));
+  const hashes = asciiShingleHashes(lowerCaseWithoutLinks(text));
   return hashes === null ? null : minimums(distinct(hashes));
+}
+
+/** The text in lower case with its links and addresses blanked: both ways to the words start here. */
+function lowerCaseWithoutLinks(text: string): string {
+  return withoutAddresses(text.toLowerCase().replace(LINK, ' '));
 }
 
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
