@@ -28,7 +28,7 @@ const IDENTITY_ENCODINGS = new Set(['', '7bit', '8bit', 'binary']);
  * Transfer encodings of an attachment the fast path decodes: none, the identity ones, base64 and
  * quoted-printable. Anything else (x-uuencode, a typo) is mailparser's to judge.
  */
-const ATTACHMENT_ENCODINGS = new Set(['', '7bit', '8bit', 'binary', 'base64', 'quoted-printable']);
+const ATTACHMENT_ENCODINGS = new Set([...IDENTITY_ENCODINGS, 'base64', 'quoted-printable']);
 
 export interface TextLeaf {
   readonly kind: 'text';
